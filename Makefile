@@ -1,0 +1,91 @@
+# fxfer — `make run` starts the whole product locally; `make test` runs every test. Both set themselves up.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+LOCALSTACK_VENV := .venv-localstack
+RUNTIME_VENV := .venv-runtime
+APT_PACKAGES := xmlsec1 chromium
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help setup run test test-fast test-integration test-package test-browser package lint format clean bench-coldstart
+
+help:
+	@echo "make run      set up and start fxfer locally on stand-ins for AWS (http://127.0.0.1:8000)"
+	@echo "make test     set up and run every test (fast, integration, package)"
+	@echo "make package  build the Lambda package into dist/"
+	@echo "make lint     ruff"
+
+# --- set-up (idempotent: a second run reuses what the first installed) ---------------------------------------
+setup: $(VENV)/.done .dev/.done $(LOCALSTACK_VENV)/.done .apt.done
+
+.apt.done:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@touch $@
+
+$(VENV)/.done: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 13), f"fxfer needs Python 3.13, {sys.executable} is {sys.version.split()[0]}"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+$(LOCALSTACK_VENV)/.done: requirements-localstack.txt
+	$(PYTHON) -m venv $(LOCALSTACK_VENV)
+	$(LOCALSTACK_VENV)/bin/pip install -q --upgrade pip
+	$(LOCALSTACK_VENV)/bin/pip install -q -r requirements-localstack.txt
+	@touch $@
+
+# Development keys and certificates: generated here, never committed.
+.dev/.done: devtools/devkeys.py $(VENV)/.done
+	$(PY) devtools/devkeys.py .dev
+	@touch $@
+
+# --- run ---------------------------------------------------------------------------------------------------
+run: setup
+	$(PY) -m devtools.run
+
+# --- tests -------------------------------------------------------------------------------------------------
+test: setup
+	$(MAKE) --no-print-directory test-fast
+	$(MAKE) --no-print-directory test-integration
+	$(MAKE) --no-print-directory test-package
+
+# In-process moto, in parallel.
+test-fast: setup
+	$(PY) -m pytest -n 2 -m "not integration and not package and not browser"
+
+# Against LocalStack (S3, KMS) and moto server (DynamoDB, SES), started and stopped here; browser tests too.
+test-integration: setup
+	$(PY) -m devtools.stack --provision fxfer.settings.test -- $(PY) -m pytest -m "integration or browser"
+
+# The built Lambda package, called through Zappa's own handler.
+test-package: package
+	$(PY) -m pytest -m package
+
+# --- Lambda package ----------------------------------------------------------------------------------------
+package: setup
+	$(PY) -m devtools.package
+
+bench-coldstart: package
+	$(PY) bench/coldstart.py
+
+# --- tooling -----------------------------------------------------------------------------------------------
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) $(LOCALSTACK_VENV) $(RUNTIME_VENV) dist .dev .apt.done staticfiles .pytest_cache .ruff_cache

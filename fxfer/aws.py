@@ -1,0 +1,34 @@
+"""boto3 clients configured from settings: the region, and a local stand-in's endpoint where one is set.
+
+Only boundary modules (transfers/storage.py for S3, fxfer/provisioning.py for set-up) call this.
+"""
+
+import boto3
+from botocore.config import Config
+from django.conf import settings
+
+_ENDPOINT_SETTINGS = {
+    "s3": "FXFER_S3_ENDPOINT",
+    "kms": "FXFER_KMS_ENDPOINT",
+    "dynamodb": "FXFER_DYNAMODB_ENDPOINT",
+    "ses": "FXFER_SES_ENDPOINT",
+}
+
+
+def endpoint_url(service: str) -> str | None:
+    return getattr(settings, _ENDPOINT_SETTINGS[service], "") or None
+
+
+def client(service: str, *, timeout_seconds: float = 10, attempts: int = 3):
+    """A boto3 client for one of our services. Short timeouts: a request path never waits on a stuck call."""
+    config = Config(
+        region_name=settings.FXFER_AWS_REGION,
+        connect_timeout=timeout_seconds,
+        read_timeout=timeout_seconds,
+        retries={"max_attempts": attempts, "mode": "standard"},
+        # SigV4 everywhere: presigned URLs with SSE-KMS require it.
+        signature_version="s3v4" if service == "s3" else None,
+        # Path-style addressing for local stand-ins, which do not resolve bucket subdomains.
+        s3={"addressing_style": "path" if endpoint_url(service) else "virtual"} if service == "s3" else None,
+    )
+    return boto3.client(service, endpoint_url=endpoint_url(service), config=config)

@@ -1,0 +1,50 @@
+"""Reading stage values and secrets from the environment.
+
+Production settings call ``required()`` so that a missing variable stops the process at start with its name,
+instead of failing on the first request that needs it.
+"""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def required(name: str) -> str:
+    """The variable's value; ImproperlyConfigured naming the variable when it is unset or blank."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ImproperlyConfigured(f"The environment variable {name} must be set (see README, 'Configuration').")
+    return value
+
+
+def optional(name: str, default: str = "") -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+def integer(name: str, default: int) -> int:
+    raw = optional(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"The environment variable {name} must be a whole number, not {raw!r}.") from None
+
+
+def boolean(name: str, default: bool) -> bool:
+    raw = optional(name).lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"The environment variable {name} must be true or false, not {raw!r}.")
+
+
+def listing(name: str, default: tuple[str, ...] = ()) -> list[str]:
+    """A comma-separated list; blanks dropped."""
+    raw = optional(name)
+    if not raw:
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]

@@ -1,0 +1,373 @@
+"""Create or converge every AWS resource the app needs that Zappa does not create.
+
+Idempotent: each step reads what is there, changes only what differs, and says which it did. Run twice, the
+second run reports every step "unchanged". Used by `manage.py provision` in production and by `make run` and
+the integration tests against the local stand-ins.
+"""
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from botocore.exceptions import ClientError
+from django.conf import settings
+from pynamodb.attributes import TTLAttribute
+
+from fxfer import aws, dynamo
+
+CREATED, UPDATED, UNCHANGED, UNSUPPORTED = "created", "updated", "unchanged", "unsupported"
+
+# Objects that belong to transfers and upload requests live under this prefix; the lifecycle backstop and the
+# S3 event source are scoped to it.
+FILES_PREFIX = "files/"
+
+
+@dataclass(frozen=True)
+class Step:
+    resource: str
+    action: str
+    detail: str = ""
+
+
+def provision() -> Iterator[Step]:
+    """Converge tables, the KMS key, the bucket and (on a local stand-in) the SES sender. Yields each step."""
+    yield from _tables()
+    key_arn, step = _kms_key()
+    yield step
+    yield from _bucket(key_arn)
+    yield _ses_sender()
+
+
+# --- DynamoDB ------------------------------------------------------------------------------------------------
+
+
+def _tables() -> Iterator[Step]:
+    client = aws.client("dynamodb")
+    for model in sorted(dynamo.all_models(), key=lambda m: m.Meta.table_name):
+        name = model.Meta.table_name
+        if not model.exists():
+            model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+            yield Step(f"dynamodb table {name}", CREATED)
+        else:
+            yield _table_indexes(client, model)
+        yield _table_ttl(client, model)
+        yield _table_pitr(client, name)
+
+
+def _table_indexes(client, model) -> Step:
+    """Add global secondary indexes the model declares and the table lacks (one per UpdateTable call)."""
+    name = model.Meta.table_name
+    existing = {
+        gsi["IndexName"] for gsi in client.describe_table(TableName=name)["Table"].get("GlobalSecondaryIndexes", [])
+    }
+    schema = model._get_schema()
+    missing = [gsi for gsi in schema["global_secondary_indexes"] if gsi["index_name"] not in existing]
+    if not missing:
+        return Step(f"dynamodb table {name}", UNCHANGED)
+    for gsi in missing:
+        needed = {key["AttributeName"] for key in gsi["key_schema"]}
+        client.update_table(
+            TableName=name,
+            AttributeDefinitions=[a for a in schema["attribute_definitions"] if a["AttributeName"] in needed],
+            GlobalSecondaryIndexUpdates=[
+                {
+                    "Create": {
+                        "IndexName": gsi["index_name"],
+                        "KeySchema": gsi["key_schema"],
+                        "Projection": gsi["projection"],
+                    }
+                }
+            ],
+        )
+        client.get_waiter("table_exists").wait(TableName=name)
+    return Step(f"dynamodb table {name}", UPDATED, "added indexes " + ", ".join(g["index_name"] for g in missing))
+
+
+def _table_ttl(client, model) -> Step:
+    name = model.Meta.table_name
+    ttl_attrs = [attr.attr_name for attr in model.get_attributes().values() if isinstance(attr, TTLAttribute)]
+    if not ttl_attrs:
+        return Step(f"dynamodb ttl {name}", UNCHANGED, "no TTL attribute")
+    current = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    if current.get("TimeToLiveStatus") in {"ENABLED", "ENABLING"} and current.get("AttributeName") == ttl_attrs[0]:
+        return Step(f"dynamodb ttl {name}", UNCHANGED, ttl_attrs[0])
+    client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attrs[0]})
+    return Step(f"dynamodb ttl {name}", UPDATED, ttl_attrs[0])
+
+
+def _table_pitr(client, name: str) -> Step:
+    try:
+        status = client.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+        pitr = status.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+        if pitr == "ENABLED":
+            return Step(f"dynamodb pitr {name}", UNCHANGED)
+        client.update_continuous_backups(
+            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
+    except ClientError as exc:
+        if _unsupported(exc):
+            return Step(f"dynamodb pitr {name}", UNSUPPORTED, "endpoint does not support point-in-time recovery")
+        raise
+    return Step(f"dynamodb pitr {name}", UPDATED, "point-in-time recovery on")
+
+
+# --- KMS -----------------------------------------------------------------------------------------------------
+
+
+def _kms_key() -> tuple[str, Step]:
+    """The key that encrypts every file. An alias that does not exist yet gets a new customer-managed key with
+    yearly rotation; a key id or ARN must already exist."""
+    kms = aws.client("kms")
+    key_id = settings.FXFER_KMS_KEY_ID
+    try:
+        arn = kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
+        return arn, Step(f"kms key {key_id}", UNCHANGED, arn)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NotFoundException" or not key_id.startswith("alias/"):
+            raise
+    metadata = kms.create_key(
+        Description=f"fxfer {settings.FXFER_STAGE}: encrypts transferred files at rest",
+        KeyUsage="ENCRYPT_DECRYPT",
+        Tags=[{"TagKey": "app", "TagValue": "fxfer"}, {"TagKey": "stage", "TagValue": settings.FXFER_STAGE}],
+    )["KeyMetadata"]
+    kms.create_alias(AliasName=key_id, TargetKeyId=metadata["KeyId"])
+    try:
+        kms.enable_key_rotation(KeyId=metadata["KeyId"])
+    except ClientError as exc:
+        if not _unsupported(exc):
+            raise
+    return metadata["Arn"], Step(f"kms key {key_id}", CREATED, metadata["Arn"])
+
+
+# --- S3 ------------------------------------------------------------------------------------------------------
+
+
+def bucket_policy(*, bucket: str, key_arn: str) -> dict:
+    """Deny plain HTTP and old TLS, and deny writes that ask for another encryption or another KMS key.
+
+    "IfExists": multipart UploadPart carries no SSE header, so denying an *absent* header would break large
+    uploads; default bucket encryption covers objects written without one, and the server checks every
+    object's key id after upload.
+    """
+    bucket_arn = f"arn:aws:s3:::{bucket}"
+    everything = [bucket_arn, f"{bucket_arn}/*"]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": everything,
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+            {
+                "Sid": "DenyOldTls",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": everything,
+                "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+            },
+            {
+                "Sid": "DenyOtherEncryption",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": f"{bucket_arn}/*",
+                "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+            },
+            {
+                "Sid": "DenyOtherKmsKey",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": f"{bucket_arn}/*",
+                "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}},
+            },
+        ],
+    }
+
+
+def cors_rules() -> list[dict]:
+    """Browsers upload and download directly: only the site's own origin, and ETag exposed for multipart."""
+    base = urlsplit(settings.FXFER_BASE_URL)
+    return [
+        {
+            "AllowedOrigins": [f"{base.scheme}://{base.netloc}"],
+            "AllowedMethods": ["GET", "HEAD", "PUT", "POST"],
+            "AllowedHeaders": ["*"],
+            "ExposeHeaders": ["ETag"],
+            "MaxAgeSeconds": 3000,
+        }
+    ]
+
+
+def lifecycle_rules() -> list[dict]:
+    """The backstop behind the hourly sweep (lifecycle runs once a day). Versioning plus Object Lock legal hold
+    lets the held objects survive: expiry turns the current version noncurrent, and a noncurrent version under
+    legal hold cannot be deleted by the rule that removes the others a day later."""
+    return [
+        {
+            "ID": "expire-files-after-max-retention",
+            "Status": "Enabled",
+            "Filter": {"Prefix": FILES_PREFIX},
+            "Expiration": {"Days": settings.FXFER_MAX_RETENTION_DAYS + 1},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+        },
+        {
+            "ID": "remove-expired-delete-markers",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "Expiration": {"ExpiredObjectDeleteMarker": True},
+        },
+        {
+            "ID": "abort-incomplete-multipart-uploads",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        },
+    ]
+
+
+def _bucket(key_arn: str) -> Iterator[Step]:
+    s3 = aws.client("s3")
+    bucket = settings.FXFER_BUCKET
+    try:
+        s3.head_bucket(Bucket=bucket)
+        yield Step(f"s3 bucket {bucket}", UNCHANGED)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in {"404", "NoSuchBucket", "NotFound"}:
+            raise
+        create = {"Bucket": bucket, "ObjectLockEnabledForBucket": True}
+        if settings.FXFER_AWS_REGION != "us-east-1":
+            create["CreateBucketConfiguration"] = {"LocationConstraint": settings.FXFER_AWS_REGION}
+        s3.create_bucket(**create)
+        yield Step(f"s3 bucket {bucket}", CREATED, "object lock enabled")
+
+    yield _converge(
+        f"s3 public access block {bucket}",
+        read=lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"],
+        missing={"NoSuchPublicAccessBlockConfiguration"},
+        desired={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+        write=lambda d: s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=d),
+    )
+    yield _converge(
+        f"s3 versioning {bucket}",
+        read=lambda: {"Status": s3.get_bucket_versioning(Bucket=bucket).get("Status")},
+        missing=set(),
+        desired={"Status": "Enabled"},
+        write=lambda d: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=d),
+    )
+    yield _converge(
+        f"s3 default encryption {bucket}",
+        read=lambda: _encryption(s3.get_bucket_encryption(Bucket=bucket)),
+        missing={"ServerSideEncryptionConfigurationNotFoundError"},
+        desired={"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn, "BucketKeyEnabled": True},
+        write=lambda d: s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": {
+                            "SSEAlgorithm": d["SSEAlgorithm"],
+                            "KMSMasterKeyID": d["KMSMasterKeyID"],
+                        },
+                        "BucketKeyEnabled": d["BucketKeyEnabled"],
+                    }
+                ]
+            },
+        ),
+    )
+    yield _converge(
+        f"s3 bucket policy {bucket}",
+        read=lambda: json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]),
+        missing={"NoSuchBucketPolicy"},
+        desired=bucket_policy(bucket=bucket, key_arn=key_arn),
+        write=lambda d: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(d)),
+    )
+    yield _converge(
+        f"s3 cors {bucket}",
+        read=lambda: [_cors_rule(r) for r in s3.get_bucket_cors(Bucket=bucket)["CORSRules"]],
+        missing={"NoSuchCORSConfiguration"},
+        desired=cors_rules(),
+        write=lambda d: s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": d}),
+    )
+    yield _converge(
+        f"s3 lifecycle {bucket}",
+        read=lambda: [_lifecycle_rule(r) for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]],
+        missing={"NoSuchLifecycleConfiguration"},
+        desired=lifecycle_rules(),
+        write=lambda d: s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": d}),
+    )
+
+
+def _converge(resource: str, *, read: Callable, missing: set[str], desired, write: Callable) -> Step:
+    try:
+        current = read()
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in missing:
+            raise
+        write(desired)
+        return Step(resource, CREATED)
+    if current == desired:
+        return Step(resource, UNCHANGED)
+    write(desired)
+    return Step(resource, UPDATED)
+
+
+def _encryption(response: dict) -> dict:
+    rule = response["ServerSideEncryptionConfiguration"]["Rules"][0]
+    default = rule.get("ApplyServerSideEncryptionByDefault", {})
+    return {
+        "SSEAlgorithm": default.get("SSEAlgorithm"),
+        "KMSMasterKeyID": default.get("KMSMasterKeyID"),
+        "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled")),
+    }
+
+
+def _cors_rule(rule: dict) -> dict:
+    return {
+        k: rule.get(k) for k in ("AllowedOrigins", "AllowedMethods", "AllowedHeaders", "ExposeHeaders", "MaxAgeSeconds")
+    }
+
+
+def _lifecycle_rule(rule: dict) -> dict:
+    # S3 echoes rules with extra defaults ("ExpiredObjectDeleteMarker": False next to Days, …): keep what we set.
+    wanted = {"ID", "Status", "Filter", "Expiration", "NoncurrentVersionExpiration", "AbortIncompleteMultipartUpload"}
+    out = {k: v for k, v in rule.items() if k in wanted}
+    if "Expiration" in out:
+        out["Expiration"] = {
+            k: v for k, v in out["Expiration"].items() if not (k == "ExpiredObjectDeleteMarker" and v is False)
+        }
+    return out
+
+
+# --- SES -----------------------------------------------------------------------------------------------------
+
+
+def _ses_sender() -> Step:
+    """Locally, verify the sender on the SES stand-in. In AWS, verifying a domain needs DNS records the operator
+    publishes: report the status and leave it to them (README, "Deploy")."""
+    ses = aws.client("ses")
+    sender = settings.DEFAULT_FROM_EMAIL
+    domain = sender.rpartition("@")[2]
+    status = ses.get_identity_verification_attributes(Identities=[sender, domain])["VerificationAttributes"]
+    if any(v.get("VerificationStatus") == "Success" for v in status.values()):
+        return Step(f"ses sender {sender}", UNCHANGED, "verified")
+    if settings.FXFER_SES_VERIFY_SENDER:
+        ses.verify_email_identity(EmailAddress=sender)
+        return Step(f"ses sender {sender}", CREATED, "verified on the local stand-in")
+    return Step(f"ses sender {sender}", UNSUPPORTED, f"verify the domain {domain} in SES (DNS records) before sending")
+
+
+def _unsupported(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    return code in {"UnknownOperationException", "NotImplemented", "NotImplementedError", "InternalFailure", "501"}

@@ -1,0 +1,128 @@
+"""Settings shared by every stage. Stage modules (local, test, production) fill in the rest."""
+
+from pathlib import Path
+
+from django.utils.translation import gettext_lazy as _
+
+from fxfer import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+# --- Django core -------------------------------------------------------------------------------------------
+# DynamoDB is the only datastore: an empty DATABASES makes any stray ORM query fail loudly.
+DATABASES: dict = {}
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "fxfer.apps.FxferConfig",
+    "accounts",
+    "transfers",
+    "reports",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "fxfer.urls"
+WSGI_APPLICATION = "fxfer.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Language and time -------------------------------------------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("ja", _("Japanese"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+USE_TZ = True
+TIME_ZONE = env.optional("FXFER_TIME_ZONE", "Asia/Tokyo")  # local time at the edges; UTC inside
+
+# --- Static files: their own place (WhiteNoise), never the transfer bucket ---------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# --- Security defaults (stage modules tighten further) -----------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# --- AWS -------------------------------------------------------------------------------------------------
+# Stage name: prefixes every table so dev and prod can share an account.
+FXFER_STAGE = env.optional("FXFER_STAGE", "dev")
+FXFER_AWS_REGION = env.optional("FXFER_AWS_REGION", env.optional("AWS_REGION", "ap-northeast-1"))
+# Endpoints of local stand-ins; empty means real AWS.
+FXFER_DYNAMODB_ENDPOINT = env.optional("FXFER_DYNAMODB_ENDPOINT")
+FXFER_S3_ENDPOINT = env.optional("FXFER_S3_ENDPOINT")
+FXFER_KMS_ENDPOINT = env.optional("FXFER_KMS_ENDPOINT", FXFER_S3_ENDPOINT)
+FXFER_SES_ENDPOINT = env.optional("FXFER_SES_ENDPOINT")
+FXFER_BUCKET = env.optional("FXFER_BUCKET")
+# Alias ("alias/fxfer-prod") or key ARN of the customer-managed KMS key that encrypts every file.
+FXFER_KMS_KEY_ID = env.optional("FXFER_KMS_KEY_ID")
+# The public origin of the site. SAML URLs, mail links and S3 CORS are built from it, never from Host.
+FXFER_BASE_URL = env.optional("FXFER_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# --- Retention ---------------------------------------------------------------------------------------------
+FXFER_DEFAULT_EXPIRY_DAYS = env.integer("FXFER_DEFAULT_EXPIRY_DAYS", 7)
+# The longest a file may stay. The S3 lifecycle backstop deletes objects one day after this.
+FXFER_MAX_RETENTION_DAYS = env.integer("FXFER_MAX_RETENTION_DAYS", 30)
+# Transfer metadata and audit events are kept this long, then removed; never earlier.
+FXFER_AUDIT_RETENTION_DAYS = env.integer("FXFER_AUDIT_RETENTION_DAYS", 3 * 365)
+# Audit events of one day are spread over this many index partitions so a busy day's aggregation can fan out.
+FXFER_AUDIT_DAY_SHARDS = env.integer("FXFER_AUDIT_DAY_SHARDS", 4)
+
+# --- Mail --------------------------------------------------------------------------------------------------
+EMAIL_BACKEND = "django_ses.SESBackend"
+DEFAULT_FROM_EMAIL = env.optional("FXFER_FROM_EMAIL", "fxfer@example.com")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Local stand-ins only: `provision` marks the sender verified. In AWS the operator verifies the domain (DNS).
+FXFER_SES_VERIFY_SENDER = False
+AWS_SES_REGION_NAME = env.optional("FXFER_SES_REGION", FXFER_AWS_REGION)
+AWS_SES_REGION_ENDPOINT_URL = FXFER_SES_ENDPOINT or f"https://email.{AWS_SES_REGION_NAME}.amazonaws.com"
+
+# --- Logging: one JSON object per line, which CloudWatch Logs Insights can query -----------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "fxfer.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["console"], "level": env.optional("FXFER_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "botocore": {"level": "WARNING"},
+        "pynamodb": {"level": "WARNING"},
+    },
+}

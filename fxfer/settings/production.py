@@ -1,0 +1,37 @@
+"""Production (AWS Lambda through Zappa). Every stage value and secret comes from the environment; a missing
+one stops the process at start with its name."""
+
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+from fxfer import env
+from fxfer.settings.base import *  # noqa: F403
+
+DEBUG = False
+SECRET_KEY = env.required("FXFER_SECRET_KEY")
+FXFER_STAGE = env.required("FXFER_STAGE")
+FXFER_BASE_URL = env.required("FXFER_BASE_URL").rstrip("/")
+FXFER_BUCKET = env.required("FXFER_BUCKET")
+FXFER_KMS_KEY_ID = env.required("FXFER_KMS_KEY_ID")
+DEFAULT_FROM_EMAIL = SERVER_EMAIL = env.required("FXFER_FROM_EMAIL")
+
+_base = urlsplit(FXFER_BASE_URL)
+if _base.scheme != "https" or not _base.hostname:
+    raise ImproperlyConfigured(f"FXFER_BASE_URL must be an https:// URL, not {FXFER_BASE_URL!r}.")
+# The public host, plus any API Gateway host the operator lists (before a custom domain exists).
+ALLOWED_HOSTS = [_base.hostname, *env.listing("FXFER_EXTRA_HOSTS")]
+CSRF_TRUSTED_ORIGINS = [f"https://{_base.netloc}"]
+
+# API Gateway terminates TLS and always sets X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = True
+SECURE_HSTS_SECONDS = 31536000
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = env.boolean("FXFER_HSTS_PRELOAD", False)
+
+# __Host- cookies: Secure, path /, no Domain, so a sibling subdomain can neither read nor plant them.
+SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_NAME = "__Host-fxfer-session"
+CSRF_COOKIE_SECURE = True
+CSRF_COOKIE_NAME = "__Host-fxfer-csrf"

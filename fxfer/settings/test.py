@@ -1,0 +1,16 @@
+"""Tests. The fast tier runs on in-process moto (no endpoints); the integration tier sets the endpoints of
+the stand-ins it starts through the environment before Django loads."""
+
+from fxfer import env
+from fxfer.settings.base import *  # noqa: F403
+
+DEBUG = False
+SECRET_KEY = "test-only-not-secret"  # noqa: S105 - tests only
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+FXFER_STAGE = env.optional("FXFER_STAGE", "test")
+FXFER_BUCKET = env.optional("FXFER_BUCKET", "fxfer-test-transfers")
+FXFER_KMS_KEY_ID = env.optional("FXFER_KMS_KEY_ID", "alias/fxfer-test")
+FXFER_DEV_MAILBOX = True
+FXFER_SES_VERIFY_SENDER = True
+INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # noqa: F405
+STORAGES = {"staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}

@@ -1,0 +1,97 @@
+"""Audit trail and daily statistics (PynamoDB only; no ORM models)."""
+
+from pynamodb.attributes import (
+    JSONAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from fxfer import dynamo
+
+
+class AuditByDay(GlobalSecondaryIndex):
+    """A local day's events, spread over a few shards ("2026-11-28#0" … "#3") so a busy day can fan out."""
+
+    class Meta:
+        index_name = "by-day"
+        projection = AllProjection()
+
+    day_shard = UnicodeAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True)
+
+
+class AuditBySubject(GlobalSecondaryIndex):
+    """Everything that happened to one thing (a transfer, a user), in order."""
+
+    class Meta:
+        index_name = "by-subject"
+        projection = AllProjection()
+
+    subject = UnicodeAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True)
+
+
+class AuditByActor(GlobalSecondaryIndex):
+    """Everything one person (or job) did, in order."""
+
+    class Meta:
+        index_name = "by-actor"
+        projection = AllProjection()
+
+    actor = UnicodeAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True)
+
+
+class AuditEvent(Model):
+    """One append-only audit event, hash-chained to the one before it (seq - 1)."""
+
+    Meta = dynamo.meta("audit-events")
+
+    event_id = UnicodeAttribute(hash_key=True)  # zero-padded seq: "000000000042"
+    seq = NumberAttribute()
+    at = UTCDateTimeAttribute()
+    sort_key = UnicodeAttribute()  # "<ISO time>#<event_id>": time order, unique
+    day_shard = UnicodeAttribute()
+    action = UnicodeAttribute()
+    outcome = UnicodeAttribute()  # "ok", "granted", "refused", "failed"
+    actor = UnicodeAttribute()  # "user:<id>", "guest:<recipient id>", "job:<name>", "anonymous"
+    subject = UnicodeAttribute()  # "transfer:<id>", "user:<id>", "system"
+    ip = UnicodeAttribute(null=True)
+    user_agent = UnicodeAttribute(null=True)
+    details = JSONAttribute(null=True)
+    prev_hash = UnicodeAttribute()
+    hash = UnicodeAttribute()
+    # Kept for the audit-retention period (FXFER_AUDIT_RETENTION_DAYS), then DynamoDB TTL removes it.
+    expires_at = TTLAttribute(null=True)
+
+    by_day = AuditByDay()
+    by_subject = AuditBySubject()
+    by_actor = AuditByActor()
+
+
+class AuditChainHead(Model):
+    """The chain's newest seq and hash; writers advance it with a conditional write, one at a time."""
+
+    Meta = dynamo.meta("audit-chain")
+
+    chain = UnicodeAttribute(hash_key=True)  # "main"
+    seq = NumberAttribute()
+    hash = UnicodeAttribute()
+
+
+class DailyStats(Model):
+    """Figures of one local day, for the whole company ("all") or one department ("dept:<name>")."""
+
+    Meta = dynamo.meta("daily-stats")
+
+    day = UnicodeAttribute(hash_key=True)  # "2026-11-28", local time
+    scope = UnicodeAttribute(range_key=True)
+    status = UnicodeAttribute()  # "ok" or "failed"
+    figures = JSONAttribute(default=dict)
+    events_read = NumberAttribute(default=0)
+    computed_at = UTCDateTimeAttribute()
+    error = UnicodeAttribute(null=True)

@@ -1,0 +1,154 @@
+"""Writes: the audit trail and the daily statistics."""
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from fxfer import dynamo
+from reports.errors import AuditError
+from reports.models import AuditChainHead, AuditEvent, DailyStats
+
+logger = logging.getLogger(__name__)
+
+CHAIN = "main"
+GENESIS_HASH = "0" * 64
+_APPEND_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class AuditRecorded:
+    event_id: str
+    seq: int
+    hash: str
+
+
+def local_day(moment: datetime) -> date:
+    """The day in the company's time zone (settings.TIME_ZONE) that `moment` falls on."""
+    return moment.astimezone(ZoneInfo(settings.TIME_ZONE)).date()
+
+
+def event_hash(*, prev_hash: str, fields: dict) -> str:
+    """SHA-256 over the previous hash and the event's fields in canonical JSON: change any, and it shows."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+def chained_fields(event: AuditEvent) -> dict:
+    """The fields the hash covers (everything but the hash itself and the index helpers derived from them)."""
+    return {
+        "seq": int(event.seq),
+        "at": event.at.astimezone(UTC).isoformat(),
+        "action": event.action,
+        "outcome": event.outcome,
+        "actor": event.actor,
+        "subject": event.subject,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "details": event.details,
+    }
+
+
+def audit_record(
+    *,
+    action: str,
+    actor: str,
+    subject: str,
+    outcome: str = "ok",
+    ip: str | None = None,
+    user_agent: str | None = None,
+    details: dict | None = None,
+    now: datetime | None = None,
+) -> AuditRecorded:
+    """Append one event to the hash chain. Concurrent writers serialise on the chain head (conditional write)."""
+    at = now or datetime.now(UTC)
+    for _ in range(_APPEND_ATTEMPTS):
+        head = _chain_head()
+        seq = (int(head.seq) + 1) if head else 1
+        prev_hash = head.hash if head else GENESIS_HASH
+        event = AuditEvent(
+            event_id=f"{seq:012d}",
+            seq=seq,
+            at=at,
+            action=action,
+            outcome=outcome,
+            actor=actor,
+            subject=subject,
+            ip=ip,
+            user_agent=(user_agent or "")[:512] or None,
+            details=details or None,
+            prev_hash=prev_hash,
+        )
+        event.sort_key = f"{at.astimezone(UTC).isoformat()}#{event.event_id}"
+        event.day_shard = f"{local_day(at).isoformat()}#{seq % settings.FXFER_AUDIT_DAY_SHARDS}"
+        event.expires_at = at + timedelta(days=settings.FXFER_AUDIT_RETENTION_DAYS)
+        event.hash = event_hash(prev_hash=prev_hash, fields=chained_fields(event))
+        new_head = AuditChainHead(chain=CHAIN, seq=seq, hash=event.hash)
+        head_condition = AuditChainHead.seq == int(head.seq) if head else AuditChainHead.chain.does_not_exist()
+        try:
+            with TransactWrite(connection=dynamo.connection()) as tx:
+                tx.save(new_head, condition=head_condition)
+                tx.save(event, condition=AuditEvent.event_id.does_not_exist())
+        except TransactWriteError:
+            continue  # another writer took this seq; read the new head and try again
+        logger.info(
+            "audit", extra={"audit_action": action, "audit_outcome": outcome, "audit_subject": subject, "seq": seq}
+        )
+        return AuditRecorded(event_id=event.event_id, seq=seq, hash=event.hash)
+    raise AuditError("chain_busy", "Could not append to the audit chain; too many concurrent writers.")
+
+
+def _chain_head() -> AuditChainHead | None:
+    try:
+        return AuditChainHead.get(CHAIN, consistent_read=True)
+    except AuditChainHead.DoesNotExist:
+        return None
+
+
+@dataclass(frozen=True)
+class DailyStatsBuilt:
+    day: date
+    events_read: int
+    figures: dict
+
+
+def daily_stats_rebuild(*, day: date, now: datetime | None = None) -> DailyStatsBuilt:
+    """Recount one local day from that day's audit events only (Query by day shard) and overwrite its figures.
+
+    Idempotent: running it twice gives the same figures. A failure is recorded on the day, then re-raised.
+    """
+    computed_at = now or datetime.now(UTC)
+    try:
+        counts: Counter[str] = Counter()
+        events_read = 0
+        for shard in range(settings.FXFER_AUDIT_DAY_SHARDS):
+            for event in AuditEvent.by_day.query(f"{day.isoformat()}#{shard}"):
+                events_read += 1
+                counts[f"{event.action}.{event.outcome}"] += 1
+        figures = {"events": events_read, "by_action": dict(sorted(counts.items()))}
+        DailyStats(
+            day=day.isoformat(),
+            scope="all",
+            status="ok",
+            figures=figures,
+            events_read=events_read,
+            computed_at=computed_at,
+        ).save()
+    except Exception as exc:
+        DailyStats(
+            day=day.isoformat(),
+            scope="all",
+            status="failed",
+            figures={},
+            computed_at=computed_at,
+            error=f"{type(exc).__name__}: {exc}"[:1000],
+        ).save()
+        raise
+    return DailyStatsBuilt(day=day, events_read=events_read, figures=figures)

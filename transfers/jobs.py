@@ -1,0 +1,41 @@
+"""Lambda entry points for transfers: the S3 ObjectCreated event source and the hourly expiry sweep.
+
+Both are invoked at least once: the services they call are idempotent. Errors are logged and re-raised so
+Lambda's retry and alarms see them (Zappa retries a scheduled function with fewer arguments on TypeError).
+"""
+
+import logging
+from urllib.parse import unquote_plus
+
+from fxfer.events import scheduled_time
+from transfers import services
+
+logger = logging.getLogger(__name__)
+
+
+def on_object_created(event: dict, context=None) -> dict:
+    """S3 ObjectCreated notification → verify each object (the same path as the browser's "done" call)."""
+    results = []
+    try:
+        for record in event.get("Records", []):
+            s3 = record.get("s3", {})
+            # Keys arrive URL-encoded, with "+" for spaces.
+            key = unquote_plus(s3.get("object", {}).get("key", ""))
+            noticed = services.upload_object_noticed(
+                bucket=s3.get("bucket", {}).get("name", ""), key=key, size=int(s3.get("object", {}).get("size", 0))
+            )
+            results.append({"key": noticed.key, "outcome": noticed.outcome})
+    except Exception:
+        logger.exception("job.on_object_created.failed")
+        raise
+    return {"records": results}
+
+
+def expire_sweep(event: dict, context=None) -> dict:
+    """Hourly: delete files and links past their expiry."""
+    try:
+        done = services.expiry_sweep(now=scheduled_time(event))
+    except Exception:
+        logger.exception("job.expire_sweep.failed")
+        raise
+    return {"started_at": done.started_at.isoformat(), "transfers_expired": done.transfers_expired}
