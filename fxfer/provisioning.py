@@ -146,9 +146,11 @@ def _kms_key() -> tuple[str, Step]:
 def bucket_policy(*, bucket: str, key_arn: str) -> dict:
     """Deny plain HTTP and old TLS, and deny writes that ask for another encryption or another KMS key.
 
-    "IfExists": multipart UploadPart carries no SSE header, so denying an *absent* header would break large
-    uploads; default bucket encryption covers objects written without one, and the server checks every
-    object's key id after upload.
+    Multipart UploadPart carries no SSE header, so denying an *absent* header would break large uploads;
+    default bucket encryption covers objects written without one, and the server checks every object's key id
+    after upload. IAM evaluates a negated operator (StringNotEquals) *and* its ...IfExists form as true when
+    the key is absent, so either alone would deny those parts too: each statement adds `Null: false`, which
+    limits it to requests that do carry the header.
     """
     bucket_arn = f"arn:aws:s3:::{bucket}"
     everything = [bucket_arn, f"{bucket_arn}/*"]
@@ -177,7 +179,10 @@ def bucket_policy(*, bucket: str, key_arn: str) -> dict:
                 "Principal": "*",
                 "Action": "s3:PutObject",
                 "Resource": f"{bucket_arn}/*",
-                "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+                "Condition": {
+                    "Null": {"s3:x-amz-server-side-encryption": "false"},
+                    "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+                },
             },
             {
                 "Sid": "DenyOtherKmsKey",
@@ -185,7 +190,10 @@ def bucket_policy(*, bucket: str, key_arn: str) -> dict:
                 "Principal": "*",
                 "Action": "s3:PutObject",
                 "Resource": f"{bucket_arn}/*",
-                "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}},
+                "Condition": {
+                    "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
+                    "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn},
+                },
             },
         ],
     }

@@ -3,6 +3,8 @@
 import hashlib
 import json
 import logging
+import random
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -20,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 CHAIN = "main"
 GENESIS_HASH = "0" * 64
-_APPEND_ATTEMPTS = 8
+_APPEND_ATTEMPTS = 25
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,10 @@ def audit_record(
 ) -> AuditRecorded:
     """Append one event to the hash chain. Concurrent writers serialise on the chain head (conditional write)."""
     at = now or datetime.now(UTC)
-    for _ in range(_APPEND_ATTEMPTS):
+    for attempt in range(_APPEND_ATTEMPTS):
+        if attempt:
+            # Full jitter: writers that collided spread out instead of colliding again.
+            time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))  # noqa: S311 - not cryptographic
         head = _chain_head()
         seq = (int(head.seq) + 1) if head else 1
         prev_hash = head.hash if head else GENESIS_HASH

@@ -28,10 +28,24 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = True
 SECURE_HSTS_SECONDS = 31536000
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-SECURE_HSTS_PRELOAD = env.boolean("FXFER_HSTS_PRELOAD", False)
+# "preload" in the header of a subdomain has no effect until the company submits its apex domain, so it costs
+# nothing here and keeps the deployment checks clean.
+SECURE_HSTS_PRELOAD = env.boolean("FXFER_HSTS_PRELOAD", True)
 
 # __Host- cookies: Secure, path /, no Domain, so a sibling subdomain can neither read nor plant them.
 SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_NAME = "__Host-fxfer-session"
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_NAME = "__Host-fxfer-csrf"
+
+# --- Accounts / SAML: the company IdP (README, "Connect your IdP") -----------------------------------------
+FXFER_SAML_IDP_ENTITY_ID = env.required("FXFER_SAML_IDP_ENTITY_ID")
+FXFER_SAML_IDP_SSO_URL = env.required("FXFER_SAML_IDP_SSO_URL")
+FXFER_SAML_IDP_SLO_URL = env.optional("FXFER_SAML_IDP_SLO_URL")
+FXFER_SAML_IDP_CERTS = env.required("FXFER_SAML_IDP_CERTS")
+FXFER_SAML_SP_KEY = env.required("FXFER_SAML_SP_KEY")
+FXFER_SAML_SP_CERT = env.required("FXFER_SAML_SP_CERT")
+FXFER_ROLE_GROUPS = {
+    "employee": env.listing("FXFER_EMPLOYEE_GROUPS") or [env.required("FXFER_EMPLOYEE_GROUPS")],
+    "compliance": env.listing("FXFER_COMPLIANCE_GROUPS") or [env.required("FXFER_COMPLIANCE_GROUPS")],
+}

@@ -1,0 +1,203 @@
+"""`manage.py provision` builds what the app needs, converges drift, and changes nothing the second time."""
+
+import json
+from io import StringIO
+
+import boto3
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from fxfer import dynamo
+from fxfer.provisioning import UNCHANGED, bucket_policy, provision
+
+
+def _s3():
+    return boto3.client("s3", region_name=settings.FXFER_AWS_REGION)
+
+
+def _key_arn() -> str:
+    kms = boto3.client("kms", region_name=settings.FXFER_AWS_REGION)
+    return kms.describe_key(KeyId=settings.FXFER_KMS_KEY_ID)["KeyMetadata"]["Arn"]
+
+
+def test_second_run_changes_nothing():
+    steps = list(provision())
+    changed = [s for s in steps if s.action != UNCHANGED and s.resource.split()[0] != "ses"]
+    assert changed == []
+
+
+def test_command_reports_each_step_and_a_total():
+    out = StringIO()
+    call_command("provision", stdout=out)
+    text = out.getvalue()
+    assert f"unchanged    s3 bucket {settings.FXFER_BUCKET}" in text
+    assert "Provisioned: 0 change(s)." in text
+
+
+def test_every_table_is_on_demand_with_its_indexes_ttl_and_pitr():
+    client = boto3.client("dynamodb", region_name=settings.FXFER_AWS_REGION)
+    names = client.list_tables()["TableNames"]
+    audit = dynamo.table_name("audit-events")
+    assert {audit, dynamo.table_name("audit-chain"), dynamo.table_name("daily-stats")} <= set(names)
+    for name in names:
+        table = client.describe_table(TableName=name)["Table"]
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        backups = client.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+        assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    indexes = {i["IndexName"] for i in client.describe_table(TableName=audit)["Table"]["GlobalSecondaryIndexes"]}
+    assert indexes == {"by-day", "by-subject", "by-actor"}
+    ttl = client.describe_time_to_live(TableName=audit)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+
+
+def test_bucket_is_private_and_encrypted_with_the_kms_key_and_bucket_key():
+    s3 = _s3()
+    block = s3.get_public_access_block(Bucket=settings.FXFER_BUCKET)["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    rule = s3.get_bucket_encryption(Bucket=settings.FXFER_BUCKET)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": _key_arn()}
+    assert rule["BucketKeyEnabled"] is True
+    assert s3.get_bucket_versioning(Bucket=settings.FXFER_BUCKET)["Status"] == "Enabled"
+    lock = s3.get_object_lock_configuration(Bucket=settings.FXFER_BUCKET)["ObjectLockConfiguration"]
+    assert lock["ObjectLockEnabled"] == "Enabled"
+
+
+def test_cors_allows_only_the_site_origin_and_exposes_etag():
+    rules = _s3().get_bucket_cors(Bucket=settings.FXFER_BUCKET)["CORSRules"]
+    assert [r["AllowedOrigins"] for r in rules] == [[settings.FXFER_BASE_URL]]
+    assert rules[0]["ExposeHeaders"] == ["ETag"]
+    assert "DELETE" not in rules[0]["AllowedMethods"]
+
+
+def test_lifecycle_is_the_backstop_after_max_retention_and_aborts_stale_multipart():
+    rules = {r["ID"]: r for r in _s3().get_bucket_lifecycle_configuration(Bucket=settings.FXFER_BUCKET)["Rules"]}
+    expire = rules["expire-files-after-max-retention"]
+    assert expire["Expiration"]["Days"] == settings.FXFER_MAX_RETENTION_DAYS + 1
+    assert expire["Filter"] == {"Prefix": "files/"}
+    assert expire["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
+    abort = rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"]
+    assert abort == {"DaysAfterInitiation": 1}
+
+
+def test_drifted_configuration_is_put_back(settings):
+    s3 = _s3()
+    s3.put_bucket_cors(
+        Bucket=settings.FXFER_BUCKET,
+        CORSConfiguration={"CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET", "PUT"]}]},
+    )
+    s3.delete_bucket_policy(Bucket=settings.FXFER_BUCKET)
+    steps = {s.resource: s.action for s in provision()}
+    assert steps[f"s3 cors {settings.FXFER_BUCKET}"] == "updated"
+    assert steps[f"s3 bucket policy {settings.FXFER_BUCKET}"] == "created"
+    assert s3.get_bucket_cors(Bucket=settings.FXFER_BUCKET)["CORSRules"][0]["AllowedOrigins"] == [
+        settings.FXFER_BASE_URL
+    ]
+
+
+def test_cors_follows_the_configured_base_url(settings):
+    settings.FXFER_BASE_URL = "https://files.example.co.jp"
+    steps = {s.resource: s.action for s in provision()}
+    assert steps[f"s3 cors {settings.FXFER_BUCKET}"] == "updated"
+    rules = _s3().get_bucket_cors(Bucket=settings.FXFER_BUCKET)["CORSRules"]
+    assert rules[0]["AllowedOrigins"] == ["https://files.example.co.jp"]
+
+
+def test_installed_policy_is_the_one_under_test():
+    installed = json.loads(_s3().get_bucket_policy(Bucket=settings.FXFER_BUCKET)["Policy"])
+    assert installed == bucket_policy(bucket=settings.FXFER_BUCKET, key_arn=_key_arn())
+
+
+def test_local_sender_is_verified():
+    ses = boto3.client("ses", region_name=settings.FXFER_AWS_REGION)
+    assert settings.DEFAULT_FROM_EMAIL in ses.list_identities()["Identities"]
+
+
+# --- The bucket policy, attacked. The S3 stand-ins store policies without enforcing them, so the document is
+# evaluated here with IAM's rules for the condition operators it uses (an explicit Deny wins).
+
+KEY = "arn:aws:kms:ap-northeast-1:111122223333:key/11111111-2222-3333-4444-555555555555"
+OTHER_KEY = "arn:aws:kms:ap-northeast-1:111122223333:key/99999999-8888-7777-6666-555555555555"
+
+
+def _condition_holds(operator: str, condition: dict, context: dict) -> bool:
+    """IAM: a key absent from the request makes a positive operator false, a negated one (…Not…) true, and any
+    …IfExists operator true; Null tests presence itself."""
+    for key, expected in condition.items():
+        present = key in context
+        actual = context.get(key)
+        if operator == "Null":
+            holds = (not present) == (expected == "true")
+        elif operator.endswith("IfExists") and not present:
+            holds = True
+        elif not present:
+            holds = "Not" in operator
+        elif operator == "Bool":
+            holds = str(actual).lower() == expected
+        elif operator == "NumericLessThan":
+            holds = float(actual) < float(expected)
+        elif operator in {"StringNotEquals", "StringNotEqualsIfExists"}:
+            holds = actual != expected
+        else:
+            raise AssertionError(f"operator {operator} not modelled")
+        if not holds:
+            return False
+    return True
+
+
+def _denied(action: str, resource: str, context: dict) -> bool:
+    for statement in bucket_policy(bucket="b", key_arn=KEY)["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        action_matches = any(a in {"s3:*", action} for a in actions)
+        resource_matches = any(r == resource or (r.endswith("/*") and resource.startswith(r[:-1])) for r in resources)
+        if statement["Effect"] == "Deny" and action_matches and resource_matches:
+            if all(_condition_holds(op, cond, context) for op, cond in statement["Condition"].items()):
+                return True
+    return False
+
+
+TLS = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+OBJECT = "arn:aws:s3:::b/files/t/f"
+
+
+@pytest.mark.parametrize(
+    ("why", "action", "context"),
+    [
+        ("plain HTTP", "s3:GetObject", {"aws:SecureTransport": "false", "s3:TlsVersion": "1.3"}),
+        ("TLS 1.1", "s3:GetObject", {"aws:SecureTransport": "true", "s3:TlsVersion": "1.1"}),
+        ("SSE-S3 instead of KMS", "s3:PutObject", {**TLS, "s3:x-amz-server-side-encryption": "AES256"}),
+        (
+            "another KMS key",
+            "s3:PutObject",
+            {
+                **TLS,
+                "s3:x-amz-server-side-encryption": "aws:kms",
+                "s3:x-amz-server-side-encryption-aws-kms-key-id": OTHER_KEY,
+            },
+        ),
+    ],
+)
+def test_policy_denies(why, action, context):
+    assert _denied(action, OBJECT, context), why
+
+
+@pytest.mark.parametrize(
+    ("why", "action", "context"),
+    [
+        (
+            "a PutObject with our key",
+            "s3:PutObject",
+            {
+                **TLS,
+                "s3:x-amz-server-side-encryption": "aws:kms",
+                "s3:x-amz-server-side-encryption-aws-kms-key-id": KEY,
+            },
+        ),
+        # UploadPart is authorised as s3:PutObject and carries no SSE header: default encryption applies.
+        ("a multipart part without SSE headers", "s3:PutObject", dict(TLS)),
+        ("a download over TLS", "s3:GetObject", dict(TLS)),
+    ],
+)
+def test_policy_allows(why, action, context):
+    assert not _denied(action, OBJECT, context), why

@@ -1,0 +1,65 @@
+"""The daily job aggregates the previous local day from that day's events only; running it twice changes nothing."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from reports import services
+from reports.jobs import aggregate_daily
+from reports.models import DailyStats
+from reports.services import audit_record
+
+# EventBridge fires cron(10 15 * * ? *) at 15:10 UTC, which is 00:10 in Tokyo on the next day.
+FIRED = {"detail-type": "Scheduled Event", "time": "2026-11-28T15:10:00Z"}
+
+
+def _record(action: str, at: datetime, outcome: str = "ok") -> None:
+    audit_record(action=action, actor="user:a", subject="s", outcome=outcome, now=at)
+
+
+def test_aggregates_the_previous_local_day_only():
+    _record("transfer.created", datetime(2026, 11, 27, 15, 0, tzinfo=UTC))  # 28th 00:00 Tokyo
+    _record("transfer.created", datetime(2026, 11, 28, 14, 59, tzinfo=UTC))  # 28th 23:59 Tokyo
+    _record("code.failed", datetime(2026, 11, 28, 3, 0, tzinfo=UTC), outcome="refused")
+    _record("transfer.created", datetime(2026, 11, 27, 14, 59, tzinfo=UTC))  # 27th in Tokyo: not counted
+    _record("transfer.created", datetime(2026, 11, 28, 15, 5, tzinfo=UTC))  # 29th in Tokyo: not counted
+
+    result = aggregate_daily(FIRED, None)
+
+    assert result == {"day": "2026-11-28", "events_read": 3}
+    stats = DailyStats.get("2026-11-28", "all")
+    assert stats.status == "ok"
+    assert stats.figures["by_action"] == {"code.failed.refused": 1, "transfer.created.ok": 2}
+
+
+def test_running_twice_gives_the_same_figures():
+    _record("transfer.created", datetime(2026, 11, 28, 1, 0, tzinfo=UTC))
+    aggregate_daily(FIRED, None)
+    first = DailyStats.get("2026-11-28", "all").figures
+    aggregate_daily(FIRED, None)
+    assert (
+        DailyStats.get("2026-11-28", "all").figures
+        == first
+        == {
+            "events": 1,
+            "by_action": {"transfer.created.ok": 1},
+        }
+    )
+
+
+def test_a_failed_day_is_recorded_as_failed_and_the_error_raised(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("DynamoDB throttled")
+
+    monkeypatch.setattr(services.AuditEvent.by_day, "query", broken)
+    with pytest.raises(RuntimeError):
+        aggregate_daily(FIRED, None)
+    stats = DailyStats.get("2026-11-28", "all")
+    assert stats.status == "failed"
+    assert "DynamoDB throttled" in stats.error
+
+
+def test_backfill_uses_the_same_service():
+    _record("x", datetime(2026, 11, 1, 1, 0, tzinfo=UTC))
+    built = services.daily_stats_rebuild(day=date(2026, 11, 1))
+    assert built.events_read == 1
