@@ -63,3 +63,24 @@ def test_backfill_uses_the_same_service():
     _record("x", datetime(2026, 11, 1, 1, 0, tzinfo=UTC))
     built = services.daily_stats_rebuild(day=date(2026, 11, 1))
     assert built.events_read == 1
+
+
+def test_backfill_command_rebuilds_each_day_of_the_range():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    _record("x", datetime(2026, 11, 2, 1, 0, tzinfo=UTC))
+    _record("x", datetime(2026, 11, 2, 2, 0, tzinfo=UTC))
+    out = StringIO()
+    call_command("aggregate_days", "2026-11-01", "2026-11-03", stdout=out)
+    assert out.getvalue().splitlines() == ["2026-11-01  0 events", "2026-11-02  2 events", "2026-11-03  0 events"]
+    assert DailyStats.get("2026-11-02", "all").figures["events"] == 2
+
+
+def test_backfill_command_refuses_a_reversed_range():
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="before the first"):
+        call_command("aggregate_days", "2026-11-03", "2026-11-01")
