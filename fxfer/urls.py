@@ -6,7 +6,12 @@ from fxfer import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("saml/", include("accounts.urls")),
 ]
+
+if getattr(settings, "FXFER_LOCAL_IDP", False):
+    # Local development and tests only: a real SAML IdP (pysaml2) with a few demo identities.
+    urlpatterns += [path("idp/", include("devtools.idp.urls"))]
 
 if getattr(settings, "FXFER_DEV_MAILBOX", False):
     # Local development only: read the mail the SES stand-in received.

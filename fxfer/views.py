@@ -21,4 +21,5 @@ def healthz(request):
 
 
 def home(request):
+    """The signed-in person's name and role, or the way to sign in."""
     return render(request, "home.html")

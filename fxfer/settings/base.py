@@ -126,3 +126,49 @@ LOGGING = {
         "pynamodb": {"level": "WARNING"},
     },
 }
+
+# --- Accounts / SAML ---------------------------------------------------------------------------------------
+# Employees sign in only through the company IdP (SAML 2.0, SP-initiated). No passwords, no ORM: the user is
+# built from DynamoDB by the backend, sessions live in DynamoDB.
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["accounts.backends.SamlUserBackend"]
+SESSION_ENGINE = "accounts.sessions"
+LOGIN_URL = "/saml/login/"
+# Idle timeout (sliding; every request within it extends it) and absolute timeout counted from sign-in.
+SESSION_COOKIE_AGE = env.integer("FXFER_SESSION_IDLE_SECONDS", 60 * 60)
+FXFER_SESSION_ABSOLUTE_SECONDS = env.integer("FXFER_SESSION_ABSOLUTE_SECONDS", 12 * 60 * 60)
+# The server enforces both timeouts; the cookie itself dies with the browser.
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+FXFER_SAML_IDP_ENTITY_ID = env.optional("FXFER_SAML_IDP_ENTITY_ID")
+FXFER_SAML_IDP_SSO_URL = env.optional("FXFER_SAML_IDP_SSO_URL")
+FXFER_SAML_IDP_SLO_URL = env.optional("FXFER_SAML_IDP_SLO_URL")
+# One or more PEM certificates, concatenated: during a rollover both the old and the new one are listed.
+FXFER_SAML_IDP_CERTS = env.optional("FXFER_SAML_IDP_CERTS")
+FXFER_SAML_SP_KEY = env.optional("FXFER_SAML_SP_KEY")
+FXFER_SAML_SP_CERT = env.optional("FXFER_SAML_SP_CERT")
+FXFER_SAML_NAMEID_FORMAT = env.optional(
+    "FXFER_SAML_NAMEID_FORMAT", "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+)
+# How long an AuthnRequest may stay unanswered (the person signs in at the IdP meanwhile).
+FXFER_SAML_REQUEST_SECONDS = env.integer("FXFER_SAML_REQUEST_SECONDS", 10 * 60)
+# Claim names (the first one present wins), defaults as Entra ID sends them.
+_CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims"
+FXFER_SAML_ATTRIBUTES = {
+    "email": env.listing("FXFER_SAML_ATTRIBUTE_EMAIL", (f"{_CLAIMS}/emailaddress", f"{_CLAIMS}/name", "email")),
+    "display_name": env.listing(
+        "FXFER_SAML_ATTRIBUTE_DISPLAY_NAME",
+        ("http://schemas.microsoft.com/identity/claims/displayname", "displayName"),
+    ),
+    "department": env.listing("FXFER_SAML_ATTRIBUTE_DEPARTMENT", (f"{_CLAIMS}/department", "department")),
+    "groups": env.listing(
+        "FXFER_SAML_ATTRIBUTE_GROUPS", ("http://schemas.microsoft.com/ws/2008/06/identity/claims/groups", "groups")
+    ),
+}
+# IdP group values (Entra ID sends group object ids by default) that grant each role.
+FXFER_ROLE_GROUPS = {
+    "employee": env.listing("FXFER_EMPLOYEE_GROUPS"),
+    "compliance": env.listing("FXFER_COMPLIANCE_GROUPS"),
+}
+# Mounts the local SAML IdP under /idp/ (local and test settings only; devtools is never shipped).
+FXFER_LOCAL_IDP = False

@@ -45,7 +45,8 @@ FXFER_SAML_IDP_SLO_URL = env.optional("FXFER_SAML_IDP_SLO_URL")
 FXFER_SAML_IDP_CERTS = env.required("FXFER_SAML_IDP_CERTS")
 FXFER_SAML_SP_KEY = env.required("FXFER_SAML_SP_KEY")
 FXFER_SAML_SP_CERT = env.required("FXFER_SAML_SP_CERT")
+# Comma-separated IdP group values (Entra ID: group object ids) for each role.
 FXFER_ROLE_GROUPS = {
-    "employee": env.listing("FXFER_EMPLOYEE_GROUPS") or [env.required("FXFER_EMPLOYEE_GROUPS")],
-    "compliance": env.listing("FXFER_COMPLIANCE_GROUPS") or [env.required("FXFER_COMPLIANCE_GROUPS")],
+    "employee": [group.strip() for group in env.required("FXFER_EMPLOYEE_GROUPS").split(",") if group.strip()],
+    "compliance": [group.strip() for group in env.required("FXFER_COMPLIANCE_GROUPS").split(",") if group.strip()],
 }

@@ -1,0 +1,105 @@
+"""SAML endpoints: one small view each. The work happens in accounts.services."""
+
+from django.conf import settings
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import logout as auth_logout
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
+
+from accounts import saml, services
+from accounts.errors import SigninError, SignoutError
+
+BACKEND = "accounts.backends.SamlUserBackend"
+_BINDING_MAX_AGE = 15 * 60
+
+
+def _binding_cookie() -> str:
+    # __Host-: Secure, path /, no Domain. SameSite=None so it may come along on the IdP's cross-site POST;
+    # when the browser drops it anyway, the request id alone still finds the request.
+    return "__Host-fxfer-saml" if settings.SESSION_COOKIE_SECURE else "fxfer-saml"
+
+
+def _client(request) -> services.Client:
+    return services.Client(ip=request.META.get("REMOTE_ADDR"), user_agent=request.META.get("HTTP_USER_AGENT"))
+
+
+@require_safe
+def metadata(request):
+    xml = saml.saml_settings().get_sp_metadata()
+    return HttpResponse(xml, content_type="application/samlmetadata+xml")
+
+
+@never_cache
+@require_GET
+def login(request):
+    started = services.saml_signin_start(
+        request_data=saml.request_data(request, "/saml/login/"), next_path=request.GET.get("next")
+    )
+    response = redirect(started.redirect_url)
+    secure = settings.SESSION_COOKIE_SECURE
+    response.set_cookie(
+        _binding_cookie(), started.browser_binding, max_age=_BINDING_MAX_AGE, secure=secure, httponly=True,
+        samesite="None" if secure else "Lax",
+    )  # fmt: skip
+    return response
+
+
+@csrf_exempt  # the IdP's cross-site POST carries no CSRF token; the signed response and InResponseTo bind it
+@never_cache
+@require_POST
+def acs(request):
+    try:
+        signed_in = services.saml_signin(
+            request_data=saml.request_data(request, saml.ACS_PATH),
+            saml_response=request.POST.get("SAMLResponse"),
+            relay_state=request.POST.get("RelayState"),
+            browser_binding=request.COOKIES.get(_binding_cookie()),
+            client=_client(request),
+        )
+    except SigninError as error:
+        auth_logout(request)  # a failed or refused sign-in leaves no session behind
+        template = "accounts/not_authorised.html" if error.refused else "accounts/signin_failed.html"
+        return render(request, template, {"code": error.code}, status=403 if error.refused else 400)
+    auth_login(request, signed_in.user, backend=BACKEND)  # a new session key
+    request.session["saml"] = signed_in.saml_session
+    response = redirect(signed_in.next_path)
+    response.delete_cookie(_binding_cookie(), samesite="None" if settings.SESSION_COOKIE_SECURE else "Lax")
+    return response
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def logout(request):
+    if request.method == "POST":
+        return _logout_post(request)
+    if "SAMLResponse" in request.GET:
+        return _logout_finish(request)
+    if request.user.is_authenticated:
+        return render(request, "accounts/signout_confirm.html")
+    return render(request, "accounts/signed_out.html")
+
+
+def _logout_post(request):
+    if not request.user.is_authenticated:
+        return render(request, "accounts/signed_out.html")
+    started = services.saml_signout_start(
+        request_data=saml.request_data(request, saml.LOGOUT_PATH),
+        user=request.user,
+        saml_session=request.session.get("saml"),
+        client=_client(request),
+    )
+    auth_logout(request)  # deletes the session item: the cookie is worthless from here on
+    return redirect(started.redirect_url) if started.redirect_url else render(request, "accounts/signed_out.html")
+
+
+def _logout_finish(request):
+    try:
+        services.saml_signout_finish(
+            request_data=saml.request_data(request, saml.LOGOUT_PATH), saml_response=request.GET["SAMLResponse"]
+        )
+    except SignoutError as error:
+        return render(request, "accounts/signed_out.html", {"idp_error": error.code})
+    return render(request, "accounts/signed_out.html")

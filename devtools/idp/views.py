@@ -1,0 +1,109 @@
+"""The local IdP's pages: pick a demo identity, answer the SP with a signed Response; answer logout."""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect
+from django.template import Engine, RequestContext
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_safe
+from saml2 import BINDING_HTTP_REDIRECT
+from saml2.xmldsig import SIG_RSA_SHA256
+
+from devtools.idp import server as idp
+from devtools.idp.identities import DEMO_IDENTITIES
+
+# Its own template engine: these templates live beside the code, outside the shipped templates folder.
+_engine = Engine(
+    dirs=[str(Path(__file__).parent / "templates"), str(settings.BASE_DIR / "templates")],
+    context_processors=[
+        "django.template.context_processors.csrf",
+        "django.template.context_processors.request",
+        "django.template.context_processors.i18n",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ],
+    libraries={"i18n": "django.templatetags.i18n", "static": "django.templatetags.static"},
+)
+
+
+def _render(request, template: str, context: dict, status: int = 200) -> HttpResponse:
+    return HttpResponse(_engine.get_template(template).render(RequestContext(request, context)), status=status)
+
+
+@require_safe
+def metadata(request):
+    return HttpResponse(idp.metadata_xml(), content_type="application/samlmetadata+xml")
+
+
+def _authn_request(server, params):
+    """The AuthnRequest from the SP, its redirect-binding signature checked against the SP's metadata."""
+    return server.parse_authn_request(
+        params.get("SAMLRequest", ""),
+        BINDING_HTTP_REDIRECT,
+        relay_state=params.get("RelayState"),
+        sigalg=params.get("SigAlg"),
+        signature=params.get("Signature"),
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def sso(request):
+    server = idp.idp_server()
+    params = request.POST if request.method == "POST" else request.GET
+    try:
+        authn_request = _authn_request(server, params)
+    except Exception as exc:
+        return HttpResponseBadRequest(f"Not a valid AuthnRequest from a known SP: {type(exc).__name__}: {exc}")
+    if request.method == "GET" or params.get("identity") not in DEMO_IDENTITIES:
+        keep = {name: params[name] for name in ("SAMLRequest", "RelayState", "SigAlg", "Signature") if name in params}
+        return _render(request, "idp/choose.html", {"identities": DEMO_IDENTITIES.values(), "keep": keep})
+    answer = idp.acs_post_args(server, authn_request)
+    xml = idp.authn_response(
+        server,
+        identity=DEMO_IDENTITIES[params["identity"]],
+        in_response_to=answer["in_response_to"],
+        destination=answer["destination"],
+        audience=answer["sp_entity_id"],
+    )
+    return _render(
+        request,
+        "idp/post.html",
+        {"action": answer["destination"], "saml_response": _b64(xml), "relay_state": params.get("RelayState", "")},
+    )
+
+
+@never_cache
+@require_safe
+def slo(request):
+    server = idp.idp_server()
+    try:
+        logout_request = server.parse_logout_request(
+            request.GET.get("SAMLRequest", ""),
+            BINDING_HTTP_REDIRECT,
+            relay_state=request.GET.get("RelayState"),
+            sigalg=request.GET.get("SigAlg"),
+            signature=request.GET.get("Signature"),
+        )
+    except Exception as exc:
+        return HttpResponseBadRequest(f"Not a valid LogoutRequest from a known SP: {type(exc).__name__}: {exc}")
+    answer = server.create_logout_response(logout_request.message, [BINDING_HTTP_REDIRECT])
+    destination = server.response_args(logout_request.message, [BINDING_HTTP_REDIRECT])["destination"]
+    http_args = server.apply_binding(
+        BINDING_HTTP_REDIRECT,
+        str(answer),
+        destination,
+        request.GET.get("RelayState", ""),
+        response=True,
+        sign=True,
+        sigalg=SIG_RSA_SHA256,
+    )
+    return redirect(dict(http_args["headers"])["Location"])
+
+
+def _b64(xml: str) -> str:
+    import base64
+
+    return base64.b64encode(xml.encode()).decode()
