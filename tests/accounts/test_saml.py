@@ -353,3 +353,17 @@ def test_a_request_older_than_its_lifetime_is_not_answered(browser, idp_server, 
     started = start_signin(browser)
     response = post_to_acs(browser, _answer(idp_server, identities["alice"], started), started.relay_state)
     assert_refused_without_session(response, browser, reason="unknown_request")
+
+
+def test_a_certificate_rollover_needs_no_downtime(browser, identities, tmp_path, settings):
+    # The IdP announces its next certificate; the operator lists both, then the IdP switches keys.
+    devkeys.self_signed("next IdP certificate", tmp_path, "next")
+    settings.FXFER_SAML_IDP_CERTS = settings.FXFER_SAML_IDP_CERTS + (tmp_path / "next.crt").read_text()
+    for idp_after_switch in (
+        idp.idp_server(),
+        idp.idp_server(key_file=str(tmp_path / "next.key"), cert_file=str(tmp_path / "next.crt")),
+    ):
+        started = start_signin(browser)
+        xml = _answer(idp_after_switch, identities["alice"], started)
+        assert post_to_acs(browser, xml, started.relay_state).status_code == 302
+        browser.post("/saml/logout/")
