@@ -76,7 +76,7 @@ package: setup
 	$(PY) -m devtools.package
 
 bench-coldstart: package
-	$(PY) bench/coldstart.py
+	$(PY) -m bench.coldstart
 
 # --- tooling -----------------------------------------------------------------------------------------------
 lint: setup

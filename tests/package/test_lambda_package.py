@@ -1,0 +1,246 @@
+"""The built Lambda package (dist/fxfer-dev.zip from `make package`), called through Zappa's own
+`handler.lambda_handler` in a fresh Python 3.13 that sees nothing but the unzipped package, against a moto
+server provisioned with the package's own settings. The secrets reach it only through the remote environment
+file, as in AWS."""
+
+import base64
+import gzip
+import importlib.util
+import json
+import re
+import socket
+import zipfile
+from pathlib import Path
+
+import boto3
+import pytest
+
+from devtools import package
+
+pytestmark = pytest.mark.package
+
+STAGE = package.stage_settings()
+DAILY_JOB_TIME = "2026-11-27T15:10:00Z"  # 00:10 on 28 November in Tokyo: aggregates 27 November
+UPLOAD_KEY = "files/0f3a9c1e7b2d4e6f/8c1d2e3f4a5b6c7d"
+SCHEDULED = [event["function"] for event in STAGE["events"] if "expression" in event]
+# Events of the cold run, in order (the scheduled ones last): the first request of the process is the health check.
+HEALTHZ, UPLOAD, STATIC, FIRST_SCHEDULED = range(4)
+
+
+@pytest.fixture(scope="module")
+def archive() -> zipfile.ZipFile:
+    if not package.PACKAGE_ZIP.exists():
+        pytest.fail("dist/fxfer-dev.zip is missing: run `make package` (make test-package does).")
+    with zipfile.ZipFile(package.PACKAGE_ZIP) as archive:
+        yield archive
+
+
+@pytest.fixture(scope="module")
+def names(archive) -> list[str]:
+    return archive.namelist()
+
+
+@pytest.fixture(scope="module")
+def package_dir(tmp_path_factory) -> Path:
+    return package.unzip_package(tmp_path_factory.mktemp("lambda-task"))
+
+
+@pytest.fixture(scope="module")
+def stand_in():
+    with package.stand_ins() as stand_in:
+        yield stand_in
+
+
+@pytest.fixture(scope="module")
+def xray_daemon():
+    """A UDP socket where the X-Ray SDK inside the function sends its subsegments."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(1)
+        yield sock
+
+
+@pytest.fixture(scope="module")
+def static_css(package_dir) -> tuple[str, bytes]:
+    manifest = json.loads((package_dir / "staticfiles" / "staticfiles.json").read_text())["paths"]
+    hashed = manifest["css/fxfer.css"]
+    return hashed, (package_dir / "staticfiles" / hashed).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def lambda_env(package_dir, stand_in, xray_daemon) -> dict[str, str]:
+    return stand_in.lambda_env(package_dir, xray_port=xray_daemon.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def cold_run(package_dir, lambda_env, static_css) -> package.Invocation:
+    events = [
+        package.api_gateway_event("/healthz"),
+        package.s3_object_created_event(bucket=STAGE["environment_variables"]["FXFER_BUCKET"], key=UPLOAD_KEY, size=7),
+        package.api_gateway_event(f"/static/{static_css[0]}", headers={"Accept-Encoding": "gzip"}),
+        *(package.scheduled_event(function, time=DAILY_JOB_TIME) for function in SCHEDULED),
+    ]
+    return package.invoke(package_dir, events, env=lambda_env, imports=("xmlsec", "lxml.etree"))
+
+
+# --- called through Zappa's handler ---------------------------------------------------------------------------
+
+
+def test_healthz_through_api_gateway_answers_200_with_production_settings(cold_run):
+    response = cold_run.response(HEALTHZ)
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"]) == {"status": "ok", "checks": {"dynamodb": "ok", "s3": "ok"}}
+    # Production settings are the ones in effect (HSTS is set there only).
+    assert "max-age=31536000" in response["headers"]["Strict-Transport-Security"]
+
+
+def test_the_daily_aggregation_runs_from_its_scheduled_event(cold_run, stand_in):
+    response = cold_run.response(FIRST_SCHEDULED + SCHEDULED.index("reports.jobs.aggregate_daily"))
+    assert response["day"] == "2026-11-27"
+    dynamodb = boto3.client("dynamodb", endpoint_url=stand_in.url, region_name=package.REGION)
+    item = dynamodb.get_item(
+        TableName=f"fxfer-{STAGE['environment_variables']['FXFER_STAGE']}-daily-stats",
+        Key={"day": {"S": "2026-11-27"}, "scope": {"S": "all"}},
+    ).get("Item")
+    assert item is not None, "the job wrote no DailyStats item for the day before the scheduled time"
+    assert item["status"]["S"] == "ok"
+
+
+@pytest.mark.parametrize("function", SCHEDULED)
+def test_every_scheduled_event_reaches_its_function(cold_run, function):
+    response = cold_run.response(FIRST_SCHEDULED + SCHEDULED.index(function))
+    assert isinstance(response, dict), f"{function} did not run (Zappa returned {response!r})"
+
+
+def test_an_object_created_in_the_bucket_reaches_the_upload_entry_point(cold_run):
+    response = cold_run.response(UPLOAD)
+    assert response["records"] == [{"key": UPLOAD_KEY, "outcome": response["records"][0]["outcome"]}]
+    # The bucket of the event source is the bucket the app is configured with.
+    assert response["records"][0]["outcome"] != "foreign_bucket"
+    assert '"message": "upload.object_noticed"' in cold_run.log
+
+
+def test_static_files_are_served_gzipped_and_binary_safe(cold_run, static_css):
+    response = cold_run.response(STATIC)
+    assert response["statusCode"] == 200
+    assert response["headers"]["Content-Encoding"] == "gzip"
+    assert response["isBase64Encoded"] is True  # zappa_settings binary_support: API Gateway decodes it
+    assert gzip.decompress(base64.b64decode(response["body"])) == static_css[1]
+
+
+def test_xmlsec_and_lxml_import_inside_the_package(cold_run, package_dir):
+    for name in ("xmlsec", "lxml.etree"):
+        assert cold_run.imports[name].startswith(str(package_dir)), cold_run.imports
+
+
+def test_aws_calls_are_traced_to_x_ray(cold_run, xray_daemon):
+    operations = set()
+    try:
+        while True:
+            _, document = xray_daemon.recv(65535).decode().split("\n", 1)
+            operations.add(json.loads(document).get("aws", {}).get("operation"))
+    except TimeoutError:
+        pass
+    assert {"GetItem", "HeadBucket"} <= operations
+
+
+def test_nothing_from_a_venv_leaks_into_the_process(cold_run, package_dir):
+    assert cold_run.version == [3, 13]
+    assert cold_run.handler_file == str(package_dir / "handler.py")
+    assert cold_run.modules_outside == []
+    assert not [entry for entry in cold_run.sys_path if "site-packages" in entry], cold_run.sys_path
+
+
+def test_secrets_come_from_the_remote_env_file_and_are_not_logged(cold_run, lambda_env, stand_in):
+    assert cold_run.response(HEALTHZ)["statusCode"] == 200
+    assert "FXFER_SECRET_KEY" in stand_in.remote_env
+    assert not (set(stand_in.remote_env) & set(lambda_env))
+    assert stand_in.remote_env["FXFER_SECRET_KEY"] not in cold_run.log
+
+
+def test_without_its_remote_env_file_the_function_refuses_to_start(package_dir, lambda_env, stand_in):
+    bucket, key = stand_in.remote_env_location
+    s3 = boto3.client("s3", endpoint_url=stand_in.url, region_name=package.REGION)
+    saved = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.delete_object(Bucket=bucket, Key=key)
+    try:
+        run = package.invoke(package_dir, [package.api_gateway_event("/healthz")], env=lambda_env)
+    finally:
+        s3.put_object(Bucket=bucket, Key=key, Body=saved)
+    error = run.invocations[0].get("error", "")
+    assert "ImproperlyConfigured" in error
+    assert re.search(r"The environment variable FXFER_\w+ must be set", error)
+
+
+# --- what the zip holds ---------------------------------------------------------------------------------------
+
+
+def test_the_package_fits_lambdas_unzipped_limit(archive):
+    assert sum(info.file_size for info in archive.infolist()) < package.LAMBDA_UNZIPPED_LIMIT
+
+
+@pytest.mark.parametrize("tool", ["pytest", "_pytest", "pytest_django", "xdist", "moto", "playwright", "ruff", "saml2"])
+def test_no_test_tools_in_the_package(names, tool):
+    assert not [n for n in names if n.split("/", 1)[0] == tool or n.startswith(f"{tool}-")]
+
+
+@pytest.mark.parametrize("folder", ["tests", "devtools", "bench", ".dev", "dist", "docs", ".venv", ".git", ".ci"])
+def test_development_folders_stay_out(names, folder):
+    assert not [n for n in names if n.startswith(f"{folder}/")]
+
+
+def test_django_keeps_only_the_en_and_ja_locales(names):
+    languages = {
+        match.group(1)
+        for n in names
+        if (match := re.match(r"django/(?:conf|contrib/\w+)/locale/([^/]+)/", n)) and match.group(1) != "__pycache__"
+    }
+    assert languages == {"en", "ja"}
+    assert "django/conf/locale/ja/LC_MESSAGES/django.mo" in names
+
+
+def test_modules_ship_checked_hash_bytecode(archive, names):
+    """Zappa dates zip entries 1980: only hash-checked .pyc stay valid (flags 0b11 = hash-based, checked)."""
+    project = tuple(f"{name}/" for name in package.project_packages())
+    sources = [
+        n
+        for n in names
+        # Zappa drops an empty __init__.py into every __pycache__ folder: not a module anyone imports.
+        if n.endswith(".py") and n.startswith((*project, "django/db/")) and "/__pycache__/" not in n
+    ]
+    assert any(n.startswith("fxfer/") for n in sources)
+    for source in sources:
+        folder, _, module = source.rpartition("/")
+        pyc = f"{folder}/__pycache__/{module[:-3]}.cpython-313.pyc"
+        assert pyc in names, f"no bytecode for {source}"
+        header = archive.read(pyc)[:16]
+        assert header[:4] == importlib.util.MAGIC_NUMBER, pyc
+        assert int.from_bytes(header[4:8], "little") == 0b11, f"{pyc} is not checked-hash"
+        assert header[8:16] == importlib.util.source_hash(archive.read(source)), f"{pyc} is stale"
+
+
+def test_no_private_keys_or_secret_files_in_the_package(archive, names):
+    suspicious = re.compile(r"(\.key|\.p12|\.pfx|id_rsa|secret_key|\.env|environment\.json)$", re.IGNORECASE)
+    assert not [n for n in names if suspicious.search(n)]
+    # A real PEM key has a body; libraries mention the markers (and docs show "xxx" bodies), which is fine.
+    pem_key = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----\s*[A-Za-z0-9+/=\s]{100,}-----END")
+    assert not [n for n in names if pem_key.search(archive.read(n))]
+
+
+def test_binary_wheels_run_on_the_glibc_of_lambdas_python_3_13(archive, names):
+    """The python3.13 runtime is Amazon Linux 2023 (glibc 2.34) on x86_64."""
+    tags = [
+        line.split(":", 1)[1].strip()
+        for n in names
+        if n.endswith(".dist-info/WHEEL")
+        for line in archive.read(n).decode().splitlines()
+        if line.startswith("Tag:")
+    ]
+    legacy = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+    for tag in tags:
+        platform = tag.rsplit("-", 1)[1]
+        if platform == "any":
+            continue
+        assert platform.endswith("_x86_64") and platform.startswith("manylinux"), tag
+        glibc = legacy.get(platform.removesuffix("_x86_64")) or tuple(map(int, platform.split("_")[1:3]))
+        assert glibc <= (2, 34), tag

@@ -1,0 +1,74 @@
+"""zappa_settings.json: the stages, the schedule and the event source the issue asks for, and nothing secret."""
+
+import json
+import re
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from devtools import package
+from devtools.package import stage_settings
+from fxfer.provisioning import FILES_PREFIX
+
+STAGES = ("dev", "prod")
+
+
+def _event(stage: str, function: str) -> dict:
+    return next(e for e in stage_settings(stage)["events"] if e["function"] == function)
+
+
+def test_prod_extends_dev():
+    raw = json.loads(package.ZAPPA_SETTINGS.read_text())
+    assert set(raw) == set(STAGES)
+    assert raw["prod"]["extends"] == "dev"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_runtime_region_tracing_and_no_keep_warm(stage):
+    settings = stage_settings(stage)
+    assert settings["runtime"] == "python3.13"
+    assert settings["aws_region"] == package.REGION == "ap-northeast-1"
+    assert settings["django_settings"] == "fxfer.settings.production"
+    assert settings["xray_tracing"] is True
+    assert settings["keep_warm"] is False
+    # Zappa's default log level DEBUG prints every remote environment value (the secrets) to the log.
+    assert settings["log_level"] in {"INFO", "WARNING", "ERROR"}
+    # WhiteNoise answers gzip and images: API Gateway must pass binary bodies.
+    assert settings["binary_support"] is True
+    assert settings["environment_variables"]["FXFER_STAGE"] == stage
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_daily_aggregation_runs_at_00_10_tokyo(stage):
+    minute, hour, *rest = re.fullmatch(r"cron\((.*)\)", _event(stage, "reports.jobs.aggregate_daily")["expression"])[
+        1
+    ].split()
+    assert rest == ["*", "*", "?", "*"]
+    # EventBridge rules run on UTC.
+    fires = datetime(2026, 11, 27, int(hour), int(minute), tzinfo=UTC).astimezone(ZoneInfo("Asia/Tokyo"))
+    assert (fires.hour, fires.minute) == (0, 10)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_expiry_sweep_runs_hourly(stage):
+    assert _event(stage, "transfers.jobs.expire_sweep")["expression"] == "rate(1 hour)"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_object_created_in_the_stages_bucket_reaches_the_upload_entry_point(stage):
+    settings = stage_settings(stage)
+    source = _event(stage, "transfers.jobs.on_object_created")["event_source"]
+    assert source["arn"] == f"arn:aws:s3:::{settings['environment_variables']['FXFER_BUCKET']}"
+    assert source["events"] == ["s3:ObjectCreated:*"]
+    # Zappa 0.63 reads "prefix" (an unknown key would silently subscribe the whole bucket).
+    assert source["prefix"] == FILES_PREFIX
+
+
+def test_no_account_ids_or_secrets():
+    text = package.ZAPPA_SETTINGS.read_text()
+    assert not re.search(r"\d{12}", text), "an AWS account id"
+    secret_names = set(package.required_production_names()) - {"FXFER_STAGE", "FXFER_BUCKET", "FXFER_KMS_KEY_ID"}
+    for stage in STAGES:
+        assert not secret_names & set(stage_settings(stage)["environment_variables"])
+        assert stage_settings(stage)["remote_env"].startswith("s3://")
