@@ -5,6 +5,7 @@ Only boundary modules (transfers/storage.py for S3, fxfer/provisioning.py for se
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from django.conf import settings
 
 _ENDPOINT_SETTINGS = {
@@ -32,3 +33,14 @@ def client(service: str, *, timeout_seconds: float = 10, attempts: int = 3):
         s3={"addressing_style": "path" if endpoint_url(service) else "virtual"} if service == "s3" else None,
     )
     return boto3.client(service, endpoint_url=endpoint_url(service), config=config)
+
+
+def kms_key_arn(key_id: str) -> str | None:
+    """The ARN of a KMS key given as alias, id or ARN (DescribeKey); None when there is no such key. The one
+    place that resolves key ids: provisioning uses it to converge, transfers/storage.py to pin and check."""
+    try:
+        return client("kms").describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "NotFoundException":
+            return None
+        raise

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from pynamodb.attributes import TTLAttribute
 
 from fxfer import aws, dynamo
@@ -118,14 +119,13 @@ def _table_pitr(client, name: str) -> Step:
 def _kms_key() -> tuple[str, Step]:
     """The key that encrypts every file. An alias that does not exist yet gets a new customer-managed key with
     yearly rotation; a key id or ARN must already exist."""
-    kms = aws.client("kms")
     key_id = settings.FXFER_KMS_KEY_ID
-    try:
-        arn = kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
+    arn = aws.kms_key_arn(key_id)
+    if arn:
         return arn, Step(f"kms key {key_id}", UNCHANGED, arn)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "NotFoundException" or not key_id.startswith("alias/"):
-            raise
+    if not key_id.startswith("alias/"):
+        raise ImproperlyConfigured(f"The KMS key {key_id} does not exist; give an alias to have one created.")
+    kms = aws.client("kms")
     metadata = kms.create_key(
         Description=f"fxfer {settings.FXFER_STAGE}: encrypts transferred files at rest",
         KeyUsage="ENCRYPT_DECRYPT",

@@ -1,9 +1,26 @@
-"""The only module that talks to S3 (the transfer bucket)."""
+"""The only module that talks to S3 (the transfer bucket).
+
+Browsers upload and download directly: this module signs what they may do (presigned POST, presigned part
+URLs, presigned GET) and does the server-side steps (create/complete/abort multipart, HeadObject, delete).
+No file byte passes through it.
+"""
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 
 from fxfer import aws
+
+SSE = "aws:kms"
+# Downloads are always served as opaque bytes: with `attachment`, browsers neither sniff nor render them.
+DOWNLOAD_CONTENT_TYPE = "application/octet-stream"
+_KEY = re.compile(r"^files/(?P<parent_id>[A-Za-z0-9_-]{8,64})/(?P<file_id>[A-Za-z0-9_-]{8,64})$")
+_key_arns: dict[tuple[str, str | None], str] = {}
 
 
 def _s3(**kwargs):
@@ -19,3 +36,226 @@ def bucket_reachable() -> tuple[bool, str]:
     except BotoCoreError as exc:
         return False, f"S3 unreachable: {type(exc).__name__}"
     return True, "ok"
+
+
+# --- keys and the KMS key ------------------------------------------------------------------------------------
+
+
+def file_key(*, parent_id: str, file_id: str) -> str:
+    """The S3 key of a file: from server-generated ids only, never from the file's name."""
+    key = f"files/{parent_id}/{file_id}"
+    if not _KEY.match(key):
+        raise ValueError(f"not a server-generated file key: {key!r}")
+    return key
+
+
+def parse_file_key(key: str) -> tuple[str, str] | None:
+    """(parent id, file id) of a key this app generated; None for any other key."""
+    match = _KEY.match(key)
+    return (match["parent_id"], match["file_id"]) if match else None
+
+
+def kms_key_arn() -> str:
+    """The ARN of settings.FXFER_KMS_KEY_ID (often an alias), looked up once per process and endpoint."""
+    cache_key = (settings.FXFER_KMS_KEY_ID, aws.endpoint_url("kms"))
+    if cache_key not in _key_arns:
+        arn = aws.kms_key_arn(settings.FXFER_KMS_KEY_ID)
+        if not arn:
+            raise RuntimeError(f"The KMS key {settings.FXFER_KMS_KEY_ID} does not exist (run `manage.py provision`).")
+        _key_arns[cache_key] = arn
+    return _key_arns[cache_key]
+
+
+def forget_kms_key_arn() -> None:
+    """Drop the cached ARN (tests recreate the key for every test)."""
+    _key_arns.clear()
+
+
+# --- uploads -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PresignedPost:
+    url: str
+    fields: dict[str, str]
+    expires_at: datetime
+
+
+def presigned_post(*, key: str, size: int, sha256: str | None = None, now: datetime | None = None) -> PresignedPost:
+    """A POST policy for exactly one object: this key, exactly `size` bytes, SSE-KMS with our key, a short
+    expiry, and (when the browser declared one) the SHA-256 S3 must find in the body."""
+    expires_in = settings.FXFER_UPLOAD_POLICY_SECONDS
+    fields = {
+        "x-amz-server-side-encryption": SSE,
+        "x-amz-server-side-encryption-aws-kms-key-id": kms_key_arn(),
+        "success_action_status": "201",
+    }
+    if sha256:
+        fields["x-amz-checksum-algorithm"] = "SHA256"
+        fields["x-amz-checksum-sha256"] = sha256
+    # botocore adds {"bucket": ...} and {"key": key} itself; every other field is pinned to its exact value.
+    conditions: list = [{name: value} for name, value in fields.items()]
+    conditions.append(["content-length-range", size, size])
+    post = _s3().generate_presigned_post(
+        Bucket=settings.FXFER_BUCKET, Key=key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
+    )
+    return PresignedPost(
+        url=post["url"], fields=post["fields"], expires_at=(now or datetime.now(UTC)) + timedelta(seconds=expires_in)
+    )
+
+
+def multipart_create(*, key: str) -> str:
+    """Start a multipart upload (server side, so it carries SSE-KMS with our key); its upload id."""
+    response = _s3().create_multipart_upload(
+        Bucket=settings.FXFER_BUCKET,
+        Key=key,
+        ServerSideEncryption=SSE,
+        SSEKMSKeyId=kms_key_arn(),
+        BucketKeyEnabled=True,
+        ContentType=DOWNLOAD_CONTENT_TYPE,
+    )
+    return response["UploadId"]
+
+
+def multipart_part_urls(*, key: str, upload_id: str, part_numbers: list[int]) -> dict[int, str]:
+    """Presigned UploadPart URLs for a batch of parts, each valid FXFER_PART_URL_SECONDS."""
+    s3 = _s3()
+    return {
+        number: s3.generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": settings.FXFER_BUCKET, "Key": key, "UploadId": upload_id, "PartNumber": number},
+            ExpiresIn=settings.FXFER_PART_URL_SECONDS,
+        )
+        for number in part_numbers
+    }
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    part_number: int
+    size: int
+    etag: str
+
+
+def multipart_parts(*, key: str, upload_id: str) -> list[UploadedPart] | None:
+    """Every part S3 holds for the upload, in order; None when the upload no longer exists."""
+    s3 = _s3()
+    parts: list[UploadedPart] = []
+    marker = 0
+    while True:
+        try:
+            page = s3.list_parts(
+                Bucket=settings.FXFER_BUCKET, Key=key, UploadId=upload_id, PartNumberMarker=marker, MaxParts=1000
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in {"NoSuchUpload", "404"}:
+                return None
+            raise
+        parts.extend(
+            UploadedPart(part_number=p["PartNumber"], size=p["Size"], etag=p["ETag"]) for p in page.get("Parts", [])
+        )
+        if not page.get("IsTruncated"):
+            return parts
+        marker = int(page["NextPartNumberMarker"])
+
+
+def multipart_complete(*, key: str, upload_id: str, parts: list[UploadedPart]) -> str:
+    """Assemble the object from exactly these parts; its ETag."""
+    response = _s3().complete_multipart_upload(
+        Bucket=settings.FXFER_BUCKET,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": p.part_number, "ETag": p.etag} for p in parts]},
+    )
+    return response["ETag"]
+
+
+def multipart_abort(*, key: str, upload_id: str) -> None:
+    """Abort an upload and free its parts; an upload that is already gone is fine."""
+    try:
+        _s3().abort_multipart_upload(Bucket=settings.FXFER_BUCKET, Key=key, UploadId=upload_id)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in {"NoSuchUpload", "404"}:
+            raise
+
+
+# --- verification and deletion -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    size: int
+    etag: str
+    encryption: str | None
+    kms_key_id: str | None
+    checksum_sha256: str | None
+    version_id: str | None
+
+
+def object_head(*, key: str, version_id: str | None = None) -> ObjectHead | None:
+    """What S3 says about the object (its current version, or the given one); None when there is none."""
+    params = {"Bucket": settings.FXFER_BUCKET, "Key": key, "ChecksumMode": "ENABLED"}
+    if version_id:
+        params["VersionId"] = version_id
+    try:
+        head = _s3().head_object(**params)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound", "NoSuchVersion", "400"}:
+            return None
+        raise
+    return ObjectHead(
+        size=int(head["ContentLength"]),
+        etag=head.get("ETag", ""),
+        encryption=head.get("ServerSideEncryption"),
+        kms_key_id=head.get("SSEKMSKeyId"),
+        checksum_sha256=head.get("ChecksumSHA256"),
+        version_id=head.get("VersionId"),
+    )
+
+
+def object_version_delete(*, key: str, version_id: str | None) -> None:
+    """Delete one version for good (with versioning on, a plain delete would only hide it behind a marker)."""
+    params = {"Bucket": settings.FXFER_BUCKET, "Key": key}
+    if version_id:
+        params["VersionId"] = version_id
+    _s3().delete_object(**params)
+
+
+# --- downloads -----------------------------------------------------------------------------------------------
+
+
+def content_disposition(filename: str) -> str:
+    """RFC 6266 `attachment` with an ASCII fallback and the exact UTF-8 name (RFC 8187) for every browser."""
+    stem, dot, extension = filename.rpartition(".")
+    if not dot:
+        stem, extension = filename, ""
+
+    def ascii_only(text: str) -> str:
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+        # Quotes, backslashes and control characters would break out of the quoted-string.
+        return re.sub(r'[\x00-\x1f\x7f"\\;]', "_", text).strip()
+
+    fallback_stem = ascii_only(stem).strip("._ ") or "download"
+    fallback_extension = ascii_only(extension)
+    fallback = f"{fallback_stem}.{fallback_extension}" if fallback_extension else fallback_stem
+    encoded = quote(filename, safe="!#$&+-.^_`|~")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+
+
+def download_url(*, key: str, version_id: str | None, filename: str) -> str:
+    """A presigned GET of the verified version, valid FXFER_DOWNLOAD_URL_SECONDS, always as an attachment of
+    type application/octet-stream.
+
+    S3 cannot add `X-Content-Type-Options: nosniff` to a presigned GET; an opaque type plus `attachment` is
+    the defence: the browser saves the bytes and never renders or sniffs them as a page of the bucket.
+    """
+    params = {
+        "Bucket": settings.FXFER_BUCKET,
+        "Key": key,
+        "ResponseContentDisposition": content_disposition(filename),
+        "ResponseContentType": DOWNLOAD_CONTENT_TYPE,
+        "ResponseCacheControl": "no-store",
+    }
+    if version_id:
+        params["VersionId"] = version_id
+    return _s3().generate_presigned_url("get_object", Params=params, ExpiresIn=settings.FXFER_DOWNLOAD_URL_SECONDS)

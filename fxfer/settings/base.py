@@ -104,6 +104,44 @@ FXFER_AUDIT_RETENTION_DAYS = env.integer("FXFER_AUDIT_RETENTION_DAYS", 3 * 365)
 # Audit events of one day are spread over this many index partitions so a busy day's aggregation can fan out.
 FXFER_AUDIT_DAY_SHARDS = env.integer("FXFER_AUDIT_DAY_SHARDS", 4)
 
+# --- Transfers: upload policy, guest access (issue 4) -------------------------------------------------------
+# Checked before any byte moves; a violation is refused with a clear message.
+FXFER_MAX_FILE_BYTES = env.integer("FXFER_MAX_FILE_BYTES", 50 * 1024**3)
+FXFER_MAX_FILES = env.integer("FXFER_MAX_FILES", 100)
+FXFER_MAX_TRANSFER_BYTES = env.integer("FXFER_MAX_TRANSFER_BYTES", 100 * 1024**3)
+FXFER_MAX_RECIPIENTS = env.integer("FXFER_MAX_RECIPIENTS", 20)
+# Refused anywhere in a file name's extensions ("report.pdf.exe", "x.EXE.zip"), case-insensitively.
+FXFER_BLOCKED_EXTENSIONS = env.listing(
+    "FXFER_BLOCKED_EXTENSIONS",
+    (
+        "exe", "bat", "cmd", "com", "scr", "pif", "cpl", "msi", "msp", "mst", "dll", "sys", "drv", "ocx",
+        "js", "jse", "vbs", "vbe", "wsf", "wsh", "ws", "wsc", "hta", "ps1", "ps1xml", "ps2", "psc1", "psm1",
+        "jar", "lnk", "scf", "inf", "reg", "application", "gadget", "appx", "msix", "iso", "img", "vhd", "vhdx",
+    ),
+)  # fmt: skip
+# Empty allow list: any domain. The deny list wins over the allow list. "example.com" covers its subdomains.
+FXFER_RECIPIENT_DOMAINS_ALLOW = env.listing("FXFER_RECIPIENT_DOMAINS_ALLOW")
+FXFER_RECIPIENT_DOMAINS_DENY = env.listing("FXFER_RECIPIENT_DOMAINS_DENY")
+# A transfer may be available at most this long after it was created (never longer than files are kept).
+FXFER_MAX_EXPIRY_DAYS = min(env.integer("FXFER_MAX_EXPIRY_DAYS", FXFER_MAX_RETENTION_DAYS), FXFER_MAX_RETENTION_DAYS)
+FXFER_MAX_DOWNLOAD_LIMIT = env.integer("FXFER_MAX_DOWNLOAD_LIMIT", 100)
+# Presigned URLs stay short-lived: a download link for a few minutes, an upload policy for ten.
+FXFER_DOWNLOAD_URL_SECONDS = env.integer("FXFER_DOWNLOAD_URL_SECONDS", 120)
+FXFER_UPLOAD_POLICY_SECONDS = env.integer("FXFER_UPLOAD_POLICY_SECONDS", 600)
+# Files from this size on go up in parts; the part size grows with the file so 10,000 parts always suffice.
+FXFER_MULTIPART_THRESHOLD = env.integer("FXFER_MULTIPART_THRESHOLD", 100 * 1024**2)
+FXFER_MULTIPART_PART_BYTES = max(env.integer("FXFER_MULTIPART_PART_BYTES", 64 * 1024**2), 5 * 1024**2)
+# Part URLs are signed a batch at a time as the upload proceeds, each valid briefly.
+FXFER_PART_URL_BATCH = env.integer("FXFER_PART_URL_BATCH", 20)
+FXFER_PART_URL_SECONDS = env.integer("FXFER_PART_URL_SECONDS", 15 * 60)
+# Guests: one-time codes, the access a correct code grants, and the brakes on guessing.
+FXFER_CODE_SECONDS = env.integer("FXFER_CODE_SECONDS", 10 * 60)
+FXFER_CODE_ATTEMPTS = env.integer("FXFER_CODE_ATTEMPTS", 5)
+FXFER_CODE_SENDS_PER_WINDOW = env.integer("FXFER_CODE_SENDS_PER_WINDOW", 3)  # per recipient, per code lifetime
+FXFER_GUEST_ACCESS_SECONDS = env.integer("FXFER_GUEST_ACCESS_SECONDS", 30 * 60)
+FXFER_LINK_LOOKUPS_PER_IP = env.integer("FXFER_LINK_LOOKUPS_PER_IP", 30)  # per minute
+FXFER_LINK_LOOKUP_WINDOW_SECONDS = 60
+
 # --- Mail --------------------------------------------------------------------------------------------------
 EMAIL_BACKEND = "django_ses.SESBackend"
 DEFAULT_FROM_EMAIL = env.optional("FXFER_FROM_EMAIL", "fxfer@example.com")

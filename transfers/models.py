@@ -1,0 +1,206 @@
+"""Transfers in DynamoDB (PynamoDB only; no ORM models).
+
+Access patterns → keys (every request path is a GetItem or a Query; no Scan):
+- a transfer by id (owner pages, guest pages): `transfers` hash key `transfer_id`
+- a sender's transfers, newest first: GSI `by-owner` (owner_id, created_at)
+- one day's transfers (admin, compliance): GSI `by-day` (created_day, created_at)
+- a transfer's files / recipients: `files` and `recipients`, hash key `parent_id`, range key the item's own id
+- a file by its S3 key (the ObjectCreated event): the key is `files/<parent id>/<file id>`, so a GetItem
+- a guest link: GSI `by-token` on the SHA-256 of the link token, then a consistent GetItem of the recipient
+  whose `token_hash` must still match (a resent link kills the old one at once, whatever the index lags)
+- compliance search by sender, recipient, recipient domain or file name: `transfer-search`, one item per
+  term written with the transfer, hash key the term, range key "<created_at>#<transfer id>" (dates by range)
+
+Files and recipients are keyed by a generic `parent_id` with a `parent_kind`, so upload requests (issue 5)
+reuse them, the uploader, verification and the guest side unchanged.
+"""
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from fxfer import dynamo
+
+PARENT_TRANSFER = "transfer"
+
+# Transfer.status
+PENDING, READY, REVOKED, EXPIRED, DELETED = "pending", "ready", "revoked", "expired", "deleted"
+# File.state
+FILE_PENDING, FILE_VERIFIED, FILE_REFUSED, FILE_CANCELLED = "pending", "verified", "refused", "cancelled"
+# File.upload_mode
+UPLOAD_POST, UPLOAD_MULTIPART = "post", "multipart"
+
+
+class TransferByOwner(GlobalSecondaryIndex):
+    """A sender's transfers in creation order ("My transfers")."""
+
+    class Meta:
+        index_name = "by-owner"
+        projection = AllProjection()
+
+    owner_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class TransferByDay(GlobalSecondaryIndex):
+    """Every transfer created on one local day (admin lists, compliance search by date)."""
+
+    class Meta:
+        index_name = "by-day"
+        projection = AllProjection()
+
+    created_day = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class Transfer(Model):
+    """Files an employee sends to one or more outside recipients."""
+
+    Meta = dynamo.meta("transfers")
+
+    transfer_id = UnicodeAttribute(hash_key=True)
+    owner_id = UnicodeAttribute()
+    # Snapshots at creation: the mails and the guest page show who sent it, even if the IdP changes later.
+    owner_email = UnicodeAttribute()
+    owner_name = UnicodeAttribute(default="")
+    subject = UnicodeAttribute(default="")
+    message = UnicodeAttribute(default="")
+    status = UnicodeAttribute(default=PENDING)
+    created_at = UTCDateTimeAttribute()
+    created_day = UnicodeAttribute()  # local day, "2026-11-28"
+    expires_at = UTCDateTimeAttribute()
+    released_at = UTCDateTimeAttribute(null=True)
+    revoked_at = UTCDateTimeAttribute(null=True)
+    download_limit = NumberAttribute()  # downloads of each file by each recipient
+    notify_on_download = BooleanAttribute(default=True)
+    file_count = NumberAttribute(default=0)
+    total_bytes = NumberAttribute(default=0)
+    recipient_emails = UnicodeAttribute(default="")  # comma-separated, for lists without a query per row
+    # The metadata is kept for the audit-retention period, then DynamoDB TTL removes it.
+    purge_at = TTLAttribute(null=True)
+
+    by_owner = TransferByOwner()
+    by_day = TransferByDay()
+
+
+class RecipientByToken(GlobalSecondaryIndex):
+    """Link token hash → recipient. Eventually consistent: callers re-read the recipient and compare."""
+
+    class Meta:
+        index_name = "by-token"
+        projection = KeysOnlyProjection()
+
+    token_hash = UnicodeAttribute(hash_key=True)
+
+
+class Recipient(Model):
+    """One outside person's access to one transfer (or upload request): their link, codes, downloads, lock."""
+
+    Meta = dynamo.meta("recipients")
+
+    parent_id = UnicodeAttribute(hash_key=True)
+    recipient_id = UnicodeAttribute(range_key=True)
+    parent_kind = UnicodeAttribute(default=PARENT_TRANSFER)
+    email = UnicodeAttribute()
+    # SHA-256 (hex) of the 256-bit link token; the token itself is only ever in the recipient's mail.
+    token_hash = UnicodeAttribute(null=True)
+    link_sent_at = UTCDateTimeAttribute(null=True)
+    downloads_used = NumberAttribute(default=0)  # all files together, for display
+    file_downloads = MapAttribute(default=dict)  # file id → downloads of that file (the limit applies to each)
+    last_download_at = UTCDateTimeAttribute(null=True)
+    failed_code_attempts = NumberAttribute(default=0)
+    locked = BooleanAttribute(default=False)
+    locked_at = UTCDateTimeAttribute(null=True)
+    purge_at = TTLAttribute(null=True)
+
+    by_token = RecipientByToken()
+
+
+class File(Model):
+    """One file of a transfer. Its S3 key is generated here, never taken from the file's name."""
+
+    Meta = dynamo.meta("files")
+
+    parent_id = UnicodeAttribute(hash_key=True)
+    file_id = UnicodeAttribute(range_key=True)
+    parent_kind = UnicodeAttribute(default=PARENT_TRANSFER)
+    s3_key = UnicodeAttribute()  # "files/<parent id>/<file id>"
+    name = UnicodeAttribute()  # as the sender's browser gave it; shown and used in Content-Disposition only
+    content_type = UnicodeAttribute(default="application/octet-stream")  # declared; never served
+    declared_size = NumberAttribute()
+    declared_sha256 = UnicodeAttribute(null=True)  # base64, when the browser computed one; S3 checks it
+    state = UnicodeAttribute(default=FILE_PENDING)
+    refused_reason = UnicodeAttribute(null=True)
+    upload_mode = UnicodeAttribute(null=True)
+    multipart_upload_id = UnicodeAttribute(null=True)
+    part_size = NumberAttribute(null=True)
+    part_count = NumberAttribute(null=True)
+    expected_etag = UnicodeAttribute(null=True)  # the composite ETag CompleteMultipartUpload must produce
+    verified_size = NumberAttribute(null=True)
+    etag = UnicodeAttribute(null=True)
+    checksum_sha256 = UnicodeAttribute(null=True)  # base64, as S3 reports it
+    version_id = UnicodeAttribute(null=True)  # the verified version; downloads are pinned to it
+    created_at = UTCDateTimeAttribute()
+    verified_at = UTCDateTimeAttribute(null=True)
+    purge_at = TTLAttribute(null=True)
+
+
+class OneTimeCode(Model):
+    """The code a recipient asked for (one live code each; a new one replaces it). Only an HMAC is stored."""
+
+    Meta = dynamo.meta("one-time-codes")
+
+    recipient_ref = UnicodeAttribute(hash_key=True)  # "<parent id>#<recipient id>"
+    code_hash = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    expires_at = UTCDateTimeAttribute()  # every read checks it: TTL deletes late
+    purge_at = TTLAttribute()
+
+
+class GuestGrant(Model):
+    """What a correct code grants: a short guest session for one recipient of one transfer.
+
+    The view keeps the grant secret in the (server-side) session; only its hash is stored. It names the link
+    token it was granted through, so a resent link, a lock or a revoke ends it at once.
+    """
+
+    Meta = dynamo.meta("guest-grants")
+
+    grant_hash = UnicodeAttribute(hash_key=True)
+    parent_id = UnicodeAttribute()
+    recipient_id = UnicodeAttribute()
+    token_hash = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    expires_at = UTCDateTimeAttribute()
+    purge_at = TTLAttribute()
+
+
+class RateLimit(Model):
+    """A fixed-window counter ("link-ip:<ip>#<window start>"), raised with a conditional ADD."""
+
+    Meta = dynamo.meta("rate-limits")
+
+    counter = UnicodeAttribute(hash_key=True)
+    count = NumberAttribute(default=0)
+    purge_at = TTLAttribute(null=True)
+
+
+class TransferSearchTerm(Model):
+    """One search term of one transfer, written when the transfer is. Terms: "sender:<address>",
+    "recipient:<address>", "domain:<recipient domain>", "file:<name, casefolded>"."""
+
+    Meta = dynamo.meta("transfer-search")
+
+    term = UnicodeAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True)  # "<created_at ISO>#<transfer id>": date ranges by key
+    transfer_id = UnicodeAttribute()
+    parent_kind = UnicodeAttribute(default=PARENT_TRANSFER)
+    created_at = UTCDateTimeAttribute()
+    purge_at = TTLAttribute(null=True)

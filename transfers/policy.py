@@ -1,0 +1,205 @@
+"""The upload and sharing policy (values from settings, "Transfers" section), checked before any byte moves.
+
+Each check raises TransferError with a code the uploader can show next to the field or file it concerns.
+"""
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.utils.translation import gettext as _
+
+from transfers.errors import TransferError
+
+MiB = 1024**2
+S3_MIN_PART_BYTES = 5 * MiB
+S3_MAX_PART_BYTES = 5 * 1024**3
+S3_MAX_PARTS = 10_000
+MAX_NAME_CHARS = 255
+MAX_SUBJECT_CHARS = 200
+MAX_MESSAGE_CHARS = 5000
+MIN_EXPIRY = timedelta(hours=1)
+
+# Bidirectional overrides and invisible characters make "invoice\u202efdp.exe" look like "invoiceexe.pdf".
+_DECEPTIVE = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+@dataclass(frozen=True)
+class FileDeclared:
+    """What the browser says about a file before uploading it."""
+
+    name: str
+    size: int
+    content_type: str = ""
+    sha256: str | None = None  # base64 of the SHA-256 digest, when the browser computed one
+
+
+def recipients_checked(addresses: list[str]) -> list[str]:
+    """Trimmed, de-duplicated (case-insensitively) addresses; refuses bad syntax and refused domains."""
+    cleaned: list[str] = []
+    seen: set[str] = set()
+    for raw in addresses:
+        address = (raw or "").strip()
+        if not address:
+            continue
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise TransferError(
+                "recipient_invalid", _("%(address)s is not a valid e-mail address.") % {"address": address[:254]}
+            ) from None
+        local, _at, domain = address.rpartition("@")
+        address = f"{local}@{domain.lower()}"
+        if not recipient_domain_allowed(domain):
+            raise TransferError(
+                "recipient_domain_refused",
+                _("Files may not be sent to %(domain)s.") % {"domain": domain.lower()},
+                address=address,
+            )
+        if address.casefold() not in seen:
+            seen.add(address.casefold())
+            cleaned.append(address)
+    if not cleaned:
+        raise TransferError("recipients_missing")
+    if len(cleaned) > settings.FXFER_MAX_RECIPIENTS:
+        raise TransferError(
+            "too_many_recipients",
+            _("At most %(count)d recipients per transfer.") % {"count": settings.FXFER_MAX_RECIPIENTS},
+        )
+    return cleaned
+
+
+def recipient_domain_allowed(domain: str) -> bool:
+    """The deny list wins; an empty allow list allows every other domain. Entries cover their subdomains."""
+    domain = domain.lower().rstrip(".")
+
+    def listed(entries: list[str]) -> bool:
+        return any(domain == e or domain.endswith("." + e) for e in (x.lower().lstrip("@.") for x in entries))
+
+    if listed(settings.FXFER_RECIPIENT_DOMAINS_DENY):
+        return False
+    allow = settings.FXFER_RECIPIENT_DOMAINS_ALLOW
+    return not allow or listed(allow)
+
+
+def file_name_checked(name: str) -> str:
+    """The name to show and to offer on download: its last path segment, without control characters.
+    Refuses blocked extensions, also when hidden behind another one ("x.pdf.exe") or trailing dots."""
+    base = re.split(r"[\\/]", name or "")[-1].strip()
+    if not base or base in {".", ".."} or len(base) > MAX_NAME_CHARS:
+        raise TransferError("file_name_invalid")
+    if _DECEPTIVE.search(base) or any(unicodedata.category(ch) == "Cc" for ch in base):
+        raise TransferError(
+            "file_name_invalid", _("%(name)s contains characters that are not allowed.") % {"name": base}
+        )
+    # Windows drops trailing dots and spaces: "setup.exe. " runs as "setup.exe".
+    effective = base.rstrip(". ").casefold()
+    blocked = {ext.casefold().lstrip(".") for ext in settings.FXFER_BLOCKED_EXTENSIONS}
+    extension = effective.rpartition(".")[2] if "." in effective else ""
+    if extension in blocked:
+        raise TransferError(
+            "extension_blocked",
+            _("Files of type .%(ext)s may not be sent (%(name)s).") % {"ext": extension, "name": base},
+        )
+    return base
+
+
+def files_checked(files: list[FileDeclared]) -> list[FileDeclared]:
+    """Count, per-file size, total size and names within policy; returns the files with cleaned names."""
+    if not files:
+        raise TransferError("files_missing")
+    if len(files) > settings.FXFER_MAX_FILES:
+        raise TransferError(
+            "too_many_files", _("At most %(count)d files per transfer.") % {"count": settings.FXFER_MAX_FILES}
+        )
+    checked = []
+    for declared in files:
+        name = file_name_checked(declared.name)
+        size = declared.size
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise TransferError("invalid", _("The size of %(name)s is not valid.") % {"name": name})
+        if size == 0:
+            raise TransferError("file_empty", _("%(name)s is empty.") % {"name": name})
+        if size > settings.FXFER_MAX_FILE_BYTES:
+            raise TransferError(
+                "file_too_large",
+                _("%(name)s is larger than the %(limit)s allowed per file.")
+                % {"name": name, "limit": bytes_text(settings.FXFER_MAX_FILE_BYTES)},
+            )
+        sha256 = declared.sha256 or None
+        if sha256 is not None and not re.fullmatch(r"[A-Za-z0-9+/]{43}=", sha256):
+            raise TransferError("invalid", _("The checksum of %(name)s is not valid.") % {"name": name})
+        content_type = (declared.content_type or "application/octet-stream")[:255]
+        checked.append(FileDeclared(name=name, size=size, content_type=content_type, sha256=sha256))
+    total = sum(f.size for f in checked)
+    if total > settings.FXFER_MAX_TRANSFER_BYTES:
+        raise TransferError(
+            "transfer_too_large",
+            _("The files together are larger than the %(limit)s allowed per transfer.")
+            % {"limit": bytes_text(settings.FXFER_MAX_TRANSFER_BYTES)},
+        )
+    return checked
+
+
+def expiry_checked(expires_in: timedelta) -> timedelta:
+    """Between an hour and FXFER_MAX_EXPIRY_DAYS."""
+    if not isinstance(expires_in, timedelta) or not MIN_EXPIRY <= expires_in <= max_expiry():
+        raise TransferError(
+            "expiry_invalid",
+            _("Choose an expiry between one hour and %(days)d days.") % {"days": settings.FXFER_MAX_EXPIRY_DAYS},
+        )
+    return expires_in
+
+
+def max_expiry() -> timedelta:
+    return timedelta(days=min(settings.FXFER_MAX_EXPIRY_DAYS, settings.FXFER_MAX_RETENTION_DAYS))
+
+
+def download_limit_checked(limit: int) -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= settings.FXFER_MAX_DOWNLOAD_LIMIT:
+        raise TransferError(
+            "download_limit_invalid",
+            _("Choose a download limit between 1 and %(max)d.") % {"max": settings.FXFER_MAX_DOWNLOAD_LIMIT},
+        )
+    return limit
+
+
+def subject_checked(subject: str) -> str:
+    """One line (a mail subject), without control characters."""
+    subject = " ".join((subject or "").split())
+    if len(subject) > MAX_SUBJECT_CHARS or any(unicodedata.category(ch) == "Cc" for ch in subject):
+        raise TransferError("subject_invalid")
+    return subject
+
+
+def message_checked(message: str) -> str:
+    message = (message or "").strip()
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise TransferError("invalid", _("The message is too long."))
+    return message
+
+
+def uses_multipart(size: int) -> bool:
+    return size >= settings.FXFER_MULTIPART_THRESHOLD
+
+
+def part_layout(size: int) -> tuple[int, int]:
+    """(part size, part count) for a multipart upload: the configured size, grown in whole MiB when the file
+    would need more than 10,000 parts; never below S3's 5 MiB minimum."""
+    part_size = max(settings.FXFER_MULTIPART_PART_BYTES, S3_MIN_PART_BYTES)
+    if math.ceil(size / part_size) > S3_MAX_PARTS:
+        part_size = math.ceil(size / S3_MAX_PARTS / MiB) * MiB
+    part_size = min(part_size, S3_MAX_PART_BYTES)
+    return part_size, max(1, math.ceil(size / part_size))
+
+
+def bytes_text(size: int) -> str:
+    for unit, factor in (("GiB", 1024**3), ("MiB", MiB), ("KiB", 1024)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}".replace(".0 ", " ")
+    return f"{size} B"
