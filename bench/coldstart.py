@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from devtools import package
+from devtools import lambda_local, package
 
 TIME_BUDGET_SECONDS = 300
 
@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"unzipped  {package.mb(unzipped)} ({unzipped:,} bytes; Lambda's limit {limit})")
 
     deadline = time.monotonic() + TIME_BUDGET_SECONDS
-    with tempfile.TemporaryDirectory(prefix="fxfer-coldstart-") as scratch, package.stand_ins() as stand_in:
-        package_dir = package.unzip_package(Path(scratch))
+    with tempfile.TemporaryDirectory(prefix="fxfer-coldstart-") as scratch, lambda_local.stand_ins() as stand_in:
+        package_dir = lambda_local.unzip_package(Path(scratch))
         env = stand_in.lambda_env(package_dir)
         imports, firsts, totals = [], [], []
         for run in range(1, args.runs + 1):
@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
             if remaining <= 0:
                 print(f"time budget of {TIME_BUDGET_SECONDS} s spent after {run - 1} runs")
                 break
-            result = package.invoke(package_dir, [package.api_gateway_event("/healthz")], env=env, timeout=remaining)
+            result = lambda_local.invoke(
+                package_dir, [lambda_local.api_gateway_event("/healthz")], env=env, timeout=remaining
+            )
             response = result.response(0)
             if response["statusCode"] != 200:
                 raise SystemExit(f"/healthz answered {response['statusCode']}: {response.get('body')}\n{result.log}")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.production_env import production_env, required_names
+from devtools.placeholders import placeholder_production_env as production_env
+from devtools.placeholders import required_production_names as required_names
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from devtools import package
+from devtools import lambda_local, package
 
 pytestmark = pytest.mark.package
 
@@ -42,12 +42,12 @@ def names(archive) -> list[str]:
 
 @pytest.fixture(scope="module")
 def package_dir(tmp_path_factory) -> Path:
-    return package.unzip_package(tmp_path_factory.mktemp("lambda-task"))
+    return lambda_local.unzip_package(tmp_path_factory.mktemp("lambda-task"))
 
 
 @pytest.fixture(scope="module")
 def stand_in():
-    with package.stand_ins() as stand_in:
+    with lambda_local.stand_ins() as stand_in:
         yield stand_in
 
 
@@ -73,14 +73,16 @@ def lambda_env(package_dir, stand_in, xray_daemon) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def cold_run(package_dir, lambda_env, static_css) -> package.Invocation:
+def cold_run(package_dir, lambda_env, static_css) -> lambda_local.Invocation:
     events = [
-        package.api_gateway_event("/healthz"),
-        package.s3_object_created_event(bucket=STAGE["environment_variables"]["FXFER_BUCKET"], key=UPLOAD_KEY, size=7),
-        package.api_gateway_event(f"/static/{static_css[0]}", headers={"Accept-Encoding": "gzip"}),
-        *(package.scheduled_event(function, time=DAILY_JOB_TIME) for function in SCHEDULED),
+        lambda_local.api_gateway_event("/healthz"),
+        lambda_local.s3_object_created_event(
+            bucket=STAGE["environment_variables"]["FXFER_BUCKET"], key=UPLOAD_KEY, size=7
+        ),
+        lambda_local.api_gateway_event(f"/static/{static_css[0]}", headers={"Accept-Encoding": "gzip"}),
+        *(lambda_local.scheduled_event(function, time=DAILY_JOB_TIME) for function in SCHEDULED),
     ]
-    return package.invoke(package_dir, events, env=lambda_env, imports=("xmlsec", "lxml.etree"))
+    return lambda_local.invoke(package_dir, events, env=lambda_env, imports=("xmlsec", "lxml.etree"))
 
 
 # --- called through Zappa's handler ---------------------------------------------------------------------------
@@ -97,7 +99,7 @@ def test_healthz_through_api_gateway_answers_200_with_production_settings(cold_r
 def test_the_daily_aggregation_runs_from_its_scheduled_event(cold_run, stand_in):
     response = cold_run.response(FIRST_SCHEDULED + SCHEDULED.index("reports.jobs.aggregate_daily"))
     assert response["day"] == "2026-11-27"
-    dynamodb = boto3.client("dynamodb", endpoint_url=stand_in.url, region_name=package.REGION)
+    dynamodb = boto3.client("dynamodb", endpoint_url=stand_in.url, region_name=lambda_local.REGION)
     item = dynamodb.get_item(
         TableName=f"fxfer-{STAGE['environment_variables']['FXFER_STAGE']}-daily-stats",
         Key={"day": {"S": "2026-11-27"}, "scope": {"S": "all"}},
@@ -160,11 +162,11 @@ def test_secrets_come_from_the_remote_env_file_and_are_not_logged(cold_run, lamb
 
 def test_without_its_remote_env_file_the_function_refuses_to_start(package_dir, lambda_env, stand_in):
     bucket, key = stand_in.remote_env_location
-    s3 = boto3.client("s3", endpoint_url=stand_in.url, region_name=package.REGION)
+    s3 = boto3.client("s3", endpoint_url=stand_in.url, region_name=lambda_local.REGION)
     saved = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     s3.delete_object(Bucket=bucket, Key=key)
     try:
-        run = package.invoke(package_dir, [package.api_gateway_event("/healthz")], env=lambda_env)
+        run = lambda_local.invoke(package_dir, [lambda_local.api_gateway_event("/healthz")], env=lambda_env)
     finally:
         s3.put_object(Bucket=bucket, Key=key, Body=saved)
     error = run.invocations[0].get("error", "")

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from devtools import package
+from devtools import lambda_local, package, placeholders
 from devtools.package import stage_settings
 from fxfer.provisioning import FILES_PREFIX
 
@@ -28,7 +28,7 @@ def test_prod_extends_dev():
 def test_runtime_region_tracing_and_no_keep_warm(stage):
     settings = stage_settings(stage)
     assert settings["runtime"] == "python3.13"
-    assert settings["aws_region"] == package.REGION == "ap-northeast-1"
+    assert settings["aws_region"] == lambda_local.REGION == "ap-northeast-1"
     assert settings["django_settings"] == "fxfer.settings.production"
     assert settings["xray_tracing"] is True
     assert settings["keep_warm"] is False
@@ -68,7 +68,7 @@ def test_object_created_in_the_stages_bucket_reaches_the_upload_entry_point(stag
 def test_no_account_ids_or_secrets():
     text = package.ZAPPA_SETTINGS.read_text()
     assert not re.search(r"\d{12}", text), "an AWS account id"
-    secret_names = set(package.required_production_names()) - {"FXFER_STAGE", "FXFER_BUCKET", "FXFER_KMS_KEY_ID"}
+    secret_names = set(placeholders.required_production_names()) - {"FXFER_STAGE", "FXFER_BUCKET", "FXFER_KMS_KEY_ID"}
     for stage in STAGES:
         assert not secret_names & set(stage_settings(stage)["environment_variables"])
         assert stage_settings(stage)["remote_env"].startswith("s3://")
