@@ -22,6 +22,10 @@ def _binding_cookie() -> str:
     return "__Host-fxfer-saml" if settings.SESSION_COOKIE_SECURE else "fxfer-saml"
 
 
+def _binding_cookie_flags(secure: bool) -> dict:
+    return {"max_age": _BINDING_MAX_AGE, "secure": secure, "httponly": True, "samesite": "None" if secure else "Lax"}
+
+
 def _client(request) -> services.Client:
     return services.Client(ip=request.META.get("REMOTE_ADDR"), user_agent=request.META.get("HTTP_USER_AGENT"))
 
@@ -40,10 +44,7 @@ def login(request):
     )
     response = redirect(started.redirect_url)
     secure = settings.SESSION_COOKIE_SECURE
-    response.set_cookie(
-        _binding_cookie(), started.browser_binding, max_age=_BINDING_MAX_AGE, secure=secure, httponly=True,
-        samesite="None" if secure else "Lax",
-    )  # fmt: skip
+    response.set_cookie(_binding_cookie(), started.browser_binding, **_binding_cookie_flags(secure))
     return response
 
 

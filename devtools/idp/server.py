@@ -82,12 +82,18 @@ def authn_response(
     in_response_to: str | None,
     destination: str | None = None,
     audience: str | None = None,
+    recipient: str | None = None,
     sign_response: bool = True,
     sign_assertion: bool = True,
     sign_alg: str = SIG_RSA_SHA256,
     digest_alg: str = DIGEST_SHA256,
 ) -> str:
-    """A Response (XML) for `identity`; by default signed (response and assertion) with RSA-SHA256."""
+    """A Response (XML) for `identity`; by default signed (response and assertion) with RSA-SHA256. The
+    recipient (SubjectConfirmationData) is the destination unless given."""
+    extra = {}
+    if recipient:
+        confirmation = {"method": saml.SCM_BEARER, "subject_confirmation_data": {"recipient": recipient}}
+        extra["farg"] = {"assertion": {"subject": {"subject_confirmation": confirmation}}}
     return str(
         server.create_authn_response(
             identity.claims(),
@@ -100,6 +106,7 @@ def authn_response(
             sign_assertion=sign_assertion,
             sign_alg=sign_alg,
             digest_alg=digest_alg,
+            **extra,
         )
     )
 

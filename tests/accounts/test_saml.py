@@ -38,6 +38,14 @@ def _answer(idp_server, identity, started, **kwargs) -> str:
 # --- the happy paths -----------------------------------------------------------------------------------------
 
 
+def test_sign_in_works_when_the_browser_drops_cookies_on_the_idps_cross_site_post(browser, idp_server, identities):
+    started = start_signin(browser, "/after/")
+    browser.cookies.clear()  # SameSite cookies stay behind on a cross-site POST
+    response = post_to_acs(browser, _answer(idp_server, identities["alice"], started), started.relay_state)
+    assert response.status_code == 302 and response["Location"] == "/after/"
+    assert "Signed in as Alice Example" in browser.get("/").content.decode()
+
+
 def test_an_employee_signs_in_end_to_end(browser, idp_server, identities):
     started = start_signin(browser, "/transfers/new/")
     assert started.relay_state == "/transfers/new/"
@@ -288,6 +296,14 @@ def test_response_for_another_destination_is_refused(browser, idp_server, identi
     xml = _answer(idp_server, identities["alice"], started, destination="https://other-sp.example/saml/acs/")
     response = post_to_acs(browser, xml, started.relay_state)
     assert_refused_without_session(response, browser, reason="wrong_destination")
+
+
+def test_assertion_for_another_recipient_is_refused(browser, idp_server, identities):
+    started = start_signin(browser)
+    xml = _answer(idp_server, identities["alice"], started, recipient="https://other-sp.example/saml/acs/")
+    assert 'Recipient="https://other-sp.example/saml/acs/"' in xml
+    response = post_to_acs(browser, xml, started.relay_state)
+    assert_refused_without_session(response, browser, reason="wrong_subjectconfirmation")
 
 
 def test_expired_response_is_refused(browser, idp_server, identities):
