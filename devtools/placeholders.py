@@ -15,7 +15,7 @@ STAGE = "dev"
 
 def required_production_names() -> list[str]:
     """The names production.py passes to env.required(...), read from the file so the list never drifts."""
-    return re.findall(r'env\.required\(\s*"([A-Z0-9_]+)"', PRODUCTION_SETTINGS.read_text())
+    return re.findall(r'env\.required(?:_listing)?\(\s*"([A-Z0-9_]+)"', PRODUCTION_SETTINGS.read_text())
 
 
 @functools.cache

@@ -47,4 +47,16 @@ def listing(name: str, default: tuple[str, ...] = ()) -> list[str]:
     raw = optional(name)
     if not raw:
         return list(default)
+    return _split(raw)
+
+
+def required_listing(name: str) -> list[str]:
+    """A comma-separated list that must name at least one item."""
+    items = _split(required(name))
+    if not items:
+        raise ImproperlyConfigured(f"The environment variable {name} must be set (see README, 'Configuration').")
+    return items
+
+
+def _split(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]

@@ -47,6 +47,6 @@ FXFER_SAML_SP_KEY = env.required("FXFER_SAML_SP_KEY")
 FXFER_SAML_SP_CERT = env.required("FXFER_SAML_SP_CERT")
 # Comma-separated IdP group values (Entra ID: group object ids) for each role.
 FXFER_ROLE_GROUPS = {
-    "employee": [group.strip() for group in env.required("FXFER_EMPLOYEE_GROUPS").split(",") if group.strip()],
-    "compliance": [group.strip() for group in env.required("FXFER_COMPLIANCE_GROUPS").split(",") if group.strip()],
+    "employee": env.required_listing("FXFER_EMPLOYEE_GROUPS"),
+    "compliance": env.required_listing("FXFER_COMPLIANCE_GROUPS"),
 }
