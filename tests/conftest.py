@@ -1,4 +1,5 @@
-"""Fast tier: every test runs on in-process moto, freshly provisioned by the same code production uses."""
+"""Fast tier: every test runs on in-process moto, freshly provisioned by the same code production uses.
+Browser tier: Django's live server thread, driven by Playwright in Debian's Chromium."""
 
 import os
 
@@ -37,3 +38,83 @@ def aws(request):
     with mock_aws():
         list(provision())
         yield
+
+
+# --- Browser tests -----------------------------------------------------------------------------------------
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def live_url():
+    """Django's live server thread. (pytest-django's `live_server` flushes the SQL database after each test,
+    which fails loudly here by design: DATABASES is empty.)"""
+    from django.test.testcases import LiveServerThread, _StaticFilesHandler
+
+    thread = LiveServerThread("localhost", _StaticFilesHandler, port=0)
+    thread.daemon = True
+    thread.start()
+    thread.is_ready.wait()
+    if thread.error:
+        raise thread.error
+    yield f"http://localhost:{thread.port}"
+    thread.terminate()
+
+
+@pytest.fixture
+def site(live_url, settings):
+    """The live server's address is the public base URL, the local IdP lives under it, and the bucket's CORS
+    rule admits it (provisioning converges the rule to FXFER_BASE_URL)."""
+    from fxfer.provisioning import provision
+
+    base = live_url
+    settings.FXFER_BASE_URL = base
+    settings.FXFER_SAML_IDP_ENTITY_ID = f"{base}/idp/metadata/"
+    settings.FXFER_SAML_IDP_SSO_URL = f"{base}/idp/sso/"
+    settings.FXFER_SAML_IDP_SLO_URL = f"{base}/idp/slo/"
+    list(provision())
+    return base
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; only while it runs, never for other tests
+    # (a leaked variable would fail the production deployment checks run in subprocesses).
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context()  # a fresh browser profile per test: no cookies carried over
+    yield context.new_page()
+    context.close()
+
+
+def sign_in_as(page, site: str, identity: str) -> None:
+    """Sign in through the local IdP as one of its demo identities ("alice", "carol", "nobody")."""
+    page.goto(f"{site}/")
+    page.get_by_role("link", name="Sign in with your company account").click()
+    page.wait_for_url(f"{site}/idp/sso/**")
+    assert "Local IdP: choose who you are" in page.content()
+    with page.expect_navigation(url=lambda url: "/idp/" not in url):
+        page.locator(f'button[data-identity="{identity}"]').click()
