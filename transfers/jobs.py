@@ -19,10 +19,14 @@ def on_object_created(event: dict, context=None) -> dict:
     try:
         for record in event.get("Records", []):
             s3 = record.get("s3", {})
+            s3_object = s3.get("object", {})
             # Keys arrive URL-encoded, with "+" for spaces.
-            key = unquote_plus(s3.get("object", {}).get("key", ""))
+            key = unquote_plus(s3_object.get("key", ""))
             noticed = services.upload_object_noticed(
-                bucket=s3.get("bucket", {}).get("name", ""), key=key, size=int(s3.get("object", {}).get("size", 0))
+                bucket=s3.get("bucket", {}).get("name", ""),
+                key=key,
+                size=int(s3_object.get("size", 0)),
+                version_id=s3_object.get("versionId") or None,
             )
             results.append({"key": noticed.key, "outcome": noticed.outcome})
     except Exception:

@@ -1,0 +1,135 @@
+"""Shared set-up for the transfer tests: a sender, transfers created through the services, and uploads made
+the way a browser makes them (straight to S3, with the fields or part URLs the server handed out)."""
+
+import os
+import re
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from django.conf import settings
+
+from fxfer import aws
+from transfers import services, storage
+from transfers.policy import FileDeclared
+
+NOW = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
+LINK = re.compile(r"/t/([A-Za-z0-9_-]{43})")
+CODE = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Sender:
+    id: str = "u-alice"
+    email: str = "alice@corp.example"
+    display_name: str = "Alice Sender"
+
+
+ALICE = Sender()
+MALLORY = Sender(id="u-mallory", email="mallory@corp.example", display_name="Mallory")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_kms_key_arn():
+    # Every test provisions a new moto KMS key: the per-process ARN cache must not outlive it.
+    storage.forget_kms_key_arn()
+    yield
+    storage.forget_kms_key_arn()
+
+
+@pytest.fixture(autouse=True)
+def _bucket_policy_without_conditions_is_not_ours():
+    """moto evaluates bucket policies but ignores their Condition blocks, so each of our conditional Denies
+    (plain HTTP, old TLS, another key) would deny every request. The policy document is tested on its own
+    (tests/fxfer/test_provisioning.py); here S3 behaves as it does with the policy for well-behaved calls."""
+    if not os.environ.get("FXFER_S3_ENDPOINT"):
+        aws.client("s3").delete_bucket_policy(Bucket=settings.FXFER_BUCKET)
+
+
+@pytest.fixture(autouse=True)
+def _mail(mailoutbox):
+    """Django's test mail outbox (pytest-django swaps in the locmem backend); one test goes through SES."""
+    return mailoutbox
+
+
+@pytest.fixture
+def dynamodb_serialises_item_writes(monkeypatch):
+    """DynamoDB applies writes to one item one at a time, so a condition is checked against the latest
+    state; moto checks and writes without a lock. Give it the lock, so concurrency tests test our conditions
+    and not moto's race."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.Lock()
+    original = DynamoDBBackend.update_item
+
+    def serialised(self, *args, **kwargs):
+        with lock:
+            return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, "update_item", serialised)
+
+
+def create(*, files=None, recipients=None, sender=ALICE, now=NOW, **kwargs) -> services.TransferCreated:
+    return services.transfer_create(
+        sender=sender,
+        recipients=recipients or ["bob@partner.example"],
+        files=files or [FileDeclared(name="report.pdf", size=11, content_type="application/pdf")],
+        subject=kwargs.pop("subject", "Quarterly figures"),
+        message=kwargs.pop("message", "Here they are."),
+        now=now,
+        **kwargs,
+    )
+
+
+def browser_post(authorized: services.UploadAuthorized, body: bytes, **field_changes) -> requests.Response:
+    """POST the file the way the uploader does: the server's fields, then the file."""
+    fields = {**authorized.fields, **field_changes}
+    fields = {k: v for k, v in fields.items() if v is not None}
+    return requests.post(authorized.url, data=fields, files={"file": ("ignored-name", body)}, timeout=30)
+
+
+def put_object_as_browser(key: str, body: bytes, **extra) -> None:
+    """What a presigned POST with our fields stores (moto does not enforce POST policies; LocalStack does)."""
+    params = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": storage.kms_key_arn(), **extra}
+    params = {k: v for k, v in params.items() if v is not None}
+    aws.client("s3").put_object(Bucket=settings.FXFER_BUCKET, Key=key, Body=body, **params)
+
+
+def browser_put_parts(part_urls: dict[int, str], body: bytes, part_size: int) -> dict[int, str]:
+    etags = {}
+    for number, url in sorted(part_urls.items()):
+        chunk = body[(number - 1) * part_size : number * part_size]
+        response = requests.put(url, data=chunk, timeout=60)
+        assert response.status_code == 200, response.text
+        etags[number] = response.headers["ETag"]
+    return etags
+
+
+def ready_transfer(*, recipients=None, body=b"hello world", name="report.pdf", now=NOW, mailoutbox=None, **kwargs):
+    """A released transfer: created, its one file uploaded and verified, the link mails sent. Returns the
+    creation result and each recipient's link token, read from their own mail."""
+    created = create(files=[FileDeclared(name=name, size=len(body))], recipients=recipients, now=now, **kwargs)
+    file = created.files[0]
+    services.upload_authorize(owner_id=ALICE.id, transfer_id=created.transfer_id, file_id=file.file_id, now=now)
+    put_object_as_browser(file.key, body)
+    verified = services.upload_done(owner_id=ALICE.id, transfer_id=created.transfer_id, file_id=file.file_id, now=now)
+    assert verified.outcome == "verified" and verified.released
+    tokens = {}
+    for message in mailoutbox or []:
+        match = LINK.search(message.body)
+        if match:
+            tokens[message.to[0]] = match[1]
+    return created, tokens
+
+
+def code_from(mailoutbox, to: str) -> str:
+    for message in reversed(mailoutbox):
+        if message.to == [to] and "one-time code" in message.subject:
+            return CODE.search(message.body)[1]
+    raise AssertionError(f"no code mail to {to}")
+
+
+def later(minutes: int = 0, *, days: int = 0, seconds: int = 0) -> datetime:
+    return NOW + timedelta(minutes=minutes, days=days, seconds=seconds)

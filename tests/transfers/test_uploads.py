@@ -1,0 +1,358 @@
+"""Uploads go straight to S3 with what the server signs; nothing is released before the server has verified
+every object (size, SSE-KMS with our key, integrity), whether the browser or the S3 event reports it first."""
+
+import base64
+import hashlib
+import json
+from datetime import UTC, datetime
+
+import pytest
+import requests
+from django.conf import settings
+
+from fxfer import aws
+from reports.models import AuditEvent
+from tests.transfers.conftest import (
+    ALICE,
+    MALLORY,
+    NOW,
+    browser_post,
+    browser_put_parts,
+    create,
+    put_object_as_browser,
+)
+from transfers import services, storage
+from transfers.errors import TransferError
+from transfers.jobs import on_object_created
+from transfers.models import File, Recipient, Transfer, TransferSearchTerm
+from transfers.policy import FileDeclared
+
+MiB = 1024**2
+
+
+def _events(action: str) -> list[AuditEvent]:
+    return sorted((e for e in AuditEvent.scan() if e.action == action), key=lambda e: e.seq)
+
+
+def _versions(key: str) -> list[dict]:
+    listed = aws.client("s3").list_object_versions(Bucket=settings.FXFER_BUCKET, Prefix=key)
+    return listed.get("Versions", []) + listed.get("DeleteMarkers", [])
+
+
+def _authorize(created, index=0, owner=ALICE):
+    return services.upload_authorize(
+        owner_id=owner.id, transfer_id=created.transfer_id, file_id=created.files[index].file_id, now=NOW
+    )
+
+
+def _done(created, index=0):
+    return services.upload_done(
+        owner_id=ALICE.id, transfer_id=created.transfer_id, file_id=created.files[index].file_id
+    )
+
+
+def _event(key: str, version_id: str | None = None) -> dict:
+    obj = {"key": key.replace(" ", "+"), "size": 1}
+    if version_id:
+        obj["versionId"] = version_id
+    return {"Records": [{"s3": {"bucket": {"name": settings.FXFER_BUCKET}, "object": obj}}]}
+
+
+# --- creation ------------------------------------------------------------------------------------------------
+
+
+def test_create_records_a_pending_transfer_with_its_files_recipients_and_search_terms():
+    created = create(
+        files=[FileDeclared(name="Report.PDF", size=11), FileDeclared(name="data.csv", size=5)],
+        recipients=["bob@partner.example", "carol@other.example"],
+    )
+    transfer = Transfer.get(created.transfer_id)
+    assert transfer.status == "pending" and transfer.owner_id == ALICE.id and transfer.owner_email == ALICE.email
+    assert (transfer.file_count, transfer.total_bytes) == (2, 16)
+    assert {r.email for r in Recipient.query(created.transfer_id)} == {"bob@partner.example", "carol@other.example"}
+    assert all(r.token_hash is None for r in Recipient.query(created.transfer_id))  # no link before release
+    terms = {t.term for t in TransferSearchTerm.scan() if t.transfer_id == created.transfer_id}
+    assert terms == {
+        "sender:alice@corp.example",
+        "recipient:bob@partner.example",
+        "recipient:carol@other.example",
+        "domain:partner.example",
+        "domain:other.example",
+        "file:report.pdf",
+        "file:data.csv",
+    }
+    [event] = _events("transfer.created")
+    assert event.actor == f"user:{ALICE.id}" and event.subject == f"transfer:{created.transfer_id}"
+    assert event.details["recipients"] == ["bob@partner.example", "carol@other.example"]
+
+
+@pytest.mark.parametrize("name", ["../../x.pdf", "files/other-transfer/abcdefgh12345678", "..\\..\\boot.ini", "%2e%2e"])
+def test_keys_are_generated_by_the_server_never_from_the_file_name(name):
+    created = create(files=[FileDeclared(name=name, size=11)])
+    file = created.files[0]
+    assert file.key == f"files/{created.transfer_id}/{file.file_id}"
+    assert storage.parse_file_key(file.key) == (created.transfer_id, file.file_id)
+    assert "/" not in file.name and "\\" not in file.name
+    authorized = _authorize(created)
+    assert authorized.key == file.key and authorized.fields["key"] == file.key
+
+
+# --- small files: presigned POST -----------------------------------------------------------------------------
+
+
+def test_the_post_policy_pins_key_exact_size_sse_kms_key_and_a_short_expiry():
+    created = create(files=[FileDeclared(name="a.pdf", size=1234)])
+    before = datetime.now(UTC)
+    authorized = _authorize(created)
+    assert authorized.mode == "post"
+    document = json.loads(base64.b64decode(authorized.fields["policy"]))
+    conditions = document["conditions"]
+    assert {"key": created.files[0].key} in conditions
+    assert {"bucket": settings.FXFER_BUCKET} in conditions
+    assert ["content-length-range", 1234, 1234] in conditions
+    assert {"x-amz-server-side-encryption": "aws:kms"} in conditions
+    assert {"x-amz-server-side-encryption-aws-kms-key-id": storage.kms_key_arn()} in conditions
+    assert storage.kms_key_arn().startswith("arn:aws:kms:")  # the alias resolved to the key's ARN
+    expires = datetime.fromisoformat(document["expiration"].replace("Z", "+00:00"))
+    assert 0 < (expires - before).total_seconds() <= settings.FXFER_UPLOAD_POLICY_SECONDS + 5
+
+
+def test_a_declared_sha256_is_pinned_in_the_policy():
+    digest = base64.b64encode(hashlib.sha256(b"hello world").digest()).decode()
+    created = create(files=[FileDeclared(name="a.pdf", size=11, sha256=digest)])
+    conditions = json.loads(base64.b64decode(_authorize(created).fields["policy"]))["conditions"]
+    assert {"x-amz-checksum-sha256": digest} in conditions
+
+
+def test_a_browser_post_is_verified_and_releases_the_transfer_with_one_mail_per_recipient(mailoutbox):
+    created = create(recipients=["bob@partner.example", "carol@other.example"])
+    response = browser_post(_authorize(created), b"hello world")
+    assert int(response.status_code) == 201  # moto hands `requests` the status as text
+    verified = _done(created)
+    assert (verified.outcome, verified.released) == ("verified", True)
+    file = File.get(created.transfer_id, created.files[0].file_id)
+    assert (file.state, file.verified_size) == ("verified", 11)
+    assert file.version_id and file.etag
+    assert Transfer.get(created.transfer_id).status == "ready"
+    assert sorted(m.to[0] for m in mailoutbox) == ["bob@partner.example", "carol@other.example"]
+    assert len(_events("file.verified")) == 1 and len(_events("mail.sent")) == 2
+
+
+def test_nothing_is_released_while_a_file_is_missing():
+    created = create(files=[FileDeclared(name="a.pdf", size=11), FileDeclared(name="b.pdf", size=3)])
+    put_object_as_browser(created.files[0].key, b"hello world")
+    assert _done(created, 0).released is False
+    assert _done(created, 1).outcome == "missing"
+    assert Transfer.get(created.transfer_id).status == "pending"
+    put_object_as_browser(created.files[1].key, b"abc")
+    assert _done(created, 1).released is True
+
+
+def test_the_browser_and_the_s3_event_lead_to_one_idempotent_verification(mailoutbox):
+    created = create()
+    put_object_as_browser(created.files[0].key, b"hello world")
+    first = on_object_created(_event(created.files[0].key), None)
+    assert first == {"records": [{"key": created.files[0].key, "outcome": "verified"}]}
+    assert _done(created).outcome == "verified"
+    assert on_object_created(_event(created.files[0].key), None)["records"][0]["outcome"] == "verified"
+    assert len(_events("file.verified")) == 1
+    assert len(mailoutbox) == 1  # released once
+
+
+@pytest.mark.parametrize(
+    ("body", "extra", "reason"),
+    [
+        (b"hello world!", {}, "size"),
+        (b"hello world", {"ServerSideEncryption": "AES256", "SSEKMSKeyId": None}, "encryption"),
+    ],
+)
+def test_an_object_unlike_the_declared_file_is_refused_and_deleted(body, extra, reason):
+    created = create()
+    key = created.files[0].key
+    put_object_as_browser(key, body, **extra)
+    result = on_object_created(_event(key), None)
+    assert result["records"][0]["outcome"] == "refused"
+    file = File.get(created.transfer_id, created.files[0].file_id)
+    assert (file.state, file.refused_reason) == ("refused", reason)
+    assert [v for v in _versions(key) if v.get("IsLatest") or "VersionId" in v] == []  # gone for good
+    [event] = _events("file.verified")
+    assert (event.outcome, event.details["reason"]) == ("refused", reason)
+    assert Transfer.get(created.transfer_id).status == "pending"
+
+
+def test_an_object_encrypted_with_another_kms_key_is_refused():
+    other = aws.client("kms").create_key(Description="someone else's")["KeyMetadata"]["Arn"]
+    created = create()
+    put_object_as_browser(created.files[0].key, b"hello world", SSEKMSKeyId=other)
+    assert _done(created).reason == "kms_key"
+
+
+def test_a_declared_checksum_must_be_what_s3_holds():
+    digest = base64.b64encode(hashlib.sha256(b"hello world").digest()).decode()
+    created = create(files=[FileDeclared(name="a.pdf", size=11, sha256=digest)])
+    put_object_as_browser(created.files[0].key, b"hello there")  # same size, other bytes
+    assert _done(created).reason == "checksum"
+
+
+def test_a_refused_file_can_be_uploaded_again_and_then_passes():
+    created = create()
+    put_object_as_browser(created.files[0].key, b"wrong size!!")
+    assert _done(created).outcome == "refused"
+    authorized = _authorize(created)
+    assert authorized.mode == "post"
+    assert int(browser_post(authorized, b"hello world").status_code) == 201
+    assert _done(created).outcome == "verified"
+
+
+def test_upload_calls_for_another_owners_transfer_look_like_a_missing_one():
+    created = create()
+    for call in (
+        lambda: _authorize(created, owner=MALLORY),
+        lambda: services.upload_done(
+            owner_id=MALLORY.id, transfer_id=created.transfer_id, file_id=created.files[0].file_id
+        ),
+        lambda: _authorize(
+            type(created)(transfer_id="nope-nope-nope", expires_at=NOW, recipients=(), files=created.files)
+        ),
+    ):
+        with pytest.raises(TransferError) as caught:
+            call()
+        assert caught.value.code == "not_found" and caught.value.status == 404
+
+
+def test_a_verified_file_is_not_authorized_again():
+    created = create()
+    put_object_as_browser(created.files[0].key, b"hello world")
+    _done(created)
+    with pytest.raises(TransferError) as caught:
+        _authorize(created)
+    assert caught.value.code == "state_conflict"
+
+
+def test_a_later_version_at_a_verified_key_is_removed_and_never_served():
+    created = create()
+    put_object_as_browser(created.files[0].key, b"hello world")
+    _done(created)
+    verified_version = File.get(created.transfer_id, created.files[0].file_id).version_id
+    put_object_as_browser(created.files[0].key, b"evil world!")  # a re-used policy within its ten minutes
+    stray = storage.object_head(key=created.files[0].key).version_id
+    result = on_object_created(_event(created.files[0].key, stray), None)
+    assert result["records"][0]["outcome"] == "stray_version"
+    assert storage.object_head(key=created.files[0].key).version_id == verified_version
+
+
+def test_unknown_and_foreign_keys_are_left_alone():
+    assert on_object_created(_event("files/unknown1234/unknown5678"), None)["records"][0]["outcome"] == "unknown_key"
+    assert on_object_created(_event("somewhere/else"), None)["records"][0]["outcome"] == "unknown_key"
+
+
+# --- large files: multipart ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_parts(settings):
+    settings.FXFER_MULTIPART_THRESHOLD = 6 * MiB
+    settings.FXFER_MULTIPART_PART_BYTES = 5 * MiB
+    settings.FXFER_PART_URL_BATCH = 2
+
+
+BIG = bytes(range(256)) * (12 * MiB // 256)  # 12 MiB: parts of 5, 5 and 2 MiB
+
+
+def test_a_multipart_upload_is_signed_in_batches_completed_by_the_server_and_verified(small_parts, mailoutbox):
+    created = create(files=[FileDeclared(name="big.iso.zip", size=len(BIG))])
+    authorized = _authorize(created)
+    assert (authorized.mode, authorized.part_size, authorized.part_count) == ("multipart", 5 * MiB, 3)
+    assert sorted(authorized.part_urls) == [1, 2]  # the first batch only
+    browser_put_parts(authorized.part_urls, BIG, authorized.part_size)
+    ids = {"owner_id": ALICE.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
+    signed = services.upload_parts_sign(**ids, upload_id=authorized.upload_id, part_numbers=[3])
+    browser_put_parts(signed.part_urls, BIG, authorized.part_size)
+    assert [p.part_number for p in services.upload_parts_list(**ids, upload_id=authorized.upload_id)] == [1, 2, 3]
+    verified = services.upload_complete_multipart(**ids, upload_id=authorized.upload_id)
+    assert (verified.outcome, verified.released) == ("verified", True)
+    head = storage.object_head(key=created.files[0].key)
+    assert head.etag.endswith('-3"') and head.size == len(BIG)
+    assert head.encryption == "aws:kms" and head.kms_key_id == storage.kms_key_arn()
+    assert len(mailoutbox) == 1
+
+
+def test_an_interrupted_multipart_upload_resumes_with_the_parts_already_there(small_parts):
+    created = create(files=[FileDeclared(name="big.bin", size=len(BIG))])
+    first = _authorize(created)
+    browser_put_parts({1: first.part_urls[1]}, BIG, first.part_size)
+    resumed = _authorize(created)  # the page was reloaded
+    assert resumed.upload_id == first.upload_id
+    assert [p.part_number for p in resumed.parts_done] == [1]
+    assert sorted(resumed.part_urls) == [2, 3]
+
+
+def test_completing_with_parts_missing_is_refused_and_loses_nothing(small_parts):
+    created = create(files=[FileDeclared(name="big.bin", size=len(BIG))])
+    authorized = _authorize(created)
+    browser_put_parts(authorized.part_urls, BIG, authorized.part_size)  # parts 1 and 2 of 3
+    ids = {"owner_id": ALICE.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
+    with pytest.raises(TransferError) as caught:
+        services.upload_complete_multipart(**ids, upload_id=authorized.upload_id)
+    assert caught.value.code == "upload_incomplete" and caught.value.params["missing_parts"] == [3]
+    signed = services.upload_parts_sign(**ids, upload_id=authorized.upload_id, part_numbers=[3])
+    browser_put_parts(signed.part_urls, BIG, authorized.part_size)
+    assert services.upload_complete_multipart(**ids, upload_id=authorized.upload_id).outcome == "verified"
+
+
+def test_parts_that_do_not_add_up_to_the_declared_size_are_refused(small_parts):
+    created = create(files=[FileDeclared(name="big.bin", size=len(BIG))])
+    authorized = _authorize(created)
+    ids = {"owner_id": ALICE.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
+    urls = {
+        **authorized.part_urls,
+        **services.upload_parts_sign(**ids, upload_id=authorized.upload_id, part_numbers=[3]).part_urls,
+    }
+    bigger = BIG + b"x" * MiB  # the last part is larger than declared
+    browser_put_parts(urls, bigger, authorized.part_size)
+    requests.put(urls[3], data=bigger[10 * MiB :], timeout=60)
+    result = services.upload_complete_multipart(**ids, upload_id=authorized.upload_id)
+    assert (result.outcome, result.reason) == ("refused", "size")
+    assert storage.object_head(key=created.files[0].key) is None
+    assert Transfer.get(created.transfer_id).status == "pending"
+
+
+def test_part_urls_are_only_signed_for_this_upload_and_in_small_batches(small_parts):
+    created = create(files=[FileDeclared(name="big.bin", size=len(BIG))])
+    authorized = _authorize(created)
+    ids = {"owner_id": ALICE.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
+    for numbers in ([0], [4], [1, 2, 3], []):
+        with pytest.raises(TransferError) as caught:
+            services.upload_parts_sign(**ids, upload_id=authorized.upload_id, part_numbers=numbers)
+        assert caught.value.code == "parts_invalid"
+    with pytest.raises(TransferError) as caught:
+        services.upload_parts_sign(**ids, upload_id="someone-elses-upload", part_numbers=[1])
+    assert caught.value.code == "state_conflict"
+    with pytest.raises(TransferError) as caught:
+        services.upload_parts_sign(**{**ids, "owner_id": MALLORY.id}, upload_id=authorized.upload_id, part_numbers=[1])
+    assert caught.value.code == "not_found"
+
+
+def test_cancelling_a_file_aborts_its_upload_and_releases_the_rest(small_parts, mailoutbox):
+    created = create(files=[FileDeclared(name="a.pdf", size=11), FileDeclared(name="big.bin", size=len(BIG))])
+    put_object_as_browser(created.files[0].key, b"hello world")
+    assert _done(created, 0).released is False
+    authorized = _authorize(created, 1)
+    cancelled = services.upload_cancel(
+        owner_id=ALICE.id, transfer_id=created.transfer_id, file_id=created.files[1].file_id
+    )
+    assert (cancelled.outcome, cancelled.released) == ("cancelled", True)
+    assert storage.multipart_parts(key=created.files[1].key, upload_id=authorized.upload_id) is None
+    transfer = Transfer.get(created.transfer_id)
+    assert (transfer.status, transfer.file_count, transfer.total_bytes) == ("ready", 1, 11)
+    assert len(mailoutbox) == 1 and "big.bin" not in mailoutbox[0].body
+
+
+def test_uploads_stop_when_the_transfer_is_revoked(small_parts):
+    created = create(files=[FileDeclared(name="big.bin", size=len(BIG))])
+    authorized = _authorize(created)
+    services.transfer_revoke(owner_id=ALICE.id, transfer_id=created.transfer_id)
+    assert storage.multipart_parts(key=created.files[0].key, upload_id=authorized.upload_id) is None
+    with pytest.raises(TransferError) as caught:
+        _authorize(created)
+    assert caught.value.code == "state_conflict"

@@ -1,0 +1,113 @@
+"""The mails transfers send, through Django's mail API (django-ses in AWS; any backend in tests).
+
+Plain text, one message per person: a recipient's link or code never shares a message with anyone else.
+Times are shown in the company's time zone.
+"""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.utils.translation import gettext as _
+
+from transfers.policy import bytes_text
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone(ZoneInfo(settings.TIME_ZONE)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _send(*, to: str, subject: str, body: str, reply_to: str | None = None) -> None:
+    # Subjects carry user input: one line, so no header can be smuggled in.
+    subject = " ".join(subject.split())[:250]
+    EmailMessage(subject=subject, body=body, to=[to], reply_to=[reply_to] if reply_to else None).send()
+
+
+def _sender(name: str, email: str) -> str:
+    return f"{name} <{email}>" if name else email
+
+
+def link_mail(
+    *,
+    to: str,
+    link: str,
+    sender_name: str,
+    sender_email: str,
+    subject: str,
+    message: str,
+    files: list[tuple[str, int]],
+    expires_at: datetime,
+) -> None:
+    """A recipient's own link to the files."""
+    who = _sender(sender_name, sender_email)
+    lines = [
+        _("%(who)s has sent you files through %(site)s.") % {"who": who, "site": settings.FXFER_BASE_URL},
+        "",
+    ]
+    if subject:
+        lines += [_("Subject: %(subject)s") % {"subject": subject}, ""]
+    if message:
+        lines += [message, ""]
+    lines += [_("Files:")] + [f"  - {name} ({bytes_text(size)})" for name, size in files] + [""]
+    lines += [
+        _("Open this link to download them (it is yours alone; do not forward it):"),
+        link,
+        "",
+        _("You will be asked for a one-time code, which we send to this address."),
+        _("The files are available until %(time)s.") % {"time": _local(expires_at)},
+    ]
+    mail_subject = _("%(who)s sent you files") % {"who": sender_name or sender_email}
+    if subject:
+        mail_subject = f"{mail_subject}: {subject}"
+    _send(to=to, subject=mail_subject, body="\n".join(lines), reply_to=sender_email)
+
+
+def code_mail(*, to: str, code: str, sender_name: str, expires_at: datetime) -> None:
+    """The one-time code, to the recipient's own address only."""
+    body = "\n".join(
+        [
+            _("Your one-time code for the files from %(who)s:") % {"who": sender_name},
+            "",
+            f"    {code}",
+            "",
+            _("It is valid until %(time)s and can be used once.") % {"time": _local(expires_at)},
+            _("If you did not ask for it, ignore this mail; nobody can use the link without the code."),
+        ]
+    )
+    _send(to=to, subject=_("Your one-time code"), body=body)
+
+
+def download_notice_mail(
+    *, to: str, recipient: str, file_name: str, subject: str, at: datetime, ip: str | None
+) -> None:
+    """Tell the sender a recipient downloaded a file: who, what, when, from where."""
+    body = "\n".join(
+        [
+            _("%(recipient)s downloaded %(file)s.") % {"recipient": recipient, "file": file_name},
+            "",
+            _("Transfer: %(subject)s") % {"subject": subject or "-"},
+            _("When: %(time)s") % {"time": _local(at)},
+            _("From IP address: %(ip)s") % {"ip": ip or "-"},
+        ]
+    )
+    _send(
+        to=to, subject=_("%(recipient)s downloaded %(file)s") % {"recipient": recipient, "file": file_name}, body=body
+    )
+
+
+def locked_notice_mail(*, to: str, recipient: str, subject: str, at: datetime, ip: str | None) -> None:
+    """Tell the sender a recipient's access was locked after too many wrong codes."""
+    body = "\n".join(
+        [
+            _("Access for %(recipient)s was locked after %(count)d wrong one-time codes.")
+            % {"recipient": recipient, "count": settings.FXFER_CODE_ATTEMPTS},
+            "",
+            _("Transfer: %(subject)s") % {"subject": subject or "-"},
+            _("When: %(time)s") % {"time": _local(at)},
+            _("Last attempt from IP address: %(ip)s") % {"ip": ip or "-"},
+            "",
+            _("If this was your recipient, send them the link again from My transfers; this unlocks their access."),
+        ]
+    )
+    _send(to=to, subject=_("Access locked for %(recipient)s") % {"recipient": recipient}, body=body)

@@ -1,0 +1,209 @@
+"""Reads for transfers: the sender's lists and details, and what a guest session may see.
+
+Every read applies its own expiry (DynamoDB TTL deletes late): a transfer past `expires_at` shows as
+expired and gives guests nothing, whatever the sweep has or has not done yet.
+"""
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from transfers.errors import TransferError
+from transfers.models import FILE_CANCELLED, FILE_VERIFIED, File, Recipient, Transfer
+from transfers.services.common import owned_transfer, status_at, utc
+from transfers.services.guests import guest_access
+
+
+@dataclass(frozen=True)
+class RecipientSummary:
+    recipient_id: str
+    email: str
+    downloads_used: int
+    file_downloads: dict[str, int]
+    last_download_at: datetime | None
+    link_sent_at: datetime | None
+    locked: bool
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    file_id: str
+    name: str
+    size: int
+    state: str  # "pending" | "verified" | "refused"
+    refused_reason: str | None
+    checksum: str | None  # "sha256:<base64>" when S3 has one, else "etag:<etag>"
+
+
+@dataclass(frozen=True)
+class TransferSummary:
+    transfer_id: str
+    subject: str
+    status: str  # as of now: "pending" | "ready" | "revoked" | "expired" | "deleted"
+    created_at: datetime
+    expires_at: datetime
+    file_count: int
+    total_bytes: int
+    download_limit: int
+    notify_on_download: bool
+    recipients: tuple[RecipientSummary, ...]
+
+
+@dataclass(frozen=True)
+class TransferPage:
+    items: tuple[TransferSummary, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class TransferDetail:
+    summary: TransferSummary
+    message: str
+    files: tuple[FileSummary, ...]
+    released_at: datetime | None
+    revoked_at: datetime | None
+
+
+def _checksum(file: File) -> str | None:
+    if file.checksum_sha256:
+        return f"sha256:{file.checksum_sha256}"
+    return f"etag:{file.etag.strip(chr(34))}" if file.etag else None
+
+
+def _recipients(transfer_id: str) -> tuple[RecipientSummary, ...]:
+    return tuple(
+        RecipientSummary(
+            recipient_id=r.recipient_id,
+            email=r.email,
+            downloads_used=int(r.downloads_used or 0),
+            file_downloads={k: int(v) for k, v in (r.file_downloads.as_dict() if r.file_downloads else {}).items()},
+            last_download_at=r.last_download_at,
+            link_sent_at=r.link_sent_at,
+            locked=bool(r.locked),
+        )
+        for r in Recipient.query(transfer_id)
+    )
+
+
+def _summary(transfer: Transfer, now: datetime) -> TransferSummary:
+    return TransferSummary(
+        transfer_id=transfer.transfer_id,
+        subject=transfer.subject,
+        status=status_at(transfer, now),
+        created_at=transfer.created_at,
+        expires_at=transfer.expires_at,
+        file_count=int(transfer.file_count),
+        total_bytes=int(transfer.total_bytes),
+        download_limit=int(transfer.download_limit),
+        notify_on_download=bool(transfer.notify_on_download),
+        recipients=_recipients(transfer.transfer_id),
+    )
+
+
+def _encode_cursor(key: dict | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, owner_id: str) -> dict:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        raise TransferError("invalid") from None
+    # A cursor can only continue the owner's own list.
+    if not isinstance(key, dict) or key.get("owner_id", {}).get("S") != owner_id:
+        raise TransferError("invalid")
+    return key
+
+
+def transfer_list_for_owner(
+    *, owner_id: str, cursor: str | None = None, limit: int = 20, now: datetime | None = None
+) -> TransferPage:
+    """The owner's transfers, newest first, a page at a time (GSI by-owner; `next_cursor` continues)."""
+    now = utc(now)
+    limit = max(1, min(int(limit), 100))
+    results = Transfer.by_owner.query(
+        str(owner_id),
+        scan_index_forward=False,
+        limit=limit,
+        last_evaluated_key=_decode_cursor(cursor, str(owner_id)) if cursor else None,
+    )
+    items = tuple(_summary(t, now) for t in results)
+    return TransferPage(items=items, next_cursor=_encode_cursor(results.last_evaluated_key))
+
+
+def transfer_detail_for_owner(*, owner_id: str, transfer_id: str, now: datetime | None = None) -> TransferDetail:
+    """One of the owner's transfers with its files and each recipient's downloads."""
+    now = utc(now)
+    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id)
+    files = tuple(
+        FileSummary(
+            file_id=f.file_id,
+            name=f.name,
+            size=int(f.verified_size or f.declared_size),
+            state=f.state,
+            refused_reason=f.refused_reason,
+            checksum=_checksum(f),
+        )
+        for f in File.query(transfer_id, consistent_read=True)
+        if f.state != FILE_CANCELLED
+    )
+    return TransferDetail(
+        summary=_summary(transfer, now),
+        message=transfer.message,
+        files=files,
+        released_at=transfer.released_at,
+        revoked_at=transfer.revoked_at,
+    )
+
+
+@dataclass(frozen=True)
+class GuestFile:
+    file_id: str
+    name: str
+    size: int
+    checksum: str | None
+    downloads_left: int
+
+
+@dataclass(frozen=True)
+class GuestFiles:
+    transfer_id: str
+    sender_name: str
+    sender_email: str
+    subject: str
+    message: str
+    expires_at: datetime
+    recipient_email: str
+    files: tuple[GuestFile, ...]
+
+
+def guest_files(*, transfer_id: str, recipient_id: str, grant: str, now: datetime | None = None) -> GuestFiles:
+    """What a guest session shows: the verified files (name, size, checksum) and the downloads left."""
+    now = utc(now or datetime.now(UTC))
+    transfer, recipient = guest_access(transfer_id=transfer_id, recipient_id=recipient_id, grant=grant, now=now)
+    used = recipient.file_downloads.as_dict() if recipient.file_downloads else {}
+    limit = int(transfer.download_limit)
+    return GuestFiles(
+        transfer_id=transfer_id,
+        sender_name=transfer.owner_name,
+        sender_email=transfer.owner_email,
+        subject=transfer.subject,
+        message=transfer.message,
+        expires_at=transfer.expires_at,
+        recipient_email=recipient.email,
+        files=tuple(
+            GuestFile(
+                file_id=f.file_id,
+                name=f.name,
+                size=int(f.verified_size),
+                checksum=_checksum(f),
+                downloads_left=max(0, limit - int(used.get(f.file_id, 0))),
+            )
+            for f in File.query(transfer_id, consistent_read=True)
+            if f.state == FILE_VERIFIED
+        ),
+    )

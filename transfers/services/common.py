@@ -1,0 +1,140 @@
+"""Helpers the transfer services share: ids, hashes, time, loading with ownership, audit, rate limits."""
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from django.utils.crypto import salted_hmac
+from pynamodb.exceptions import UpdateError
+
+from reports.services import audit_record
+from transfers.errors import TransferError
+from transfers.models import EXPIRED, PENDING, READY, RateLimit, Transfer
+
+TOKEN_BYTES = 32  # 256-bit link tokens
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+def utc(now: datetime | None) -> datetime:
+    return (now or datetime.now(UTC)).astimezone(UTC)
+
+
+def new_id() -> str:
+    """A random, URL-safe id (128 bits): transfers, files, recipients."""
+    return secrets.token_urlsafe(16)
+
+
+def valid_id(value: str) -> bool:
+    return bool(value) and isinstance(value, str) and bool(_ID.match(value))
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_hash(token: str) -> str:
+    """SHA-256 of a 256-bit token: unguessable tokens need no salt, and the hash is a stable lookup key."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_well_formed(token: str) -> bool:
+    return isinstance(token, str) and bool(_TOKEN.match(token))
+
+
+def code_hash(*, recipient_ref: str, code: str) -> str:
+    """HMAC with the secret key: a six-digit code has too few values for a plain hash to hide it."""
+    return salted_hmac("transfers.one-time-code", f"{recipient_ref}|{code}", algorithm="sha256").hexdigest()
+
+
+def same(a: str | None, b: str | None) -> bool:
+    """Constant-time equality of two secrets' hashes."""
+    return a is not None and b is not None and hmac.compare_digest(a.encode(), b.encode())
+
+
+def recipient_ref(parent_id: str, recipient_id: str) -> str:
+    return f"{parent_id}#{recipient_id}"
+
+
+def status_at(transfer: Transfer, now: datetime) -> str:
+    """The status as of `now`: a pending or ready transfer past its expiry is expired, whatever the sweep did."""
+    if transfer.status in {PENDING, READY} and transfer.expires_at <= now:
+        return EXPIRED
+    return transfer.status
+
+
+def transfer_get(transfer_id: str) -> Transfer | None:
+    if not valid_id(transfer_id):
+        return None
+    try:
+        return Transfer.get(transfer_id, consistent_read=True)
+    except Transfer.DoesNotExist:
+        return None
+
+
+def owned_transfer(*, owner_id: str, transfer_id: str) -> Transfer:
+    """The owner's transfer; another owner's and a missing one are the same `not_found`."""
+    transfer = transfer_get(transfer_id)
+    if transfer is None or not hmac.compare_digest(transfer.owner_id.encode(), str(owner_id).encode()):
+        raise TransferError("not_found")
+    return transfer
+
+
+def audit(
+    action: str,
+    *,
+    actor: str,
+    transfer_id: str | None,
+    now: datetime,
+    outcome: str = "ok",
+    ip: str | None = None,
+    user_agent: str | None = None,
+    **details,
+) -> None:
+    audit_record(
+        action=action,
+        actor=actor,
+        subject=f"transfer:{transfer_id}" if transfer_id else "system",
+        outcome=outcome,
+        ip=ip,
+        user_agent=user_agent,
+        details={k: v for k, v in details.items() if v is not None} or None,
+        now=now,
+    )
+
+
+def conditional_failed(exc: Exception) -> bool:
+    cause = getattr(exc, "cause_response_code", None) or ""
+    return cause == "ConditionalCheckFailedException"
+
+
+def rate_limited(*, counter: str, limit: int, window_seconds: int, now: datetime) -> bool:
+    """Count one event in the current fixed window; True when the window already holds `limit` events.
+    One conditional ADD: concurrent requests cannot both take the last slot."""
+    start = int(now.timestamp()) // window_seconds * window_seconds
+    item = RateLimit(counter=f"{counter}#{start}")
+    try:
+        item.update(
+            actions=[
+                RateLimit.count.add(1),
+                RateLimit.purge_at.set(datetime.fromtimestamp(start + 2 * window_seconds, UTC)),
+            ],
+            condition=RateLimit.count.does_not_exist() | (RateLimit.count < limit),
+        )
+    except UpdateError as exc:
+        if conditional_failed(exc):
+            return True
+        raise
+    return False
+
+
+def mask_email(address: str) -> str:
+    """ "b***@example.com": enough for a guest to recognise where the code goes."""
+    local, _at, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def later(now: datetime, seconds: int) -> datetime:
+    return now + timedelta(seconds=seconds)

@@ -1,0 +1,446 @@
+"""The guest's side: open a link (consumes nothing), get a one-time code, prove it, download.
+
+A link token is 256 random bits; only its SHA-256 is stored. An unknown token, another transfer's, a
+revoked or expired one all raise the same `not_found`. Codes go only to the recipient's own address, are
+stored as an HMAC, expire, and five wrong ones lock the recipient (conditional writes, so concurrent guesses
+cannot exceed the count). Each download URL consumes one download with a conditional update.
+"""
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+from pynamodb.exceptions import DeleteError, UpdateError
+
+from transfers import mails, storage
+from transfers.errors import TransferError
+from transfers.models import FILE_VERIFIED, READY, File, GuestGrant, OneTimeCode, Recipient, Transfer
+from transfers.services.common import (
+    audit,
+    code_hash,
+    conditional_failed,
+    later,
+    mask_email,
+    new_token,
+    rate_limited,
+    recipient_ref,
+    same,
+    status_at,
+    token_hash,
+    token_well_formed,
+    transfer_get,
+    utc,
+    valid_id,
+)
+
+logger = logging.getLogger(__name__)
+CODE_DIGITS = 6
+
+
+def _ip_brake(*, ip: str | None, now: datetime) -> None:
+    """Token guessing is limited per IP address: every token lookup counts, found or not."""
+    if rate_limited(
+        counter=f"link-ip:{ip or 'unknown'}",
+        limit=settings.FXFER_LINK_LOOKUPS_PER_IP,
+        window_seconds=settings.FXFER_LINK_LOOKUP_WINDOW_SECONDS,
+        now=now,
+    ):
+        logger.warning("transfers.guest.rate_limited", extra={"ip": ip})
+        raise TransferError("rate_limited")
+
+
+def _by_token(*, token: str, ip: str | None, action: str, now: datetime) -> tuple[Transfer, Recipient]:
+    """The live (ready, unexpired) transfer and the recipient a token belongs to, or the one `not_found`."""
+    _ip_brake(ip=ip, now=now)
+    found = None
+    if token_well_formed(token):
+        wanted = token_hash(token)
+        for hit in Recipient.by_token.query(wanted, limit=1):
+            # The index lags; the item itself (read consistently) decides whether this is still the link.
+            try:
+                recipient = Recipient.get(hit.parent_id, hit.recipient_id, consistent_read=True)
+            except Recipient.DoesNotExist:
+                break
+            transfer = transfer_get(recipient.parent_id)
+            if same(recipient.token_hash, wanted) and transfer and status_at(transfer, now) == READY:
+                found = (transfer, recipient)
+            break
+    if found is None:
+        audit(action, actor="anonymous", transfer_id=None, now=now, outcome="refused", ip=ip, reason="not_found")
+        raise TransferError("not_found")
+    return found
+
+
+@dataclass(frozen=True)
+class GuestLink:
+    """What the link's page shows before any code: who sent it, and where the code will go."""
+
+    transfer_id: str
+    recipient_id: str
+    recipient_email_masked: str
+    sender_name: str
+    sender_email: str
+    file_count: int
+    expires_at: datetime
+    locked: bool
+
+
+def guest_link_open(
+    *, token: str, ip: str | None = None, user_agent: str | None = None, now: datetime | None = None
+) -> GuestLink:
+    """The link's page (GET): a read-only lookup. It consumes nothing, so mail scanners that prefetch links
+    use nothing up; it only leaves an audit event."""
+    now = utc(now)
+    transfer, recipient = _by_token(token=token, ip=ip, action="link.opened", now=now)
+    audit(
+        "link.opened",
+        actor=f"guest:{recipient.recipient_id}",
+        transfer_id=transfer.transfer_id,
+        now=now,
+        ip=ip,
+        user_agent=user_agent,
+    )
+    return GuestLink(
+        transfer_id=transfer.transfer_id,
+        recipient_id=recipient.recipient_id,
+        recipient_email_masked=mask_email(recipient.email),
+        sender_name=transfer.owner_name,
+        sender_email=transfer.owner_email,
+        file_count=int(transfer.file_count),
+        expires_at=transfer.expires_at,
+        locked=bool(recipient.locked),
+    )
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    recipient_email_masked: str
+    expires_at: datetime
+
+
+def guest_code_send(
+    *, token: str, ip: str | None = None, user_agent: str | None = None, now: datetime | None = None
+) -> CodeSent:
+    """Mail a new one-time code to the recipient's own address (a POST; replaces any earlier code).
+    Limited per recipient (FXFER_CODE_SENDS_PER_WINDOW per code lifetime) and per IP."""
+    now = utc(now)
+    transfer, recipient = _by_token(token=token, ip=ip, action="code.sent", now=now)
+    actor = f"guest:{recipient.recipient_id}"
+    if recipient.locked:
+        audit(
+            "code.sent",
+            actor=actor,
+            transfer_id=transfer.transfer_id,
+            now=now,
+            outcome="refused",
+            ip=ip,
+            reason="locked",
+        )
+        raise TransferError("locked")
+    ref = recipient_ref(transfer.transfer_id, recipient.recipient_id)
+    if rate_limited(
+        counter=f"code-send:{ref}",
+        limit=settings.FXFER_CODE_SENDS_PER_WINDOW,
+        window_seconds=settings.FXFER_CODE_SECONDS,
+        now=now,
+    ):
+        audit(
+            "code.sent",
+            actor=actor,
+            transfer_id=transfer.transfer_id,
+            now=now,
+            outcome="refused",
+            ip=ip,
+            reason="rate_limited",
+        )
+        raise TransferError(
+            "rate_limited", _("A code was sent a moment ago. Please check your mailbox or wait a few minutes.")
+        )
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    expires_at = later(now, settings.FXFER_CODE_SECONDS)
+    OneTimeCode(
+        recipient_ref=ref,
+        code_hash=code_hash(recipient_ref=ref, code=code),
+        created_at=now,
+        expires_at=expires_at,
+        purge_at=expires_at,
+    ).save()
+    mails.code_mail(
+        to=recipient.email, code=code, sender_name=transfer.owner_name or transfer.owner_email, expires_at=expires_at
+    )
+    audit(
+        "code.sent",
+        actor=actor,
+        transfer_id=transfer.transfer_id,
+        now=now,
+        ip=ip,
+        user_agent=user_agent,
+        to=recipient.email,
+    )
+    return CodeSent(recipient_email_masked=mask_email(recipient.email), expires_at=expires_at)
+
+
+@dataclass(frozen=True)
+class AccessGranted:
+    """A short guest session for one recipient of one transfer. The view keeps all three values in the
+    session and passes them to guest_files and guest_download_url; `grant` is a secret."""
+
+    transfer_id: str
+    recipient_id: str
+    grant: str
+    expires_at: datetime
+
+
+def guest_code_verify(
+    *, token: str, code: str, ip: str | None = None, user_agent: str | None = None, now: datetime | None = None
+) -> AccessGranted:
+    """Check a one-time code (constant-time). Right: the code is used up and access is granted. Wrong: one of
+    FXFER_CODE_ATTEMPTS tries is gone; the last one locks the recipient and tells the sender."""
+    now = utc(now)
+    transfer, recipient = _by_token(token=token, ip=ip, action="code.failed", now=now)
+    actor = f"guest:{recipient.recipient_id}"
+    ids = {"actor": actor, "transfer_id": transfer.transfer_id, "now": now, "ip": ip, "user_agent": user_agent}
+    if recipient.locked:
+        audit("code.failed", **ids, outcome="refused", reason="locked")
+        raise TransferError("locked")
+    ref = recipient_ref(transfer.transfer_id, recipient.recipient_id)
+    try:
+        stored = OneTimeCode.get(ref, consistent_read=True)
+    except OneTimeCode.DoesNotExist:
+        stored = None
+    offered = code_hash(recipient_ref=ref, code="".join((code or "").split()))
+    right = stored is not None and same(stored.code_hash, offered)
+    expired = stored is not None and stored.expires_at <= now
+    if right and not expired:
+        try:
+            # Single use: of two concurrent right answers, one deletes the code, the other fails here.
+            stored.delete(condition=OneTimeCode.code_hash == stored.code_hash)
+        except DeleteError as exc:
+            if not conditional_failed(exc):
+                raise
+            raise TransferError("code_expired") from None
+        return _grant(transfer=transfer, recipient=recipient, ids=ids, now=now)
+    return _fail(
+        transfer=transfer, recipient=recipient, ref=ref, reason="expired" if right else "wrong", ids=ids, now=now
+    )
+
+
+def _grant(*, transfer: Transfer, recipient: Recipient, ids: dict, now: datetime) -> AccessGranted:
+    try:
+        recipient.update(
+            actions=[Recipient.failed_code_attempts.set(0)],
+            condition=(Recipient.locked == False) & (Recipient.token_hash == recipient.token_hash),  # noqa: E712
+        )
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
+        audit("access.granted", **ids, outcome="refused", reason="locked")
+        raise TransferError("locked") from None
+    grant = new_token()
+    expires_at = later(now, settings.FXFER_GUEST_ACCESS_SECONDS)
+    GuestGrant(
+        grant_hash=token_hash(grant),
+        parent_id=transfer.transfer_id,
+        recipient_id=recipient.recipient_id,
+        token_hash=recipient.token_hash,
+        created_at=now,
+        expires_at=expires_at,
+        purge_at=expires_at,
+    ).save()
+    audit("access.granted", **ids, expires_at=expires_at.isoformat())
+    return AccessGranted(
+        transfer_id=transfer.transfer_id, recipient_id=recipient.recipient_id, grant=grant, expires_at=expires_at
+    )
+
+
+def _fail(*, transfer: Transfer, recipient: Recipient, ref: str, reason: str, ids: dict, now: datetime):
+    """Count one failed try with conditional writes: exactly one caller makes the last try, locks the
+    recipient and mails the sender, however many guesses arrive at once."""
+    last = settings.FXFER_CODE_ATTEMPTS - 1
+    live = (Recipient.locked == False) & (Recipient.token_hash == recipient.token_hash)  # noqa: E712
+    try:
+        recipient.update(
+            actions=[Recipient.failed_code_attempts.add(1)], condition=live & (Recipient.failed_code_attempts < last)
+        )
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
+    else:
+        left = settings.FXFER_CODE_ATTEMPTS - int(recipient.failed_code_attempts)
+        audit("code.failed", **ids, outcome="refused", reason=reason, attempts_left=left)
+        if reason == "expired":
+            raise TransferError("code_expired", attempts_left=left)
+        raise TransferError(
+            "code_wrong",
+            _("The code is not correct. %(left)d attempt(s) left.") % {"left": left},
+            attempts_left=left,
+        )
+    try:
+        recipient.update(
+            actions=[
+                Recipient.failed_code_attempts.add(1),
+                Recipient.locked.set(True),
+                Recipient.locked_at.set(now),
+            ],
+            condition=live & (Recipient.failed_code_attempts >= last),
+        )
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
+        audit("code.failed", **ids, outcome="refused", reason="locked")
+        raise TransferError("locked") from None
+    OneTimeCode(recipient_ref=ref).delete()
+    audit("code.failed", **ids, outcome="refused", reason=reason, attempts_left=0)
+    audit("access.locked", **ids, outcome="refused", recipient_id=recipient.recipient_id, email=recipient.email)
+    try:
+        mails.locked_notice_mail(
+            to=transfer.owner_email, recipient=recipient.email, subject=transfer.subject, at=now, ip=ids["ip"]
+        )
+        audit(
+            "mail.sent",
+            actor="system",
+            transfer_id=transfer.transfer_id,
+            now=now,
+            kind="locked_notice",
+            to=transfer.owner_email,
+        )
+    except Exception as exc:
+        logger.exception("transfers.locked_mail.failed", extra={"transfer_id": transfer.transfer_id})
+        audit(
+            "mail.sent",
+            actor="system",
+            transfer_id=transfer.transfer_id,
+            now=now,
+            outcome="failed",
+            kind="locked_notice",
+            to=transfer.owner_email,
+            error=type(exc).__name__,
+        )
+    raise TransferError("locked")
+
+
+def guest_access(*, transfer_id: str, recipient_id: str, grant: str, now: datetime) -> tuple[Transfer, Recipient]:
+    """The transfer and recipient a guest session may see, checked on every use: the grant is live, the
+    link it came through is still the recipient's, the recipient is not locked, the transfer is ready."""
+    if not (valid_id(transfer_id) and valid_id(recipient_id) and token_well_formed(grant)):
+        raise TransferError("not_found")
+    try:
+        stored = GuestGrant.get(token_hash(grant), consistent_read=True)
+    except GuestGrant.DoesNotExist:
+        raise TransferError("not_found") from None
+    if stored.parent_id != transfer_id or stored.recipient_id != recipient_id:
+        raise TransferError("not_found")
+    if stored.expires_at <= now:
+        raise TransferError("access_expired")
+    transfer = transfer_get(transfer_id)
+    try:
+        recipient = Recipient.get(transfer_id, recipient_id, consistent_read=True)
+    except Recipient.DoesNotExist:
+        raise TransferError("not_found") from None
+    if transfer is None or status_at(transfer, now) != READY or not same(recipient.token_hash, stored.token_hash):
+        raise TransferError("not_found")
+    if recipient.locked:
+        raise TransferError("locked")
+    return transfer, recipient
+
+
+@dataclass(frozen=True)
+class DownloadIssued:
+    url: str
+    expires_at: datetime
+    file_name: str
+    size: int
+    downloads_left: int
+
+
+def guest_download_url(
+    *,
+    transfer_id: str,
+    recipient_id: str,
+    grant: str,
+    file_id: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    now: datetime | None = None,
+) -> DownloadIssued:
+    """A presigned GET of one verified file, valid a few minutes. Issuing it uses one of the recipient's
+    downloads of that file, atomically: with a limit of 1, of any number of simultaneous requests exactly
+    one gets a URL. The sender is told, if they asked to be."""
+    now = utc(now)
+    transfer, recipient = guest_access(transfer_id=transfer_id, recipient_id=recipient_id, grant=grant, now=now)
+    actor = f"guest:{recipient_id}"
+    ids = {"actor": actor, "transfer_id": transfer_id, "now": now, "ip": ip, "user_agent": user_agent}
+    file = None
+    if valid_id(file_id):
+        try:
+            file = File.get(transfer_id, file_id, consistent_read=True)
+        except File.DoesNotExist:
+            file = None
+    if file is None or file.state != FILE_VERIFIED:
+        audit("download.url_issued", **ids, outcome="refused", reason="not_found", file_id=file_id)
+        raise TransferError("not_found")
+    limit = int(transfer.download_limit)
+    used = Recipient.file_downloads[file_id]
+    try:
+        recipient.update(
+            actions=[
+                used.set((used | 0) + 1),
+                Recipient.downloads_used.add(1),
+                Recipient.last_download_at.set(now),
+            ],
+            condition=(Recipient.locked == False)  # noqa: E712
+            & (Recipient.token_hash == recipient.token_hash)
+            & (used.does_not_exist() | (used < limit)),
+        )
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
+        audit("download.url_issued", **ids, outcome="refused", reason="download_limit_reached", file_id=file_id)
+        raise TransferError("download_limit_reached") from None
+    count = int(recipient.file_downloads.get(file_id, 0)) if recipient.file_downloads else 0
+    url = storage.download_url(key=file.s3_key, version_id=file.version_id, filename=file.name)
+    expires_at = later(now, settings.FXFER_DOWNLOAD_URL_SECONDS)
+    audit(
+        "download.url_issued", **ids, file_id=file_id, name=file.name, size=int(file.verified_size or 0), download=count
+    )
+    if transfer.notify_on_download:
+        try:
+            mails.download_notice_mail(
+                to=transfer.owner_email,
+                recipient=recipient.email,
+                file_name=file.name,
+                subject=transfer.subject,
+                at=now,
+                ip=ip,
+            )
+            audit(
+                "mail.sent",
+                actor="system",
+                transfer_id=transfer_id,
+                now=now,
+                kind="download_notice",
+                to=transfer.owner_email,
+            )
+        except Exception as exc:
+            # The guest still gets the file; the failure is on record.
+            logger.exception("transfers.download_notice.failed", extra={"transfer_id": transfer_id})
+            audit(
+                "mail.sent",
+                actor="system",
+                transfer_id=transfer_id,
+                now=now,
+                outcome="failed",
+                kind="download_notice",
+                to=transfer.owner_email,
+                error=type(exc).__name__,
+            )
+    return DownloadIssued(
+        url=url,
+        expires_at=expires_at,
+        file_name=file.name,
+        size=int(file.verified_size or 0),
+        downloads_left=max(0, limit - count),
+    )

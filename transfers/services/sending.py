@@ -1,0 +1,373 @@
+"""The sender's side: create a transfer, release it to its recipients, revoke, extend, resend a link."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from django.conf import settings
+from pynamodb.exceptions import UpdateError
+
+from reports.services import local_day
+from transfers import mails, policy, storage
+from transfers.errors import TransferError
+from transfers.models import (
+    FILE_CANCELLED,
+    FILE_PENDING,
+    FILE_VERIFIED,
+    PENDING,
+    READY,
+    REVOKED,
+    UPLOAD_MULTIPART,
+    File,
+    OneTimeCode,
+    Recipient,
+    Transfer,
+    TransferSearchTerm,
+)
+from transfers.policy import FileDeclared
+from transfers.services.common import (
+    audit,
+    conditional_failed,
+    new_id,
+    new_token,
+    owned_transfer,
+    recipient_ref,
+    status_at,
+    token_hash,
+    transfer_get,
+    utc,
+    valid_id,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class SenderIdentity(Protocol):
+    """What a transfer needs to know about its sender (accounts.User has these)."""
+
+    id: str
+    email: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class FileCreated:
+    file_id: str
+    name: str
+    size: int
+    key: str
+    upload_mode: str  # "post" or "multipart"
+
+
+@dataclass(frozen=True)
+class TransferCreated:
+    transfer_id: str
+    expires_at: datetime
+    recipients: tuple[str, ...]
+    files: tuple[FileCreated, ...]
+
+
+def _purge_at(now: datetime) -> datetime:
+    # Metadata outlives the files: it is the record of who sent what to whom, kept as long as the audit trail.
+    return now + timedelta(days=settings.FXFER_AUDIT_RETENTION_DAYS + settings.FXFER_MAX_RETENTION_DAYS)
+
+
+def search_terms(*, sender_email: str, recipients: list[str], file_names: list[str]) -> set[str]:
+    """The terms compliance search finds a transfer by (issue 7), all casefolded."""
+    terms = {f"sender:{sender_email.casefold()}"}
+    for address in recipients:
+        terms.add(f"recipient:{address.casefold()}")
+        terms.add(f"domain:{address.rpartition('@')[2].casefold()}")
+    terms.update(f"file:{name.casefold()}" for name in file_names)
+    return terms
+
+
+def transfer_create(
+    *,
+    sender: SenderIdentity,
+    recipients: list[str],
+    files: list[FileDeclared],
+    subject: str = "",
+    message: str = "",
+    expires_in: timedelta | None = None,
+    download_limit: int = 3,
+    notify_on_download: bool = True,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    now: datetime | None = None,
+) -> TransferCreated:
+    """Check the whole request against policy, then record the transfer (pending) with its files and
+    recipients. Nothing is uploaded yet; each file then asks upload_authorize for its own upload."""
+    now = utc(now)
+    addresses = policy.recipients_checked(recipients)
+    declared = policy.files_checked(files)
+    expires_in = policy.expiry_checked(expires_in or timedelta(days=settings.FXFER_DEFAULT_EXPIRY_DAYS))
+    download_limit = policy.download_limit_checked(download_limit)
+    subject = policy.subject_checked(subject)
+    message = policy.message_checked(message)
+    if not sender.email:
+        raise TransferError("invalid", "The sender has no e-mail address.")
+
+    transfer_id = new_id()
+    purge_at = _purge_at(now)
+    file_items = []
+    for item in declared:
+        file_id = new_id()
+        file_items.append(
+            File(
+                parent_id=transfer_id,
+                file_id=file_id,
+                s3_key=storage.file_key(parent_id=transfer_id, file_id=file_id),
+                name=item.name,
+                content_type=item.content_type,
+                declared_size=item.size,
+                declared_sha256=item.sha256,
+                upload_mode=UPLOAD_MULTIPART if policy.uses_multipart(item.size) else "post",
+                created_at=now,
+                purge_at=purge_at,
+            )
+        )
+    recipient_items = [
+        Recipient(parent_id=transfer_id, recipient_id=new_id(), email=address, purge_at=purge_at)
+        for address in addresses
+    ]
+    sort_key = f"{now.isoformat()}#{transfer_id}"
+    term_items = [
+        TransferSearchTerm(term=term, sort_key=sort_key, transfer_id=transfer_id, created_at=now, purge_at=purge_at)
+        for term in search_terms(sender_email=sender.email, recipients=addresses, file_names=[f.name for f in declared])
+    ]
+    # Children first, the transfer last: until the transfer item exists nothing can reach them, so a crash
+    # in between leaves only unreachable items that their TTL removes.
+    for model, items in ((File, file_items), (Recipient, recipient_items), (TransferSearchTerm, term_items)):
+        with model.batch_write() as batch:
+            for item in items:
+                batch.save(item)
+    transfer = Transfer(
+        transfer_id=transfer_id,
+        owner_id=str(sender.id),
+        owner_email=sender.email,
+        owner_name=getattr(sender, "display_name", "") or "",
+        subject=subject,
+        message=message,
+        status=PENDING,
+        created_at=now,
+        created_day=local_day(now).isoformat(),
+        expires_at=now + expires_in,
+        download_limit=download_limit,
+        notify_on_download=bool(notify_on_download),
+        file_count=len(file_items),
+        total_bytes=sum(f.declared_size for f in file_items),
+        recipient_emails=",".join(addresses),
+        purge_at=purge_at,
+    )
+    transfer.save(condition=Transfer.transfer_id.does_not_exist())
+    audit(
+        "transfer.created",
+        actor=f"user:{sender.id}",
+        transfer_id=transfer_id,
+        now=now,
+        ip=ip,
+        user_agent=user_agent,
+        recipients=addresses,
+        files=[{"file_id": f.file_id, "name": f.name, "size": f.declared_size} for f in file_items],
+        total_bytes=transfer.total_bytes,
+        expires_at=transfer.expires_at.isoformat(),
+        download_limit=download_limit,
+    )
+    return TransferCreated(
+        transfer_id=transfer_id,
+        expires_at=transfer.expires_at,
+        recipients=tuple(addresses),
+        files=tuple(
+            FileCreated(file_id=f.file_id, name=f.name, size=f.declared_size, key=f.s3_key, upload_mode=f.upload_mode)
+            for f in file_items
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class TransferReleased:
+    transfer_id: str
+    released: bool  # False: it was released before (or cannot be): nothing was sent this time
+    mails_sent: int
+
+
+def transfer_release(*, transfer_id: str, now: datetime | None = None) -> TransferReleased:
+    """Once every file is verified: mark the transfer ready and mail each recipient their own new link.
+    Idempotent: the conditional status change lets exactly one caller send the mails."""
+    now = utc(now)
+    transfer = transfer_get(transfer_id)
+    if transfer is None:
+        raise TransferError("not_found")
+    files = [f for f in File.query(transfer_id, consistent_read=True) if f.state != FILE_CANCELLED]
+    if transfer.status != PENDING or not files or any(f.state != FILE_VERIFIED for f in files):
+        return TransferReleased(transfer_id=transfer_id, released=False, mails_sent=0)
+    try:
+        transfer.update(
+            actions=[Transfer.status.set(READY), Transfer.released_at.set(now)],
+            condition=(Transfer.status == PENDING) & (Transfer.expires_at > now),
+        )
+    except UpdateError as exc:
+        if conditional_failed(exc):
+            return TransferReleased(transfer_id=transfer_id, released=False, mails_sent=0)
+        raise
+    audit("transfer.released", actor="system", transfer_id=transfer_id, now=now, file_count=len(files))
+    sent = 0
+    for recipient in Recipient.query(transfer_id, consistent_read=True):
+        sent += _send_link(transfer=transfer, recipient=recipient, files=files, now=now)
+    return TransferReleased(transfer_id=transfer_id, released=True, mails_sent=sent)
+
+
+def _send_link(*, transfer: Transfer, recipient: Recipient, files: list[File], now: datetime) -> int:
+    """Give the recipient a new link token (only its hash is kept; the old link dies) and mail it."""
+    token = new_token()
+    recipient.update(
+        actions=[
+            Recipient.token_hash.set(token_hash(token)),
+            Recipient.link_sent_at.set(now),
+            Recipient.failed_code_attempts.set(0),
+            Recipient.locked.set(False),
+            Recipient.locked_at.remove(),
+        ]
+    )
+    # A code sent for the old link must not open the new one.
+    OneTimeCode(recipient_ref=recipient_ref(transfer.transfer_id, recipient.recipient_id)).delete()
+    try:
+        mails.link_mail(
+            to=recipient.email,
+            link=f"{settings.FXFER_BASE_URL}/t/{token}",
+            sender_name=transfer.owner_name,
+            sender_email=transfer.owner_email,
+            subject=transfer.subject,
+            message=transfer.message,
+            files=[(f.name, int(f.declared_size)) for f in files],
+            expires_at=transfer.expires_at,
+        )
+    except Exception as exc:
+        logger.exception("transfers.link_mail.failed", extra={"transfer_id": transfer.transfer_id})
+        audit(
+            "mail.sent",
+            actor="system",
+            transfer_id=transfer.transfer_id,
+            now=now,
+            outcome="failed",
+            kind="link",
+            to=recipient.email,
+            recipient_id=recipient.recipient_id,
+            error=type(exc).__name__,
+        )
+        return 0
+    audit(
+        "mail.sent",
+        actor="system",
+        transfer_id=transfer.transfer_id,
+        now=now,
+        kind="link",
+        to=recipient.email,
+        recipient_id=recipient.recipient_id,
+    )
+    return 1
+
+
+@dataclass(frozen=True)
+class TransferRevoked:
+    transfer_id: str
+    revoked_at: datetime
+
+
+def transfer_revoke(
+    *, owner_id: str, transfer_id: str, ip: str | None = None, now: datetime | None = None
+) -> TransferRevoked:
+    """Stop the transfer at once: every link, code and guest session of it stops working on its next use.
+    Unfinished multipart uploads are aborted; the expiry sweep deletes the stored files."""
+    now = utc(now)
+    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id)
+    try:
+        transfer.update(
+            actions=[Transfer.status.set(REVOKED), Transfer.revoked_at.set(now)],
+            condition=Transfer.status.is_in(PENDING, READY),
+        )
+    except UpdateError as exc:
+        if conditional_failed(exc):
+            raise TransferError("state_conflict") from None
+        raise
+    for file in File.query(transfer_id, consistent_read=True):
+        if file.state == FILE_PENDING and file.multipart_upload_id:
+            storage.multipart_abort(key=file.s3_key, upload_id=file.multipart_upload_id)
+    audit("transfer.revoked", actor=f"user:{owner_id}", transfer_id=transfer_id, now=now, ip=ip)
+    return TransferRevoked(transfer_id=transfer_id, revoked_at=now)
+
+
+@dataclass(frozen=True)
+class TransferExtended:
+    transfer_id: str
+    expires_at: datetime
+
+
+def transfer_extend(
+    *, owner_id: str, transfer_id: str, expires_at: datetime, ip: str | None = None, now: datetime | None = None
+) -> TransferExtended:
+    """Move the expiry later, at most FXFER_MAX_EXPIRY_DAYS after the transfer was created."""
+    now = utc(now)
+    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id)
+    if status_at(transfer, now) not in {PENDING, READY}:
+        raise TransferError("state_conflict")
+    latest = transfer.created_at + policy.max_expiry()
+    if expires_at.tzinfo is None or not transfer.expires_at < expires_at <= latest:
+        raise TransferError("expiry_invalid")
+    try:
+        transfer.update(
+            actions=[Transfer.expires_at.set(expires_at)],
+            condition=Transfer.status.is_in(PENDING, READY) & (Transfer.expires_at == transfer.expires_at),
+        )
+    except UpdateError as exc:
+        if conditional_failed(exc):
+            raise TransferError("state_conflict") from None
+        raise
+    audit(
+        "transfer.extended",
+        actor=f"user:{owner_id}",
+        transfer_id=transfer_id,
+        now=now,
+        ip=ip,
+        expires_at=expires_at.isoformat(),
+    )
+    return TransferExtended(transfer_id=transfer_id, expires_at=expires_at)
+
+
+@dataclass(frozen=True)
+class LinkResent:
+    transfer_id: str
+    recipient_id: str
+    email: str
+
+
+def recipient_resend(
+    *, owner_id: str, transfer_id: str, recipient_id: str, ip: str | None = None, now: datetime | None = None
+) -> LinkResent:
+    """Mail the recipient a new link. The old link, its codes and its guest sessions die; a lock is lifted
+    (the sender vouches for the recipient by resending)."""
+    now = utc(now)
+    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id)
+    if status_at(transfer, now) != READY:
+        raise TransferError("state_conflict")
+    if not valid_id(recipient_id):
+        raise TransferError("not_found")
+    try:
+        recipient = Recipient.get(transfer_id, recipient_id, consistent_read=True)
+    except Recipient.DoesNotExist:
+        raise TransferError("not_found") from None
+    files = [f for f in File.query(transfer_id, consistent_read=True) if f.state == FILE_VERIFIED]
+    audit(
+        "link.resent",
+        actor=f"user:{owner_id}",
+        transfer_id=transfer_id,
+        now=now,
+        ip=ip,
+        recipient_id=recipient_id,
+        was_locked=bool(recipient.locked),
+    )
+    if not _send_link(transfer=transfer, recipient=recipient, files=files, now=now):
+        raise TransferError("invalid", "The mail could not be sent. Try again later.")
+    return LinkResent(transfer_id=transfer_id, recipient_id=recipient_id, email=recipient.email)
