@@ -2,7 +2,6 @@
 list never drifts. Used to build the package (collectstatic under production settings), to run it locally, and
 by the tests of the production settings. Never part of the package."""
 
-import datetime
 import functools
 import re
 import secrets
@@ -21,28 +20,9 @@ def required_production_names() -> list[str]:
 @functools.cache
 def _placeholder_key_and_cert() -> tuple[str, str]:
     """A throwaway RSA key and a self-signed certificate for it (PEM), for PEM-valued variables."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
+    from devtools.devkeys import key_and_certificate
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fxfer placeholder")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
+    return key_and_certificate("fxfer placeholder", days=30)
 
 
 def _placeholder(name: str) -> str:

@@ -32,21 +32,6 @@ FXFER_SES_VERIFY_SENDER = True
 INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # noqa: F405
 
 # --- Accounts / SAML: the local IdP (devtools/idp, pysaml2) stands in for the company's -------------------
-from devtools import devkeys  # noqa: E402
+from devtools.idp.settings import local_idp_settings  # noqa: E402
 
-devkeys.self_signed("fxfer local SP", _DEV, "saml-sp")
-devkeys.self_signed("fxfer local IdP", _DEV, "saml-idp")
-FXFER_LOCAL_IDP = True
-FXFER_LOCAL_IDP_KEY_FILE = str(_DEV / "saml-idp.key")
-FXFER_LOCAL_IDP_CERT_FILE = str(_DEV / "saml-idp.crt")
-FXFER_SAML_SP_KEY = (_DEV / "saml-sp.key").read_text()
-FXFER_SAML_SP_CERT = (_DEV / "saml-sp.crt").read_text()
-FXFER_SAML_IDP_CERTS = (_DEV / "saml-idp.crt").read_text()
-FXFER_SAML_IDP_ENTITY_ID = f"{FXFER_BASE_URL}/idp/metadata/"  # noqa: F405
-FXFER_SAML_IDP_SSO_URL = f"{FXFER_BASE_URL}/idp/sso/"  # noqa: F405
-FXFER_SAML_IDP_SLO_URL = f"{FXFER_BASE_URL}/idp/slo/"  # noqa: F405
-# The demo identities' groups look like Entra ID's (group object ids).
-FXFER_ROLE_GROUPS = {
-    "employee": ["5e7c1a0e-3d4b-4f3a-9a57-0c1d2e3f4a5b"],
-    "compliance": ["9b2f6c4d-8e1a-4c7b-b3d2-6a5f4e3d2c1b"],
-}
+globals().update(local_idp_settings(base_url=FXFER_BASE_URL, keys_dir=_DEV, label="local"))  # noqa: F405

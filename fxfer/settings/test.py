@@ -22,21 +22,7 @@ STORAGES = {"staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.Stati
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from devtools import devkeys  # noqa: E402
+from devtools.idp.settings import local_idp_settings  # noqa: E402
 
 _SAML_KEYS = Path(tempfile.mkdtemp(prefix="fxfer-test-saml-"))
-devkeys.self_signed("fxfer test SP", _SAML_KEYS, "saml-sp")
-devkeys.self_signed("fxfer test IdP", _SAML_KEYS, "saml-idp")
-FXFER_LOCAL_IDP = True
-FXFER_LOCAL_IDP_KEY_FILE = str(_SAML_KEYS / "saml-idp.key")
-FXFER_LOCAL_IDP_CERT_FILE = str(_SAML_KEYS / "saml-idp.crt")
-FXFER_SAML_SP_KEY = (_SAML_KEYS / "saml-sp.key").read_text()
-FXFER_SAML_SP_CERT = (_SAML_KEYS / "saml-sp.crt").read_text()
-FXFER_SAML_IDP_CERTS = (_SAML_KEYS / "saml-idp.crt").read_text()
-FXFER_SAML_IDP_ENTITY_ID = f"{FXFER_BASE_URL}/idp/metadata/"  # noqa: F405
-FXFER_SAML_IDP_SSO_URL = f"{FXFER_BASE_URL}/idp/sso/"  # noqa: F405
-FXFER_SAML_IDP_SLO_URL = f"{FXFER_BASE_URL}/idp/slo/"  # noqa: F405
-FXFER_ROLE_GROUPS = {
-    "employee": ["5e7c1a0e-3d4b-4f3a-9a57-0c1d2e3f4a5b"],
-    "compliance": ["9b2f6c4d-8e1a-4c7b-b3d2-6a5f4e3d2c1b"],
-}
+globals().update(local_idp_settings(base_url=FXFER_BASE_URL, keys_dir=_SAML_KEYS, label="test"))  # noqa: F405

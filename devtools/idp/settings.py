@@ -1,0 +1,25 @@
+"""Settings that point fxfer's SAML SP at the local IdP (local and test settings only; never shipped)."""
+
+from pathlib import Path
+
+from devtools import devkeys
+from devtools.idp.identities import COMPLIANCE_GROUP, EMPLOYEES_GROUP
+
+
+def local_idp_settings(*, base_url: str, keys_dir: Path, label: str) -> dict:
+    """The SP's and the local IdP's keys (generated into `keys_dir` when missing) and the IdP's URLs under
+    `base_url`; the demo identities' groups look like Entra ID's (group object ids)."""
+    devkeys.self_signed(f"fxfer {label} SP", keys_dir, "saml-sp")
+    devkeys.self_signed(f"fxfer {label} IdP", keys_dir, "saml-idp")
+    return {
+        "FXFER_LOCAL_IDP": True,
+        "FXFER_LOCAL_IDP_KEY_FILE": str(keys_dir / "saml-idp.key"),
+        "FXFER_LOCAL_IDP_CERT_FILE": str(keys_dir / "saml-idp.crt"),
+        "FXFER_SAML_SP_KEY": (keys_dir / "saml-sp.key").read_text(),
+        "FXFER_SAML_SP_CERT": (keys_dir / "saml-sp.crt").read_text(),
+        "FXFER_SAML_IDP_CERTS": (keys_dir / "saml-idp.crt").read_text(),
+        "FXFER_SAML_IDP_ENTITY_ID": f"{base_url}/idp/metadata/",
+        "FXFER_SAML_IDP_SSO_URL": f"{base_url}/idp/sso/",
+        "FXFER_SAML_IDP_SLO_URL": f"{base_url}/idp/slo/",
+        "FXFER_ROLE_GROUPS": {"employee": [EMPLOYEES_GROUP], "compliance": [COMPLIANCE_GROUP]},
+    }
