@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("saml/", include("accounts.urls")),
+    path("", include("transfers.urls")),
 ]
 
 if getattr(settings, "FXFER_LOCAL_IDP", False):

@@ -1,0 +1,104 @@
+"""Forms of the transfer pages. They check shape only (types, required fields); the policy (sizes,
+extensions, domains, limits) is the services' job, so it is enforced the same way whatever calls them."""
+
+import re
+from datetime import datetime, timedelta
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from transfers.policy import FileDeclared
+
+_ADDRESS_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+class TransferForm(forms.Form):
+    """The New transfer form; the uploader posts it as JSON together with the files it is about to send."""
+
+    recipients = forms.CharField(
+        label=_("Recipients"),
+        help_text=_("One or more e-mail addresses, separated by commas or new lines. Each gets their own link."),
+        widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off", "spellcheck": "false"}),
+    )
+    subject = forms.CharField(label=_("Subject"), required=False, max_length=200)
+    message = forms.CharField(
+        label=_("Message"), required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    expiry_amount = forms.IntegerField(label=_("Available for"), min_value=1, initial=7)
+    expiry_unit = forms.ChoiceField(
+        label=_("Unit"), choices=[("days", _("days")), ("hours", _("hours"))], initial="days"
+    )
+    download_limit = forms.IntegerField(
+        label=_("Downloads per recipient"),
+        help_text=_("How many times each recipient may download each file."),
+        min_value=1,
+        initial=3,
+    )
+    notify_on_download = forms.BooleanField(label=_("Tell me about each download"), required=False, initial=True)
+    files = forms.JSONField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["expiry_amount"].initial = settings.FXFER_DEFAULT_EXPIRY_DAYS
+        self.fields["download_limit"].max_value = settings.FXFER_MAX_DOWNLOAD_LIMIT
+        self.fields["download_limit"].widget.attrs["max"] = settings.FXFER_MAX_DOWNLOAD_LIMIT
+
+    def clean_recipients(self) -> list[str]:
+        return [a for a in _ADDRESS_SEPARATORS.split(self.cleaned_data["recipients"]) if a]
+
+    def clean_files(self) -> list[FileDeclared]:
+        raw = self.cleaned_data.get("files") or []
+        if not isinstance(raw, list) or not all(isinstance(f, dict) for f in raw):
+            raise forms.ValidationError(_("The list of files is not valid."))
+        try:
+            return [
+                FileDeclared(name=str(f["name"]), size=f["size"], content_type=str(f.get("type") or "")) for f in raw
+            ]
+        except KeyError:
+            raise forms.ValidationError(_("The list of files is not valid.")) from None
+
+    def service_arguments(self) -> dict:
+        """The cleaned values as transfer_create's keyword arguments."""
+        data = self.cleaned_data
+        return {
+            "recipients": data["recipients"],
+            "files": data["files"],
+            "subject": data["subject"],
+            "message": data["message"],
+            "expires_in": timedelta(**{data["expiry_unit"]: data["expiry_amount"]}),
+            "download_limit": data["download_limit"],
+            "notify_on_download": data["notify_on_download"],
+        }
+
+
+class ExtendForm(forms.Form):
+    """The new expiry, one of the choices the transfer's page offers (the service checks the bounds)."""
+
+    expires_at = forms.DateTimeField(input_formats=["%Y-%m-%dT%H:%M:%S%z"])
+
+    def clean_expires_at(self) -> datetime:
+        value = self.cleaned_data["expires_at"]
+        if value.tzinfo is None:
+            raise forms.ValidationError(_("Choose one of the offered dates."))
+        return value
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label=_("One-time code"),
+        max_length=20,
+        widget=forms.TextInput(
+            attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "pattern": r"[0-9 ]*", "size": 8}
+        ),
+    )
+
+
+def extension_choices(*, created_at: datetime, expires_at: datetime) -> list[datetime]:
+    """New expiries to offer: a day, three days, a week... later than now's, up to the latest the policy
+    allows (which is always offered last)."""
+    from transfers.policy import max_expiry
+
+    latest = created_at + max_expiry()
+    choices = [expires_at + timedelta(days=d) for d in (1, 3, 7, 14) if expires_at + timedelta(days=d) < latest]
+    return [*choices, latest] if expires_at < latest else choices

@@ -1,0 +1,173 @@
+"""The sender's pages: New transfer, My transfers, one transfer (its upload page while pending), and the
+revoke / extend / resend buttons. Employees only."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from transfers import policy, selectors, services
+from transfers.errors import TransferError
+from transfers.forms import ExtendForm, TransferForm, extension_choices
+from transfers.models import PENDING, UPLOAD_MULTIPART
+from transfers.views.common import client, employee_required, json_body, json_error, local_time, sender_page
+
+# Which form field a policy refusal is about, so the page can show it there.
+_FIELD_OF = {
+    "recipient_invalid": "recipients",
+    "recipient_domain_refused": "recipients",
+    "recipients_missing": "recipients",
+    "too_many_recipients": "recipients",
+    "files_missing": "files",
+    "too_many_files": "files",
+    "file_too_large": "files",
+    "file_empty": "files",
+    "transfer_too_large": "files",
+    "file_name_invalid": "files",
+    "extension_blocked": "files",
+    "expiry_invalid": "expiry_amount",
+    "download_limit_invalid": "download_limit",
+    "subject_invalid": "subject",
+}
+
+
+_UPLOADER_STRINGS = {
+    "checking": _lazy("Checking the transfer…"),
+    "uploading": _lazy("Uploading. Keep this page open until every file is done."),
+    "verifying": _lazy("Checking the file…"),
+    "released": _lazy("Sent: every file arrived and was checked. Each recipient has been mailed their own link."),
+    "allVerified": _lazy("Every file arrived and was checked."),
+    "someFailed": _lazy("Some files did not arrive. Retry them, or remove them to send the rest."),
+    "refused": _lazy("%(name)s was refused after upload (%(reason)s). Add it again to retry."),
+    "addFiles": _lazy("Add at least one file."),
+    "network": _lazy("The server could not be reached. Check your connection and try again."),
+    "resume": _lazy("Add these files again to finish sending (parts already uploaded are not sent again):"),
+    "notInTransfer": _lazy("%(name)s is not one of this transfer's files."),
+    "fixFields": _lazy("Please correct the fields marked below."),
+}
+
+
+def uploader_config(*, transfer_id: str | None = None, files=()) -> dict:
+    """What static/js/send.js needs: the endpoints, the policy limits (to warn early; the server decides) and,
+    on a pending transfer's page, the files still to upload."""
+    return {
+        "createUrl": reverse("transfers:new"),
+        "transferUrl": reverse("transfers:detail", args=["TRANSFER"]),
+        # The per-file endpoints share this prefix: <prefix>authorize, <prefix>parts, ...
+        "fileUrl": reverse("transfers:upload_done", args=["TRANSFER", "FILE"]).removesuffix("done"),
+        "transferId": transfer_id,
+        "maxFileSize": settings.FXFER_MAX_FILE_BYTES,
+        "maxFiles": settings.FXFER_MAX_FILES,
+        "maxTotalSize": settings.FXFER_MAX_TRANSFER_BYTES,
+        "blockedExtensions": sorted(e.casefold().lstrip(".") for e in settings.FXFER_BLOCKED_EXTENSIONS),
+        "maxExpiryDays": policy.max_expiry().days,
+        "partUrlBatch": settings.FXFER_PART_URL_BATCH,
+        "files": [
+            {"fileId": f.file_id, "name": f.name, "size": f.size, "state": f.state}
+            for f in files
+            if f.state != "verified"
+        ],
+        "strings": _UPLOADER_STRINGS,
+    }
+
+
+def _created_json(created: services.TransferCreated) -> dict:
+    return {
+        "transferId": created.transfer_id,
+        "url": reverse("transfers:detail", args=[created.transfer_id]),
+        "files": [
+            {
+                "fileId": f.file_id,
+                "name": f.name,
+                "size": f.size,
+                "mode": f.upload_mode,
+                "partSize": policy.part_layout(f.size)[0] if f.upload_mode == UPLOAD_MULTIPART else None,
+            }
+            for f in created.files
+        ],
+    }
+
+
+@employee_required
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def transfer_new(request):
+    """GET: the form and the uploader. POST (JSON, from the uploader): create the transfer, nothing uploaded."""
+    if request.method != "POST":
+        return render(request, "transfers/new.html", {"form": TransferForm(), "uploader": uploader_config()})
+    form = TransferForm(json_body(request))
+    if not form.is_valid():
+        fields = {name: [str(m) for m in errors] for name, errors in form.errors.items()}
+        return json_error("invalid", _("Please correct the fields marked below."), 400, fields=fields)
+    try:
+        created = services.transfer_create(sender=request.user, **form.service_arguments(), **client(request))
+    except TransferError as error:
+        field = _FIELD_OF.get(error.code, "__all__")
+        return json_error(error.code, error.message, error.status, fields={field: [error.message]})
+    return JsonResponse(_created_json(created), status=201)
+
+
+@sender_page
+@never_cache
+@require_GET
+def transfer_list(request):
+    """My transfers, newest first, a page at a time."""
+    page = selectors.transfer_list_for_owner(owner_id=request.user.id, cursor=request.GET.get("cursor") or None)
+    return render(request, "transfers/list.html", {"page": page})
+
+
+@sender_page
+@never_cache
+@require_GET
+def transfer_detail(request, transfer_id: str):
+    """One transfer: files, recipients and their downloads, the buttons; its upload page while pending."""
+    detail = selectors.transfer_detail_for_owner(owner_id=request.user.id, transfer_id=transfer_id)
+    summary = detail.summary
+    extend_to = extension_choices(created_at=summary.created_at, expires_at=summary.expires_at)
+    context = {"detail": detail, "transfer": summary, "extend_to": extend_to}
+    if summary.status == PENDING:
+        context["uploader"] = uploader_config(transfer_id=transfer_id, files=detail.files)
+    return render(request, "transfers/detail.html", context)
+
+
+@sender_page
+@require_POST
+def transfer_revoke(request, transfer_id: str):
+    services.transfer_revoke(owner_id=request.user.id, transfer_id=transfer_id, ip=client(request)["ip"])
+    messages.success(request, _("The transfer was revoked. Its links no longer work."))
+    return redirect("transfers:detail", transfer_id)
+
+
+@sender_page
+@require_POST
+def transfer_extend(request, transfer_id: str):
+    form = ExtendForm(request.POST)
+    if not form.is_valid():
+        raise TransferError("expiry_invalid")
+    extended = services.transfer_extend(
+        owner_id=request.user.id,
+        transfer_id=transfer_id,
+        expires_at=form.cleaned_data["expires_at"],
+        ip=client(request)["ip"],
+    )
+    messages.success(
+        request, _("The transfer is now available until %(time)s.") % {"time": local_time(extended.expires_at)}
+    )
+    return redirect("transfers:detail", transfer_id)
+
+
+@sender_page
+@require_POST
+def recipient_resend(request, transfer_id: str, recipient_id: str):
+    sent = services.recipient_resend(
+        owner_id=request.user.id, transfer_id=transfer_id, recipient_id=recipient_id, ip=client(request)["ip"]
+    )
+    messages.success(
+        request, _("A new link was sent to %(email)s. The old one no longer works.") % {"email": sent.email}
+    )
+    return redirect("transfers:detail", transfer_id)
