@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib import admin
 from django.urls import include, path
 
 from fxfer import views
@@ -7,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("saml/", include("accounts.urls")),
+    path("admin/", admin.site.urls),  # the compliance admin (reports.admin.ComplianceAdminSite)
     path("", include("transfers.urls")),
 ]
 

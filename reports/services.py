@@ -5,8 +5,7 @@ import json
 import logging
 import random
 import time
-from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -122,38 +121,63 @@ class DailyStatsBuilt:
     day: date
     events_read: int
     figures: dict
+    departments: dict = field(default_factory=dict)  # department → its figures
+
+
+SCOPE_ALL = "all"
+DEPARTMENT_SCOPE = "dept:"
 
 
 def daily_stats_rebuild(*, day: date, now: datetime | None = None) -> DailyStatsBuilt:
-    """Recount one local day from that day's audit events only (Query by day shard) and overwrite its figures.
+    """Recount one local day from that day's audit events only (Query by day shard, the shards in parallel) and
+    overwrite its figures: the whole company ("all") and each department ("dept:<name>").
 
-    Idempotent: running it twice gives the same figures. A failure is recorded on the day, then re-raised.
+    Idempotent: running it twice gives the same figures (a department that no longer has events that day loses
+    its item). A failure is recorded on the day as "failed", then re-raised.
     """
+    from reports import aggregation
+
     computed_at = now or datetime.now(UTC)
     try:
-        counts: Counter[str] = Counter()
-        events_read = 0
-        for shard in range(settings.FXFER_AUDIT_DAY_SHARDS):
-            for event in AuditEvent.by_day.query(f"{day.isoformat()}#{shard}"):
-                events_read += 1
-                counts[f"{event.action}.{event.outcome}"] += 1
-        figures = {"events": events_read, "by_action": dict(sorted(counts.items()))}
-        DailyStats(
-            day=day.isoformat(),
-            scope="all",
-            status="ok",
-            figures=figures,
-            events_read=events_read,
-            computed_at=computed_at,
-        ).save()
+        events = aggregation.day_events(day)
+        figures = aggregation.tally(events).figures()
+        departments = {name: tally.figures() for name, tally in aggregation.tally_by_department(events).items()}
+        items = [_stats_item(day, SCOPE_ALL, figures, len(events), computed_at)]
+        items += [
+            _stats_item(day, f"{DEPARTMENT_SCOPE}{name}", dept, dept["events"], computed_at)
+            for name, dept in sorted(departments.items())
+        ]
+        stale = [
+            item
+            for item in DailyStats.query(day.isoformat(), DailyStats.scope.startswith(DEPARTMENT_SCOPE))
+            if item.scope.removeprefix(DEPARTMENT_SCOPE) not in departments
+        ]
+        with DailyStats.batch_write() as batch:
+            for item in stale:
+                batch.delete(item)
+            # The company-wide item goes last: once it says "ok", the departments are in place too.
+            for item in items[1:]:
+                batch.save(item)
+        items[0].save()
     except Exception as exc:
         DailyStats(
             day=day.isoformat(),
-            scope="all",
+            scope=SCOPE_ALL,
             status="failed",
             figures={},
             computed_at=computed_at,
             error=f"{type(exc).__name__}: {exc}"[:1000],
         ).save()
         raise
-    return DailyStatsBuilt(day=day, events_read=events_read, figures=figures)
+    return DailyStatsBuilt(day=day, events_read=len(events), figures=figures, departments=departments)
+
+
+def _stats_item(day: date, scope: str, figures: dict, events_read: int, computed_at: datetime) -> DailyStats:
+    return DailyStats(
+        day=day.isoformat(),
+        scope=scope,
+        status="ok",
+        figures=figures,
+        events_read=events_read,
+        computed_at=computed_at,
+    )

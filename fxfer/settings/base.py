@@ -18,6 +18,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "reports.apps.ComplianceAdminConfig",  # django.contrib.admin with the compliance site (reports.admin)
     "fxfer.apps.FxferConfig",
     "accounts",
     "transfers",
@@ -141,6 +142,19 @@ FXFER_CODE_SENDS_PER_WINDOW = env.integer("FXFER_CODE_SENDS_PER_WINDOW", 3)  # p
 FXFER_GUEST_ACCESS_SECONDS = env.integer("FXFER_GUEST_ACCESS_SECONDS", 30 * 60)
 FXFER_LINK_LOOKUPS_PER_IP = env.integer("FXFER_LINK_LOOKUPS_PER_IP", 30)  # per minute
 FXFER_LINK_LOOKUP_WINDOW_SECONDS = 60
+
+# --- Reports / admin (issue 7) -----------------------------------------------------------------------------
+# Compliance staff who get the daily summary mail after the 00:10 aggregation (comma-separated); empty: none.
+FXFER_COMPLIANCE_SUMMARY_TO = env.listing("FXFER_COMPLIANCE_SUMMARY_TO")
+# The summary flags failed codes or failed sign-ins above this multiple of the previous 30 days' median
+# (and at least FXFER_COMPLIANCE_SPIKE_MINIMUM of them), and transfers of this size or more.
+FXFER_COMPLIANCE_SPIKE_FACTOR = env.integer("FXFER_COMPLIANCE_SPIKE_FACTOR", 3)
+FXFER_COMPLIANCE_SPIKE_MINIMUM = env.integer("FXFER_COMPLIANCE_SPIKE_MINIMUM", 5)
+FXFER_COMPLIANCE_LARGE_TRANSFER_BYTES = env.integer("FXFER_COMPLIANCE_LARGE_TRANSFER_BYTES", 10 * 1024**3)
+# Rows per admin list page, and how many events one run of the admin's chain check verifies (a request must
+# end within API Gateway's 29 s; `manage.py audit_verify` checks the whole chain without that limit).
+FXFER_ADMIN_PAGE_SIZE = env.integer("FXFER_ADMIN_PAGE_SIZE", 50)
+FXFER_AUDIT_VERIFY_WEB_EVENTS = env.integer("FXFER_AUDIT_VERIFY_WEB_EVENTS", 20000)
 
 # --- Mail --------------------------------------------------------------------------------------------------
 EMAIL_BACKEND = "django_ses.SESBackend"

@@ -1,0 +1,177 @@
+"""What compliance staff may do to any transfer, each with a reason, each audited (actor: the officer).
+
+transfers.services.transfer_revoke / transfer_extend act for the transfer's owner (they check `owner_id` and
+record the owner as the actor), so the compliance variants live here and change the transfer through the
+transfers model layer with the same conditions. Every attempt is audited, a refused one too.
+
+Actions are listed in ACTIONS: the transfer page shows the form of each one the transfer's status allows, and
+one URL runs them. Legal hold on/off and delete now (issue 6) plug in as further entries.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django import forms
+from pynamodb.exceptions import UpdateError
+
+from reports.errors import AuditError
+from reports.services import audit_record
+
+
+@dataclass(frozen=True)
+class Officer:
+    """The compliance officer acting, and where from."""
+
+    user_id: str
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class ActionDone:
+    transfer_id: str
+    action: str
+    message: str
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason (recorded in the audit trail)",
+        min_length=5,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+class ExtendForm(ReasonForm):
+    expires_at = forms.DateTimeField(
+        label="New expiry (local time)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+
+
+def _audit(officer: Officer, action: str, transfer_id: str, *, now: datetime, outcome: str = "ok", **details):
+    audit_record(
+        action=action,
+        actor=f"user:{officer.user_id}",
+        subject=f"transfer:{transfer_id}",
+        outcome=outcome,
+        ip=officer.ip,
+        user_agent=officer.user_agent,
+        details={"by": "compliance", **{k: v for k, v in details.items() if v is not None}},
+        now=now,
+    )
+
+
+def _refuse(officer: Officer, action: str, transfer_id: str, *, now: datetime, code: str, reason: str, message: str):
+    _audit(officer, action, transfer_id, now=now, outcome="refused", reason=reason, refused=code)
+    raise AuditError(code, message)
+
+
+def transfer_revoke_by_compliance(*, officer: Officer, transfer_id: str, reason: str, now: datetime) -> ActionDone:
+    """Stop a transfer at once (as its sender's revoke does: links, codes and guest sessions stop working);
+    unfinished multipart uploads are aborted. Audited as transfer.revoked with the officer and the reason."""
+    from transfers import storage
+    from transfers.models import FILE_PENDING, PENDING, READY, REVOKED, File, Transfer
+    from transfers.services.common import conditional_failed, transfer_get
+
+    transfer = transfer_get(transfer_id)
+    if transfer is None:
+        raise AuditError("not_found", "There is no such transfer.")
+    try:
+        transfer.update(
+            actions=[Transfer.status.set(REVOKED), Transfer.revoked_at.set(now)],
+            condition=Transfer.status.is_in(PENDING, READY),
+        )
+    except UpdateError as exc:
+        if conditional_failed(exc):
+            _refuse(
+                officer,
+                "transfer.revoked",
+                transfer_id,
+                now=now,
+                code="state_conflict",
+                reason=reason,
+                message=f"The transfer is {transfer.status}; only a pending or ready transfer can be revoked.",
+            )
+        raise
+    for file in File.query(transfer_id, consistent_read=True):
+        if file.state == FILE_PENDING and file.multipart_upload_id:
+            storage.multipart_abort(key=file.s3_key, upload_id=file.multipart_upload_id)
+    _audit(officer, "transfer.revoked", transfer_id, now=now, reason=reason, owner=f"user:{transfer.owner_id}")
+    return ActionDone(transfer_id=transfer_id, action="revoke", message="The transfer is revoked.")
+
+
+def transfer_extend_by_compliance(
+    *, officer: Officer, transfer_id: str, expires_at: datetime, reason: str, now: datetime
+) -> ActionDone:
+    """Move the expiry later, within the same limit as the sender's extend (FXFER_MAX_EXPIRY_DAYS after creation)."""
+    from transfers import policy
+    from transfers.models import PENDING, READY, Transfer
+    from transfers.services.common import conditional_failed, status_at, transfer_get
+
+    transfer = transfer_get(transfer_id)
+    if transfer is None:
+        raise AuditError("not_found", "There is no such transfer.")
+    refuse = {"officer": officer, "action": "transfer.extended", "transfer_id": transfer_id, "now": now}
+    if status_at(transfer, now) not in {PENDING, READY}:
+        message = "Only a pending or ready transfer can be extended."
+        _refuse(**refuse, code="state_conflict", reason=reason, message=message)
+    latest = transfer.created_at + policy.max_expiry()
+    if expires_at.tzinfo is None or not transfer.expires_at < expires_at <= latest:
+        _refuse(
+            **refuse,
+            code="expiry_invalid",
+            reason=reason,
+            message=f"The new expiry must be after the current one and no later than {latest:%Y-%m-%d %H:%M} UTC.",
+        )
+    try:
+        transfer.update(
+            actions=[Transfer.expires_at.set(expires_at)],
+            condition=Transfer.status.is_in(PENDING, READY) & (Transfer.expires_at == transfer.expires_at),
+        )
+    except UpdateError as exc:
+        if conditional_failed(exc):
+            message = "The transfer changed meanwhile; try again."
+            _refuse(**refuse, code="state_conflict", reason=reason, message=message)
+        raise
+    _audit(
+        officer,
+        "transfer.extended",
+        transfer_id,
+        now=now,
+        reason=reason,
+        expires_at=expires_at.isoformat(),
+        previous_expires_at=transfer.expires_at.isoformat(),
+        owner=f"user:{transfer.owner_id}",
+    )
+    return ActionDone(transfer_id=transfer_id, action="extend", message="The expiry is moved.")
+
+
+@dataclass(frozen=True)
+class ComplianceAction:
+    key: str
+    label: str
+    form: type[forms.Form]
+    statuses: frozenset[str]  # the statuses (as of now) it applies to
+    run: Callable[..., ActionDone]  # run(officer=, transfer_id=, now=, **form.cleaned_data)
+    danger: bool = False
+
+
+ACTIONS: dict[str, ComplianceAction] = {
+    "revoke": ComplianceAction(
+        key="revoke",
+        label="Revoke",
+        form=ReasonForm,
+        statuses=frozenset({"pending", "ready"}),
+        run=transfer_revoke_by_compliance,
+        danger=True,
+    ),
+    "extend": ComplianceAction(
+        key="extend",
+        label="Extend",
+        form=ExtendForm,
+        statuses=frozenset({"pending", "ready"}),
+        run=transfer_extend_by_compliance,
+    ),
+}

@@ -1,0 +1,166 @@
+"""The day's figures, counted from that day's audit events only (Query by day shard, fanned out over shards).
+
+Which event counts for what (the actions and `details` the other apps write):
+
+    transfer.created   ok        transfers sent; files (details.files); recipient domains (details.recipients);
+                                 a large transfer when details.total_bytes reaches the threshold
+    request.created    ok        upload requests (issue 5)
+    file.verified      ok        bytes uploaded (details.size)
+    download.url_issued ok       downloads and bytes downloaded (details.size)
+    code.failed                  failed one-time codes
+    signin.failed / signin.refused   failed sign-ins
+
+A department's figures are those of its people: a person's own events, and the guest and system events of
+the transfers they sent (guests have no department; the files they download are the sender's).
+"""
+
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.conf import settings
+
+from reports.models import AuditEvent
+
+TRANSFER_CREATED = "transfer.created"
+REQUEST_CREATED = "request.created"
+FILE_VERIFIED = "file.verified"
+DOWNLOAD_ISSUED = "download.url_issued"
+CODE_FAILED = "code.failed"
+SIGNIN_FAILURES = frozenset({"signin.failed", "signin.refused"})
+
+# The figures every scope has, in the order pages and CSV files show them.
+FIGURES = (
+    "transfers_sent",
+    "requests",
+    "files",
+    "bytes_uploaded",
+    "bytes_downloaded",
+    "downloads",
+    "external_domains",
+    "failed_codes",
+    "failed_signins",
+)
+NO_DEPARTMENT = "(none)"
+
+
+@dataclass(frozen=True)
+class DayEvent:
+    """What aggregation keeps of one event (a busy day's events fit in memory this way)."""
+
+    event_id: str
+    action: str
+    outcome: str
+    actor: str
+    subject: str
+    details: dict
+
+
+@dataclass
+class Tally:
+    counts: Counter = field(default_factory=Counter)
+    by_action: Counter = field(default_factory=Counter)
+    domains: set = field(default_factory=set)
+    large_transfers: list = field(default_factory=list)
+    events: int = 0
+
+    def add(self, event: DayEvent) -> None:
+        self.events += 1
+        self.by_action[f"{event.action}.{event.outcome}"] += 1
+        details = event.details or {}
+        ok = event.outcome == "ok"
+        if event.action == TRANSFER_CREATED and ok:
+            self.counts["transfers_sent"] += 1
+            self.counts["files"] += len(details.get("files") or ())
+            for address in details.get("recipients") or ():
+                self.domains.add(str(address).rpartition("@")[2].casefold())
+            size = _int(details.get("total_bytes"))
+            if size >= settings.FXFER_COMPLIANCE_LARGE_TRANSFER_BYTES:
+                self.large_transfers.append({"transfer": event.subject, "actor": event.actor, "bytes": size})
+        elif event.action == REQUEST_CREATED and ok:
+            self.counts["requests"] += 1
+        elif event.action == FILE_VERIFIED and ok:
+            self.counts["bytes_uploaded"] += _int(details.get("size"))
+        elif event.action == DOWNLOAD_ISSUED and ok:
+            self.counts["downloads"] += 1
+            self.counts["bytes_downloaded"] += _int(details.get("size"))
+        elif event.action == CODE_FAILED:
+            self.counts["failed_codes"] += 1
+        elif event.action in SIGNIN_FAILURES:
+            self.counts["failed_signins"] += 1
+
+    def figures(self) -> dict:
+        figures = {name: int(self.counts[name]) for name in FIGURES}
+        figures["external_domains"] = len(self.domains)
+        figures["events"] = self.events
+        figures["by_action"] = dict(sorted(self.by_action.items()))
+        figures["domains"] = sorted(self.domains)
+        figures["large_transfers"] = sorted(self.large_transfers, key=lambda t: (-t["bytes"], t["transfer"]))
+        return figures
+
+
+def _int(value) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def day_events(day: date) -> list[DayEvent]:
+    """Every event of one local day: one Query per shard, the shards read in parallel."""
+    shards = [f"{day.isoformat()}#{shard}" for shard in range(settings.FXFER_AUDIT_DAY_SHARDS)]
+    with ThreadPoolExecutor(max_workers=len(shards)) as pool:
+        parts = list(pool.map(_shard_events, shards))
+    return [event for part in parts for event in part]
+
+
+def _shard_events(day_shard: str) -> list[DayEvent]:
+    return [
+        DayEvent(
+            event_id=e.event_id,
+            action=e.action,
+            outcome=e.outcome,
+            actor=e.actor,
+            subject=e.subject,
+            details=e.details or {},
+        )
+        for e in AuditEvent.by_day.query(day_shard)
+    ]
+
+
+def tally(events: Iterable[DayEvent]) -> Tally:
+    result = Tally()
+    for event in events:
+        result.add(event)
+    return result
+
+
+def tally_by_department(events: list[DayEvent]) -> dict[str, Tally]:
+    """The events split by the department they belong to (see the module's docstring)."""
+    departments = _departments(events)
+    tallies: dict[str, Tally] = {}
+    for event in events:
+        tallies.setdefault(departments(event), Tally()).add(event)
+    return tallies
+
+
+def _departments(events: list[DayEvent]):
+    """A function event → department, built from one BatchGet of the day's transfers and one of its people."""
+    from accounts.models import UserRecord
+    from transfers.models import Transfer
+
+    transfer_ids = {e.subject.partition(":")[2] for e in events if e.subject.startswith("transfer:")}
+    owner_of = {t.transfer_id: t.owner_id for t in Transfer.batch_get(sorted(i for i in transfer_ids if i))}
+    user_ids = {e.actor.partition(":")[2] for e in events if e.actor.startswith("user:")} | set(owner_of.values())
+    department_of = {u.user_id: u.department for u in UserRecord.batch_get(sorted(i for i in user_ids if i))}
+
+    def department(event: DayEvent) -> str:
+        if event.actor.startswith("user:"):
+            user_id = event.actor.partition(":")[2]
+        else:
+            user_id = owner_of.get(event.subject.partition(":")[2], "") if event.subject.startswith("transfer:") else ""
+        return department_of.get(user_id) or NO_DEPARTMENT
+
+    return department

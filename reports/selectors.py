@@ -1,0 +1,532 @@
+"""Reads for the compliance admin. Every list is a Query on a key or an index, a page at a time (cursors);
+nothing here Scans.
+
+    audit log        by actor: GSI by-actor (date range on its sort key); otherwise GSI by-day, each day's
+                     shards merged newest first; an action filter rides on the same Query
+    transfer search  by sender, recipient, recipient domain or file name: the `transfer-search` table (a term
+                     per item, date range on its sort key); no term: GSI by-day of the transfers
+    transfer detail  GetItem of the transfer, Query of its files and recipients, GSI by-subject of its events
+    reports          GetItem / BatchGet / Query of DailyStats by day
+"""
+
+import base64
+import binascii
+import calendar
+import heapq
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+
+from reports.errors import AuditError
+from reports.models import AuditEvent, DailyStats
+from reports.services import DEPARTMENT_SCOPE, SCOPE_ALL, local_day
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_SORT_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}T[0-9:.+]+#\d{12}$")
+MAX_RANGE_DAYS = 366
+
+
+# --- Cursors: opaque to the browser, checked on the way back ------------------------------------------------
+
+
+def _encode(position: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str | None) -> dict:
+    if not cursor:
+        return {}
+    try:
+        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise AuditError("cursor_invalid", "The page link is not valid; start the search again.") from None
+    if not isinstance(position, dict):
+        raise AuditError("cursor_invalid", "The page link is not valid; start the search again.")
+    return position
+
+
+def day_bounds(first_day: date, last_day: date) -> tuple[str, str]:
+    """UTC ISO bounds [start of first_day, start of the day after last_day) in local time, as sort-key prefixes."""
+    zone = ZoneInfo(settings.TIME_ZONE)
+    start = datetime.combine(first_day, time.min, zone).astimezone(UTC)
+    end = datetime.combine(last_day + timedelta(days=1), time.min, zone).astimezone(UTC)
+    return start.isoformat(), end.isoformat()
+
+
+def checked_range(first_day: date, last_day: date) -> tuple[date, date]:
+    if last_day < first_day:
+        raise AuditError("range_invalid", "The end of the date range is before its start.")
+    if (last_day - first_day).days >= MAX_RANGE_DAYS:
+        raise AuditError("range_invalid", f"Choose at most {MAX_RANGE_DAYS} days.")
+    return first_day, last_day
+
+
+# --- Audit log ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    seq: int
+    event_id: str
+    at: datetime
+    action: str
+    outcome: str
+    actor: str
+    actor_label: str  # the person's address (user) or the recipient's (guest); else the actor itself
+    subject: str
+    transfer_id: str | None
+    ip: str | None
+    user_agent: str | None
+    details: dict
+    hash: str
+    sort_key: str
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    rows: tuple[AuditRow, ...]
+    next_cursor: str | None
+
+
+def audit_log_page(
+    *,
+    first_day: date,
+    last_day: date,
+    actor: str = "",
+    action: str = "",
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> AuditPage:
+    """One page of the audit log, newest first, filtered by actor, action and local date range."""
+    limit = max(1, min(int(limit or settings.FXFER_ADMIN_PAGE_SIZE), 500))
+    found = _events_newest_first(first_day, last_day, actor=actor, action=action, cursor=cursor, page=limit)
+    events = list(islice(found, limit + 1))
+    more = len(events) > limit
+    events = events[:limit]
+    rows = tuple(_rows(events))
+    next_cursor = _encode({"k": events[-1].sort_key, "d": _event_day(events[-1])}) if more and events else None
+    return AuditPage(rows=rows, next_cursor=next_cursor)
+
+
+def audit_log_rows(*, first_day: date, last_day: date, actor: str = "", action: str = "") -> Iterator[AuditRow]:
+    """Every matching event, newest first, for a streaming export (read a page at a time as it is written)."""
+    events = _events_newest_first(first_day, last_day, actor=actor, action=action, cursor=None, page=500)
+    while batch := list(islice(events, 100)):
+        yield from _rows(batch)
+
+
+def _event_day(event: AuditEvent) -> str:
+    return event.day_shard.partition("#")[0]
+
+
+def _events_newest_first(
+    first_day: date, last_day: date, *, actor: str, action: str, cursor: str | None, page: int
+) -> Iterator[AuditEvent]:
+    first_day, last_day = checked_range(first_day, last_day)
+    position = _decode(cursor)
+    after = position.get("k")
+    if after is not None and not (isinstance(after, str) and _SORT_KEY.match(after)):
+        raise AuditError("cursor_invalid", "The page link is not valid; start the search again.")
+    action_filter = (AuditEvent.action == action) if action else None
+    low, high = day_bounds(first_day, last_day)
+    if actor:
+        # One partition of the by-actor index; the date range is a range on its sort key.
+        yield from _skip_cursor(
+            AuditEvent.by_actor.query(
+                actor,
+                AuditEvent.sort_key.between(low, after or high),
+                filter_condition=action_filter,
+                scan_index_forward=False,
+                page_size=page,
+            ),
+            after,
+        )
+        return
+    day = last_day
+    if position.get("d"):
+        if not (isinstance(position["d"], str) and _DAY.match(position["d"])):
+            raise AuditError("cursor_invalid", "The page link is not valid; start the search again.")
+        day = min(day, date.fromisoformat(position["d"]))
+    while day >= first_day:
+        yield from _day_newest_first(day, action_filter=action_filter, before=after, page=page)
+        after = None
+        day -= timedelta(days=1)
+
+
+def _day_newest_first(day: date, *, action_filter, before: str | None, page: int) -> Iterator[AuditEvent]:
+    """One local day's events from all its shards, merged newest first (sort keys are unique and ordered)."""
+    low, high = day_bounds(day, day)
+    shards = [
+        _skip_cursor(
+            AuditEvent.by_day.query(
+                f"{day.isoformat()}#{shard}",
+                AuditEvent.sort_key.between(low, before or high),
+                filter_condition=action_filter,
+                scan_index_forward=False,
+                page_size=page,
+            ),
+            before,
+        )
+        for shard in range(settings.FXFER_AUDIT_DAY_SHARDS)
+    ]
+    yield from heapq.merge(*shards, key=lambda e: e.sort_key, reverse=True)
+
+
+def _skip_cursor(events, before: str | None) -> Iterator[AuditEvent]:
+    for event in events:
+        if before is None or event.sort_key < before:
+            yield event
+
+
+def _rows(events: list[AuditEvent]) -> Iterator[AuditRow]:
+    labels = actor_labels(events)
+    for e in events:
+        yield AuditRow(
+            seq=int(e.seq),
+            event_id=e.event_id,
+            at=e.at,
+            action=e.action,
+            outcome=e.outcome,
+            actor=e.actor,
+            actor_label=labels.get(e.actor, e.actor),
+            subject=e.subject,
+            transfer_id=e.subject.partition(":")[2] if e.subject.startswith("transfer:") else None,
+            ip=e.ip,
+            user_agent=e.user_agent,
+            details=e.details or {},
+            hash=e.hash,
+            sort_key=e.sort_key,
+        )
+
+
+def actor_labels(events: list[AuditEvent]) -> dict[str, str]:
+    """Addresses for the actors of these events: one BatchGet of the people, one of the guests (recipients)."""
+    from accounts.models import UserRecord
+    from transfers.models import Recipient
+
+    user_ids = sorted({e.actor.partition(":")[2] for e in events if e.actor.startswith("user:")} - {""})
+    guests = sorted(
+        {
+            (e.subject.partition(":")[2], e.actor.partition(":")[2])
+            for e in events
+            if e.actor.startswith("guest:") and e.subject.startswith("transfer:")
+        }
+    )
+    labels = {f"user:{u.user_id}": u.email or u.display_name or u.user_id for u in UserRecord.batch_get(user_ids)}
+    labels.update({f"guest:{r.recipient_id}": r.email for r in Recipient.batch_get(guests)})
+    return labels
+
+
+# --- Transfers ----------------------------------------------------------------------------------------------
+
+SEARCH_FIELDS = ("recipient", "domain", "sender", "file")
+STATUSES = ("pending", "ready", "revoked", "expired", "deleted")
+
+
+@dataclass(frozen=True)
+class TransferRow:
+    transfer_id: str
+    created_at: datetime
+    status: str
+    sender_email: str
+    sender_name: str
+    subject: str
+    recipients: tuple[str, ...]
+    file_count: int
+    total_bytes: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class TransferResults:
+    rows: tuple[TransferRow, ...]
+    next_cursor: str | None
+
+
+def transfer_search(
+    *,
+    field: str = "",
+    value: str = "",
+    first_day: date,
+    last_day: date,
+    status: str = "",
+    cursor: str | None = None,
+    limit: int | None = None,
+    now: datetime | None = None,
+) -> TransferResults:
+    """Transfers found by one search term (or all of a date range), newest first, optionally of one status."""
+    from transfers.models import Transfer, TransferSearchTerm
+
+    now = now or datetime.now(UTC)
+    first_day, last_day = checked_range(first_day, last_day)
+    limit = max(1, min(int(limit or settings.FXFER_ADMIN_PAGE_SIZE), 200))
+    position = _decode(cursor)
+    value = value.strip().casefold()
+    if field and field not in SEARCH_FIELDS:
+        raise AuditError("search_invalid", "Search by recipient, domain, sender or file name.")
+    if field == "domain":
+        value = value.lstrip("@")
+    rows: list[TransferRow] = []
+    if field and value:
+        term = f"{field}:{value}"
+        low, high = day_bounds(first_day, last_day)
+        last_key = position.get("lek")
+        if last_key is not None and (not isinstance(last_key, dict) or last_key.get("term", {}).get("S") != term):
+            raise AuditError("cursor_invalid", "The page link is not valid; start the search again.")
+        for _round in range(10):  # a status filter may drop rows: read on, a bounded number of pages
+            results = TransferSearchTerm.query(
+                term,
+                TransferSearchTerm.sort_key.between(low, high),
+                scan_index_forward=False,
+                limit=limit,
+                last_evaluated_key=last_key,
+            )
+            ids = [hit.transfer_id for hit in results]
+            last_key = results.last_evaluated_key
+            rows += _transfer_rows(ids, status=status, now=now)
+            if len(rows) >= limit or not last_key:
+                break
+        return TransferResults(rows=tuple(rows), next_cursor=_encode({"lek": last_key}) if last_key else None)
+
+    day_text = position.get("d") or last_day.isoformat()
+    if not (isinstance(day_text, str) and _DAY.match(day_text)):
+        raise AuditError("cursor_invalid", "The page link is not valid; start the search again.")
+    day = min(date.fromisoformat(day_text), last_day)
+    last_key = position.get("lek")
+    same_day = isinstance(last_key, dict) and last_key.get("created_day", {}).get("S") == day_text
+    if last_key is not None and not same_day:
+        raise AuditError("cursor_invalid", "The page link is not valid; start the search again.")
+    while day >= first_day and len(rows) < limit:
+        results = Transfer.by_day.query(
+            day.isoformat(), scan_index_forward=False, limit=limit - len(rows), last_evaluated_key=last_key
+        )
+        found = list(results)
+        rows += [_transfer_row(t, now) for t in found if not status or _status(t, now) == status]
+        last_key = results.last_evaluated_key
+        if last_key:
+            continue
+        day -= timedelta(days=1)
+    if last_key:
+        return TransferResults(rows=tuple(rows), next_cursor=_encode({"d": day.isoformat(), "lek": last_key}))
+    more = day >= first_day
+    return TransferResults(rows=tuple(rows), next_cursor=_encode({"d": day.isoformat()}) if more else None)
+
+
+def _status(transfer, now: datetime) -> str:
+    from transfers.services.common import status_at
+
+    return status_at(transfer, now)
+
+
+def _transfer_rows(ids: list[str], *, status: str, now: datetime) -> list[TransferRow]:
+    from transfers.models import Transfer
+
+    found = {t.transfer_id: t for t in Transfer.batch_get(ids)} if ids else {}
+    return [
+        _transfer_row(found[i], now) for i in ids if i in found and (not status or _status(found[i], now) == status)
+    ]
+
+
+def _transfer_row(transfer, now: datetime) -> TransferRow:
+    return TransferRow(
+        transfer_id=transfer.transfer_id,
+        created_at=transfer.created_at,
+        status=_status(transfer, now),
+        sender_email=transfer.owner_email,
+        sender_name=transfer.owner_name,
+        subject=transfer.subject,
+        recipients=tuple(a for a in (transfer.recipient_emails or "").split(",") if a),
+        file_count=int(transfer.file_count or 0),
+        total_bytes=int(transfer.total_bytes or 0),
+        expires_at=transfer.expires_at,
+    )
+
+
+@dataclass(frozen=True)
+class FileRow:
+    file_id: str
+    name: str
+    size: int
+    state: str
+    checksum_sha256: str | None
+    etag: str | None
+    refused_reason: str | None
+
+
+@dataclass(frozen=True)
+class RecipientRow:
+    recipient_id: str
+    email: str
+    downloads: int
+    file_downloads: dict
+    last_download_at: datetime | None
+    link_sent_at: datetime | None
+    locked: bool
+
+
+@dataclass(frozen=True)
+class TransferFile:
+    """Everything compliance sees of one transfer."""
+
+    transfer: TransferRow
+    owner_id: str
+    message: str
+    download_limit: int
+    released_at: datetime | None
+    revoked_at: datetime | None
+    files: tuple[FileRow, ...]
+    recipients: tuple[RecipientRow, ...]
+    timeline: tuple[AuditRow, ...]
+    downloads: tuple[AuditRow, ...]  # each download URL issued: who, when, from where
+    deletion_receipts: tuple[AuditRow, ...]
+
+
+# Deletion receipts are audit events of issue 6 (expiry and deletion); any of these actions is one.
+DELETION_ACTIONS = frozenset({"file.deleted", "transfer.deleted", "deletion.receipt"})
+
+
+def transfer_file(*, transfer_id: str, now: datetime | None = None) -> TransferFile | None:
+    """One transfer with its files, recipients and full audit timeline; None when there is no such transfer."""
+    from transfers.models import File, Recipient
+    from transfers.services.common import transfer_get
+
+    now = now or datetime.now(UTC)
+    transfer = transfer_get(transfer_id)
+    if transfer is None:
+        return None
+    events = list(AuditEvent.by_subject.query(f"transfer:{transfer_id}"))
+    timeline = tuple(_rows(events))
+    return TransferFile(
+        transfer=_transfer_row(transfer, now),
+        owner_id=transfer.owner_id,
+        message=transfer.message,
+        download_limit=int(transfer.download_limit),
+        released_at=transfer.released_at,
+        revoked_at=transfer.revoked_at,
+        files=tuple(
+            FileRow(
+                file_id=f.file_id,
+                name=f.name,
+                size=int(f.verified_size or f.declared_size),
+                state=f.state,
+                checksum_sha256=f.checksum_sha256,
+                etag=(f.etag or "").strip('"') or None,
+                refused_reason=f.refused_reason,
+            )
+            for f in File.query(transfer_id)
+        ),
+        recipients=tuple(
+            RecipientRow(
+                recipient_id=r.recipient_id,
+                email=r.email,
+                downloads=int(r.downloads_used or 0),
+                file_downloads={k: int(v) for k, v in (r.file_downloads.as_dict() if r.file_downloads else {}).items()},
+                last_download_at=r.last_download_at,
+                link_sent_at=r.link_sent_at,
+                locked=bool(r.locked),
+            )
+            for r in Recipient.query(transfer_id)
+        ),
+        timeline=timeline,
+        downloads=tuple(r for r in timeline if r.action == "download.url_issued" and r.outcome == "ok"),
+        deletion_receipts=tuple(r for r in timeline if r.action in DELETION_ACTIONS),
+    )
+
+
+# --- Daily statistics ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    day: date
+    status: str  # "ok", "failed", or "missing" (the job has not run for the day)
+    figures: dict
+    error: str | None
+    computed_at: datetime | None
+
+
+def days_figures(days: list[date], *, scope: str = SCOPE_ALL) -> list[DayFigures]:
+    """The stored figures of these days for one scope (one BatchGet), in the days' order."""
+    found = {item.day: item for item in DailyStats.batch_get([(d.isoformat(), scope) for d in days])}
+    return [_day_figures(d, found.get(d.isoformat())) for d in days]
+
+
+def _day_figures(day: date, item: DailyStats | None) -> DayFigures:
+    if item is None:
+        return DayFigures(day=day, status="missing", figures={}, error=None, computed_at=None)
+    return DayFigures(
+        day=day, status=item.status, figures=item.figures or {}, error=item.error, computed_at=item.computed_at
+    )
+
+
+@dataclass(frozen=True)
+class DayReport:
+    day: DayFigures
+    departments: tuple[tuple[str, dict], ...]
+
+
+def day_report(*, day: date) -> DayReport:
+    """One day's company figures and each department's (one Query of the day's items)."""
+    items = list(DailyStats.query(day.isoformat()))
+    whole = next((i for i in items if i.scope == SCOPE_ALL), None)
+    departments = tuple(
+        (i.scope.removeprefix(DEPARTMENT_SCOPE), i.figures or {})
+        for i in sorted(items, key=lambda i: i.scope)
+        if i.scope.startswith(DEPARTMENT_SCOPE)
+    )
+    return DayReport(day=_day_figures(day, whole), departments=departments)
+
+
+@dataclass(frozen=True)
+class MonthReport:
+    month: date  # its first day
+    days: tuple[DayFigures, ...]
+    totals: dict
+    departments: tuple[tuple[str, dict], ...]
+    failed_days: tuple[date, ...]
+    missing_days: tuple[date, ...]
+
+
+def month_report(*, month: date) -> MonthReport:
+    """A month's days (company figures), its totals and each department's totals (one Query per day)."""
+    from reports.aggregation import FIGURES
+
+    first = month.replace(day=1)
+    days = [first + timedelta(days=i) for i in range(calendar.monthrange(first.year, first.month)[1])]
+    reports = [day_report(day=d) for d in days]
+    totals = {name: 0 for name in FIGURES}
+    domains: set[str] = set()
+    by_department: dict[str, dict] = {}
+    for report in reports:
+        if report.day.status != "ok":
+            continue
+        for name in FIGURES:
+            totals[name] += int(report.day.figures.get(name, 0))
+        domains.update(report.day.figures.get("domains", ()))
+        for department, figures in report.departments:
+            sums = by_department.setdefault(department, {name: 0 for name in FIGURES} | {"domains": set()})
+            for name in FIGURES:
+                sums[name] += int(figures.get(name, 0))
+            sums["domains"].update(figures.get("domains", ()))
+    # Distinct domains over the month, not the sum of each day's count.
+    totals["external_domains"] = len(domains)
+    for sums in by_department.values():
+        sums["external_domains"] = len(sums.pop("domains"))
+    return MonthReport(
+        month=first,
+        days=tuple(r.day for r in reports),
+        totals=totals,
+        departments=tuple(sorted(by_department.items())),
+        failed_days=tuple(r.day.day for r in reports if r.day.status == "failed"),
+        missing_days=tuple(r.day.day for r in reports if r.day.status == "missing" and r.day.day < today()),
+    )
+
+
+def today(now: datetime | None = None) -> date:
+    return local_day(now or datetime.now(UTC))

@@ -1,0 +1,140 @@
+"""The daily summary mail to compliance staff: the day's figures and what looks unusual.
+
+Anomalies, each against the 30 days before the day (their stored DailyStats, one BatchGet):
+- failed one-time codes or failed sign-ins above FXFER_COMPLIANCE_SPIKE_FACTOR times their median (and at least
+  FXFER_COMPLIANCE_SPIKE_MINIMUM);
+- transfers of FXFER_COMPLIANCE_LARGE_TRANSFER_BYTES or more;
+- recipient domains that none of the 30 days before had.
+"""
+
+import logging
+import statistics
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+from pynamodb.exceptions import PutError
+
+from reports.models import DailyStats
+from reports.services import SCOPE_ALL
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_SCOPE = "mail:summary"  # a DailyStats item marking the day's summary as sent
+LOOKBACK_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    kind: str  # "failed_codes", "failed_signins", "large_transfer", "new_domain"
+    text: str
+
+
+@dataclass(frozen=True)
+class SummarySent:
+    day: date
+    sent: bool  # False: no recipients configured, or it was sent before
+    recipients: tuple[str, ...]
+    anomalies: tuple[Anomaly, ...]
+
+
+def day_anomalies(*, day: date, figures: dict) -> tuple[Anomaly, ...]:
+    """What is unusual about the day's figures compared with the 30 days before it."""
+    history = [
+        item.figures or {}
+        for item in DailyStats.batch_get(
+            [((day - timedelta(days=n)).isoformat(), SCOPE_ALL) for n in range(1, LOOKBACK_DAYS + 1)]
+        )
+        if item.status == "ok"
+    ]
+    found = []
+    for name, label in (("failed_codes", "failed one-time codes"), ("failed_signins", "failed sign-ins")):
+        count = int(figures.get(name, 0))
+        median = statistics.median([int(h.get(name, 0)) for h in history]) if history else 0
+        threshold = max(settings.FXFER_COMPLIANCE_SPIKE_MINIMUM, settings.FXFER_COMPLIANCE_SPIKE_FACTOR * median)
+        if count >= threshold and count > median:
+            found.append(Anomaly(name, f"{count} {label} (30-day median {median:g})"))
+    for transfer in figures.get("large_transfers", ()):
+        found.append(
+            Anomaly(
+                "large_transfer",
+                f"Large transfer {transfer['transfer'].partition(':')[2]}: {_size(transfer['bytes'])}",
+            )
+        )
+    seen = set().union(*(set(h.get("domains", ())) for h in history)) if history else set()
+    for domain in figures.get("domains", ()):
+        if domain not in seen:
+            found.append(Anomaly("new_domain", f"New external domain: {domain}"))
+    return tuple(found)
+
+
+def daily_summary_send(*, day: date, figures: dict, now: datetime | None = None) -> SummarySent:
+    """Mail the day's figures and anomalies to FXFER_COMPLIANCE_SUMMARY_TO, once per day: a conditional write
+    claims the day first, so a retried or repeated job does not send it again (a failed send gives it back)."""
+    recipients = tuple(settings.FXFER_COMPLIANCE_SUMMARY_TO)
+    anomalies = day_anomalies(day=day, figures=figures)
+    if not recipients:
+        return SummarySent(day=day, sent=False, recipients=(), anomalies=anomalies)
+    claim = DailyStats(
+        day=day.isoformat(),
+        scope=SUMMARY_SCOPE,
+        status="sent",
+        figures={"to": list(recipients)},
+        computed_at=now or datetime.now(UTC),
+    )
+    try:
+        claim.save(condition=DailyStats.scope.does_not_exist())
+    except PutError:
+        return SummarySent(day=day, sent=False, recipients=recipients, anomalies=anomalies)
+    context = {
+        "day": day,
+        "figures": figures,
+        "anomalies": anomalies,
+        "rows": _figure_rows(figures),
+        "report_url": f"{settings.FXFER_BASE_URL}/admin/reports/daily/?day={day.isoformat()}",
+    }
+    subject = f"fxfer daily summary {day.isoformat()}" + (f": {len(anomalies)} to look at" if anomalies else "")
+    try:
+        send_mail(
+            subject=subject,
+            message=render_to_string("reports/summary_mail.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=list(recipients),
+        )
+    except Exception:
+        claim.delete()  # the next run tries again
+        logger.exception("reports.summary_mail.failed", extra={"day": day.isoformat()})
+        raise
+    return SummarySent(day=day, sent=True, recipients=recipients, anomalies=anomalies)
+
+
+FIGURE_LABELS = {
+    "transfers_sent": "Transfers sent",
+    "requests": "Upload requests",
+    "files": "Files",
+    "bytes_uploaded": "Uploaded",
+    "bytes_downloaded": "Downloaded",
+    "downloads": "Downloads",
+    "external_domains": "External domains",
+    "failed_codes": "Failed one-time codes",
+    "failed_signins": "Failed sign-ins",
+}
+
+
+def _figure_rows(figures: dict) -> list[tuple[str, str]]:
+    rows = []
+    for name, label in FIGURE_LABELS.items():
+        value = int(figures.get(name, 0))
+        rows.append((label, _size(value) if name.startswith("bytes_") else str(value)))
+    return rows
+
+
+def _size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"
