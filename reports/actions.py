@@ -10,7 +10,7 @@ one URL runs them. Legal hold on/off and delete now (issue 6) plug in as further
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django import forms
 from pynamodb.exceptions import UpdateError
@@ -117,6 +117,8 @@ def transfer_extend_by_compliance(
     if status_at(transfer, now) not in {PENDING, READY}:
         message = "Only a pending or ready transfer can be extended."
         _refuse(**refuse, code="state_conflict", reason=reason, message=message)
+    if expires_at.tzinfo is not None:
+        expires_at = expires_at.astimezone(UTC)  # the form gives local time; UTC inside
     latest = transfer.created_at + policy.max_expiry()
     if expires_at.tzinfo is None or not transfer.expires_at < expires_at <= latest:
         _refuse(

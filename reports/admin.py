@@ -262,7 +262,7 @@ class ComplianceAdminSite(admin.AdminSite):
         return csv_response(filename=name, header=[*header, "details", "hash"], rows=rows)
 
     def verify_view(self, request):
-        form = VerifyForm(request.POST or None)
+        form = VerifyForm(request.POST if request.method == "POST" else None)
         result = None
         if request.method == "POST" and form.is_valid():
             result = chain.audit_chain_verify(
