@@ -1,0 +1,597 @@
+/*
+ * fxfer: the uploader of the New transfer page and of a pending transfer's page.
+ *
+ * Uppy (the vendored 5.x bundle, global `Uppy`) picks the files, shows per-file and total progress and sends
+ * the bytes straight to S3. Every decision comes from our server, through the endpoints named in the
+ * <script type="application/json" id="uploader-config"> element:
+ *
+ *   Send              POST the form and the declared files (name, size, type) as JSON: the server checks the
+ *                     policy and answers with the transfer id and, per file, its id, mode and part size.
+ *   <file>authorize   how to upload one file: a presigned POST (small files) or a multipart upload, created
+ *                     or resumed by the server, with a first batch of part URLs
+ *   <file>parts       more part URLs, a batch (~20) at a time: never one request per part
+ *   <file>parts/list  the parts S3 already holds (resume after a reload)
+ *   <file>complete    the server assembles the parts and verifies the object
+ *   <file>done        the server verifies a POSTed object (the same check the S3 event triggers)
+ *   <file>cancel      the sender removed the file
+ *
+ * After Send, the address becomes the transfer's own page, so a reload lands on a page that knows the
+ * transfer: GoldenRetriever restores the file list (and small files), the sender adds any large file again,
+ * and only the parts S3 does not hold yet are sent.
+ *
+ * No inline script, no build step: data comes in through the JSON element, the CSRF token from the form.
+ */
+(function () {
+  "use strict";
+
+  var configElement = document.getElementById("uploader-config");
+  if (!configElement || !window.Uppy) {
+    return;
+  }
+  var config = JSON.parse(configElement.textContent);
+  var text = config.strings;
+  var form = document.getElementById("transfer-form");
+  var statusBox = document.getElementById("upload-status");
+  var summary = document.getElementById("error-summary");
+  var sendButton = document.getElementById("send-button");
+  var MiB = 1024 * 1024;
+
+  var transferId = config.transferId;
+  // Files of the transfer still to upload, as the server knows them: [{fileId, name, size}].
+  var serverFiles = config.files.slice();
+  var released = false;
+  var quietRemoval = false;
+  var partUrlCaches = {}; // Uppy file id -> {uploadId, urls: {n: {url, expiresAt}}, pending: {n: Promise}}
+  var partSizes = new WeakMap(); // file data (Blob) -> the server's part size
+  var verification = {}; // Uppy file id -> the server's answer to complete
+
+  // --- talking to our server ----------------------------------------------------------------------------
+
+  function csrfToken() {
+    return form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  }
+
+  function interpolate(template, values) {
+    return template.replace(/%\((\w+)\)s/g, function (_, name) {
+      return values[name] === undefined ? "" : String(values[name]);
+    });
+  }
+
+  function ServerError(status, body) {
+    this.name = "ServerError";
+    this.status = status;
+    this.code = body.error || "server";
+    this.message = body.message || text.network;
+    this.body = body;
+  }
+  ServerError.prototype = Object.create(Error.prototype);
+
+  function api(method, url, body) {
+    var options = {
+      method: method,
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+    };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    return fetch(url, options).then(
+      function (response) {
+        return response.json().then(
+          function (data) {
+            if (!response.ok) {
+              throw new ServerError(response.status, data);
+            }
+            return data;
+          },
+          function () {
+            throw new ServerError(response.status, {});
+          }
+        );
+      },
+      function () {
+        throw new ServerError(0, {});
+      }
+    );
+  }
+
+  function fileUrl(file, action) {
+    return config.fileUrl.replace("TRANSFER", transferId).replace("FILE", file.meta.fileId) + action;
+  }
+
+  // --- messages on the page -----------------------------------------------------------------------------
+
+  function showStatus(message, kind, items) {
+    statusBox.className = "upload-status" + (kind ? " " + kind : "");
+    statusBox.textContent = message || "";
+    if (items && items.length) {
+      var list = document.createElement("ul");
+      items.forEach(function (item) {
+        var entry = document.createElement("li");
+        entry.textContent = item;
+        list.appendChild(entry);
+      });
+      statusBox.appendChild(list);
+    }
+  }
+
+  function clearErrors() {
+    if (summary) {
+      summary.hidden = true;
+    }
+    form.querySelectorAll(".field-error").forEach(function (element) {
+      element.hidden = true;
+      element.textContent = "";
+    });
+    form.querySelectorAll("[aria-invalid]").forEach(function (element) {
+      element.removeAttribute("aria-invalid");
+    });
+  }
+
+  /* Errors next to their fields and in a summary that takes the focus (so screen readers announce it). */
+  function showErrors(message, fields) {
+    var list = document.getElementById("error-summary-list");
+    list.textContent = "";
+    Object.keys(fields || {}).forEach(function (name) {
+      var target = name === "files" ? document.getElementById("uploader") : document.getElementById("id_" + name);
+      var errorElement = document.getElementById("id_" + name + "-error");
+      var messages = fields[name].join(" ");
+      if (errorElement) {
+        errorElement.textContent = messages;
+        errorElement.hidden = false;
+      }
+      if (target && target.id !== "uploader") {
+        target.setAttribute("aria-invalid", "true");
+        target.setAttribute("aria-describedby", errorElement ? errorElement.id : "");
+      }
+      var item = document.createElement("li");
+      var link = document.createElement("a");
+      link.href = name === "files" ? "#field-files" : target ? "#id_" + name : "#transfer-form";
+      link.textContent = messages;
+      item.appendChild(link);
+      list.appendChild(item);
+    });
+    document.getElementById("error-summary-message").textContent = message;
+    summary.hidden = false;
+    summary.focus();
+  }
+
+  // --- Uppy --------------------------------------------------------------------------------------------
+
+  function extensionOf(name) {
+    var base = name.replace(/[. ]+$/, "").toLowerCase();
+    return base.indexOf(".") === -1 ? "" : base.split(".").pop();
+  }
+
+  function unclaimedServerFile(file) {
+    var claimed = {};
+    uppy.getFiles().forEach(function (other) {
+      if (other.id !== file.id && other.meta.fileId) {
+        claimed[other.meta.fileId] = true;
+      }
+    });
+    return serverFiles.filter(function (server) {
+      return !claimed[server.fileId] && server.name === file.name && server.size === file.size;
+    })[0];
+  }
+
+  var uppy = new Uppy.Uppy({
+    id: "fxfer-send",
+    autoProceed: false,
+    restrictions: {
+      maxFileSize: config.maxFileSize,
+      maxNumberOfFiles: config.maxFiles,
+      maxTotalFileSize: config.maxTotalSize,
+      minFileSize: 1,
+    },
+    onBeforeFileAdded: function (file) {
+      if (config.blockedExtensions.indexOf(extensionOf(file.name)) !== -1) {
+        uppy.info(file.name + ": " + text.blocked, "error", 6000);
+        return false;
+      }
+      // Once the transfer exists, only its own files may be added (again).
+      if (transferId && !file.meta.fileId && !unclaimedServerFile(file)) {
+        uppy.info(interpolate(text.notInTransfer, { name: file.name }), "error", 6000);
+        return false;
+      }
+      return true;
+    },
+  });
+
+  uppy.use(Uppy.Dashboard, {
+    inline: true,
+    target: "#uploader",
+    width: "100%",
+    height: 340,
+    hideUploadButton: true,
+    proudlyDisplayPoweredByUppy: false,
+    showRemoveButtonAfterComplete: false,
+    fileManagerSelectionType: "files",
+    theme: "light",
+  });
+
+  uppy.use(Uppy.AwsS3, {
+    limit: 6,
+    retryDelays: [0, 1000, 3000, 5000, 10000],
+    shouldUseMultipart: function (file) {
+      return file.meta.mode === "multipart";
+    },
+    // Uppy hands this the file's data: the part size the server planned for it.
+    getChunkSize: function (data) {
+      return partSizes.get(data) || Math.max(5 * MiB, Math.ceil(data.size / 10000));
+    },
+
+    getUploadParameters: function (file) {
+      return api("POST", fileUrl(file, "authorize"), {}).then(function (found) {
+        return { method: "POST", url: found.url, fields: found.fields };
+      });
+    },
+
+    createMultipartUpload: function (file) {
+      return authorizeMultipart(file).then(function (found) {
+        return { uploadId: found.uploadId, key: found.key };
+      });
+    },
+
+    signPart: function (file, part) {
+      return partUrl(file, part.uploadId, part.partNumber).then(function (url) {
+        return { url: url };
+      });
+    },
+
+    listParts: function (file, upload) {
+      var url = fileUrl(file, "parts/list") + "?uploadId=" + encodeURIComponent(upload.uploadId);
+      return api("GET", url).then(function (answer) {
+        return answer.parts;
+      });
+    },
+
+    completeMultipartUpload: function (file, upload) {
+      return api("POST", fileUrl(file, "complete"), { uploadId: upload.uploadId }).then(function (result) {
+        verification[file.id] = result;
+        return {};
+      });
+    },
+
+    // A failed upload keeps its multipart upload at the server, so a retry sends only the missing parts;
+    // removing the file (the `file-removed` handler below) is what cancels it there.
+    abortMultipartUpload: function () {
+      return Promise.resolve();
+    },
+  });
+
+  uppy.use(Uppy.GoldenRetriever, { serviceWorker: false });
+
+  // --- multipart: part URLs a batch at a time ---------------------------------------------------------------
+
+  function cacheFor(file, uploadId) {
+    var cache = partUrlCaches[file.id];
+    if (!cache || cache.uploadId !== uploadId) {
+      cache = partUrlCaches[file.id] = { uploadId: uploadId, urls: {}, pending: {} };
+    }
+    return cache;
+  }
+
+  function remember(cache, partUrls, expiresAt) {
+    var expires = Date.parse(expiresAt);
+    Object.keys(partUrls).forEach(function (number) {
+      cache.urls[number] = { url: partUrls[number], expiresAt: expires };
+    });
+  }
+
+  function fresh(cache, number) {
+    var known = cache.urls[number];
+    return known && known.expiresAt - Date.now() > 60 * 1000;
+  }
+
+  function authorizeMultipart(file) {
+    return api("POST", fileUrl(file, "authorize"), {}).then(function (found) {
+      remember(cacheFor(file, found.uploadId), found.partUrls, found.expiresAt);
+      uppy.setFileMeta(file.id, { partCount: found.partCount });
+      return found;
+    });
+  }
+
+  function partUrl(file, uploadId, partNumber) {
+    var cache = cacheFor(file, uploadId);
+    if (fresh(cache, partNumber)) {
+      return Promise.resolve(cache.urls[partNumber].url);
+    }
+    if (!cache.pending[partNumber]) {
+      // Ask for this part and the next ones that have no fresh URL yet, up to one batch.
+      var count = uppy.getFile(file.id).meta.partCount || partNumber;
+      var numbers = [];
+      for (var n = partNumber; n <= count && numbers.length < config.partUrlBatch; n++) {
+        if (!fresh(cache, n) && !cache.pending[n]) {
+          numbers.push(n);
+        }
+      }
+      var request = api("POST", fileUrl(file, "parts"), { uploadId: uploadId, partNumbers: numbers }).then(
+        function (signed) {
+          remember(cache, signed.partUrls, signed.expiresAt);
+        }
+      );
+      numbers.forEach(function (number) {
+        cache.pending[number] = request;
+      });
+      request
+        .catch(function () {})
+        .then(function () {
+          numbers.forEach(function (number) {
+            delete cache.pending[number];
+          });
+        });
+    }
+    return cache.pending[partNumber].then(function () {
+      return cache.urls[partNumber].url;
+    });
+  }
+
+  /* Before the bytes move: each multipart file gets its upload from the server (new or resumed). With the
+     upload id in the file's state, Uppy asks listParts first and sends only the parts S3 lacks. */
+  uppy.addPreProcessor(function (fileIDs) {
+    return Promise.all(
+      fileIDs.map(function (id) {
+        var file = uppy.getFile(id);
+        if (!file || file.meta.mode !== "multipart") {
+          return null;
+        }
+        partSizes.set(file.data, file.meta.partSize);
+        return authorizeMultipart(file).then(function (found) {
+          uppy.setFileState(id, { s3Multipart: { key: found.key, uploadId: found.uploadId } });
+        });
+      })
+    );
+  });
+
+  /* After the bytes: the server verifies each file (size, encryption, integrity) and releases the transfer
+     once all are verified. A refused file shows its reason and can be retried. */
+  uppy.addPostProcessor(function (fileIDs) {
+    return Promise.all(
+      fileIDs.map(function (id) {
+        var file = uppy.getFile(id);
+        if (!file || file.error || file.meta.verified) {
+          return null;
+        }
+        uppy.emit("postprocess-progress", file, { mode: "indeterminate", message: text.verifying });
+        var known = verification[id];
+        var checked = known && known.outcome === "verified" ? Promise.resolve(known) : api("POST", fileUrl(file, "done"), {});
+        return checked.then(
+          function (result) {
+            delete verification[id];
+            released = released || result.released;
+            if (result.outcome === "verified") {
+              uppy.setFileMeta(id, { verified: true });
+            } else {
+              uppy.setFileState(id, {
+                error: interpolate(text.refused, { name: file.name, reason: result.reason || result.outcome }),
+              });
+            }
+            uppy.emit("postprocess-complete", uppy.getFile(id));
+          },
+          function (error) {
+            uppy.setFileState(id, { error: error.message });
+            uppy.emit("postprocess-complete", uppy.getFile(id));
+          }
+        );
+      })
+    );
+  });
+
+  uppy.on("complete", function () {
+    var files = uppy.getFiles();
+    var allVerified =
+      files.length > 0 &&
+      files.every(function (file) {
+        return file.meta.verified;
+      }) &&
+      missingFiles().length === 0;
+    if (allVerified) {
+      showStatus(released ? text.released : text.allVerified, "ok");
+      // The transfer's page now shows it as sent, with its recipients.
+      window.setTimeout(function () {
+        window.location.assign(config.transferUrl.replace("TRANSFER", transferId));
+      }, 1200);
+    } else if (files.some(function (file) { return file.error; })) {
+      showStatus(text.someFailed, "problem");
+    } else {
+      promptForMissing();
+    }
+  });
+
+  uppy.on("upload-error", function () {
+    showStatus(text.someFailed, "problem");
+  });
+
+  uppy.on("file-removed", function (file) {
+    if (quietRemoval || !transferId || file.meta.transferId !== transferId || file.meta.verified) {
+      return;
+    }
+    serverFiles = serverFiles.filter(function (server) {
+      return server.fileId !== file.meta.fileId;
+    });
+    api("POST", fileUrl(file, "cancel"), {}).then(
+      function (result) {
+        released = released || result.released;
+        promptForMissing();
+      },
+      function (error) {
+        showStatus(error.message, "problem");
+      }
+    );
+  });
+
+  // --- a pending transfer's page: files added again are matched to the server's, and upload at once ----------
+
+  function missingFiles() {
+    var present = {};
+    uppy.getFiles().forEach(function (file) {
+      if (file.meta.fileId && !file.isGhost) {
+        present[file.meta.fileId] = true;
+      }
+    });
+    return serverFiles.filter(function (server) {
+      return !present[server.fileId];
+    });
+  }
+
+  function promptForMissing() {
+    var missing = missingFiles();
+    if (transferId && missing.length) {
+      showStatus(
+        text.resume,
+        "",
+        missing.map(function (server) {
+          return server.name + " (" + (server.size / MiB).toFixed(1) + " MiB)";
+        })
+      );
+    }
+  }
+
+  /* A file added on a pending transfer's page: which of the transfer's files it is, and how the server
+     wants it uploaded (the answer of authorize, which also resumes a multipart upload). */
+  function claim(file) {
+    var server = unclaimedServerFile(file);
+    if (!server) {
+      return;
+    }
+    uppy.setFileMeta(file.id, { transferId: transferId, fileId: server.fileId });
+    api("POST", fileUrl(uppy.getFile(file.id), "authorize"), {}).then(
+      function (found) {
+        uppy.setFileMeta(file.id, { mode: found.mode, partSize: found.partSize, partCount: found.partCount });
+        if (found.mode === "multipart") {
+          remember(cacheFor(file, found.uploadId), found.partUrls, found.expiresAt);
+        }
+        uploadWhenReady();
+      },
+      function (error) {
+        uppy.setFileState(file.id, { error: error.message });
+        showStatus(error.message, "problem");
+      }
+    );
+  }
+
+  var uploadScheduled = false;
+  function uploadWhenReady() {
+    if (!transferId || uploadScheduled) {
+      return;
+    }
+    uploadScheduled = true;
+    window.setTimeout(function () {
+      uploadScheduled = false;
+      var ready = uppy.getFiles().some(function (file) {
+        return file.meta.fileId && file.meta.mode && !file.isGhost && !file.progress.uploadStarted;
+      });
+      if (ready) {
+        showStatus(text.uploading);
+        uppy.upload().catch(function () {});
+      }
+      promptForMissing();
+    }, 0);
+  }
+
+  uppy.on("file-added", function (file) {
+    if (transferId && !file.meta.fileId) {
+      claim(file);
+    } else if (transferId) {
+      uploadWhenReady();
+    }
+  });
+
+  /* GoldenRetriever brought back the files of an earlier visit. Keep only this transfer's unfinished ones
+     (and, on the New transfer page, files not sent yet), and start them afresh: the server knows which
+     parts arrived. */
+  uppy.on("restored", function () {
+    var keep = {};
+    serverFiles.forEach(function (server) {
+      keep[server.fileId] = true;
+    });
+    quietRemoval = true;
+    uppy.getFiles().forEach(function (file) {
+      var ours = transferId ? file.meta.transferId === transferId && keep[file.meta.fileId] : !file.meta.fileId;
+      if (!ours) {
+        uppy.removeFile(file.id);
+      }
+    });
+    quietRemoval = false;
+    uppy.setState({ currentUploads: {}, recoveredState: null });
+    uppy.resetProgress();
+    uploadWhenReady();
+  });
+
+  // --- the New transfer page: Send --------------------------------------------------------------------
+
+  function formValues() {
+    var data = new FormData(form);
+    return {
+      recipients: data.get("recipients") || "",
+      subject: data.get("subject") || "",
+      message: data.get("message") || "",
+      expiry_amount: data.get("expiry_amount"),
+      expiry_unit: data.get("expiry_unit"),
+      download_limit: data.get("download_limit"),
+      notify_on_download: data.get("notify_on_download") === "on",
+    };
+  }
+
+  function lockForm() {
+    form.querySelectorAll("input:not([type=hidden]), textarea, select").forEach(function (element) {
+      element.readOnly = true;
+      if (element.tagName === "SELECT" || element.type === "checkbox") {
+        element.disabled = true;
+      }
+    });
+    if (sendButton) {
+      sendButton.disabled = true;
+    }
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (transferId) {
+      uploadWhenReady();
+      return;
+    }
+    clearErrors();
+    var files = uppy.getFiles();
+    var values = formValues();
+    values.files = files.map(function (file) {
+      return { name: file.name, size: file.size, type: file.type || "" };
+    });
+    if (!files.length) {
+      showErrors(text.fixFields, { files: [text.addFiles] });
+      return;
+    }
+    sendButton.disabled = true;
+    showStatus(text.checking);
+    api("POST", config.createUrl, values).then(
+      function (created) {
+        transferId = created.transferId;
+        serverFiles = created.files;
+        created.files.forEach(function (server, index) {
+          uppy.setFileMeta(files[index].id, {
+            transferId: transferId,
+            fileId: server.fileId,
+            mode: server.mode,
+            partSize: server.partSize,
+          });
+        });
+        // A reload from here on lands on the transfer's page, which resumes the upload.
+        window.history.replaceState(null, "", created.url);
+        lockForm();
+        showStatus(text.uploading);
+        uppy.upload().catch(function () {});
+      },
+      function (error) {
+        sendButton.disabled = false;
+        showStatus("");
+        showErrors(error.message, error.body && error.body.fields ? error.body.fields : { __all__: [error.message] });
+      }
+    );
+  });
+
+  if (transferId) {
+    promptForMissing();
+  }
+})();
