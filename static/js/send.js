@@ -586,7 +586,9 @@
       function (error) {
         sendButton.disabled = false;
         showStatus("");
-        showErrors(error.message, error.body && error.body.fields ? error.body.fields : { __all__: [error.message] });
+        var fields = error.body && error.body.fields;
+        // Field errors are listed one by one; anything else is said once.
+        showErrors(fields ? text.fixFields : error.message, fields || {});
       }
     );
   });
