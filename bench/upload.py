@@ -1,0 +1,180 @@
+"""Browser upload against boto3 on the same S3 stand-in (on demand; not part of the test suite).
+
+    python -m bench.upload [--size-mib 1024] [--budget-seconds 600]
+
+Starts the local stand-ins (moto: DynamoDB and SES; LocalStack: S3 and KMS, enforcing CORS, POST policies and
+signatures), provisions them, starts fxfer (`manage.py runserver`, local settings) on a free loopback port,
+signs in through the local IdP in Chromium and sends one file of random bytes through the New transfer page:
+the browser's multipart path (Uppy, part URLs signed by fxfer in batches, parts PUT straight to S3, server-side
+completion and verification). It times that from pressing Send to the transfer page showing the files verified
+("Sent"). Then it uploads the same file with boto3's `upload_file` (its default transfer settings) to the same
+LocalStack bucket and times that. Prints both times, throughputs and the ratio browser / boto3.
+
+Everything it starts is stopped at the end, on Ctrl-C, and when the time budget runs out; the file is deleted.
+"""
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+
+from devtools.stack import ROOT, free_port, provision, stack, stop_on_signals
+
+SETTINGS = "fxfer.settings.local"
+BUCKET = "fxfer-local-transfers"  # fxfer.settings.local's default
+MiB = 1024**2
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def write_random_file(path: Path, size: int) -> None:
+    """Random bytes (nothing on the way can compress them), written a chunk at a time."""
+    chunk = 16 * MiB
+    with path.open("wb") as out:
+        left = size
+        while left:
+            step = min(chunk, left)
+            out.write(os.urandom(step))
+            left -= step
+
+
+@contextlib.contextmanager
+def fxfer_server(env: dict[str, str], port: int):
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        import urllib.request
+
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("fxfer did not start") from None
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(10)
+
+
+def browser_upload(base_url: str, path: Path, deadline: float) -> float:
+    """Seconds from pressing Send to the transfer page showing every file verified."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context().new_page()
+            page.goto(f"{base_url}/saml/login/?next=/transfers/new")
+            page.wait_for_url(f"{base_url}/idp/sso/**")
+            with page.expect_navigation(url=lambda url: "/idp/" not in url):
+                page.locator('button[data-identity="alice"]').click()
+            page.wait_for_url(f"{base_url}/transfers/new")
+            page.get_by_label("Recipients").fill("bench@partner.example")
+            page.get_by_label("Subject").fill("Upload benchmark")
+            page.locator("#uploader input[type=file]").first.set_input_files(str(path))
+            expect(page.get_by_text(path.name)).to_be_visible()
+            started = time.monotonic()
+            page.get_by_role("button", name="Send").click()
+            remaining_ms = max(1000, (deadline - time.monotonic()) * 1000)
+            expect(page.locator(".page-heading .status-ready")).to_have_text("Sent", timeout=remaining_ms)
+            return time.monotonic() - started
+        finally:
+            browser.close()
+
+
+def boto3_upload(env: dict[str, str], path: Path) -> float:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["FXFER_S3_ENDPOINT"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    key = "bench/boto3-upload"
+    started = time.monotonic()
+    s3.upload_file(str(path), BUCKET, key, ExtraArgs={"ServerSideEncryption": "aws:kms"}, Config=TransferConfig())
+    elapsed = time.monotonic() - started
+    s3.delete_object(Bucket=BUCKET, Key=key)
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mib", type=int, default=1024, help="file size in MiB (default 1024: 1 GiB)")
+    parser.add_argument("--budget-seconds", type=int, default=600, help="stop after this long (default 600)")
+    args = parser.parse_args(argv)
+    stop_on_signals()
+    # The budget ends the run the same way Ctrl-C does, so every `finally` below stops what it started.
+    timer = threading.Timer(args.budget_seconds, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.daemon = True
+    timer.start()
+    deadline = time.monotonic() + args.budget_seconds
+    size = args.size_mib * MiB
+    workdir = Path(tempfile.mkdtemp(prefix="fxfer-bench-upload-"))
+    path = workdir / "bench-upload.bin"
+    try:
+        print(f"writing {args.size_mib} MiB of random bytes ...", flush=True)
+        write_random_file(path, size)
+        print("starting the stand-ins (moto, LocalStack) and fxfer ...", flush=True)
+        with stack() as aws_env:
+            port = free_port()
+            env = {
+                **os.environ,
+                **aws_env,
+                "DJANGO_SETTINGS_MODULE": SETTINGS,
+                "FXFER_BASE_URL": f"http://127.0.0.1:{port}",
+            }
+            provision(env, SETTINGS)
+            with fxfer_server(env, port) as base_url:
+                print("browser: Chromium, Uppy multipart through fxfer ...", flush=True)
+                browser_seconds = browser_upload(base_url, path, deadline)
+            print("boto3: upload_file ...", flush=True)
+            boto3_seconds = boto3_upload(aws_env, path)
+    except KeyboardInterrupt:
+        print("stopped (Ctrl-C or the time budget ran out); everything started was stopped", file=sys.stderr)
+        return 1
+    finally:
+        timer.cancel()
+        path.unlink(missing_ok=True)
+        workdir.rmdir()
+
+    def line(name: str, seconds: float) -> str:
+        return f"{name:<8} {seconds:7.1f} s  {size / MiB / seconds:7.1f} MiB/s"
+
+    print()
+    print(f"file      {args.size_mib} MiB, random bytes, to LocalStack S3 on this machine")
+    print(line("browser", browser_seconds) + "  (Send to verified: parts, completion, verification)")
+    print(line("boto3", boto3_seconds) + "  (upload_file, default TransferConfig)")
+    print(f"ratio     {browser_seconds / boto3_seconds:.2f} (browser / boto3)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
