@@ -56,19 +56,20 @@ def _mail(mailoutbox):
 
 @pytest.fixture
 def dynamodb_serialises_item_writes(monkeypatch):
-    """DynamoDB applies writes to one item one at a time, so a condition is checked against the latest
-    state; moto checks and writes without a lock. Give it the lock, so concurrency tests test our conditions
-    and not moto's race."""
+    """DynamoDB applies the writes to one item one at a time and checks each condition against the latest
+    state; moto checks and writes without a lock, and copies whole tables for transactions while other
+    threads write. Give moto's backend one lock, so concurrency tests test our conditions, not moto's races."""
     from moto.dynamodb.models import DynamoDBBackend
 
-    lock = threading.Lock()
-    original = DynamoDBBackend.update_item
+    lock = threading.RLock()
+    for name in ("get_item", "put_item", "update_item", "delete_item", "query", "scan", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
 
-    def serialised(self, *args, **kwargs):
-        with lock:
-            return original(self, *args, **kwargs)
+        def serialised(self, *args, _original=original, **kwargs):
+            with lock:
+                return _original(self, *args, **kwargs)
 
-    monkeypatch.setattr(DynamoDBBackend, "update_item", serialised)
+        monkeypatch.setattr(DynamoDBBackend, name, serialised)
 
 
 def create(*, files=None, recipients=None, sender=ALICE, now=NOW, **kwargs) -> services.TransferCreated:

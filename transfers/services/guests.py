@@ -240,7 +240,7 @@ def _grant(*, transfer: Transfer, recipient: Recipient, ids: dict, now: datetime
         audit("access.granted", **ids, outcome="refused", reason="locked")
         raise TransferError("locked") from None
     grant = new_token()
-    expires_at = later(now, settings.FXFER_GUEST_ACCESS_SECONDS)
+    expires_at = min(later(now, settings.FXFER_GUEST_ACCESS_SECONDS), transfer.expires_at)
     GuestGrant(
         grant_hash=token_hash(grant),
         parent_id=transfer.transfer_id,
@@ -333,8 +333,6 @@ def guest_access(*, transfer_id: str, recipient_id: str, grant: str, now: dateti
         raise TransferError("not_found") from None
     if stored.parent_id != transfer_id or stored.recipient_id != recipient_id:
         raise TransferError("not_found")
-    if stored.expires_at <= now:
-        raise TransferError("access_expired")
     transfer = transfer_get(transfer_id)
     try:
         recipient = Recipient.get(transfer_id, recipient_id, consistent_read=True)
@@ -344,6 +342,8 @@ def guest_access(*, transfer_id: str, recipient_id: str, grant: str, now: dateti
         raise TransferError("not_found")
     if recipient.locked:
         raise TransferError("locked")
+    if stored.expires_at <= now:
+        raise TransferError("access_expired")
     return transfer, recipient
 
 
@@ -400,7 +400,7 @@ def guest_download_url(
             raise
         audit("download.url_issued", **ids, outcome="refused", reason="download_limit_reached", file_id=file_id)
         raise TransferError("download_limit_reached") from None
-    count = int(recipient.file_downloads.get(file_id, 0)) if recipient.file_downloads else 0
+    count = int(recipient.file_downloads.as_dict().get(file_id, 0))
     url = storage.download_url(key=file.s3_key, version_id=file.version_id, filename=file.name)
     expires_at = later(now, settings.FXFER_DOWNLOAD_URL_SECONDS)
     audit(
