@@ -16,8 +16,10 @@ from devtools.idp import server as idp
 from devtools.idp.identities import DEMO_IDENTITIES
 from reports.models import AuditEvent
 from tests.accounts.conftest import post_to_acs, start_signin
-from tests.transfers.conftest import CODE, LINK, browser_put_parts, put_object_as_browser
+from tests.transfers.conftest import CODE, LINK, MALLORY, browser_put_parts, put_object_as_browser
+from transfers import services
 from transfers.models import File, Recipient, Transfer
+from transfers.policy import FileDeclared
 
 MiB = 1024**2
 BIG = bytes(range(256)) * (12 * MiB // 256)  # 12 MiB: parts of 5, 5 and 2 MiB
@@ -295,12 +297,10 @@ def test_a_removed_file_is_cancelled_and_the_rest_is_sent(alice, mailoutbox):
     assert "drop.txt" not in mailoutbox[0].body and "keep.txt" in mailoutbox[0].body
 
 
-def test_upload_calls_on_someone_elses_transfer_are_a_404(alice, client, mailoutbox):
+def test_the_sender_may_continue_from_another_browser_and_unknown_files_are_a_404(alice):
     created = create(alice)
-    other = Client()
-    sign_in(other, "alice")  # the same person in another browser may continue
+    other = sign_in(Client(), "alice")
     assert post_json(other, file_url(created, 0, "authorize")).status_code == 200
-    other.logout()
     response = post_json(alice, f"/transfers/{created['transferId']}/files/unknownfile12345/authorize")
     assert (response.status_code, response.json()["error"]) == (404, "not_found")
     bogus = post_json(alice, "/transfers/nosuchtransfer1234/files/nosuchfile123456/done")
@@ -365,17 +365,19 @@ def test_the_transfer_page_shows_files_checksums_and_each_recipients_downloads(a
     assert page.count('name="csrfmiddlewaretoken"') >= 4  # every button is a POST form with CSRF
 
 
-def test_someone_elses_transfer_page_is_the_same_404_as_a_missing_one(alice, mailoutbox):
-    created = send_small_file(alice, mailoutbox)
-    alice.logout()
-    other = sign_in(Client(), "alice")
-    assert other.get(created["url"]).status_code == 200
+def test_someone_elses_transfer_looks_exactly_like_a_missing_one(alice):
+    theirs = services.transfer_create(
+        sender=MALLORY, recipients=["bob@partner.example"], files=[FileDeclared(name="x.txt", size=3)]
+    )
+    foreign = alice.get(f"/transfers/{theirs.transfer_id}/")
     missing = alice.get("/transfers/nosuchtransfer1234/")
-    assert missing.status_code in {302, 404}
-    signed_in = sign_in(alice, "alice")
-    not_found = signed_in.get("/transfers/nosuchtransfer1234/")
-    assert not_found.status_code == 404
-    assert "Transfer not found" in text(not_found)
+    assert (foreign.status_code, missing.status_code) == (404, 404)
+    assert text(foreign) == text(missing)
+    assert "Transfer not found" in text(foreign)
+    assert alice.post(f"/transfers/{theirs.transfer_id}/revoke").status_code == 404
+    assert Transfer.get(theirs.transfer_id).status == "pending"
+    upload_call = post_json(alice, f"/transfers/{theirs.transfer_id}/files/{theirs.files[0].file_id}/authorize")
+    assert (upload_call.status_code, upload_call.json()["error"]) == (404, "not_found")
 
 
 def test_revoke_kills_the_links_at_once(alice, client, mailoutbox):
