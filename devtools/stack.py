@@ -65,6 +65,10 @@ def moto_server(port: int) -> Iterator[str]:
 
     from moto.server import ThreadedMotoServer
 
+    from devtools.moto_atomic import make_dynamodb_writes_atomic
+
+    make_dynamodb_writes_atomic()
+
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per AWS call
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

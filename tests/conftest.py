@@ -18,6 +18,12 @@ if not _INTEGRATION:
         os.environ[name] = value
 
 
+def pytest_configure(config):
+    from devtools.moto_atomic import make_dynamodb_writes_atomic
+
+    make_dynamodb_writes_atomic()
+
+
 def pytest_collection_modifyitems(config, items):
     """The integration tier needs the stand-ins (python -m devtools.stack); the fast tier must not hit them."""
     for item in items:

@@ -1,0 +1,31 @@
+"""DynamoDB's writes are atomic; moto's are not when threads overlap. Its TransactWriteItems copies whole tables
+and restores the copy when a condition fails, undoing any write another thread made meanwhile, and a
+conditional put or update checks and writes in separate steps. Tests that race writers (the audit chain, the
+one-download limit) and the local stand-in serialise moto's writes with one lock, as DynamoDB would."""
+
+import functools
+import threading
+
+_LOCK = threading.RLock()
+_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+
+
+def make_dynamodb_writes_atomic() -> None:
+    """Patch moto's DynamoDB backend so every write runs alone. Idempotent."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in _WRITES:
+        method = getattr(DynamoDBBackend, name)
+        if getattr(method, "_fxfer_atomic", False):
+            continue
+        setattr(DynamoDBBackend, name, _serialised(method))
+
+
+def _serialised(method):
+    @functools.wraps(method)
+    def run_alone(*args, **kwargs):
+        with _LOCK:
+            return method(*args, **kwargs)
+
+    run_alone._fxfer_atomic = True
+    return run_alone
