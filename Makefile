@@ -11,7 +11,7 @@ RUNTIME_VENV := .venv-runtime
 APT_PACKAGES := xmlsec1 chromium
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup run test test-fast test-integration test-package test-browser package lint format clean bench-coldstart
+.PHONY: help setup run test test-fast test-integration test-package package lint format clean bench-coldstart bench-upload bench-aggregate
 
 help:
 	@echo "make run      set up and start fxfer locally on stand-ins for AWS (http://127.0.0.1:8000)"
@@ -77,6 +77,14 @@ package: setup
 
 bench-coldstart: package
 	$(PY) -m bench.coldstart
+
+# 1 GiB through the browser's multipart path vs boto3's upload_file, on LocalStack S3.
+bench-upload: setup
+	$(PY) -m bench.upload
+
+# One day's aggregation time and read units for 1k, 10k and 100k events in a table of many days.
+bench-aggregate: setup
+	$(PY) -m bench.aggregate
 
 # --- tooling -----------------------------------------------------------------------------------------------
 lint: setup
