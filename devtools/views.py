@@ -2,7 +2,7 @@
 
 import json
 import urllib.request
-from email import message_from_string, policy
+from email import message_from_bytes, policy
 
 from django.conf import settings
 from django.shortcuts import render
@@ -15,13 +15,14 @@ def _sent_messages() -> list[dict]:
     raw = data.get("ses", {}).get("RawMessage", [])
     messages = []
     for item in raw:
-        parsed = message_from_string(item["raw_data"], policy=policy.default)
+        # Parse bytes, not str: the str parser turns 8-bit UTF-8 bodies (Japanese text) into \\u escapes.
+        parsed = message_from_bytes(item["raw_data"].encode("utf-8", "surrogateescape"), policy=policy.default)
         body = parsed.get_body(preferencelist=("plain", "html"))
         messages.append(
             {
                 "id": item["id"],
                 "source": item["source"],
-                "to": ", ".join(item["destinations"]),
+                "to": ", ".join(dict.fromkeys(item["destinations"])),
                 "subject": parsed["subject"],
                 "date": parsed["date"],
                 "body": body.get_content() if body else "",
