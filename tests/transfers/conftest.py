@@ -56,13 +56,15 @@ def _mail(mailoutbox):
 
 @pytest.fixture
 def dynamodb_serialises_item_writes(monkeypatch):
-    """DynamoDB applies the writes to one item one at a time and checks each condition against the latest
-    state; moto checks and writes without a lock, and copies whole tables for transactions while other
-    threads write. Give moto's backend one lock, so concurrency tests test our conditions, not moto's races."""
+    """tests/conftest.py already makes moto's writes atomic (devtools/moto_atomic.py); moto's reads still
+    walk a table's items while another thread's write changes them. Tests that race threads run every moto
+    DynamoDB call, reads and writes, one at a time, as DynamoDB presents each item. Every entry point goes
+    through this one lock first, so the two locks are always taken in the same order."""
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()
-    for name in ("get_item", "put_item", "update_item", "delete_item", "query", "scan", "transact_write_items"):
+    calls = ("get_item", "query", "scan", "put_item", "update_item", "delete_item", "batch_write_item")
+    for name in (*calls, "transact_write_items"):
         original = getattr(DynamoDBBackend, name)
 
         def serialised(self, *args, _original=original, **kwargs):
