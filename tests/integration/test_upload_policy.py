@@ -2,6 +2,8 @@
 SSE-KMS fields, expiry), per-bucket CORS and presigned-URL signatures, which moto does not. Each refusal
 here comes from S3, not from our code. Started and provisioned by `python -m devtools.stack --provision`."""
 
+import base64
+import hashlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -123,6 +125,19 @@ def test_an_expired_policy_is_refused_by_s3(sender, settings):
     response = _post(authorized, BODY)
     assert response.status_code == 403 and "expired" in response.text.lower()
     assert _nothing_stored(created.files[0].key)
+
+
+def test_a_body_unlike_the_declared_sha256_is_refused_by_s3_and_the_right_one_keeps_its_checksum(sender):
+    digest = base64.b64encode(hashlib.sha256(BODY).digest()).decode()
+    created = _create(sender, FileDeclared("a.pdf", len(BODY), sha256=digest))
+    tampered = BODY[:-2] + b"!\n"  # same size, other bytes
+    response = _post(_authorize(sender, created), tampered)
+    assert response.status_code == 400, response.text
+    assert _nothing_stored(created.files[0].key)
+    assert _post(_authorize(sender, created), BODY).status_code == 201
+    ids = {"owner_id": sender.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
+    assert services.upload_done(**ids).outcome == "verified"
+    assert File.get(created.transfer_id, created.files[0].file_id).checksum_sha256 == digest
 
 
 def test_a_cors_preflight_for_the_upload_from_another_origin_is_refused_by_s3(sender):
