@@ -221,6 +221,144 @@ def object_version_delete(*, key: str, version_id: str | None) -> None:
     _s3().delete_object(**params)
 
 
+# --- deletion receipts and legal hold -------------------------------------------------------------------------
+
+# A legal hold (or missing permission) makes S3 refuse a version's deletion: that version is held, never gone.
+_HELD_CODES = {"AccessDenied", "403"}
+_GONE_CODES = {"NoSuchKey", "NoSuchVersion", "404"}
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    key: str
+    version_id: str | None
+    size: int
+    etag: str | None
+    delete_marker: bool
+
+
+@dataclass(frozen=True)
+class VersionsDeleted:
+    """What one key's deletion removed (a receipt's facts) and whether S3 refused any version (held)."""
+
+    key: str
+    version_ids: tuple[str, ...]  # object versions removed for good
+    delete_markers: tuple[str, ...]
+    size: int | None  # of the newest version removed
+    etag: str | None
+    held: bool
+
+
+@dataclass(frozen=True)
+class VersionsPage:
+    versions: tuple[ObjectVersion, ...]
+    next_key_marker: str | None  # None: the listing is complete
+    next_version_marker: str | None
+
+
+def _version(item: dict, *, delete_marker: bool) -> ObjectVersion:
+    version_id = item.get("VersionId")
+    return ObjectVersion(
+        key=item["Key"],
+        version_id=None if version_id in (None, "null") else version_id,
+        size=int(item.get("Size", 0)),
+        etag=item.get("ETag"),
+        delete_marker=delete_marker,
+    )
+
+
+def versions_page(
+    *, prefix: str, key_marker: str | None = None, version_marker: str | None = None, limit: int = 1000
+) -> VersionsPage:
+    """One page of ListObjectVersions under `prefix` (versions and delete markers), in key order."""
+    params = {"Bucket": settings.FXFER_BUCKET, "Prefix": prefix, "MaxKeys": limit}
+    if key_marker:
+        params["KeyMarker"] = key_marker
+        if version_marker:
+            params["VersionIdMarker"] = version_marker
+    page = _s3().list_object_versions(**params)
+    versions = [_version(v, delete_marker=False) for v in page.get("Versions", [])]
+    versions += [_version(m, delete_marker=True) for m in page.get("DeleteMarkers", [])]
+    truncated = bool(page.get("IsTruncated"))
+    return VersionsPage(
+        versions=tuple(versions),
+        next_key_marker=page.get("NextKeyMarker") if truncated else None,
+        next_version_marker=page.get("NextVersionIdMarker") if truncated else None,
+    )
+
+
+def object_versions(*, key: str) -> list[ObjectVersion]:
+    """Every version and delete marker of exactly this key, newest first among the versions."""
+    found: list[ObjectVersion] = []
+    key_marker = version_marker = None
+    while True:
+        page = versions_page(prefix=key, key_marker=key_marker, version_marker=version_marker)
+        found.extend(v for v in page.versions if v.key == key)
+        if page.next_key_marker is None:
+            return found
+        key_marker, version_marker = page.next_key_marker, page.next_version_marker
+
+
+def object_delete_all_versions(*, key: str) -> VersionsDeleted:
+    """Delete every version and delete marker of the key for good. A version already gone is fine; a version
+    S3 refuses to delete (Object Lock legal hold) leaves `held` true and is never reported as deleted."""
+    s3 = _s3()
+    removed: list[ObjectVersion] = []
+    held = False
+    for version in object_versions(key=key):
+        params = {"Bucket": settings.FXFER_BUCKET, "Key": key}
+        if version.version_id:
+            params["VersionId"] = version.version_id
+        try:
+            s3.delete_object(**params)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in _HELD_CODES:
+                held = True
+                continue
+            if code not in _GONE_CODES:
+                raise
+        removed.append(version)
+    contents = [v for v in removed if not v.delete_marker]
+    return VersionsDeleted(
+        key=key,
+        version_ids=tuple(v.version_id or "null" for v in contents),
+        delete_markers=tuple(v.version_id or "null" for v in removed if v.delete_marker),
+        size=contents[0].size if contents else None,
+        etag=contents[0].etag if contents else None,
+        held=held,
+    )
+
+
+def legal_hold(*, key: str, on: bool) -> int:
+    """Put (or lift) an Object Lock legal hold on every version of the key; how many versions it touched.
+    A held version can be deleted neither by us nor by the lifecycle rule until the hold is lifted."""
+    s3 = _s3()
+    touched = 0
+    for version in object_versions(key=key):
+        if version.delete_marker:
+            continue
+        params = {"Bucket": settings.FXFER_BUCKET, "Key": key, "LegalHold": {"Status": "ON" if on else "OFF"}}
+        if version.version_id:
+            params["VersionId"] = version.version_id
+        s3.put_object_legal_hold(**params)
+        touched += 1
+    return touched
+
+
+def legal_hold_status(*, key: str, version_id: str | None) -> str | None:
+    """ "ON" or "OFF" as S3 has it for one version; None when S3 has no legal hold recorded for it."""
+    params = {"Bucket": settings.FXFER_BUCKET, "Key": key}
+    if version_id:
+        params["VersionId"] = version_id
+    try:
+        return _s3().get_object_legal_hold(**params)["LegalHold"]["Status"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"NoSuchObjectLockConfiguration", "InvalidRequest"}:
+            return None
+        raise
+
+
 # --- downloads -----------------------------------------------------------------------------------------------
 
 
