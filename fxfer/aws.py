@@ -44,3 +44,23 @@ def kms_key_arn(key_id: str) -> str | None:
         if exc.response["Error"]["Code"] == "NotFoundException":
             return None
         raise
+
+
+def s3_browser_origins() -> list[str]:
+    """The origins browsers talk to for the transfer bucket (presigned POST, part and GET URLs), for the
+    Content-Security-Policy. Signing is local: no request is made."""
+    from urllib.parse import urlsplit
+
+    s3 = client("s3")
+    bucket = settings.FXFER_BUCKET or "bucket"
+    urls = [
+        s3.generate_presigned_post(bucket, "files/x/y", ExpiresIn=60)["url"],
+        s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "files/x/y"}, ExpiresIn=60),
+    ]
+    origins = []
+    for url in urls:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in origins:
+            origins.append(origin)
+    return origins

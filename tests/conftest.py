@@ -80,13 +80,16 @@ def site(live_url, settings):
     rule admits it (provisioning converges the rule to FXFER_BASE_URL)."""
     from fxfer.provisioning import provision
 
+    original = settings.FXFER_BASE_URL
     base = live_url
     settings.FXFER_BASE_URL = base
     settings.FXFER_SAML_IDP_ENTITY_ID = f"{base}/idp/metadata/"
     settings.FXFER_SAML_IDP_SSO_URL = f"{base}/idp/sso/"
     settings.FXFER_SAML_IDP_SLO_URL = f"{base}/idp/slo/"
     list(provision())
-    return base
+    yield base
+    settings.FXFER_BASE_URL = original
+    list(provision())  # the bucket's CORS rule back to the configured site, for the tests that follow
 
 
 @pytest.fixture(scope="session")
