@@ -21,6 +21,10 @@ MESSAGES = {
     "expiry_invalid": (400, _("The expiry is outside what is allowed.")),
     "download_limit_invalid": (400, _("The download limit is outside what is allowed.")),
     "subject_invalid": (400, _("The subject is not valid.")),
+    "on_legal_hold": (
+        409,
+        _("This transfer is on legal hold: its files cannot be deleted until compliance releases the hold."),
+    ),
     "state_conflict": (409, _("This cannot be done in the transfer's current state.")),
     "upload_incomplete": (409, _("The upload is not complete.")),
     "parts_invalid": (400, _("The parts requested are not part of this upload.")),

@@ -36,10 +36,19 @@ def on_object_created(event: dict, context=None) -> dict:
 
 
 def expire_sweep(event: dict, context=None) -> dict:
-    """Hourly: delete files and links past their expiry."""
+    """Hourly: delete files and links past their expiry, uploads abandoned before release and objects no live
+    record owns, each with a deletion receipt; held transfers are skipped."""
     try:
         done = services.expiry_sweep(now=scheduled_time(event))
     except Exception:
         logger.exception("job.expire_sweep.failed")
         raise
-    return {"started_at": done.started_at.isoformat(), "transfers_expired": done.transfers_expired}
+    return {
+        "started_at": done.started_at.isoformat(),
+        "transfers_expired": done.transfers_expired,
+        "abandoned_deleted": done.abandoned_deleted,
+        "held_skipped": done.held_skipped,
+        "files_deleted": done.files_deleted,
+        "orphan_objects_deleted": done.orphan_objects_deleted,
+        "orphan_keys_checked": done.orphan_keys_checked,
+    }

@@ -10,6 +10,9 @@ Access patterns → keys (every request path is a GetItem or a Query; no Scan):
   whose `token_hash` must still match (a resent link kills the old one at once, whatever the index lags)
 - compliance search by sender, recipient, recipient domain or file name: `transfer-search`, one item per
   term written with the transfer, hash key the term, range key "<created_at>#<transfer id>" (dates by range)
+- the hourly sweep: sparse GSI `by-due` (due_shard, expires_at) holds only transfers whose files may still
+  exist (the attribute goes when they are deleted), Query `expires_at <= now` per shard; sparse GSI
+  `by-pending` (pending_shard, created_at) holds only unreleased transfers (abandoned uploads)
 
 Files and recipients are keyed by a generic `parent_id` with a `parent_kind`, so upload requests (issue 5)
 reuse them, the uploader, verification and the guest side unchanged.
@@ -34,6 +37,9 @@ PARENT_TRANSFER = "transfer"
 PENDING, READY, REVOKED, EXPIRED, DELETED = "pending", "ready", "revoked", "expired", "deleted"
 # File.state
 FILE_PENDING, FILE_VERIFIED, FILE_REFUSED, FILE_CANCELLED = "pending", "verified", "refused", "cancelled"
+FILE_DELETED = "deleted"
+# The sweep indexes spread their items over a few partitions ("live#0" … "live#3").
+SWEEP_SHARDS = 4
 # File.upload_mode
 UPLOAD_POST, UPLOAD_MULTIPART = "post", "multipart"
 
@@ -57,6 +63,28 @@ class TransferByDay(GlobalSecondaryIndex):
         projection = AllProjection()
 
     created_day = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class TransferDue(GlobalSecondaryIndex):
+    """Transfers whose files may still exist, by expiry (sparse: `due_shard` is removed once they are deleted)."""
+
+    class Meta:
+        index_name = "by-due"
+        projection = KeysOnlyProjection()
+
+    due_shard = UnicodeAttribute(hash_key=True)
+    expires_at = UTCDateTimeAttribute(range_key=True)
+
+
+class TransferPendingSince(GlobalSecondaryIndex):
+    """Transfers not yet released, by creation (sparse: `pending_shard` is removed on release or deletion)."""
+
+    class Meta:
+        index_name = "by-pending"
+        projection = KeysOnlyProjection()
+
+    pending_shard = UnicodeAttribute(hash_key=True)
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
@@ -85,9 +113,22 @@ class Transfer(Model):
     recipient_emails = UnicodeAttribute(default="")  # comma-separated, for lists without a query per row
     # The metadata is kept for the audit-retention period, then DynamoDB TTL removes it.
     purge_at = TTLAttribute(null=True)
+    # The sweep (issue 6): index keys while there is something to delete, the claim of the one deleter, and
+    # what was done. A legal hold stops every deletion (and the metadata's TTL) until it is released.
+    due_shard = UnicodeAttribute(null=True)
+    pending_shard = UnicodeAttribute(null=True)
+    deletion_claimed_at = UTCDateTimeAttribute(null=True)
+    deleted_at = UTCDateTimeAttribute(null=True)  # files deleted (by expiry or at once); links dead
+    deleted_by = UnicodeAttribute(null=True)  # "sweep", "sender", "compliance", "orphan-sweep"
+    held = BooleanAttribute(default=False)
+    hold_reason = UnicodeAttribute(null=True)
+    held_by = UnicodeAttribute(null=True)
+    held_at = UTCDateTimeAttribute(null=True)
 
     by_owner = TransferByOwner()
     by_day = TransferByDay()
+    by_due = TransferDue()
+    by_pending = TransferPendingSince()
 
 
 class RecipientByToken(GlobalSecondaryIndex):
@@ -149,6 +190,7 @@ class File(Model):
     version_id = UnicodeAttribute(null=True)  # the verified version; downloads are pinned to it
     created_at = UTCDateTimeAttribute()
     verified_at = UTCDateTimeAttribute(null=True)
+    deleted_at = UTCDateTimeAttribute(null=True)
     purge_at = TTLAttribute(null=True)
 
 
@@ -204,3 +246,14 @@ class TransferSearchTerm(Model):
     parent_kind = UnicodeAttribute(default=PARENT_TRANSFER)
     created_at = UTCDateTimeAttribute()
     purge_at = TTLAttribute(null=True)
+
+
+class SweepCursor(Model):
+    """Where the orphan sweep's listing of the bucket continues next hour (one item per listing)."""
+
+    Meta = dynamo.meta("sweep-cursors")
+
+    name = UnicodeAttribute(hash_key=True)  # "orphan-objects"
+    key_marker = UnicodeAttribute(null=True)  # the last key of the page taken; the next page starts after it
+    pass_number = NumberAttribute(default=0)  # pages taken so far; a conditional write lets one sweep take each
+    updated_at = UTCDateTimeAttribute(null=True)

@@ -5,9 +5,19 @@ keyword-only, returns a frozen dataclass, records its audit events and raises Tr
     uploads.py   upload_authorize, upload_parts_sign, upload_parts_list, upload_complete_multipart,
                  upload_cancel, upload_done, file_verify, upload_object_noticed
     guests.py    guest_link_open, guest_code_send, guest_code_verify, guest_download_url
+    deletion.py  transfer_delete_now, transfer_delete_for_compliance, transfer_hold_set, transfer_hold_release
     expiry.py    expiry_sweep
 """
 
+from transfers.services.deletion import (
+    HoldChanged,
+    Receipt,
+    TransferDeleted,
+    transfer_delete_for_compliance,
+    transfer_delete_now,
+    transfer_hold_release,
+    transfer_hold_set,
+)
 from transfers.services.expiry import SweepDone, expiry_sweep
 from transfers.services.guests import (
     AccessGranted,
@@ -55,12 +65,15 @@ __all__ = [
     "FileCreated",
     "FileVerified",
     "GuestLink",
+    "HoldChanged",
     "LinkResent",
     "PartDone",
     "PartsSigned",
+    "Receipt",
     "SenderIdentity",
     "SweepDone",
     "TransferCreated",
+    "TransferDeleted",
     "TransferExtended",
     "TransferReleased",
     "TransferRevoked",
@@ -73,7 +86,11 @@ __all__ = [
     "guest_link_open",
     "recipient_resend",
     "transfer_create",
+    "transfer_delete_for_compliance",
+    "transfer_delete_now",
     "transfer_extend",
+    "transfer_hold_release",
+    "transfer_hold_set",
     "transfer_release",
     "transfer_revoke",
     "upload_authorize",

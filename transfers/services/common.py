@@ -11,7 +11,7 @@ from pynamodb.exceptions import UpdateError
 
 from reports.services import audit_record
 from transfers.errors import TransferError
-from transfers.models import EXPIRED, PENDING, READY, RateLimit, Transfer
+from transfers.models import EXPIRED, PENDING, READY, SWEEP_SHARDS, RateLimit, Transfer
 
 TOKEN_BYTES = 32  # 256-bit link tokens
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -56,6 +56,15 @@ def same(a: str | None, b: str | None) -> bool:
 
 def recipient_ref(parent_id: str, recipient_id: str) -> str:
     return f"{parent_id}#{recipient_id}"
+
+
+def sweep_shard(parent_id: str) -> str:
+    """The partition of the sweep indexes an item lives in: "live#0" … "live#<SWEEP_SHARDS - 1>"."""
+    return f"live#{hashlib.sha256(parent_id.encode()).digest()[0] % SWEEP_SHARDS}"
+
+
+def sweep_shards() -> list[str]:
+    return [f"live#{n}" for n in range(SWEEP_SHARDS)]
 
 
 def status_at(transfer: Transfer, now: datetime) -> str:

@@ -34,6 +34,7 @@ from transfers.services.common import (
     owned_transfer,
     recipient_ref,
     status_at,
+    sweep_shard,
     token_hash,
     transfer_get,
     utc,
@@ -160,6 +161,9 @@ def transfer_create(
         total_bytes=sum(f.declared_size for f in file_items),
         recipient_emails=",".join(addresses),
         purge_at=purge_at,
+        # Both sweep indexes list it until its files are deleted (due) or it is released (pending).
+        due_shard=sweep_shard(transfer_id),
+        pending_shard=sweep_shard(transfer_id),
     )
     transfer.save(condition=Transfer.transfer_id.does_not_exist())
     audit(
@@ -205,8 +209,12 @@ def transfer_release(*, transfer_id: str, now: datetime | None = None) -> Transf
         return TransferReleased(transfer_id=transfer_id, released=False, mails_sent=0)
     try:
         transfer.update(
-            actions=[Transfer.status.set(READY), Transfer.released_at.set(now)],
-            condition=(Transfer.status == PENDING) & (Transfer.expires_at > now),
+            actions=[Transfer.status.set(READY), Transfer.released_at.set(now), Transfer.pending_shard.remove()],
+            # Not while its deletion runs (an abandoned upload's, or the sender's "delete now").
+            condition=(Transfer.status == PENDING)
+            & (Transfer.expires_at > now)
+            & Transfer.deletion_claimed_at.does_not_exist()
+            & Transfer.deleted_at.does_not_exist(),
         )
     except UpdateError as exc:
         if conditional_failed(exc):

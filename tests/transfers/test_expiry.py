@@ -1,0 +1,295 @@
+"""Files do not stay (issue 6), time-controlled on moto: expiry holds at read time before any sweep; the
+hourly sweep deletes every version and writes one receipt per file, once, however often and concurrently it
+runs; held transfers survive it and go after release; abandoned uploads and objects without a live record are
+collected; ephemeral items carry short TTLs while transfers and audit events keep the audit retention."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+
+from fxfer import aws, dynamo
+from reports.models import AuditEvent
+from tests.transfers.conftest import ALICE, NOW, code_from, create, later, put_object_as_browser, ready_transfer
+from transfers import services, storage
+from transfers.errors import TransferError
+from transfers.jobs import expire_sweep
+from transfers.models import File, GuestGrant, OneTimeCode, RateLimit, Recipient, Transfer
+from transfers.policy import FileDeclared
+
+BOB = "bob@partner.example"
+OFFICER = "u-carol"
+
+
+def _events(transfer_id: str, action: str | None = None) -> list[AuditEvent]:
+    events = list(AuditEvent.by_subject.query(f"transfer:{transfer_id}"))
+    return [e for e in events if action is None or e.action == action]
+
+
+def _versions(key: str) -> list:
+    page = aws.client("s3").list_object_versions(Bucket=settings.FXFER_BUCKET, Prefix=key)
+    return [v for v in page.get("Versions", []) + page.get("DeleteMarkers", []) if v["Key"] == key]
+
+
+def _refused(code: str, call) -> None:
+    with pytest.raises(TransferError) as refused:
+        call()
+    assert refused.value.code == code
+
+
+@pytest.fixture
+def ready(mailoutbox):
+    created, tokens = ready_transfer(recipients=[BOB], mailoutbox=mailoutbox)
+    return created, tokens
+
+
+def _expires_at(created) -> object:
+    return Transfer.get(created.transfer_id).expires_at
+
+
+# --- expiry at read time ---------------------------------------------------------------------------------------
+
+
+def test_link_code_and_download_fail_after_expiry_before_any_sweep(ready, mailoutbox):
+    created, tokens = ready
+    expires_at = _expires_at(created)
+    before = expires_at - timedelta(minutes=5)
+    services.guest_code_send(token=tokens[BOB], now=before)
+    code = code_from(mailoutbox, BOB)
+    access = services.guest_code_verify(token=tokens[BOB], code=code, now=before)
+    services.guest_code_send(token=tokens[BOB], now=before + timedelta(minutes=1))
+    second_code = code_from(mailoutbox, BOB)
+
+    _refused("not_found", lambda: services.guest_link_open(token=tokens[BOB], now=expires_at))
+    _refused("not_found", lambda: services.guest_code_send(token=tokens[BOB], now=expires_at))
+    _refused("not_found", lambda: services.guest_code_verify(token=tokens[BOB], code=second_code, now=expires_at))
+    _refused(
+        "not_found",
+        lambda: services.guest_download_url(
+            transfer_id=access.transfer_id,
+            recipient_id=access.recipient_id,
+            grant=access.grant,
+            file_id=created.files[0].file_id,
+            now=expires_at,
+        ),
+    )
+    # No sweep has run: the object is still there, and only the read-time check refused.
+    assert _versions(created.files[0].key)
+    assert Transfer.get(created.transfer_id).deleted_at is None
+
+
+# --- the sweep --------------------------------------------------------------------------------------------------
+
+
+def test_the_sweep_deletes_every_version_kills_links_and_writes_a_receipt(ready):
+    created, tokens = ready
+    file = created.files[0]
+    put_object_as_browser(file.key, b"a stray later version")  # versioning keeps both
+    assert len(_versions(file.key)) == 2
+    expires_at = _expires_at(created)
+
+    assert services.expiry_sweep(now=expires_at - timedelta(seconds=1)).transfers_expired == 0
+    assert len(_versions(file.key)) == 2
+
+    result = expire_sweep({"time": expires_at.isoformat()}, None)
+    assert result["transfers_expired"] == 1 and result["files_deleted"] == 1
+
+    assert _versions(file.key) == []
+    transfer = Transfer.get(created.transfer_id)
+    assert transfer.status == "expired" and transfer.deleted_by == "sweep" and transfer.due_shard is None
+    assert File.get(created.transfer_id, file.file_id).state == "deleted"
+    assert all(r.token_hash is None for r in Recipient.query(created.transfer_id))
+    [receipt] = _events(created.transfer_id, "file.deleted")
+    details = receipt.details
+    assert receipt.actor == "job:expire_sweep"
+    assert details["key"] == file.key and details["size"] == len(b"hello world") and details["by"] == "sweep"
+    assert details["etag"] and len(details["version_ids"]) == 2
+    assert details["deleted_at"] == expires_at.isoformat()
+    [ended] = _events(created.transfer_id, "transfer.expired")
+    assert ended.details["files_deleted"] == 1
+    _refused("not_found", lambda: services.guest_link_open(token=tokens[BOB], now=expires_at))
+
+
+def test_a_second_sweep_deletes_nothing_and_writes_no_second_receipt(ready):
+    created, _tokens = ready
+    expires_at = _expires_at(created)
+    assert services.expiry_sweep(now=expires_at).transfers_expired == 1
+    again = services.expiry_sweep(now=expires_at + timedelta(hours=1))
+    assert again.transfers_expired == 0 and again.files_deleted == 0
+    assert len(_events(created.transfer_id, "file.deleted")) == 1
+    assert len(_events(created.transfer_id, "transfer.expired")) == 1
+
+
+def test_concurrent_sweeps_delete_once(mailoutbox, dynamodb_serialises_item_writes):
+    transfers = [ready_transfer(recipients=[BOB], mailoutbox=mailoutbox)[0] for _ in range(3)]
+    expires_at = max(_expires_at(c) for c in transfers)
+    results, errors = [], []
+    start = threading.Barrier(4)
+
+    def sweep():
+        try:
+            start.wait()
+            results.append(services.expiry_sweep(now=expires_at))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sweep) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(r.transfers_expired for r in results) == 3
+    assert sum(r.files_deleted for r in results) == 3
+    for created in transfers:
+        assert len(_events(created.transfer_id, "file.deleted")) == 1
+        assert len(_events(created.transfer_id, "transfer.expired")) == 1
+        assert _versions(created.files[0].key) == []
+
+
+def test_a_revoked_transfer_is_swept_at_its_expiry_and_stays_revoked(ready):
+    created, _tokens = ready
+    services.transfer_revoke(owner_id=ALICE.id, transfer_id=created.transfer_id, now=later(5))
+    services.expiry_sweep(now=_expires_at(created))
+    transfer = Transfer.get(created.transfer_id)
+    assert transfer.status == "revoked" and transfer.deleted_at is not None
+    assert _versions(created.files[0].key) == []
+    assert len(_events(created.transfer_id, "file.deleted")) == 1
+
+
+# --- legal hold ---------------------------------------------------------------------------------------------------
+
+
+def test_a_held_transfer_survives_the_sweep_and_goes_after_release(ready):
+    created, _tokens = ready
+    key = created.files[0].key
+    expires_at = _expires_at(created)
+    held = services.transfer_hold_set(officer_id=OFFICER, transfer_id=created.transfer_id, reason="Case 2026-17")
+    assert held.versions == 1
+    assert all(storage.legal_hold_status(key=key, version_id=v["VersionId"]) == "ON" for v in _versions(key))
+    assert Transfer.get(created.transfer_id).purge_at is None  # the metadata outlives the hold
+
+    swept = services.expiry_sweep(now=expires_at + timedelta(days=40))
+    assert swept.transfers_expired == 0 and swept.held_skipped == 1
+    assert _versions(key) and _events(created.transfer_id, "file.deleted") == []
+    _refused(
+        "on_legal_hold",
+        lambda: services.transfer_delete_now(owner_id=ALICE.id, transfer_id=created.transfer_id, now=later(1)),
+    )
+
+    services.transfer_hold_release(
+        officer_id=OFFICER, transfer_id=created.transfer_id, reason="Case closed", now=expires_at + timedelta(days=41)
+    )
+    released = Transfer.get(created.transfer_id)
+    assert not released.held and released.purge_at >= expires_at + timedelta(days=settings.FXFER_AUDIT_RETENTION_DAYS)
+    assert services.expiry_sweep(now=expires_at + timedelta(days=41, hours=1)).transfers_expired == 1
+    assert _versions(key) == []
+    assert len(_events(created.transfer_id, "file.deleted")) == 1
+    [hold] = _events(created.transfer_id, "legal_hold.set")
+    [release] = _events(created.transfer_id, "legal_hold.released")
+    assert hold.actor == f"user:{OFFICER}" and hold.details["reason"] == "Case 2026-17"
+    assert release.details["reason"] == "Case closed"
+
+
+def test_an_object_held_in_s3_is_never_reported_deleted(ready):
+    """Should the record and S3 disagree, S3's refusal wins: the transfer is not marked deleted."""
+    created, _tokens = ready
+    storage.legal_hold(key=created.files[0].key, on=True)
+    swept = services.expiry_sweep(now=_expires_at(created))
+    assert swept.transfers_expired == 0 and swept.held_skipped == 1
+    transfer = Transfer.get(created.transfer_id)
+    assert transfer.deleted_at is None and transfer.deletion_claimed_at is None
+    assert _events(created.transfer_id, "file.deleted") == []
+
+
+# --- orphans ------------------------------------------------------------------------------------------------------
+
+
+def test_an_upload_abandoned_before_release_is_collected_after_the_configured_time(settings):
+    settings.FXFER_ORPHAN_PENDING_HOURS = 24
+    created = create(
+        files=[FileDeclared(name="a.pdf", size=3), FileDeclared(name="b.pdf", size=3)], expires_in=timedelta(days=7)
+    )
+    first = created.files[0]
+    services.upload_authorize(owner_id=ALICE.id, transfer_id=created.transfer_id, file_id=first.file_id, now=NOW)
+    put_object_as_browser(first.key, b"abc")
+    services.upload_done(owner_id=ALICE.id, transfer_id=created.transfer_id, file_id=first.file_id, now=NOW)
+    assert Transfer.get(created.transfer_id).status == "pending"  # the second file never came
+
+    assert services.expiry_sweep(now=later(days=1) - timedelta(minutes=1)).abandoned_deleted == 0
+    swept = services.expiry_sweep(now=later(days=1))
+    assert swept.abandoned_deleted == 1 and swept.files_deleted == 1
+    transfer = Transfer.get(created.transfer_id)
+    assert transfer.status == "deleted" and transfer.deleted_by == "orphan-sweep" and transfer.pending_shard is None
+    assert _versions(first.key) == []
+    [receipt] = _events(created.transfer_id, "file.deleted")
+    assert receipt.details["by"] == "orphan-sweep" and receipt.details["key"] == first.key
+
+
+def test_objects_without_a_live_record_are_collected_and_live_or_held_ones_kept(ready, mailoutbox):
+    live, _tokens = ready
+    held, _ = ready_transfer(recipients=[BOB], mailoutbox=mailoutbox, body=b"evidence")
+    services.transfer_hold_set(officer_id=OFFICER, transfer_id=held.transfer_id, reason="Case 2026-18")
+    deleted, _ = ready_transfer(recipients=[BOB], mailoutbox=mailoutbox)
+    services.transfer_delete_now(owner_id=ALICE.id, transfer_id=deleted.transfer_id, now=later(1))
+    late = deleted.files[0].key
+    put_object_as_browser(late, b"arrived after the deletion")  # a still-valid upload policy used late
+    no_record = "files/ZZZZZZZZZZZZZZZZ/YYYYYYYYYYYYYYYY"
+    put_object_as_browser(no_record, b"nobody's")
+    foreign = "files/not-one-of-ours.txt"
+    put_object_as_browser(foreign, b"dropped here by hand")
+
+    swept = services.expiry_sweep(now=later(2))
+    assert swept.orphan_objects_deleted == 3
+    assert _versions(late) == [] and _versions(no_record) == [] and _versions(foreign) == []
+    assert _versions(live.files[0].key) and _versions(held.files[0].key)
+    late_receipts = [e for e in _events(deleted.transfer_id, "file.deleted") if e.details["by"] == "orphan-sweep"]
+    assert len(late_receipts) == 1 and late_receipts[0].details["key"] == late
+    [nobody] = _events("ZZZZZZZZZZZZZZZZ", "file.deleted")
+    assert nobody.details["key"] == no_record and nobody.details["size"] == len(b"nobody's")
+
+
+def test_the_orphan_listing_is_capped_per_run_and_continues_next_hour(settings):
+    settings.FXFER_ORPHAN_KEYS_PER_RUN = 2
+    keys = [f"files/{c * 16}/{'Q' * 16}" for c in "ABCDE"]
+    for key in keys:
+        put_object_as_browser(key, b"x")
+    checked = []
+    for hour in range(3):
+        swept = services.expiry_sweep(now=later(hour * 60))
+        checked.append(swept.orphan_keys_checked)
+    assert checked == [2, 2, 1]
+    assert all(_versions(k) == [] for k in keys)
+
+
+# --- retention ------------------------------------------------------------------------------------------------------
+
+
+def test_ephemeral_items_have_short_ttls_and_transfers_and_audit_keep_the_retention(ready, mailoutbox):
+    created, tokens = ready
+    client = aws.client("dynamodb")
+    for short in ("one-time-codes", "guest-grants", "rate-limits", "sessions", "saml-assertions-seen"):
+        ttl = client.describe_time_to_live(TableName=dynamo.table_name(short))["TimeToLiveDescription"]
+        assert ttl["TimeToLiveStatus"] == "ENABLED", short
+    services.guest_code_send(token=tokens[BOB], ip="198.51.100.7", now=NOW)
+    access = services.guest_code_verify(token=tokens[BOB], code=code_from(mailoutbox, BOB), now=NOW)
+    [recipient] = Recipient.query(created.transfer_id)
+    services.guest_code_send(token=tokens[BOB], now=NOW)
+    code = OneTimeCode.get(f"{created.transfer_id}#{recipient.recipient_id}")
+    assert code.purge_at <= NOW + timedelta(hours=1)
+    grant = next(iter(GuestGrant.scan()))  # test inspection only
+    assert grant.parent_id == access.transfer_id
+    assert grant.purge_at <= NOW + timedelta(days=1)
+    counters = list(RateLimit.scan())  # test inspection only
+    assert counters and all(c.purge_at <= NOW + timedelta(hours=1) for c in counters)
+
+    retention = timedelta(days=settings.FXFER_AUDIT_RETENTION_DAYS)
+    transfer = Transfer.get(created.transfer_id)
+    assert transfer.purge_at >= transfer.expires_at + retention
+    for event in _events(created.transfer_id):
+        assert event.expires_at == event.at + retention
+    services.expiry_sweep(now=transfer.expires_at)
+    [receipt] = _events(created.transfer_id, "file.deleted")
+    assert receipt.expires_at == receipt.at + retention  # a receipt is kept as long as any audit event
+    assert Transfer.get(created.transfer_id).purge_at == transfer.purge_at  # deletion keeps the metadata
