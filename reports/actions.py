@@ -5,7 +5,8 @@ record the owner as the actor), so the compliance variants live here and change 
 transfers model layer with the same conditions. Every attempt is audited, a refused one too.
 
 Actions are listed in ACTIONS: the transfer page shows the form of each one the transfer's status allows, and
-one URL runs them. Legal hold on/off and delete now (issue 6) plug in as further entries.
+one URL runs them. Legal hold on/off and delete now (issue 6) call the transfers services, which audit every
+attempt themselves (the officer as actor, the reason in the details); their refusals become AuditErrors here.
 """
 
 from collections.abc import Callable
@@ -150,6 +151,77 @@ def transfer_extend_by_compliance(
     return ActionDone(transfer_id=transfer_id, action="extend", message="The expiry is moved.")
 
 
+def _transfers_call(service, **kwargs):
+    from transfers.errors import TransferError
+
+    try:
+        return service(**kwargs)
+    except TransferError as exc:
+        raise AuditError(exc.code, exc.message) from None
+
+
+def transfer_hold_by_compliance(*, officer: Officer, transfer_id: str, reason: str, now: datetime) -> ActionDone:
+    """Put the transfer on legal hold: no sweep, "delete now" or lifecycle rule deletes its files until release."""
+    from transfers import services
+
+    done = _transfers_call(
+        services.transfer_hold_set,
+        officer_id=officer.user_id,
+        transfer_id=transfer_id,
+        reason=reason,
+        ip=officer.ip,
+        user_agent=officer.user_agent,
+        now=now,
+    )
+    return ActionDone(
+        transfer_id=transfer_id,
+        action="legal-hold",
+        message=f"The transfer is on legal hold ({done.versions} stored object versions held).",
+    )
+
+
+def transfer_release_hold_by_compliance(
+    *, officer: Officer, transfer_id: str, reason: str, now: datetime
+) -> ActionDone:
+    """Release the legal hold: the transfer follows its normal expiry again."""
+    from transfers import services
+
+    _transfers_call(
+        services.transfer_hold_release,
+        officer_id=officer.user_id,
+        transfer_id=transfer_id,
+        reason=reason,
+        ip=officer.ip,
+        user_agent=officer.user_agent,
+        now=now,
+    )
+    return ActionDone(
+        transfer_id=transfer_id,
+        action="release-hold",
+        message="The legal hold is released; the transfer follows its normal expiry again.",
+    )
+
+
+def transfer_delete_by_compliance(*, officer: Officer, transfer_id: str, reason: str, now: datetime) -> ActionDone:
+    """Delete the transfer's files at once (every version), with a receipt for each; its links die."""
+    from transfers import services
+
+    done = _transfers_call(
+        services.transfer_delete_for_compliance,
+        officer_id=officer.user_id,
+        transfer_id=transfer_id,
+        reason=reason,
+        ip=officer.ip,
+        user_agent=officer.user_agent,
+        now=now,
+    )
+    return ActionDone(
+        transfer_id=transfer_id,
+        action="delete-now",
+        message=f"The files are deleted ({len(done.receipts)} deletion receipts recorded).",
+    )
+
+
 @dataclass(frozen=True)
 class ComplianceAction:
     key: str
@@ -175,5 +247,27 @@ ACTIONS: dict[str, ComplianceAction] = {
         form=ExtendForm,
         statuses=frozenset({"pending", "ready"}),
         run=transfer_extend_by_compliance,
+    ),
+    "legal-hold": ComplianceAction(
+        key="legal-hold",
+        label="Put on legal hold",
+        form=ReasonForm,
+        statuses=frozenset({"pending", "ready", "revoked", "expired"}),
+        run=transfer_hold_by_compliance,
+    ),
+    "release-hold": ComplianceAction(
+        key="release-hold",
+        label="Release legal hold",
+        form=ReasonForm,
+        statuses=frozenset({"pending", "ready", "revoked", "expired"}),
+        run=transfer_release_hold_by_compliance,
+    ),
+    "delete-now": ComplianceAction(
+        key="delete-now",
+        label="Delete files now",
+        form=ReasonForm,
+        statuses=frozenset({"pending", "ready", "revoked", "expired"}),
+        run=transfer_delete_by_compliance,
+        danger=True,
     ),
 }

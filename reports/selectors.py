@@ -388,7 +388,7 @@ class TransferFile:
 
 
 # Deletion receipts are audit events of issue 6 (expiry and deletion); any of these actions is one.
-DELETION_ACTIONS = frozenset({"file.deleted", "transfer.deleted", "deletion.receipt"})
+DELETION_ACTIONS = frozenset({"file.deleted", "transfer.deleted", "transfer.expired"})
 
 
 def transfer_file(*, transfer_id: str, now: datetime | None = None) -> TransferFile | None:

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from reports.models import AuditEvent
 from transfers.errors import TransferError
 from transfers.models import FILE_CANCELLED, FILE_VERIFIED, File, Recipient, Transfer
 from transfers.services.common import owned_transfer, status_at, utc
@@ -58,12 +59,27 @@ class TransferPage:
 
 
 @dataclass(frozen=True)
+class DeletionReceipt:
+    """One deleted file, as its "file.deleted" audit event records it."""
+
+    key: str
+    name: str | None
+    size: int | None
+    checksum: str | None  # "sha256:<base64>" or "etag:<etag>"
+    version_count: int
+    deleted_at: datetime
+    by: str  # "sweep", "sender", "compliance", "orphan-sweep"
+
+
+@dataclass(frozen=True)
 class TransferDetail:
     summary: TransferSummary
     message: str
     files: tuple[FileSummary, ...]
     released_at: datetime | None
     revoked_at: datetime | None
+    deleted_at: datetime | None = None
+    receipts: tuple[DeletionReceipt, ...] = ()
 
 
 def _checksum(file: File) -> str | None:
@@ -135,6 +151,28 @@ def transfer_list_for_owner(
     return TransferPage(items=items, next_cursor=_encode_cursor(results.last_evaluated_key))
 
 
+def deletion_receipts(transfer_id: str) -> tuple[DeletionReceipt, ...]:
+    """The deletion receipts of a transfer's files, oldest first (audit events by subject)."""
+    receipts = []
+    for event in AuditEvent.by_subject.query(f"transfer:{transfer_id}"):
+        if event.action != "file.deleted" or event.outcome != "ok":
+            continue
+        details = event.details or {}
+        sha256, etag = details.get("sha256"), details.get("etag")
+        receipts.append(
+            DeletionReceipt(
+                key=details.get("key", ""),
+                name=details.get("name"),
+                size=details.get("size"),
+                checksum=f"sha256:{sha256}" if sha256 else f"etag:{etag}" if etag else None,
+                version_count=len(details.get("version_ids") or ()),
+                deleted_at=event.at,
+                by=details.get("by", ""),
+            )
+        )
+    return tuple(receipts)
+
+
 def transfer_detail_for_owner(*, owner_id: str, transfer_id: str, now: datetime | None = None) -> TransferDetail:
     """One of the owner's transfers with its files and each recipient's downloads."""
     now = utc(now)
@@ -157,6 +195,8 @@ def transfer_detail_for_owner(*, owner_id: str, transfer_id: str, now: datetime 
         files=files,
         released_at=transfer.released_at,
         revoked_at=transfer.revoked_at,
+        deleted_at=transfer.deleted_at,
+        receipts=deletion_receipts(transfer_id),
     )
 
 

@@ -144,6 +144,22 @@ def transfer_revoke(request, transfer_id: str):
 
 
 @sender_page
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def transfer_delete(request, transfer_id: str):
+    """GET: ask to confirm. POST: delete the files now (every stored version); the receipts show on the page."""
+    if request.method != "POST":
+        detail = selectors.transfer_detail_for_owner(owner_id=request.user.id, transfer_id=transfer_id)
+        return render(request, "transfers/delete_confirm.html", {"detail": detail, "transfer": detail.summary})
+    deleted = services.transfer_delete_now(owner_id=request.user.id, transfer_id=transfer_id, **client(request))
+    messages.success(
+        request,
+        _("The files were deleted. %(count)s deletion receipts are listed below.") % {"count": len(deleted.receipts)},
+    )
+    return redirect("transfers:detail", transfer_id)
+
+
+@sender_page
 @require_POST
 def transfer_extend(request, transfer_id: str):
     form = ExtendForm(request.POST)
