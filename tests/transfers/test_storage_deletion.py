@@ -22,7 +22,7 @@ def _put(key: str, body: bytes) -> str:
 
 def _listed(key: str) -> list:
     page = _s3().list_object_versions(Bucket=settings.FXFER_BUCKET, Prefix=key)
-    return page.get("Versions", []) + page.get("DeleteMarkers", [])
+    return [v for v in page.get("Versions", []) + page.get("DeleteMarkers", []) if v["Key"] == key]
 
 
 def test_every_version_and_delete_marker_is_deleted_and_reported():
@@ -50,7 +50,9 @@ def test_only_the_exact_key_is_touched():
     neighbour = KEY + "C"
     _put(neighbour, b"other")
     storage.object_delete_all_versions(key=KEY)
-    assert {v["Key"] for v in _listed(KEY)} == {neighbour}  # the prefix listing still finds the neighbour
+    assert _listed(KEY) == []
+    assert len(_listed(neighbour)) == 1
+    storage.object_delete_all_versions(key=neighbour)
 
 
 def test_a_held_object_is_never_reported_gone_and_goes_after_release():
