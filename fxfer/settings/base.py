@@ -142,6 +142,10 @@ FXFER_CODE_ATTEMPTS = env.integer("FXFER_CODE_ATTEMPTS", 5)
 FXFER_CODE_SENDS_PER_WINDOW = env.integer("FXFER_CODE_SENDS_PER_WINDOW", 3)  # per recipient, per code lifetime
 FXFER_GUEST_ACCESS_SECONDS = env.integer("FXFER_GUEST_ACCESS_SECONDS", 30 * 60)
 FXFER_LINK_LOOKUPS_PER_IP = env.integer("FXFER_LINK_LOOKUPS_PER_IP", 30)  # per minute
+# The hourly sweep: uploads never released within this many hours are abandoned and deleted; objects under
+# files/ are checked against their records at most this many keys a run (the listing continues next hour).
+FXFER_ORPHAN_PENDING_HOURS = env.integer("FXFER_ORPHAN_PENDING_HOURS", 24)
+FXFER_ORPHAN_KEYS_PER_RUN = env.integer("FXFER_ORPHAN_KEYS_PER_RUN", 1000)
 FXFER_LINK_LOOKUP_WINDOW_SECONDS = 60
 
 # --- Reports / admin (issue 7) -----------------------------------------------------------------------------

@@ -293,3 +293,22 @@ def test_ephemeral_items_have_short_ttls_and_transfers_and_audit_keep_the_retent
     [receipt] = _events(created.transfer_id, "file.deleted")
     assert receipt.expires_at == receipt.at + retention  # a receipt is kept as long as any audit event
     assert Transfer.get(created.transfer_id).purge_at == transfer.purge_at  # deletion keeps the metadata
+
+
+def test_a_file_that_arrives_after_the_hold_is_held_in_s3_too():
+    created = create(
+        files=[FileDeclared(name="a.pdf", size=3), FileDeclared(name="late.pdf", size=4)], expires_in=timedelta(days=7)
+    )
+    first, late = created.files
+    services.upload_authorize(owner_id=ALICE.id, transfer_id=created.transfer_id, file_id=first.file_id, now=NOW)
+    put_object_as_browser(first.key, b"abc")
+    services.upload_done(owner_id=ALICE.id, transfer_id=created.transfer_id, file_id=first.file_id, now=NOW)
+    services.transfer_hold_set(officer_id=OFFICER, transfer_id=created.transfer_id, reason="Case 2026-19")
+
+    services.upload_authorize(owner_id=ALICE.id, transfer_id=created.transfer_id, file_id=late.file_id, now=NOW)
+    put_object_as_browser(late.key, b"late")
+    services.upload_done(owner_id=ALICE.id, transfer_id=created.transfer_id, file_id=late.file_id, now=NOW)
+
+    assert all(storage.legal_hold_status(key=late.key, version_id=v["VersionId"]) == "ON" for v in _versions(late.key))
+    assert services.expiry_sweep(now=later(days=40)).files_deleted == 0
+    assert _versions(late.key)

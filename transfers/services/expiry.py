@@ -41,14 +41,6 @@ SWEEP_ACTOR = "job:expire_sweep"
 ORPHAN_CURSOR = "orphan-objects"
 
 
-def _orphan_pending_hours() -> int:
-    return int(getattr(settings, "FXFER_ORPHAN_PENDING_HOURS", 24))
-
-
-def _orphan_keys_per_run() -> int:
-    return int(getattr(settings, "FXFER_ORPHAN_KEYS_PER_RUN", 1000))
-
-
 @dataclass(frozen=True)
 class SweepDone:
     started_at: datetime
@@ -66,7 +58,7 @@ def _due(now: datetime, limit: int):
 
 
 def _abandoned(now: datetime, limit: int):
-    before = now - timedelta(hours=_orphan_pending_hours())
+    before = now - timedelta(hours=settings.FXFER_ORPHAN_PENDING_HOURS)
     for shard in sweep_shards():
         yield from Transfer.by_pending.query(shard, Transfer.created_at <= before, limit=limit)
 
@@ -144,7 +136,9 @@ def _take_page(now: datetime) -> storage.VersionsPage | None:
     except SweepCursor.DoesNotExist:
         cursor = SweepCursor(name=ORPHAN_CURSOR, pass_number=0)
     taken = int(cursor.pass_number or 0)
-    page = storage.versions_page(prefix="files/", key_marker=cursor.key_marker, limit=_orphan_keys_per_run())
+    page = storage.versions_page(
+        prefix="files/", key_marker=cursor.key_marker, limit=settings.FXFER_ORPHAN_KEYS_PER_RUN
+    )
     # At the end of the listing the next run starts over from the beginning.
     last_key = page.next_key_marker  # the last key listed (S3's NextKeyMarker)
     actions = [

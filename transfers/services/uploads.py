@@ -34,6 +34,7 @@ from transfers.services.common import (
     later,
     owned_transfer,
     status_at,
+    transfer_get,
     utc,
     valid_id,
 )
@@ -412,6 +413,11 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
         etag=head.etag,
         checksum_sha256=head.checksum_sha256,
     )
+    transfer = transfer_get(file.parent_id)
+    if transfer is not None and transfer.held:
+        # A file that arrives after the transfer was put on legal hold is held in S3 too, so the lifecycle
+        # backstop cannot remove it either.
+        storage.legal_hold(key=file.s3_key, on=True)
     released = transfer_release(transfer_id=file.parent_id, now=now).released
     return FileVerified(**ids, outcome="verified", released=released)
 
