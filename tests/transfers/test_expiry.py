@@ -312,3 +312,18 @@ def test_a_file_that_arrives_after_the_hold_is_held_in_s3_too():
     assert all(storage.legal_hold_status(key=late.key, version_id=v["VersionId"]) == "ON" for v in _versions(late.key))
     assert services.expiry_sweep(now=later(days=40)).files_deleted == 0
     assert _versions(late.key)
+
+
+def test_compliance_search_keeps_finding_a_held_transfer_after_the_audit_retention(ready):
+    from transfers.models import TransferSearchTerm
+
+    created, _tokens = ready
+    terms = list(TransferSearchTerm.query(f"recipient:{BOB}"))
+    assert terms and all(term.purge_at is not None for term in terms)
+    services.transfer_hold_set(officer_id=OFFICER, transfer_id=created.transfer_id, reason="Case 2026-20")
+    held_terms = [t for t in TransferSearchTerm.query(f"recipient:{BOB}") if t.transfer_id == created.transfer_id]
+    assert held_terms and all(term.purge_at is None for term in held_terms)
+    services.transfer_hold_release(officer_id=OFFICER, transfer_id=created.transfer_id, reason="Case closed")
+    released = [t for t in TransferSearchTerm.query(f"recipient:{BOB}") if t.transfer_id == created.transfer_id]
+    assert released and all(term.purge_at is not None for term in released)
+    assert len(released) == len(held_terms)

@@ -31,6 +31,7 @@ from transfers.models import (
     OneTimeCode,
     Recipient,
     Transfer,
+    TransferSearchTerm,
 )
 from transfers.services.common import (
     audit,
@@ -40,6 +41,7 @@ from transfers.services.common import (
     transfer_get,
     utc,
 )
+from transfers.services.sending import search_sort_key, search_terms
 
 logger = logging.getLogger(__name__)
 
@@ -372,8 +374,10 @@ def transfer_hold_set(
     for file in File.query(transfer_id, consistent_read=True):
         file.update(actions=[File.purge_at.remove()])
         versions += storage.legal_hold(key=file.s3_key, on=True)
-    for recipient in Recipient.query(transfer_id, consistent_read=True):
+    recipients = list(Recipient.query(transfer_id, consistent_read=True))
+    for recipient in recipients:
         recipient.update(actions=[Recipient.purge_at.remove()])
+    _search_terms_purge_at(transfer, recipients=recipients, purge_at=None)
     audit("legal_hold.set", **refusal, reason=reason, versions_held=versions)
     return HoldChanged(transfer_id=transfer_id, held=True, versions=versions)
 
@@ -420,8 +424,10 @@ def transfer_hold_release(
         raise TransferError("state_conflict", _("The transfer is not on legal hold.")) from None
     for file in files:
         file.update(actions=[File.purge_at.set(purge_at)])
-    for recipient in Recipient.query(transfer_id, consistent_read=True):
+    recipients = list(Recipient.query(transfer_id, consistent_read=True))
+    for recipient in recipients:
         recipient.update(actions=[Recipient.purge_at.set(purge_at)])
+    _search_terms_purge_at(transfer, recipients=recipients, purge_at=purge_at)
     audit(
         "legal_hold.released",
         **refusal,
@@ -431,3 +437,24 @@ def transfer_hold_release(
         held_by=transfer.held_by,
     )
     return HoldChanged(transfer_id=transfer_id, held=False, versions=versions)
+
+
+def _search_terms_purge_at(transfer: Transfer, *, recipients: list[Recipient], purge_at: datetime | None) -> None:
+    """Keep compliance search finding a held transfer: its search terms lose their TTL while it is held and
+    get it back on release. Terms that are gone already stay gone (the update is conditional)."""
+    files = File.query(transfer.transfer_id, consistent_read=True)
+    terms = search_terms(
+        sender_email=transfer.owner_email,
+        recipients=[recipient.email for recipient in recipients],
+        file_names=[file.name for file in files],
+    )
+    sort_key = search_sort_key(created_at=transfer.created_at, transfer_id=transfer.transfer_id)
+    action = TransferSearchTerm.purge_at.set(purge_at) if purge_at else TransferSearchTerm.purge_at.remove()
+    for term in terms:
+        try:
+            TransferSearchTerm(term=term, sort_key=sort_key).update(
+                actions=[action], condition=TransferSearchTerm.term.exists()
+            )
+        except UpdateError as exc:
+            if not conditional_failed(exc):
+                raise

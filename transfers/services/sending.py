@@ -74,6 +74,11 @@ def _purge_at(now: datetime) -> datetime:
     return now + timedelta(days=settings.FXFER_AUDIT_RETENTION_DAYS + settings.FXFER_MAX_RETENTION_DAYS)
 
 
+def search_sort_key(*, created_at: datetime, transfer_id: str) -> str:
+    """The range key of a transfer's search-term items: date ranges are key conditions."""
+    return f"{created_at.isoformat()}#{transfer_id}"
+
+
 def search_terms(*, sender_email: str, recipients: list[str], file_names: list[str]) -> set[str]:
     """The terms compliance search finds a transfer by (issue 7), all casefolded."""
     terms = {f"sender:{sender_email.casefold()}"}
@@ -133,7 +138,7 @@ def transfer_create(
         Recipient(parent_id=transfer_id, recipient_id=new_id(), email=address, purge_at=purge_at)
         for address in addresses
     ]
-    sort_key = f"{now.isoformat()}#{transfer_id}"
+    sort_key = search_sort_key(created_at=now, transfer_id=transfer_id)
     term_items = [
         TransferSearchTerm(term=term, sort_key=sort_key, transfer_id=transfer_id, created_at=now, purge_at=purge_at)
         for term in search_terms(sender_email=sender.email, recipients=addresses, file_names=[f.name for f in declared])
