@@ -230,6 +230,10 @@ class ComplianceAction:
     statuses: frozenset[str]  # the statuses (as of now) it applies to
     run: Callable[..., ActionDone]  # run(officer=, transfer_id=, now=, **form.cleaned_data)
     danger: bool = False
+    held: bool | None = None  # applies only to a held (True) or an unheld (False) transfer; None: either
+
+    def applies_to(self, *, status: str, held: bool) -> bool:
+        return status in self.statuses and (self.held is None or self.held == held)
 
 
 ACTIONS: dict[str, ComplianceAction] = {
@@ -254,6 +258,7 @@ ACTIONS: dict[str, ComplianceAction] = {
         form=ReasonForm,
         statuses=frozenset({"pending", "ready", "revoked", "expired"}),
         run=transfer_hold_by_compliance,
+        held=False,
     ),
     "release-hold": ComplianceAction(
         key="release-hold",
@@ -261,6 +266,7 @@ ACTIONS: dict[str, ComplianceAction] = {
         form=ReasonForm,
         statuses=frozenset({"pending", "ready", "revoked", "expired"}),
         run=transfer_release_hold_by_compliance,
+        held=True,
     ),
     "delete-now": ComplianceAction(
         key="delete-now",
@@ -269,5 +275,6 @@ ACTIONS: dict[str, ComplianceAction] = {
         statuses=frozenset({"pending", "ready", "revoked", "expired"}),
         run=transfer_delete_by_compliance,
         danger=True,
+        held=False,
     ),
 }

@@ -180,7 +180,7 @@ class ComplianceAdminSite(admin.AdminSite):
         actions = [
             (action, action.form(prefix=action.key))
             for action in ACTIONS.values()
-            if found.transfer.status in action.statuses
+            if action.applies_to(status=found.transfer.status, held=found.held)
         ]
         return self._render(
             request,

@@ -380,6 +380,9 @@ class TransferFile:
     download_limit: int
     released_at: datetime | None
     revoked_at: datetime | None
+    held: bool
+    hold_reason: str | None
+    held_at: datetime | None
     files: tuple[FileRow, ...]
     recipients: tuple[RecipientRow, ...]
     timeline: tuple[AuditRow, ...]
@@ -409,6 +412,9 @@ def transfer_file(*, transfer_id: str, now: datetime | None = None) -> TransferF
         download_limit=int(transfer.download_limit),
         released_at=transfer.released_at,
         revoked_at=transfer.revoked_at,
+        held=bool(transfer.held),
+        hold_reason=transfer.hold_reason,
+        held_at=transfer.held_at,
         files=tuple(
             FileRow(
                 file_id=f.file_id,

@@ -1,6 +1,5 @@
 """In Chromium: the compliance officer signs in through the IdP, finds a transfer by its recipient's address,
-sees who downloaded it and from where, revokes it with a reason, and exports the audit log as CSV.
-(Legal hold is issue 6's; its button joins the transfer page's actions when it exists.)"""
+sees who downloaded it and from where, puts it on legal hold with a reason, and exports the audit log as CSV."""
 
 import uuid
 from datetime import UTC, datetime
@@ -60,12 +59,14 @@ def test_the_officer_finds_a_transfer_sees_its_downloads_acts_and_exports(page, 
     assert downloads.get_by_text("198.51.100.23").is_visible()
     assert "契約書.pdf" in page.content()
 
-    revoke = page.get_by_role("form", name="Revoke")
-    revoke.get_by_label("Reason (recorded in the audit trail)").fill("Wrong recipient, per the sender")
-    revoke.get_by_role("button", name="Revoke").click()
-    assert page.get_by_text("The transfer is revoked.").is_visible()
-    assert page.locator("#transfer-status").inner_text() == "revoked"
-    assert page.locator("#timeline").get_by_text("Wrong recipient, per the sender", exact=False).is_visible()
+    hold = page.get_by_role("form", name="Put on legal hold")
+    hold.get_by_label("Reason (recorded in the audit trail)").fill("Litigation hold, case 2026-17")
+    hold.get_by_role("button", name="Put on legal hold").click()
+    assert page.get_by_text("The transfer is on legal hold (1 stored object versions held).").is_visible()
+    assert page.locator("#legal-hold").inner_text().startswith("On since")
+    assert page.locator("#timeline").get_by_text("Litigation hold, case 2026-17", exact=False).is_visible()
+    assert page.get_by_role("form", name="Release legal hold").is_visible()
+    assert not page.get_by_role("form", name="Delete files now").count()  # a held transfer cannot be deleted
 
     page.get_by_role("link", name="Audit log").click()
     page.get_by_role("button", name="Filter").click()
@@ -77,5 +78,5 @@ def test_the_officer_finds_a_transfer_sees_its_downloads_acts_and_exports(page, 
     body = path.read_bytes()
     assert body.startswith(b"\xef\xbb\xbf")
     text = body.decode("utf-8-sig")
-    assert "transfer.revoked" in text and "Wrong recipient, per the sender" in text
+    assert "legal_hold.set" in text and "Litigation hold, case 2026-17" in text
     assert "download.url_issued" in text and "契約書.pdf" in text
