@@ -1,20 +1,30 @@
-"""DynamoDB's writes are atomic; moto's are not when threads overlap. Its TransactWriteItems copies whole tables
-and restores the copy when a condition fails, undoing any write another thread made meanwhile, and a
-conditional put or update checks and writes in separate steps. Tests that race writers (the audit chain, the
-one-download limit) and the local stand-in serialise moto's writes with one lock, as DynamoDB would."""
+"""DynamoDB's item operations are atomic; moto's are not when threads overlap. Its TransactWriteItems copies
+whole tables and restores the copy when a condition fails, undoing any write another thread made meanwhile; a
+conditional put or update checks and writes in separate steps; a query walks a table's items while another
+thread's write changes them. Tests that race threads (the audit chain, the one-download limit, concurrent
+sweeps) and the local stand-in run moto's DynamoDB calls one at a time, as DynamoDB presents each item."""
 
 import functools
 import threading
 
 _LOCK = threading.RLock()
-_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+_CALLS = (
+    "get_item",
+    "query",
+    "scan",
+    "put_item",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+    "batch_write_item",
+)
 
 
 def make_dynamodb_writes_atomic() -> None:
-    """Patch moto's DynamoDB backend so every write runs alone. Idempotent."""
+    """Patch moto's DynamoDB backend so every item read and write runs alone. Idempotent."""
     from moto.dynamodb.models import DynamoDBBackend
 
-    for name in _WRITES:
+    for name in _CALLS:
         method = getattr(DynamoDBBackend, name)
         if getattr(method, "_fxfer_atomic", False):
             continue

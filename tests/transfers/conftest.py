@@ -3,7 +3,6 @@ the way a browser makes them (straight to S3, with the fields or part URLs the s
 
 import os
 import re
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -52,26 +51,6 @@ def _bucket_policy_without_conditions_is_not_ours():
 def _mail(mailoutbox):
     """Django's test mail outbox (pytest-django swaps in the locmem backend); one test goes through SES."""
     return mailoutbox
-
-
-@pytest.fixture
-def dynamodb_serialises_item_writes(monkeypatch):
-    """tests/conftest.py already makes moto's writes atomic (devtools/moto_atomic.py); moto's reads still
-    walk a table's items while another thread's write changes them. Tests that race threads run every moto
-    DynamoDB call, reads and writes, one at a time, as DynamoDB presents each item. Every entry point goes
-    through this one lock first, so the two locks are always taken in the same order."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    calls = ("get_item", "query", "scan", "put_item", "update_item", "delete_item", "batch_write_item")
-    for name in (*calls, "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-
-        def serialised(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, serialised)
 
 
 def create(*, files=None, recipients=None, sender=ALICE, now=NOW, **kwargs) -> services.TransferCreated:

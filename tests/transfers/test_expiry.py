@@ -121,7 +121,7 @@ def test_a_second_sweep_deletes_nothing_and_writes_no_second_receipt(ready):
     assert len(_events(created.transfer_id, "transfer.expired")) == 1
 
 
-def test_concurrent_sweeps_delete_once(mailoutbox, dynamodb_serialises_item_writes):
+def test_concurrent_sweeps_delete_once(mailoutbox):
     transfers = [ready_transfer(recipients=[BOB], mailoutbox=mailoutbox)[0] for _ in range(3)]
     expires_at = max(_expires_at(c) for c in transfers)
     results, errors = [], []

@@ -194,7 +194,7 @@ def test_five_wrong_codes_lock_the_recipient_and_tell_the_sender(ready, mailoutb
     assert _grant(tokens, mailoutbox, who=CAROL)
 
 
-def test_concurrent_wrong_codes_lock_exactly_once(ready, mailoutbox, dynamodb_serialises_item_writes):
+def test_concurrent_wrong_codes_lock_exactly_once(ready, mailoutbox):
     created, tokens = ready
 
     def guess(n):
@@ -243,9 +243,7 @@ def test_a_download_url_is_short_lived_attachment_octet_stream_and_pinned_to_the
     assert issued.file_name == "見積書 2026.pdf" and issued.size == 11
 
 
-def test_twenty_simultaneous_requests_with_a_limit_of_one_get_exactly_one_url(
-    mailoutbox, dynamodb_serialises_item_writes
-):
+def test_twenty_simultaneous_requests_with_a_limit_of_one_get_exactly_one_url(mailoutbox):
     created, tokens = ready_transfer(recipients=[BOB], mailoutbox=mailoutbox, download_limit=1)
     access = _grant(tokens, mailoutbox)
 
