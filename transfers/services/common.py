@@ -2,8 +2,10 @@
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.utils.crypto import salted_hmac
@@ -12,6 +14,8 @@ from pynamodb.exceptions import UpdateError
 from reports.services import audit_record
 from transfers.errors import TransferError
 from transfers.models import EXPIRED, PENDING, READY, SWEEP_SHARDS, RateLimit, Transfer
+
+logger = logging.getLogger(__name__)
 
 TOKEN_BYTES = 32  # 256-bit link tokens
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -89,6 +93,31 @@ def owned_transfer(*, owner_id: str, transfer_id: str) -> Transfer:
     if transfer is None or not hmac.compare_digest(transfer.owner_id.encode(), str(owner_id).encode()):
         raise TransferError("not_found")
     return transfer
+
+
+def mail_and_audit(
+    send: Callable[[], object], *, kind: str, to: str, transfer_id: str, now: datetime, **details
+) -> bool:
+    """Send one mail and record it as "mail.sent", ok or failed. A failed mail never undoes what its caller
+    did (the guest still gets the file, the lock still holds): the failure is on record instead."""
+    try:
+        send()
+    except Exception as exc:
+        logger.exception("transfers.mail.failed", extra={"transfer_id": transfer_id, "kind": kind})
+        audit(
+            "mail.sent",
+            actor="system",
+            transfer_id=transfer_id,
+            now=now,
+            outcome="failed",
+            kind=kind,
+            to=to,
+            error=type(exc).__name__,
+            **details,
+        )
+        return False
+    audit("mail.sent", actor="system", transfer_id=transfer_id, now=now, kind=kind, to=to, **details)
+    return True
 
 
 def audit(

@@ -23,6 +23,7 @@ from transfers.services.common import (
     code_hash,
     conditional_failed,
     later,
+    mail_and_audit,
     mask_email,
     new_token,
     rate_limited,
@@ -295,30 +296,15 @@ def _fail(*, transfer: Transfer, recipient: Recipient, ref: str, reason: str, id
     OneTimeCode(recipient_ref=ref).delete()
     audit("code.failed", **ids, outcome="refused", reason=reason, attempts_left=0)
     audit("access.locked", **ids, outcome="refused", recipient_id=recipient.recipient_id, email=recipient.email)
-    try:
-        mails.locked_notice_mail(
+    mail_and_audit(
+        lambda: mails.locked_notice_mail(
             to=transfer.owner_email, recipient=recipient.email, subject=transfer.subject, at=now, ip=ids["ip"]
-        )
-        audit(
-            "mail.sent",
-            actor="system",
-            transfer_id=transfer.transfer_id,
-            now=now,
-            kind="locked_notice",
-            to=transfer.owner_email,
-        )
-    except Exception as exc:
-        logger.exception("transfers.locked_mail.failed", extra={"transfer_id": transfer.transfer_id})
-        audit(
-            "mail.sent",
-            actor="system",
-            transfer_id=transfer.transfer_id,
-            now=now,
-            outcome="failed",
-            kind="locked_notice",
-            to=transfer.owner_email,
-            error=type(exc).__name__,
-        )
+        ),
+        kind="locked_notice",
+        to=transfer.owner_email,
+        transfer_id=transfer.transfer_id,
+        now=now,
+    )
     raise TransferError("locked")
 
 
@@ -407,36 +393,21 @@ def guest_download_url(
         "download.url_issued", **ids, file_id=file_id, name=file.name, size=int(file.verified_size or 0), download=count
     )
     if transfer.notify_on_download:
-        try:
-            mails.download_notice_mail(
+        # The guest still gets the file when the notice fails; the failure is on record.
+        mail_and_audit(
+            lambda: mails.download_notice_mail(
                 to=transfer.owner_email,
                 recipient=recipient.email,
                 file_name=file.name,
                 subject=transfer.subject,
                 at=now,
                 ip=ip,
-            )
-            audit(
-                "mail.sent",
-                actor="system",
-                transfer_id=transfer_id,
-                now=now,
-                kind="download_notice",
-                to=transfer.owner_email,
-            )
-        except Exception as exc:
-            # The guest still gets the file; the failure is on record.
-            logger.exception("transfers.download_notice.failed", extra={"transfer_id": transfer_id})
-            audit(
-                "mail.sent",
-                actor="system",
-                transfer_id=transfer_id,
-                now=now,
-                outcome="failed",
-                kind="download_notice",
-                to=transfer.owner_email,
-                error=type(exc).__name__,
-            )
+            ),
+            kind="download_notice",
+            to=transfer.owner_email,
+            transfer_id=transfer_id,
+            now=now,
+        )
     return DownloadIssued(
         url=url,
         expires_at=expires_at,

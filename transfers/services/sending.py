@@ -1,6 +1,5 @@
 """The sender's side: create a transfer, release it to its recipients, revoke, extend, resend a link."""
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -29,6 +28,7 @@ from transfers.policy import FileDeclared
 from transfers.services.common import (
     audit,
     conditional_failed,
+    mail_and_audit,
     new_id,
     new_token,
     owned_transfer,
@@ -41,7 +41,6 @@ from transfers.services.common import (
     valid_id,
 )
 
-logger = logging.getLogger(__name__)
 
 
 class SenderIdentity(Protocol):
@@ -246,8 +245,8 @@ def _send_link(*, transfer: Transfer, recipient: Recipient, files: list[File], n
     )
     # A code sent for the old link must not open the new one.
     OneTimeCode(recipient_ref=recipient_ref(transfer.transfer_id, recipient.recipient_id)).delete()
-    try:
-        mails.link_mail(
+    sent = mail_and_audit(
+        lambda: mails.link_mail(
             to=recipient.email,
             link=f"{settings.FXFER_BASE_URL}/t/{token}",
             sender_name=transfer.owner_name,
@@ -256,31 +255,14 @@ def _send_link(*, transfer: Transfer, recipient: Recipient, files: list[File], n
             message=transfer.message,
             files=[(f.name, int(f.declared_size)) for f in files],
             expires_at=transfer.expires_at,
-        )
-    except Exception as exc:
-        logger.exception("transfers.link_mail.failed", extra={"transfer_id": transfer.transfer_id})
-        audit(
-            "mail.sent",
-            actor="system",
-            transfer_id=transfer.transfer_id,
-            now=now,
-            outcome="failed",
-            kind="link",
-            to=recipient.email,
-            recipient_id=recipient.recipient_id,
-            error=type(exc).__name__,
-        )
-        return 0
-    audit(
-        "mail.sent",
-        actor="system",
-        transfer_id=transfer.transfer_id,
-        now=now,
+        ),
         kind="link",
         to=recipient.email,
+        transfer_id=transfer.transfer_id,
+        now=now,
         recipient_id=recipient.recipient_id,
     )
-    return 1
+    return int(sent)
 
 
 @dataclass(frozen=True)
