@@ -42,7 +42,6 @@ from transfers.services.common import (
 )
 
 
-
 class SenderIdentity(Protocol):
     """What a transfer needs to know about its sender (accounts.User has these)."""
 
