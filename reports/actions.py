@@ -1,8 +1,7 @@
 """What compliance staff may do to any transfer, each with a reason, each audited (actor: the officer).
 
-transfers.services.transfer_revoke / transfer_extend act for the transfer's owner (they check `owner_id` and
-record the owner as the actor), so the compliance variants live here and change the transfer through the
-transfers model layer with the same conditions. Every attempt is audited, a refused one too.
+Revoke and extend run the same transfers services as the sender's (`revoke`, `extend`), with the officer as the
+actor and the reason in the audit event. Every attempt is audited, a refused one too.
 
 Actions are listed in ACTIONS: the transfer page shows the form of each one the transfer's status allows, and
 one URL runs them. Legal hold on/off and delete now (issue 6) call the transfers services, which audit every
@@ -14,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django import forms
-from pynamodb.exceptions import UpdateError
 
 from reports.errors import AuditError
 from reports.services import audit_record
@@ -69,37 +67,41 @@ def _refuse(officer: Officer, action: str, transfer_id: str, *, now: datetime, c
     raise AuditError(code, message)
 
 
-def transfer_revoke_by_compliance(*, officer: Officer, transfer_id: str, reason: str, now: datetime) -> ActionDone:
-    """Stop a transfer at once (as its sender's revoke does: links, codes and guest sessions stop working);
-    unfinished multipart uploads are aborted. Audited as transfer.revoked with the officer and the reason."""
-    from transfers import storage
-    from transfers.models import FILE_PENDING, PENDING, READY, REVOKED, File, Transfer
-    from transfers.services.common import conditional_failed, transfer_get
+def _transfer(transfer_id: str):
+    from transfers.services.common import transfer_get
 
     transfer = transfer_get(transfer_id)
     if transfer is None:
         raise AuditError("not_found", "There is no such transfer.")
+    return transfer
+
+
+def _as_officer(officer: Officer, transfer, reason: str) -> dict:
+    """How the transfers services record a compliance officer's act: the officer as actor, the reason, the owner."""
+    return {
+        "actor": f"user:{officer.user_id}",
+        "ip": officer.ip,
+        "user_agent": officer.user_agent,
+        "by": "compliance",
+        "reason": reason,
+        "owner": f"user:{transfer.owner_id}",
+    }
+
+
+def transfer_revoke_by_compliance(*, officer: Officer, transfer_id: str, reason: str, now: datetime) -> ActionDone:
+    """Stop a transfer at once, as its sender's revoke does (links, codes and guest sessions stop working;
+    unfinished multipart uploads are aborted). Audited as transfer.revoked with the officer and the reason."""
+    from transfers.errors import TransferError
+    from transfers.services.sending import revoke
+
+    transfer = _transfer(transfer_id)
     try:
-        transfer.update(
-            actions=[Transfer.status.set(REVOKED), Transfer.revoked_at.set(now)],
-            condition=Transfer.status.is_in(PENDING, READY),
+        revoke(transfer=transfer, now=now, **_as_officer(officer, transfer, reason))
+    except TransferError:
+        message = f"The transfer is {transfer.status}; only a pending or ready transfer can be revoked."
+        _refuse(
+            officer, "transfer.revoked", transfer_id, now=now, code="state_conflict", reason=reason, message=message
         )
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            _refuse(
-                officer,
-                "transfer.revoked",
-                transfer_id,
-                now=now,
-                code="state_conflict",
-                reason=reason,
-                message=f"The transfer is {transfer.status}; only a pending or ready transfer can be revoked.",
-            )
-        raise
-    for file in File.query(transfer_id, consistent_read=True):
-        if file.state == FILE_PENDING and file.multipart_upload_id:
-            storage.multipart_abort(key=file.s3_key, upload_id=file.multipart_upload_id)
-    _audit(officer, "transfer.revoked", transfer_id, now=now, reason=reason, owner=f"user:{transfer.owner_id}")
     return ActionDone(transfer_id=transfer_id, action="revoke", message="The transfer is revoked.")
 
 
@@ -107,47 +109,25 @@ def transfer_extend_by_compliance(
     *, officer: Officer, transfer_id: str, expires_at: datetime, reason: str, now: datetime
 ) -> ActionDone:
     """Move the expiry later, within the same limit as the sender's extend (FXFER_MAX_EXPIRY_DAYS after creation)."""
-    from transfers import policy
-    from transfers.models import PENDING, READY, Transfer
-    from transfers.services.common import conditional_failed, status_at, transfer_get
+    from transfers.errors import TransferError
+    from transfers.models import PENDING, READY
+    from transfers.services.common import status_at
+    from transfers.services.sending import extend, latest_expiry
 
-    transfer = transfer_get(transfer_id)
-    if transfer is None:
-        raise AuditError("not_found", "There is no such transfer.")
-    refuse = {"officer": officer, "action": "transfer.extended", "transfer_id": transfer_id, "now": now}
-    if status_at(transfer, now) not in {PENDING, READY}:
-        message = "Only a pending or ready transfer can be extended."
-        _refuse(**refuse, code="state_conflict", reason=reason, message=message)
+    transfer = _transfer(transfer_id)
     if expires_at.tzinfo is not None:
         expires_at = expires_at.astimezone(UTC)  # the form gives local time; UTC inside
-    latest = transfer.created_at + policy.max_expiry()
-    if expires_at.tzinfo is None or not transfer.expires_at < expires_at <= latest:
-        _refuse(
-            **refuse,
-            code="expiry_invalid",
-            reason=reason,
-            message=f"The new expiry must be after the current one and no later than {latest:%Y-%m-%d %H:%M} UTC.",
-        )
     try:
-        transfer.update(
-            actions=[Transfer.expires_at.set(expires_at)],
-            condition=Transfer.status.is_in(PENDING, READY) & (Transfer.expires_at == transfer.expires_at),
-        )
-    except UpdateError as exc:
-        if conditional_failed(exc):
+        extend(transfer=transfer, expires_at=expires_at, now=now, **_as_officer(officer, transfer, reason))
+    except TransferError as error:
+        if error.code == "expiry_invalid":
+            latest = latest_expiry(transfer)
+            message = f"The new expiry must be after the current one and no later than {latest:%Y-%m-%d %H:%M} UTC."
+        elif status_at(transfer, now) not in {PENDING, READY}:
+            message = "Only a pending or ready transfer can be extended."
+        else:
             message = "The transfer changed meanwhile; try again."
-            _refuse(**refuse, code="state_conflict", reason=reason, message=message)
-        raise
-    _audit(
-        officer,
-        "transfer.extended",
-        transfer_id,
-        now=now,
-        reason=reason,
-        expires_at=expires_at.isoformat(),
-        previous_expires_at=transfer.expires_at.isoformat(),
-        owner=f"user:{transfer.owner_id}",
-    )
+        _refuse(officer, "transfer.extended", transfer_id, now=now, code=error.code, reason=reason, message=message)
     return ActionDone(transfer_id=transfer_id, action="extend", message="The expiry is moved.")
 
 

@@ -273,10 +273,17 @@ class TransferRevoked:
 def transfer_revoke(
     *, owner_id: str, transfer_id: str, ip: str | None = None, now: datetime | None = None
 ) -> TransferRevoked:
-    """Stop the transfer at once: every link, code and guest session of it stops working on its next use.
-    Unfinished multipart uploads are aborted; the expiry sweep deletes the stored files."""
-    now = utc(now)
+    """The sender stops the transfer at once (see revoke)."""
     transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id)
+    return revoke(transfer=transfer, actor=f"user:{owner_id}", now=utc(now), ip=ip)
+
+
+def revoke(
+    *, transfer: Transfer, actor: str, now: datetime, ip: str | None = None, user_agent: str | None = None, **details
+) -> TransferRevoked:
+    """Stop `transfer` for `actor` (its sender, or a compliance officer with `details` such as the reason): every
+    link, code and guest session of it stops working on its next use. Unfinished multipart uploads are aborted;
+    the expiry sweep deletes the stored files."""
     try:
         transfer.update(
             actions=[Transfer.status.set(REVOKED), Transfer.revoked_at.set(now)],
@@ -286,11 +293,12 @@ def transfer_revoke(
         if conditional_failed(exc):
             raise TransferError("state_conflict") from None
         raise
-    for file in File.query(transfer_id, consistent_read=True):
+    for file in File.query(transfer.transfer_id, consistent_read=True):
         if file.state == FILE_PENDING and file.multipart_upload_id:
             storage.multipart_abort(key=file.s3_key, upload_id=file.multipart_upload_id)
-    audit("transfer.revoked", actor=f"user:{owner_id}", transfer_id=transfer_id, now=now, ip=ip)
-    return TransferRevoked(transfer_id=transfer_id, revoked_at=now)
+    ids = {"transfer_id": transfer.transfer_id, "now": now, "ip": ip, "user_agent": user_agent}
+    audit("transfer.revoked", actor=actor, **ids, **details)
+    return TransferRevoked(transfer_id=transfer.transfer_id, revoked_at=now)
 
 
 @dataclass(frozen=True)
@@ -302,18 +310,37 @@ class TransferExtended:
 def transfer_extend(
     *, owner_id: str, transfer_id: str, expires_at: datetime, ip: str | None = None, now: datetime | None = None
 ) -> TransferExtended:
-    """Move the expiry later, at most FXFER_MAX_EXPIRY_DAYS after the transfer was created."""
-    now = utc(now)
+    """The sender moves the expiry later (see extend)."""
     transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id)
+    return extend(transfer=transfer, actor=f"user:{owner_id}", expires_at=expires_at, now=utc(now), ip=ip)
+
+
+def latest_expiry(transfer: Transfer) -> datetime:
+    """The latest a transfer may be kept: FXFER_MAX_EXPIRY_DAYS after it was created."""
+    return transfer.created_at + policy.max_expiry()
+
+
+def extend(
+    *,
+    transfer: Transfer,
+    actor: str,
+    expires_at: datetime,
+    now: datetime,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    **details,
+) -> TransferExtended:
+    """Move the expiry of a pending or ready `transfer` later, at most to latest_expiry(), for `actor`.
+    "state_conflict" when it is no longer pending or ready (or changed meanwhile), "expiry_invalid" otherwise."""
     if status_at(transfer, now) not in {PENDING, READY}:
         raise TransferError("state_conflict")
-    latest = transfer.created_at + policy.max_expiry()
-    if expires_at.tzinfo is None or not transfer.expires_at < expires_at <= latest:
+    if expires_at.tzinfo is None or not transfer.expires_at < expires_at <= latest_expiry(transfer):
         raise TransferError("expiry_invalid")
+    previous = transfer.expires_at
     try:
         transfer.update(
             actions=[Transfer.expires_at.set(expires_at)],
-            condition=Transfer.status.is_in(PENDING, READY) & (Transfer.expires_at == transfer.expires_at),
+            condition=Transfer.status.is_in(PENDING, READY) & (Transfer.expires_at == previous),
         )
     except UpdateError as exc:
         if conditional_failed(exc):
@@ -321,13 +348,16 @@ def transfer_extend(
         raise
     audit(
         "transfer.extended",
-        actor=f"user:{owner_id}",
-        transfer_id=transfer_id,
+        actor=actor,
+        transfer_id=transfer.transfer_id,
         now=now,
         ip=ip,
+        user_agent=user_agent,
         expires_at=expires_at.isoformat(),
+        previous_expires_at=previous.isoformat(),
+        **details,
     )
-    return TransferExtended(transfer_id=transfer_id, expires_at=expires_at)
+    return TransferExtended(transfer_id=transfer.transfer_id, expires_at=expires_at)
 
 
 @dataclass(frozen=True)
