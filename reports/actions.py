@@ -131,11 +131,19 @@ def transfer_extend_by_compliance(
     return ActionDone(transfer_id=transfer_id, action="extend", message="The expiry is moved.")
 
 
-def _transfers_call(service, **kwargs):
+def _call_as_officer(service, *, officer: Officer, transfer_id: str, reason: str, now: datetime):
+    """Run a transfers service that acts for a compliance officer; its refusal becomes an AuditError."""
     from transfers.errors import TransferError
 
     try:
-        return service(**kwargs)
+        return service(
+            officer_id=officer.user_id,
+            transfer_id=transfer_id,
+            reason=reason,
+            ip=officer.ip,
+            user_agent=officer.user_agent,
+            now=now,
+        )
     except TransferError as exc:
         raise AuditError(exc.code, exc.message) from None
 
@@ -144,15 +152,8 @@ def transfer_hold_by_compliance(*, officer: Officer, transfer_id: str, reason: s
     """Put the transfer on legal hold: no sweep, "delete now" or lifecycle rule deletes its files until release."""
     from transfers import services
 
-    done = _transfers_call(
-        services.transfer_hold_set,
-        officer_id=officer.user_id,
-        transfer_id=transfer_id,
-        reason=reason,
-        ip=officer.ip,
-        user_agent=officer.user_agent,
-        now=now,
-    )
+    ids = {"officer": officer, "transfer_id": transfer_id, "reason": reason, "now": now}
+    done = _call_as_officer(services.transfer_hold_set, **ids)
     return ActionDone(
         transfer_id=transfer_id,
         action="legal-hold",
@@ -166,15 +167,8 @@ def transfer_release_hold_by_compliance(
     """Release the legal hold: the transfer follows its normal expiry again."""
     from transfers import services
 
-    _transfers_call(
-        services.transfer_hold_release,
-        officer_id=officer.user_id,
-        transfer_id=transfer_id,
-        reason=reason,
-        ip=officer.ip,
-        user_agent=officer.user_agent,
-        now=now,
-    )
+    ids = {"officer": officer, "transfer_id": transfer_id, "reason": reason, "now": now}
+    _call_as_officer(services.transfer_hold_release, **ids)
     return ActionDone(
         transfer_id=transfer_id,
         action="release-hold",
@@ -186,15 +180,8 @@ def transfer_delete_by_compliance(*, officer: Officer, transfer_id: str, reason:
     """Delete the transfer's files at once (every version), with a receipt for each; its links die."""
     from transfers import services
 
-    done = _transfers_call(
-        services.transfer_delete_for_compliance,
-        officer_id=officer.user_id,
-        transfer_id=transfer_id,
-        reason=reason,
-        ip=officer.ip,
-        user_agent=officer.user_agent,
-        now=now,
-    )
+    ids = {"officer": officer, "transfer_id": transfer_id, "reason": reason, "now": now}
+    done = _call_as_officer(services.transfer_delete_for_compliance, **ids)
     return ActionDone(
         transfer_id=transfer_id,
         action="delete-now",
