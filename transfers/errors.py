@@ -34,6 +34,14 @@ MESSAGES = {
     "code_expired": (400, _("The code has expired. Request a new one.")),
     "access_expired": (403, _("Your access has ended. Open the link from the mail again.")),
     "download_limit_reached": (403, _("The download limit for this file has been reached.")),
+    # Upload requests
+    "max_files_invalid": (400, _("The number of files is outside what is allowed.")),
+    "max_file_bytes_invalid": (400, _("The file size limit is outside what is allowed.")),
+    "max_total_bytes_invalid": (400, _("The total size limit is outside what is allowed.")),
+    "extensions_invalid": (400, _("The allowed file types are not valid.")),
+    "keep_days_invalid": (400, _("The time received files are kept is outside what is allowed.")),
+    "extension_not_allowed": (400, _("This type of file was not asked for.")),
+    "replies_closed": (409, _("Replies to this transfer are closed.")),
 }
 
 

@@ -36,6 +36,11 @@ class TransferForm(forms.Form):
         initial=3,
     )
     notify_on_download = forms.BooleanField(label=_("Tell me about each download"), required=False, initial=True)
+    allow_replies = forms.BooleanField(
+        label=_("Let recipients send files back"),
+        help_text=_("Each recipient can reply with files from their download page; you find them on this transfer."),
+        required=False,
+    )
     files = forms.JSONField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs):
@@ -48,15 +53,7 @@ class TransferForm(forms.Form):
         return [a for a in _ADDRESS_SEPARATORS.split(self.cleaned_data["recipients"]) if a]
 
     def clean_files(self) -> list[FileDeclared]:
-        raw = self.cleaned_data.get("files") or []
-        if not isinstance(raw, list) or not all(isinstance(f, dict) for f in raw):
-            raise forms.ValidationError(_("The list of files is not valid."))
-        try:
-            return [
-                FileDeclared(name=str(f["name"]), size=f["size"], content_type=str(f.get("type") or "")) for f in raw
-            ]
-        except KeyError:
-            raise forms.ValidationError(_("The list of files is not valid.")) from None
+        return declared_files(self.cleaned_data.get("files") or [])
 
     def service_arguments(self) -> dict:
         """The cleaned values as transfer_create's keyword arguments."""
@@ -69,7 +66,99 @@ class TransferForm(forms.Form):
             "expires_in": timedelta(**{data["expiry_unit"]: data["expiry_amount"]}),
             "download_limit": data["download_limit"],
             "notify_on_download": data["notify_on_download"],
+            "allow_replies": data["allow_replies"],
         }
+
+
+_EXTENSION_SEPARATORS = re.compile(r"[\s,;]+")
+MiB = 1024**2
+
+
+class RequestForm(forms.Form):
+    """The Request files form: who is asked, until when, the limits for each of them, how long files stay."""
+
+    recipients = forms.CharField(
+        label=_("Ask these people"),
+        help_text=_("One or more e-mail addresses, separated by commas or new lines. Each gets their own link."),
+        widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off", "spellcheck": "false"}),
+    )
+    subject = forms.CharField(label=_("Subject"), required=False, max_length=200)
+    message = forms.CharField(
+        label=_("Message"),
+        required=False,
+        max_length=5000,
+        help_text=_("What you need from them. It is in the mail and on their upload page."),
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+    closes_amount = forms.IntegerField(label=_("Open for"), min_value=1, initial=7)
+    closes_unit = forms.ChoiceField(
+        label=_("Unit"), choices=[("days", _("days")), ("hours", _("hours"))], initial="days"
+    )
+    keep_days = forms.IntegerField(
+        label=_("Keep received files for (days)"),
+        help_text=_("Counted from when the request closes; then the files are deleted."),
+        min_value=1,
+    )
+    max_files = forms.IntegerField(label=_("Files per person, at most"), min_value=1)
+    max_file_mib = forms.IntegerField(label=_("Size of each file, at most (MiB)"), min_value=1)
+    max_total_mib = forms.IntegerField(label=_("All files of one person, at most (MiB)"), min_value=1)
+    allowed_extensions = forms.CharField(
+        label=_("Only these file types"),
+        required=False,
+        help_text=_("For example: pdf, xlsx, zip. Leave empty to accept any type that is not blocked."),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["closes_amount"].initial = settings.FXFER_DEFAULT_EXPIRY_DAYS
+        self.fields["keep_days"].initial = settings.FXFER_REQUEST_KEEP_DAYS
+        self.fields["keep_days"].max_value = settings.FXFER_MAX_RETENTION_DAYS
+        self.fields["keep_days"].widget.attrs["max"] = settings.FXFER_MAX_RETENTION_DAYS
+        self.fields["max_files"].initial = settings.FXFER_REQUEST_DEFAULT_MAX_FILES
+        self.fields["max_files"].widget.attrs["max"] = settings.FXFER_MAX_FILES
+        self.fields["max_file_mib"].initial = max(1, settings.FXFER_MAX_FILE_BYTES // MiB)
+        self.fields["max_file_mib"].widget.attrs["max"] = max(1, settings.FXFER_MAX_FILE_BYTES // MiB)
+        self.fields["max_total_mib"].initial = max(1, settings.FXFER_MAX_TRANSFER_BYTES // MiB)
+        self.fields["max_total_mib"].widget.attrs["max"] = max(1, settings.FXFER_MAX_TRANSFER_BYTES // MiB)
+
+    def clean_recipients(self) -> list[str]:
+        return [a for a in _ADDRESS_SEPARATORS.split(self.cleaned_data["recipients"]) if a]
+
+    def service_arguments(self) -> dict:
+        """The cleaned values as request_create's keyword arguments (the service checks the bounds)."""
+        data = self.cleaned_data
+        return {
+            "recipients": data["recipients"],
+            "subject": data["subject"],
+            "message": data["message"],
+            "closes_in": timedelta(**{data["closes_unit"]: data["closes_amount"]}),
+            "keep_days": data["keep_days"],
+            "max_files": data["max_files"],
+            "max_file_bytes": data["max_file_mib"] * MiB,
+            "max_total_bytes": data["max_total_mib"] * MiB,
+            "allowed_extensions": [e for e in _EXTENSION_SEPARATORS.split(data["allowed_extensions"]) if e],
+        }
+
+
+class FinishForm(forms.Form):
+    """A guest's "finish", with an optional note for the employee."""
+
+    note = forms.CharField(
+        label=_("Note for the person who asked (optional)"),
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+def declared_files(raw) -> list[FileDeclared]:
+    """The uploader's list of files ([{name, size, type}]) as the services take it; the policy checks the rest."""
+    if not isinstance(raw, list) or not all(isinstance(f, dict) for f in raw):
+        raise forms.ValidationError(_("The list of files is not valid."))
+    try:
+        return [FileDeclared(name=str(f["name"]), size=f["size"], content_type=str(f.get("type") or "")) for f in raw]
+    except KeyError:
+        raise forms.ValidationError(_("The list of files is not valid.")) from None
 
 
 class ExtendForm(forms.Form):

@@ -111,3 +111,60 @@ def locked_notice_mail(*, to: str, recipient: str, subject: str, at: datetime, i
         ]
     )
     _send(to=to, subject=_("Access locked for %(recipient)s") % {"recipient": recipient}, body=body)
+
+
+def request_mail(
+    *,
+    to: str,
+    link: str,
+    sender_name: str,
+    sender_email: str,
+    subject: str,
+    message: str,
+    closes_at: datetime,
+    limits: str,
+) -> None:
+    """A guest's own link to upload the files an employee asks for."""
+    who = _sender(sender_name, sender_email)
+    lines = [_("%(who)s asks you to send files through %(site)s.") % {"who": who, "site": settings.FXFER_BASE_URL}, ""]
+    if subject:
+        lines += [_("Subject: %(subject)s") % {"subject": subject}, ""]
+    if message:
+        lines += [message, ""]
+    lines += [
+        _("Open this link to upload them (it is yours alone; do not forward it):"),
+        link,
+        "",
+        _("You will be asked for a one-time code, which we send to this address."),
+        _("You can upload until %(time)s.") % {"time": _local(closes_at)},
+        limits,
+    ]
+    mail_subject = _("%(who)s asks you for files") % {"who": sender_name or sender_email}
+    if subject:
+        mail_subject = f"{mail_subject}: {subject}"
+    _send(to=to, subject=mail_subject, body="\n".join(lines), reply_to=sender_email)
+
+
+def request_finished_mail(
+    *,
+    to: str,
+    guest: str,
+    subject: str,
+    note: str,
+    files: list[tuple[str, int]],
+    link: str,
+    reply: bool,
+    at: datetime,
+) -> None:
+    """Tell the employee a guest has finished uploading: what arrived, the guest's note, where to get it."""
+    what = _("%(guest)s replied with files.") if reply else _("%(guest)s has finished uploading files.")
+    lines = [what % {"guest": guest}, ""]
+    lines += [_("Request: %(subject)s") % {"subject": subject or "-"}, _("When: %(time)s") % {"time": _local(at)}, ""]
+    if files:
+        lines += [_("Files (checked after upload):")] + [f"  - {name} ({bytes_text(size)})" for name, size in files]
+    else:
+        lines += [_("No files were uploaded.")]
+    if note:
+        lines += ["", _("Note from %(guest)s:") % {"guest": guest}, note]
+    lines += ["", _("Download them here (sign-in required):"), link]
+    _send(to=to, subject=_("Files from %(guest)s") % {"guest": guest}, body="\n".join(lines))

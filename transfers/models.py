@@ -14,8 +14,10 @@ Access patterns → keys (every request path is a GetItem or a Query; no Scan):
   exist (the attribute goes when they are deleted), Query `expires_at <= now` per shard; sparse GSI
   `by-pending` (pending_shard, created_at) holds only unreleased transfers (abandoned uploads)
 
-Files and recipients are keyed by a generic `parent_id` with a `parent_kind`, so upload requests (issue 5)
-reuse them, the uploader, verification and the guest side unchanged.
+Upload requests (an employee asks outside people for files) are items of the same `transfers` table with
+`kind = "request"`: expiry, the sweep, delete-now, legal hold, search and the compliance pages treat both
+kinds alike. Their files and guests are File and Recipient items under the request's id (`parent_kind`
+"request"), uploaded, verified and reached through the same services as a transfer's.
 """
 
 from pynamodb.attributes import (
@@ -32,9 +34,15 @@ from pynamodb.models import Model
 from fxfer import dynamo
 
 PARENT_TRANSFER = "transfer"
+PARENT_REQUEST = "request"
+# Transfer.kind: files an employee sends, or an upload request (files outside people send to the employee)
+KIND_SEND, KIND_REQUEST = "send", "request"
 
 # Transfer.status
 PENDING, READY, REVOKED, EXPIRED, DELETED = "pending", "ready", "revoked", "expired", "deleted"
+# A request is READY ("open") while its guests may upload, CLOSED after `closes_at` or when closed early; its
+# received files stay until `expires_at`.
+CLOSED = "closed"
 # File.state
 FILE_PENDING, FILE_VERIFIED, FILE_REFUSED, FILE_CANCELLED = "pending", "verified", "refused", "cancelled"
 FILE_DELETED = "deleted"
@@ -124,6 +132,17 @@ class Transfer(Model):
     hold_reason = UnicodeAttribute(null=True)
     held_by = UnicodeAttribute(null=True)
     held_at = UTCDateTimeAttribute(null=True)
+    # Upload requests (kind "request"): when uploads stop, how long received files are kept after that, and
+    # the limits for each guest. A transfer that allows replies names its reply request, which names it back.
+    kind = UnicodeAttribute(default=KIND_SEND)
+    closes_at = UTCDateTimeAttribute(null=True)
+    keep_days = NumberAttribute(null=True)
+    max_files = NumberAttribute(null=True)
+    max_file_bytes = NumberAttribute(null=True)
+    max_total_bytes = NumberAttribute(null=True)
+    allowed_extensions = UnicodeAttribute(null=True)  # comma-separated, casefolded; empty: any allowed type
+    reply_request_id = UnicodeAttribute(null=True)
+    reply_to = UnicodeAttribute(null=True)
 
     by_owner = TransferByOwner()
     by_day = TransferByDay()
@@ -159,6 +178,12 @@ class Recipient(Model):
     failed_code_attempts = NumberAttribute(default=0)
     locked = BooleanAttribute(default=False)
     locked_at = UTCDateTimeAttribute(null=True)
+    # A request's guest: what they have declared so far (their limits are checked against these with
+    # conditional writes), and their "finish" with its note.
+    files_reserved = NumberAttribute(default=0)
+    bytes_reserved = NumberAttribute(default=0)
+    finished_at = UTCDateTimeAttribute(null=True)
+    note = UnicodeAttribute(null=True)
     purge_at = TTLAttribute(null=True)
 
     by_token = RecipientByToken()
@@ -191,6 +216,9 @@ class File(Model):
     created_at = UTCDateTimeAttribute()
     verified_at = UTCDateTimeAttribute(null=True)
     deleted_at = UTCDateTimeAttribute(null=True)
+    # A request's file: the guest who uploaded it (only they see it; nobody downloads it but the employee).
+    uploader_id = UnicodeAttribute(null=True)
+    uploader_email = UnicodeAttribute(null=True)
     purge_at = TTLAttribute(null=True)
 
 

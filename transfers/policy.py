@@ -184,6 +184,106 @@ def message_checked(message: str) -> str:
     return message
 
 
+@dataclass(frozen=True)
+class RequestLimits:
+    """What each guest of an upload request may send (each guest on their own: one cannot use up another's)."""
+
+    max_files: int
+    max_file_bytes: int
+    max_total_bytes: int
+    allowed_extensions: tuple[str, ...] = ()  # casefolded, without dots; empty: any type not blocked
+
+
+def _whole(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def request_limits_checked(
+    *, max_files: int, max_file_bytes: int, max_total_bytes: int, allowed_extensions: list[str]
+) -> RequestLimits:
+    """A request's limits, each within the site's own (a request cannot allow more than a transfer may hold);
+    allowed extensions are cleaned, and a blocked type cannot be allowed."""
+    if not _whole(max_files, 1, settings.FXFER_MAX_FILES):
+        raise TransferError(
+            "max_files_invalid",
+            _("Choose between 1 and %(count)d files per person.") % {"count": settings.FXFER_MAX_FILES},
+        )
+    if not _whole(max_file_bytes, 1, settings.FXFER_MAX_FILE_BYTES):
+        raise TransferError(
+            "max_file_bytes_invalid",
+            _("Choose a file size limit up to %(limit)s.") % {"limit": bytes_text(settings.FXFER_MAX_FILE_BYTES)},
+        )
+    if not _whole(max_total_bytes, max_file_bytes, settings.FXFER_MAX_TRANSFER_BYTES):
+        raise TransferError(
+            "max_total_bytes_invalid",
+            _("Choose a total between the file size limit and %(limit)s.")
+            % {"limit": bytes_text(settings.FXFER_MAX_TRANSFER_BYTES)},
+        )
+    blocked = {ext.casefold().lstrip(".") for ext in settings.FXFER_BLOCKED_EXTENSIONS}
+    cleaned: list[str] = []
+    for raw in allowed_extensions:
+        extension = (raw or "").strip().casefold().lstrip(".")
+        if not extension:
+            continue
+        if not re.fullmatch(r"[a-z0-9]{1,16}", extension):
+            raise TransferError("extensions_invalid", _("%(ext)s is not a file extension.") % {"ext": (raw or "")[:40]})
+        if extension in blocked:
+            raise TransferError(
+                "extensions_invalid",
+                _("Files of type .%(ext)s are blocked and cannot be allowed.") % {"ext": extension},
+            )
+        if extension not in cleaned:
+            cleaned.append(extension)
+    return RequestLimits(
+        max_files=max_files,
+        max_file_bytes=max_file_bytes,
+        max_total_bytes=max_total_bytes,
+        allowed_extensions=tuple(cleaned),
+    )
+
+
+def keep_days_checked(days: int) -> int:
+    if not _whole(days, 1, settings.FXFER_MAX_RETENTION_DAYS):
+        raise TransferError(
+            "keep_days_invalid",
+            _("Received files may be kept between 1 and %(days)d days.") % {"days": settings.FXFER_MAX_RETENTION_DAYS},
+        )
+    return days
+
+
+def requested_files_checked(files: list[FileDeclared], limits: RequestLimits) -> list[FileDeclared]:
+    """A guest's files against the site's policy and then the request's own limits on size and type (the
+    count and total across the guest's uploads are the caller's conditional write)."""
+    checked = files_checked(files)
+    for declared in checked:
+        if declared.size > limits.max_file_bytes:
+            raise TransferError(
+                "file_too_large",
+                _("%(name)s is larger than the %(limit)s allowed per file.")
+                % {"name": declared.name, "limit": bytes_text(limits.max_file_bytes)},
+            )
+        extension = declared.name.rstrip(". ").casefold().rpartition(".")[2] if "." in declared.name else ""
+        if limits.allowed_extensions and extension not in limits.allowed_extensions:
+            raise TransferError(
+                "extension_not_allowed",
+                _("%(name)s: only these types are asked for: %(types)s.")
+                % {"name": declared.name, "types": ", ".join(f".{e}" for e in limits.allowed_extensions)},
+            )
+    return checked
+
+
+def limits_text(limits: RequestLimits) -> str:
+    """The limits in one sentence, for the guest's mail and page."""
+    text = _("Up to %(count)d files, %(size)s each, %(total)s in all.") % {
+        "count": limits.max_files,
+        "size": bytes_text(limits.max_file_bytes),
+        "total": bytes_text(limits.max_total_bytes),
+    }
+    if limits.allowed_extensions:
+        text += " " + _("Types: %(types)s.") % {"types": ", ".join(f".{e}" for e in limits.allowed_extensions)}
+    return text
+
+
 def uses_multipart(size: int) -> bool:
     return size >= settings.FXFER_MULTIPART_THRESHOLD
 

@@ -11,9 +11,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from reports.models import AuditEvent
+from transfers import policy
 from transfers.errors import TransferError
-from transfers.models import FILE_CANCELLED, FILE_VERIFIED, File, Recipient, Transfer
-from transfers.services.common import owned_transfer, status_at, utc
+from transfers.models import (
+    FILE_CANCELLED,
+    FILE_VERIFIED,
+    KIND_REQUEST,
+    KIND_SEND,
+    READY,
+    File,
+    Recipient,
+    Transfer,
+)
+from transfers.services.common import owned_transfer, request_limits, status_at, transfer_get, utc
 from transfers.services.guests import guest_access
 
 
@@ -39,6 +49,21 @@ class FileSummary:
 
 
 @dataclass(frozen=True)
+class ReceivedFile:
+    """A file a guest uploaded into a request (or a reply), as the employee sees it."""
+
+    file_id: str
+    name: str
+    size: int
+    state: str  # "pending" | "verified" | "refused"
+    refused_reason: str | None
+    checksum: str | None
+    uploader_email: str
+    created_at: datetime
+    verified_at: datetime | None
+
+
+@dataclass(frozen=True)
 class TransferSummary:
     transfer_id: str
     subject: str
@@ -50,6 +75,7 @@ class TransferSummary:
     download_limit: int
     notify_on_download: bool
     recipients: tuple[RecipientSummary, ...]
+    allows_replies: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +106,8 @@ class TransferDetail:
     revoked_at: datetime | None
     deleted_at: datetime | None = None
     receipts: tuple[DeletionReceipt, ...] = ()
+    reply_request_id: str | None = None
+    replies: tuple[ReceivedFile, ...] = ()
 
 
 def _checksum(file: File) -> str | None:
@@ -115,6 +143,7 @@ def _summary(transfer: Transfer, now: datetime) -> TransferSummary:
         download_limit=int(transfer.download_limit),
         notify_on_download=bool(transfer.notify_on_download),
         recipients=_recipients(transfer.transfer_id),
+        allows_replies=bool(transfer.reply_request_id),
     )
 
 
@@ -141,14 +170,20 @@ def transfer_list_for_owner(
     """The owner's transfers, newest first, a page at a time (GSI by-owner; `next_cursor` continues)."""
     now = utc(now)
     limit = max(1, min(int(limit), 100))
-    results = Transfer.by_owner.query(
-        str(owner_id),
-        scan_index_forward=False,
-        limit=limit,
-        last_evaluated_key=_decode_cursor(cursor, str(owner_id)) if cursor else None,
-    )
+    results = _owner_query(owner_id=owner_id, kind=KIND_SEND, cursor=cursor, limit=limit)
     items = tuple(_summary(t, now) for t in results)
     return TransferPage(items=items, next_cursor=_encode_cursor(results.last_evaluated_key))
+
+
+def _owner_query(*, owner_id: str, kind: str, cursor: str | None, limit: int):
+    """One page of the owner's transfers or requests, newest first (GSI by-owner, filtered by kind)."""
+    return Transfer.by_owner.query(
+        str(owner_id),
+        scan_index_forward=False,
+        limit=max(1, min(int(limit), 100)),
+        filter_condition=Transfer.kind == kind,
+        last_evaluated_key=_decode_cursor(cursor, str(owner_id)) if cursor else None,
+    )
 
 
 def deletion_receipts(transfer_id: str) -> tuple[DeletionReceipt, ...]:
@@ -176,7 +211,7 @@ def deletion_receipts(transfer_id: str) -> tuple[DeletionReceipt, ...]:
 def transfer_detail_for_owner(*, owner_id: str, transfer_id: str, now: datetime | None = None) -> TransferDetail:
     """One of the owner's transfers with its files and each recipient's downloads."""
     now = utc(now)
-    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id)
+    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id, kind=KIND_SEND)
     files = tuple(
         FileSummary(
             file_id=f.file_id,
@@ -197,6 +232,188 @@ def transfer_detail_for_owner(*, owner_id: str, transfer_id: str, now: datetime 
         revoked_at=transfer.revoked_at,
         deleted_at=transfer.deleted_at,
         receipts=deletion_receipts(transfer_id),
+        reply_request_id=transfer.reply_request_id,
+        replies=_received(transfer.reply_request_id) if transfer.reply_request_id else (),
+    )
+
+
+def _received(request_id: str) -> tuple[ReceivedFile, ...]:
+    return tuple(
+        ReceivedFile(
+            file_id=f.file_id,
+            name=f.name,
+            size=int(f.verified_size or f.declared_size),
+            state=f.state,
+            refused_reason=f.refused_reason,
+            checksum=_checksum(f),
+            uploader_email=f.uploader_email or "",
+            created_at=f.created_at,
+            verified_at=f.verified_at,
+        )
+        for f in File.query(request_id, consistent_read=True)
+        if f.state != FILE_CANCELLED
+    )
+
+
+# --- upload requests ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GuestSummary:
+    recipient_id: str
+    email: str
+    link_sent_at: datetime | None
+    locked: bool
+    finished_at: datetime | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class RequestSummary:
+    request_id: str
+    subject: str
+    status: str  # as of now: "ready" (open) | "closed" | "revoked" | "expired" | "deleted"
+    created_at: datetime
+    closes_at: datetime
+    expires_at: datetime
+    file_count: int
+    total_bytes: int
+    guests: tuple[GuestSummary, ...]
+    reply_to: str | None
+    held: bool
+
+
+@dataclass(frozen=True)
+class RequestPage:
+    items: tuple[RequestSummary, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class RequestDetail:
+    summary: RequestSummary
+    message: str
+    limits: str
+    files: tuple[ReceivedFile, ...]
+    deleted_at: datetime | None
+    receipts: tuple[DeletionReceipt, ...]
+
+
+def _request_summary(request: Transfer, now: datetime) -> RequestSummary:
+    return RequestSummary(
+        request_id=request.transfer_id,
+        subject=request.subject,
+        status=status_at(request, now),
+        created_at=request.created_at,
+        closes_at=request.closes_at,
+        expires_at=request.expires_at,
+        file_count=int(request.file_count),
+        total_bytes=int(request.total_bytes),
+        guests=tuple(
+            GuestSummary(
+                recipient_id=r.recipient_id,
+                email=r.email,
+                link_sent_at=r.link_sent_at,
+                locked=bool(r.locked),
+                finished_at=r.finished_at,
+                note=r.note,
+            )
+            for r in Recipient.query(request.transfer_id)
+        ),
+        reply_to=request.reply_to,
+        held=bool(request.held),
+    )
+
+
+def request_list_for_owner(
+    *, owner_id: str, cursor: str | None = None, limit: int = 20, now: datetime | None = None
+) -> RequestPage:
+    """The owner's upload requests (and replies to their transfers), newest first, a page at a time."""
+    now = utc(now)
+    results = _owner_query(owner_id=owner_id, kind=KIND_REQUEST, cursor=cursor, limit=limit)
+    items = tuple(_request_summary(r, now) for r in results)
+    return RequestPage(items=items, next_cursor=_encode_cursor(results.last_evaluated_key))
+
+
+def request_detail_for_owner(*, owner_id: str, request_id: str, now: datetime | None = None) -> RequestDetail:
+    """One of the owner's requests: each guest (finished? note?) and every file they uploaded, with checksums."""
+    now = utc(now)
+    request = owned_transfer(owner_id=owner_id, transfer_id=request_id, kind=KIND_REQUEST)
+    return RequestDetail(
+        summary=_request_summary(request, now),
+        message=request.message,
+        limits=policy.limits_text(request_limits(request)),
+        files=_received(request_id),
+        deleted_at=request.deleted_at,
+        receipts=deletion_receipts(request_id),
+    )
+
+
+@dataclass(frozen=True)
+class GuestUpload:
+    """One of the guest's own files: no checksum of others, no download."""
+
+    file_id: str
+    name: str
+    size: int
+    state: str
+    refused_reason: str | None
+    checksum: str | None
+
+
+@dataclass(frozen=True)
+class GuestRequest:
+    request_id: str
+    sender_name: str
+    sender_email: str
+    subject: str
+    message: str
+    closes_at: datetime
+    recipient_email: str
+    limits: policy.RequestLimits
+    limits_text: str
+    files_left: int
+    bytes_left: int
+    uploads: tuple[GuestUpload, ...]
+    finished_at: datetime | None
+    note: str | None
+    is_reply: bool
+
+
+def guest_request(*, transfer_id: str, recipient_id: str, grant: str, now: datetime | None = None) -> GuestRequest:
+    """What a guest of a request sees: what is asked, the limits left, and their own uploads only."""
+    now = utc(now)
+    request, guest = guest_access(
+        transfer_id=transfer_id, recipient_id=recipient_id, grant=grant, now=now, kind=KIND_REQUEST
+    )
+    limits = request_limits(request)
+    return GuestRequest(
+        request_id=transfer_id,
+        sender_name=request.owner_name,
+        sender_email=request.owner_email,
+        subject=request.subject,
+        message=request.message,
+        closes_at=request.closes_at,
+        recipient_email=guest.email,
+        limits=limits,
+        limits_text=policy.limits_text(limits),
+        files_left=max(0, limits.max_files - int(guest.files_reserved or 0)),
+        bytes_left=max(0, limits.max_total_bytes - int(guest.bytes_reserved or 0)),
+        uploads=tuple(
+            GuestUpload(
+                file_id=f.file_id,
+                name=f.name,
+                size=int(f.verified_size or f.declared_size),
+                state=f.state,
+                refused_reason=f.refused_reason,
+                checksum=_checksum(f),
+            )
+            for f in File.query(transfer_id, consistent_read=True)
+            if f.uploader_id == recipient_id and f.state != FILE_CANCELLED
+        ),
+        finished_at=guest.finished_at,
+        note=guest.note,
+        is_reply=bool(request.reply_to),
     )
 
 
@@ -219,6 +436,7 @@ class GuestFiles:
     expires_at: datetime
     recipient_email: str
     files: tuple[GuestFile, ...]
+    can_reply: bool = False
 
 
 def guest_files(*, transfer_id: str, recipient_id: str, grant: str, now: datetime | None = None) -> GuestFiles:
@@ -246,4 +464,10 @@ def guest_files(*, transfer_id: str, recipient_id: str, grant: str, now: datetim
             for f in File.query(transfer_id, consistent_read=True)
             if f.state == FILE_VERIFIED
         ),
+        can_reply=_replies_open(transfer, now),
     )
+
+
+def _replies_open(transfer: Transfer, now: datetime) -> bool:
+    reply = transfer_get(transfer.reply_request_id) if transfer.reply_request_id else None
+    return reply is not None and status_at(reply, now) == READY

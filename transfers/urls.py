@@ -1,10 +1,11 @@
 from django.urls import path
 
-from transfers.views import guests, sender, uploads
+from transfers.views import guests, requests, sender, uploads
 
 app_name = "transfers"
 
 _file = "transfers/<str:transfer_id>/files/<str:file_id>/"
+_guest_file = "guest/upload/files/<str:file_id>/"
 
 urlpatterns = [
     # The sender (employees)
@@ -22,10 +23,32 @@ urlpatterns = [
     path(f"{_file}complete", uploads.upload_complete, name="upload_complete"),
     path(f"{_file}done", uploads.upload_done, name="upload_done"),
     path(f"{_file}cancel", uploads.upload_cancel, name="upload_cancel"),
+    # Upload requests (employees)
+    path("requests/", requests.request_list, name="request_list"),
+    path("requests/new", requests.request_new, name="request_new"),
+    path("requests/<str:request_id>/", requests.request_detail, name="request_detail"),
+    path("requests/<str:request_id>/close", requests.request_close, name="request_close"),
+    path("requests/<str:request_id>/delete", requests.request_delete, name="request_delete"),
+    path("requests/<str:request_id>/files/<str:file_id>/download", requests.request_download, name="request_download"),
+    path(
+        "requests/<str:request_id>/recipients/<str:recipient_id>/resend",
+        requests.request_resend,
+        name="request_resend",
+    ),
     # Guests
     path("t/<str:token>", guests.link, name="guest_link"),
     path("t/<str:token>/code", guests.code_send, name="guest_code_send"),
     path("t/<str:token>/verify", guests.code_enter, name="guest_code"),
     path("guest/files/", guests.files, name="guest_files"),
     path("guest/files/<str:file_id>/download", guests.download, name="guest_download"),
+    path("guest/reply", guests.reply, name="guest_reply"),
+    path("guest/upload/", guests.upload_page, name="guest_upload"),
+    path("guest/upload/files", guests.upload_files, name="guest_upload_files"),
+    path("guest/upload/finish", guests.finish, name="guest_upload_finish"),
+    path(f"{_guest_file}authorize", uploads.guest_upload_authorize, name="guest_upload_authorize"),
+    path(f"{_guest_file}parts", uploads.guest_upload_parts_sign, name="guest_upload_parts"),
+    path(f"{_guest_file}parts/list", uploads.guest_upload_parts_list, name="guest_upload_parts_list"),
+    path(f"{_guest_file}complete", uploads.guest_upload_complete, name="guest_upload_complete"),
+    path(f"{_guest_file}done", uploads.guest_upload_done, name="guest_upload_done"),
+    path(f"{_guest_file}cancel", uploads.guest_upload_cancel, name="guest_upload_cancel"),
 ]

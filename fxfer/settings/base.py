@@ -127,6 +127,10 @@ FXFER_RECIPIENT_DOMAINS_DENY = env.listing("FXFER_RECIPIENT_DOMAINS_DENY")
 # A transfer may be available at most this long after it was created (never longer than files are kept).
 FXFER_MAX_EXPIRY_DAYS = min(env.integer("FXFER_MAX_EXPIRY_DAYS", FXFER_MAX_RETENTION_DAYS), FXFER_MAX_RETENTION_DAYS)
 FXFER_MAX_DOWNLOAD_LIMIT = env.integer("FXFER_MAX_DOWNLOAD_LIMIT", 100)
+# Upload requests (issue 5): how long received files are kept after the request closes, unless the employee
+# chooses otherwise (at most FXFER_MAX_RETENTION_DAYS), and the default limit of files per guest.
+FXFER_REQUEST_KEEP_DAYS = min(env.integer("FXFER_REQUEST_KEEP_DAYS", 14), FXFER_MAX_RETENTION_DAYS)
+FXFER_REQUEST_DEFAULT_MAX_FILES = env.integer("FXFER_REQUEST_DEFAULT_MAX_FILES", 20)
 # Presigned URLs stay short-lived: a download link for a few minutes, an upload policy for ten.
 FXFER_DOWNLOAD_URL_SECONDS = env.integer("FXFER_DOWNLOAD_URL_SECONDS", 120)
 FXFER_UPLOAD_POLICY_SECONDS = env.integer("FXFER_UPLOAD_POLICY_SECONDS", 600)

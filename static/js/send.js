@@ -1,5 +1,6 @@
 /*
- * fxfer: the uploader of the New transfer page and of a pending transfer's page.
+ * fxfer: the uploader of the New transfer page, of a pending transfer's page, and of a guest's upload page
+ * (an upload request: the same endpoints under the guest's URLs, with the request's limits).
  *
  * Uppy (the vendored 5.x bundle, global `Uppy`) picks the files, shows per-file and total progress and sends
  * the bytes straight to S3. Every decision comes from our server, through the endpoints named in the
@@ -188,6 +189,12 @@
     onBeforeFileAdded: function (file) {
       if (config.blockedExtensions.indexOf(extensionOf(file.name)) !== -1) {
         uppy.info(file.name + ": " + text.blocked, "error", 6000);
+        return false;
+      }
+      // An upload request may ask for some types only (the server checks again).
+      var allowed = config.allowedExtensions || [];
+      if (allowed.length && allowed.indexOf(extensionOf(file.name)) === -1) {
+        uppy.info(file.name + ": " + text.notAllowed, "error", 6000);
         return false;
       }
       // Once the transfer exists, only its own files may be added (again).
@@ -532,6 +539,7 @@
       expiry_unit: data.get("expiry_unit"),
       download_limit: data.get("download_limit"),
       notify_on_download: data.get("notify_on_download") === "on",
+      allow_replies: data.get("allow_replies") === "on",
     };
   }
 

@@ -513,7 +513,7 @@ def test_unknown_foreign_and_revoked_links_all_get_the_same_404(sent, alice, mai
     bodies = {text(r) for r in (unknown, malformed, revoked)}
     assert {r.status_code for r in (unknown, malformed, revoked)} == {404}
     assert len(bodies) == 1
-    assert "This transfer has expired or was deleted" in bodies.pop()
+    assert "has expired, was closed or deleted" in bodies.pop()
     assert Client().post(f"{bob_link}/code").status_code == 404
 
 

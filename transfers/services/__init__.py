@@ -7,6 +7,8 @@ keyword-only, returns a frozen dataclass, records its audit events and raises Tr
     guests.py    guest_link_open, guest_code_send, guest_code_verify, guest_download_url
     deletion.py  transfer_delete_now, transfer_delete_for_compliance, transfer_hold_set, transfer_hold_release
     expiry.py    expiry_sweep
+    requests.py  request_create, reply_request_create, reply_open, request_files_declare, request_finish,
+                 request_close, received_download_url
 """
 
 from transfers.services.deletion import (
@@ -28,6 +30,19 @@ from transfers.services.guests import (
     guest_code_verify,
     guest_download_url,
     guest_link_open,
+)
+from transfers.services.requests import (
+    FilesDeclared,
+    ReceivedDownload,
+    RequestClosed,
+    RequestCreated,
+    RequestFinished,
+    received_download_url,
+    reply_open,
+    request_close,
+    request_create,
+    request_files_declare,
+    request_finish,
 )
 from transfers.services.sending import (
     FileCreated,
@@ -64,12 +79,17 @@ __all__ = [
     "DownloadIssued",
     "FileCreated",
     "FileVerified",
+    "FilesDeclared",
     "GuestLink",
     "HoldChanged",
     "LinkResent",
     "PartDone",
     "PartsSigned",
     "Receipt",
+    "ReceivedDownload",
+    "RequestClosed",
+    "RequestCreated",
+    "RequestFinished",
     "SenderIdentity",
     "SweepDone",
     "TransferCreated",
@@ -84,7 +104,13 @@ __all__ = [
     "guest_code_verify",
     "guest_download_url",
     "guest_link_open",
+    "received_download_url",
     "recipient_resend",
+    "reply_open",
+    "request_close",
+    "request_create",
+    "request_files_declare",
+    "request_finish",
     "transfer_create",
     "transfer_delete_for_compliance",
     "transfer_delete_now",

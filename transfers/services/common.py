@@ -12,8 +12,9 @@ from django.utils.crypto import salted_hmac
 from pynamodb.exceptions import UpdateError
 
 from reports.services import audit_record
+from transfers import policy
 from transfers.errors import TransferError
-from transfers.models import EXPIRED, PENDING, READY, SWEEP_SHARDS, RateLimit, Transfer
+from transfers.models import CLOSED, EXPIRED, KIND_REQUEST, PENDING, READY, SWEEP_SHARDS, RateLimit, Transfer
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +73,23 @@ def sweep_shards() -> list[str]:
 
 
 def status_at(transfer: Transfer, now: datetime) -> str:
-    """The status as of `now`: a pending or ready transfer past its expiry is expired, whatever the sweep did."""
-    if transfer.status in {PENDING, READY} and transfer.expires_at <= now:
+    """The status as of `now`: a pending, ready (or closed) transfer past its expiry is expired, and an open
+    request past `closes_at` is closed, whatever the sweep did."""
+    if transfer.status in {PENDING, READY, CLOSED} and transfer.expires_at <= now:
         return EXPIRED
+    if transfer.status == READY and transfer.kind == KIND_REQUEST and transfer.closes_at and transfer.closes_at <= now:
+        return CLOSED
     return transfer.status
+
+
+def request_limits(request: Transfer) -> policy.RequestLimits:
+    """An upload request's limits for each guest, as stored with it."""
+    return policy.RequestLimits(
+        max_files=int(request.max_files or 0),
+        max_file_bytes=int(request.max_file_bytes or 0),
+        max_total_bytes=int(request.max_total_bytes or 0),
+        allowed_extensions=tuple(e for e in (request.allowed_extensions or "").split(",") if e),
+    )
 
 
 def transfer_get(transfer_id: str) -> Transfer | None:
@@ -87,10 +101,13 @@ def transfer_get(transfer_id: str) -> Transfer | None:
         return None
 
 
-def owned_transfer(*, owner_id: str, transfer_id: str) -> Transfer:
-    """The owner's transfer; another owner's and a missing one are the same `not_found`."""
+def owned_transfer(*, owner_id: str, transfer_id: str, kind: str | None = None) -> Transfer:
+    """The owner's transfer (or request: `kind`); another owner's, another kind and a missing one are the same
+    `not_found`."""
     transfer = transfer_get(transfer_id)
     if transfer is None or not hmac.compare_digest(transfer.owner_id.encode(), str(owner_id).encode()):
+        raise TransferError("not_found")
+    if kind is not None and transfer.kind != kind:
         raise TransferError("not_found")
     return transfer
 

@@ -1,4 +1,5 @@
-"""The guest's side: open a link (consumes nothing), get a one-time code, prove it, download.
+"""The guest's side: open a link (consumes nothing), get a one-time code, prove it, download (a transfer's
+files) or upload (an upload request's: transfers.services.requests and .uploads take the grant from here).
 
 A link token is 256 random bits; only its SHA-256 is stored. An unknown token, another transfer's, a
 revoked or expired one all raise the same `not_found`. Codes go only to the recipient's own address, are
@@ -17,7 +18,17 @@ from pynamodb.exceptions import DeleteError, UpdateError
 
 from transfers import mails, storage
 from transfers.errors import TransferError
-from transfers.models import FILE_VERIFIED, READY, File, GuestGrant, OneTimeCode, Recipient, Transfer
+from transfers.models import (
+    FILE_VERIFIED,
+    KIND_REQUEST,
+    KIND_SEND,
+    READY,
+    File,
+    GuestGrant,
+    OneTimeCode,
+    Recipient,
+    Transfer,
+)
 from transfers.services.common import (
     audit,
     code_hash,
@@ -77,8 +88,9 @@ def _by_token(*, token: str, ip: str | None, action: str, now: datetime) -> tupl
 
 @dataclass(frozen=True)
 class GuestLink:
-    """What the link's page shows before any code: who sent it, and where the code will go."""
+    """What the link's page shows before any code: who sent it (or asks for files), and where the code will go."""
 
+    kind: str  # "send" (files to download) or "request" (files asked for)
     transfer_id: str
     recipient_id: str
     recipient_email_masked: str
@@ -87,6 +99,9 @@ class GuestLink:
     file_count: int
     expires_at: datetime
     locked: bool
+    subject: str = ""
+    message: str = ""
+    closes_at: datetime | None = None
 
 
 def guest_link_open(
@@ -105,6 +120,7 @@ def guest_link_open(
         user_agent=user_agent,
     )
     return GuestLink(
+        kind=transfer.kind,
         transfer_id=transfer.transfer_id,
         recipient_id=recipient.recipient_id,
         recipient_email_masked=mask_email(recipient.email),
@@ -113,6 +129,9 @@ def guest_link_open(
         file_count=int(transfer.file_count),
         expires_at=transfer.expires_at,
         locked=bool(recipient.locked),
+        subject=transfer.subject if transfer.kind == KIND_REQUEST else "",
+        message=transfer.message if transfer.kind == KIND_REQUEST else "",
+        closes_at=transfer.closes_at,
     )
 
 
@@ -186,9 +205,10 @@ def guest_code_send(
 
 @dataclass(frozen=True)
 class AccessGranted:
-    """A short guest session for one recipient of one transfer. The view keeps all three values in the
-    session and passes them to guest_files and guest_download_url; `grant` is a secret."""
+    """A short guest session for one recipient of one transfer (or request: `kind`). The view keeps the ids and
+    the grant in the session and passes them to the guest services and selectors; `grant` is a secret."""
 
+    kind: str
     transfer_id: str
     recipient_id: str
     grant: str
@@ -230,6 +250,7 @@ def guest_code_verify(
 
 
 def _grant(*, transfer: Transfer, recipient: Recipient, ids: dict, now: datetime) -> AccessGranted:
+    """Access for the recipient after a right code (their failed tries are forgotten)."""
     try:
         recipient.update(
             actions=[Recipient.failed_code_attempts.set(0)],
@@ -240,8 +261,18 @@ def _grant(*, transfer: Transfer, recipient: Recipient, ids: dict, now: datetime
             raise
         audit("access.granted", **ids, outcome="refused", reason="locked")
         raise TransferError("locked") from None
+    return grant_open(transfer=transfer, recipient=recipient, ids=ids, now=now)
+
+
+def _grant_end(transfer: Transfer, now: datetime) -> datetime:
+    end = transfer.closes_at if transfer.kind == KIND_REQUEST and transfer.closes_at else transfer.expires_at
+    return min(later(now, settings.FXFER_GUEST_ACCESS_SECONDS), end, transfer.expires_at)
+
+
+def grant_open(*, transfer: Transfer, recipient: Recipient, ids: dict, now: datetime) -> AccessGranted:
+    """Store a new grant for the recipient (its hash, tied to their current link) and record it."""
     grant = new_token()
-    expires_at = min(later(now, settings.FXFER_GUEST_ACCESS_SECONDS), transfer.expires_at)
+    expires_at = _grant_end(transfer, now)
     GuestGrant(
         grant_hash=token_hash(grant),
         parent_id=transfer.transfer_id,
@@ -253,7 +284,11 @@ def _grant(*, transfer: Transfer, recipient: Recipient, ids: dict, now: datetime
     ).save()
     audit("access.granted", **ids, expires_at=expires_at.isoformat())
     return AccessGranted(
-        transfer_id=transfer.transfer_id, recipient_id=recipient.recipient_id, grant=grant, expires_at=expires_at
+        kind=transfer.kind,
+        transfer_id=transfer.transfer_id,
+        recipient_id=recipient.recipient_id,
+        grant=grant,
+        expires_at=expires_at,
     )
 
 
@@ -308,9 +343,13 @@ def _fail(*, transfer: Transfer, recipient: Recipient, ref: str, reason: str, id
     raise TransferError("locked")
 
 
-def guest_access(*, transfer_id: str, recipient_id: str, grant: str, now: datetime) -> tuple[Transfer, Recipient]:
-    """The transfer and recipient a guest session may see, checked on every use: the grant is live, the
-    link it came through is still the recipient's, the recipient is not locked, the transfer is ready."""
+def guest_access(
+    *, transfer_id: str, recipient_id: str, grant: str, now: datetime, kind: str = KIND_SEND
+) -> tuple[Transfer, Recipient]:
+    """The transfer (or request, `kind`) and recipient a guest session may use, checked on every use: the grant
+    is live, the link it came through is still the recipient's, the recipient is not locked, the transfer is
+    ready (the request open). A request's grant lasts FXFER_GUEST_ACCESS_SECONDS from its last use, so a long
+    upload keeps it alive; a transfer's grant does not slide."""
     if not (valid_id(transfer_id) and valid_id(recipient_id) and token_well_formed(grant)):
         raise TransferError("not_found")
     try:
@@ -324,12 +363,20 @@ def guest_access(*, transfer_id: str, recipient_id: str, grant: str, now: dateti
         recipient = Recipient.get(transfer_id, recipient_id, consistent_read=True)
     except Recipient.DoesNotExist:
         raise TransferError("not_found") from None
-    if transfer is None or status_at(transfer, now) != READY or not same(recipient.token_hash, stored.token_hash):
+    if (
+        transfer is None
+        or transfer.kind != kind
+        or status_at(transfer, now) != READY
+        or not same(recipient.token_hash, stored.token_hash)
+    ):
         raise TransferError("not_found")
     if recipient.locked:
         raise TransferError("locked")
     if stored.expires_at <= now:
         raise TransferError("access_expired")
+    if kind == KIND_REQUEST and (stored.expires_at - now).total_seconds() < settings.FXFER_GUEST_ACCESS_SECONDS / 2:
+        end = _grant_end(transfer, now)
+        stored.update(actions=[GuestGrant.expires_at.set(end), GuestGrant.purge_at.set(end)])
     return transfer, recipient
 
 

@@ -11,9 +11,12 @@ from reports.services import local_day
 from transfers import mails, policy, storage
 from transfers.errors import TransferError
 from transfers.models import (
+    CLOSED,
     FILE_CANCELLED,
     FILE_PENDING,
     FILE_VERIFIED,
+    KIND_REQUEST,
+    KIND_SEND,
     PENDING,
     READY,
     REVOKED,
@@ -33,6 +36,7 @@ from transfers.services.common import (
     new_token,
     owned_transfer,
     recipient_ref,
+    request_limits,
     status_at,
     sweep_shard,
     token_hash,
@@ -67,9 +71,9 @@ class TransferCreated:
     files: tuple[FileCreated, ...]
 
 
-def _purge_at(now: datetime) -> datetime:
-    # Metadata outlives the files: it is the record of who sent what to whom, kept as long as the audit trail.
-    return now + timedelta(days=settings.FXFER_AUDIT_RETENTION_DAYS + settings.FXFER_MAX_RETENTION_DAYS)
+def metadata_purge_at(expires_at: datetime) -> datetime:
+    """Metadata outlives the files: it is the record of who sent what to whom, kept as long as the audit trail."""
+    return expires_at + timedelta(days=settings.FXFER_AUDIT_RETENTION_DAYS)
 
 
 def search_sort_key(*, created_at: datetime, transfer_id: str) -> str:
@@ -97,12 +101,14 @@ def transfer_create(
     expires_in: timedelta | None = None,
     download_limit: int = 3,
     notify_on_download: bool = True,
+    allow_replies: bool = False,
     ip: str | None = None,
     user_agent: str | None = None,
     now: datetime | None = None,
 ) -> TransferCreated:
     """Check the whole request against policy, then record the transfer (pending) with its files and
-    recipients. Nothing is uploaded yet; each file then asks upload_authorize for its own upload."""
+    recipients. Nothing is uploaded yet; each file then asks upload_authorize for its own upload.
+    `allow_replies`: its recipients may send files back, through an upload request tied to the transfer."""
     now = utc(now)
     addresses = policy.recipients_checked(recipients)
     declared = policy.files_checked(files)
@@ -114,7 +120,7 @@ def transfer_create(
         raise TransferError("invalid", "The sender has no e-mail address.")
 
     transfer_id = new_id()
-    purge_at = _purge_at(now)
+    purge_at = metadata_purge_at(now + timedelta(days=settings.FXFER_MAX_RETENTION_DAYS))
     file_items = []
     for item in declared:
         file_id = new_id()
@@ -136,6 +142,20 @@ def transfer_create(
         Recipient(parent_id=transfer_id, recipient_id=new_id(), email=address, purge_at=purge_at)
         for address in addresses
     ]
+    reply_request_id = None
+    if allow_replies:
+        from transfers.services.requests import reply_request_create  # it builds on this module
+
+        reply_request_id = reply_request_create(
+            sender=sender,
+            transfer_id=transfer_id,
+            subject=subject,
+            recipients=[(r.recipient_id, r.email) for r in recipient_items],
+            closes_at=now + expires_in,
+            ip=ip,
+            user_agent=user_agent,
+            now=now,
+        )
     sort_key = search_sort_key(created_at=now, transfer_id=transfer_id)
     term_items = [
         TransferSearchTerm(term=term, sort_key=sort_key, transfer_id=transfer_id, created_at=now, purge_at=purge_at)
@@ -167,6 +187,8 @@ def transfer_create(
         # Both sweep indexes list it until its files are deleted (due) or it is released (pending).
         due_shard=sweep_shard(transfer_id),
         pending_shard=sweep_shard(transfer_id),
+        kind=KIND_SEND,
+        reply_request_id=reply_request_id,
     )
     transfer.save(condition=Transfer.transfer_id.does_not_exist())
     audit(
@@ -181,6 +203,7 @@ def transfer_create(
         total_bytes=transfer.total_bytes,
         expires_at=transfer.expires_at.isoformat(),
         download_limit=download_limit,
+        reply_request_id=reply_request_id,
     )
     return TransferCreated(
         transfer_id=transfer_id,
@@ -226,12 +249,13 @@ def transfer_release(*, transfer_id: str, now: datetime | None = None) -> Transf
     audit("transfer.released", actor="system", transfer_id=transfer_id, now=now, file_count=len(files))
     sent = 0
     for recipient in Recipient.query(transfer_id, consistent_read=True):
-        sent += _send_link(transfer=transfer, recipient=recipient, files=files, now=now)
+        sent += send_link(transfer=transfer, recipient=recipient, files=files, now=now)
     return TransferReleased(transfer_id=transfer_id, released=True, mails_sent=sent)
 
 
-def _send_link(*, transfer: Transfer, recipient: Recipient, files: list[File], now: datetime) -> int:
-    """Give the recipient a new link token (only its hash is kept; the old link dies) and mail it."""
+def send_link(*, transfer: Transfer, recipient: Recipient, files: list[File], now: datetime) -> int:
+    """Give the recipient (of a transfer or a request) a new link token (only its hash is kept; the old link
+    dies) and mail it."""
     token = new_token()
     recipient.update(
         actions=[
@@ -244,18 +268,26 @@ def _send_link(*, transfer: Transfer, recipient: Recipient, files: list[File], n
     )
     # A code sent for the old link must not open the new one.
     OneTimeCode(recipient_ref=recipient_ref(transfer.transfer_id, recipient.recipient_id)).delete()
+    link = f"{settings.FXFER_BASE_URL}/t/{token}"
+    who = {
+        "to": recipient.email,
+        "link": link,
+        "sender_name": transfer.owner_name,
+        "sender_email": transfer.owner_email,
+    }
+    what = {"subject": transfer.subject, "message": transfer.message}
+
+    def send() -> None:
+        if transfer.kind == KIND_REQUEST:
+            limits = policy.limits_text(request_limits(transfer))
+            mails.request_mail(**who, **what, closes_at=transfer.closes_at, limits=limits)
+        else:
+            listed = [(f.name, int(f.declared_size)) for f in files]
+            mails.link_mail(**who, **what, files=listed, expires_at=transfer.expires_at)
+
     sent = mail_and_audit(
-        lambda: mails.link_mail(
-            to=recipient.email,
-            link=f"{settings.FXFER_BASE_URL}/t/{token}",
-            sender_name=transfer.owner_name,
-            sender_email=transfer.owner_email,
-            subject=transfer.subject,
-            message=transfer.message,
-            files=[(f.name, int(f.declared_size)) for f in files],
-            expires_at=transfer.expires_at,
-        ),
-        kind="link",
+        send,
+        kind="request_link" if transfer.kind == KIND_REQUEST else "link",
         to=recipient.email,
         transfer_id=transfer.transfer_id,
         now=now,
@@ -274,7 +306,7 @@ def transfer_revoke(
     *, owner_id: str, transfer_id: str, ip: str | None = None, now: datetime | None = None
 ) -> TransferRevoked:
     """The sender stops the transfer at once (see revoke)."""
-    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id)
+    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id, kind=KIND_SEND)
     return revoke(transfer=transfer, actor=f"user:{owner_id}", now=utc(now), ip=ip)
 
 
@@ -287,7 +319,7 @@ def revoke(
     try:
         transfer.update(
             actions=[Transfer.status.set(REVOKED), Transfer.revoked_at.set(now)],
-            condition=Transfer.status.is_in(PENDING, READY),
+            condition=Transfer.status.is_in(PENDING, READY, CLOSED),
         )
     except UpdateError as exc:
         if conditional_failed(exc):
@@ -311,7 +343,7 @@ def transfer_extend(
     *, owner_id: str, transfer_id: str, expires_at: datetime, ip: str | None = None, now: datetime | None = None
 ) -> TransferExtended:
     """The sender moves the expiry later (see extend)."""
-    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id)
+    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id, kind=KIND_SEND)
     return extend(transfer=transfer, actor=f"user:{owner_id}", expires_at=expires_at, now=utc(now), ip=ip)
 
 
@@ -374,8 +406,8 @@ def recipient_resend(
     (the sender vouches for the recipient by resending)."""
     now = utc(now)
     transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id)
-    if status_at(transfer, now) != READY:
-        raise TransferError("state_conflict")
+    if status_at(transfer, now) != READY or transfer.reply_to:
+        raise TransferError("state_conflict")  # a reply request's guests come in through the transfer's link
     if not valid_id(recipient_id):
         raise TransferError("not_found")
     try:
@@ -392,6 +424,6 @@ def recipient_resend(
         recipient_id=recipient_id,
         was_locked=bool(recipient.locked),
     )
-    if not _send_link(transfer=transfer, recipient=recipient, files=files, now=now):
+    if not send_link(transfer=transfer, recipient=recipient, files=files, now=now):
         raise TransferError("invalid", "The mail could not be sent. Try again later.")
     return LinkResent(transfer_id=transfer_id, recipient_id=recipient_id, email=recipient.email)

@@ -4,6 +4,9 @@ Small files: one presigned POST whose policy pins key, exact size, SSE-KMS with 
 Large files: a multipart upload the server creates (with SSE-KMS), part URLs signed a batch at a time, and
 completion by the server after it has checked the parts add up to the declared size. Either way the file is
 released only by file_verify, which the browser's "done" call and the S3 ObjectCreated event both reach.
+
+The uploader is either the sender of a pending transfer (`owner_id`) or a guest of an open upload request
+(`recipient_id` and the `grant` of their session), who may touch only the files they declared themselves.
 """
 
 import hashlib
@@ -22,10 +25,13 @@ from transfers.models import (
     FILE_PENDING,
     FILE_REFUSED,
     FILE_VERIFIED,
+    KIND_REQUEST,
+    KIND_SEND,
     PENDING,
     UPLOAD_MULTIPART,
     UPLOAD_POST,
     File,
+    Recipient,
     Transfer,
 )
 from transfers.services.common import (
@@ -38,6 +44,7 @@ from transfers.services.common import (
     utc,
     valid_id,
 )
+from transfers.services.guests import guest_access
 from transfers.services.sending import transfer_release
 
 logger = logging.getLogger(__name__)
@@ -69,25 +76,63 @@ class UploadAuthorized:
     part_urls: dict[int, str] = field(default_factory=dict)
 
 
-def _pending_file(*, owner_id: str, transfer_id: str, file_id: str, now: datetime) -> tuple[Transfer, File]:
-    """The owner's pending transfer and one of its files; everything else is `not_found` or `state_conflict`."""
-    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id)
+@dataclass(frozen=True)
+class _Scoped:
+    transfer: Transfer
+    file: File
+    actor: str
+
+
+def _scoped_file(
+    *,
+    transfer_id: str,
+    file_id: str,
+    now: datetime,
+    owner_id: str | None = None,
+    recipient_id: str | None = None,
+    grant: str | None = None,
+    pending: bool = True,
+) -> _Scoped:
+    """One file the caller may upload: the owner's, of their (`pending`) transfer; or a guest's own, of an open
+    request. Everything else (another request, another guest's file, a transfer's file) is `not_found`."""
+    if grant is not None:
+        transfer, recipient = guest_access(
+            transfer_id=transfer_id, recipient_id=recipient_id or "", grant=grant, now=now, kind=KIND_REQUEST
+        )
+        file = _file(transfer_id, file_id)
+        if file.uploader_id != recipient.recipient_id:
+            raise TransferError("not_found")
+        return _Scoped(transfer=transfer, file=file, actor=f"guest:{recipient.recipient_id}")
+    transfer = owned_transfer(owner_id=str(owner_id), transfer_id=transfer_id, kind=KIND_SEND)
+    file = _file(transfer_id, file_id)
+    if pending and status_at(transfer, now) != PENDING:
+        raise TransferError("state_conflict", _("This transfer no longer accepts uploads."))
+    return _Scoped(transfer=transfer, file=file, actor=f"user:{owner_id}")
+
+
+def _file(parent_id: str, file_id: str) -> File:
     if not valid_id(file_id):
         raise TransferError("not_found")
     try:
-        file = File.get(transfer_id, file_id, consistent_read=True)
+        return File.get(parent_id, file_id, consistent_read=True)
     except File.DoesNotExist:
         raise TransferError("not_found") from None
-    if status_at(transfer, now) != PENDING:
-        raise TransferError("state_conflict", _("This transfer no longer accepts uploads."))
-    return transfer, file
 
 
-def upload_authorize(*, owner_id: str, transfer_id: str, file_id: str, now: datetime | None = None) -> UploadAuthorized:
+def upload_authorize(
+    *,
+    transfer_id: str,
+    file_id: str,
+    owner_id: str | None = None,
+    recipient_id: str | None = None,
+    grant: str | None = None,
+    now: datetime | None = None,
+) -> UploadAuthorized:
     """Let the browser upload one declared file: POST fields, or a (resumed) multipart upload and its first
     batch of part URLs. A refused file may be uploaded again; a verified one may not."""
     now = utc(now)
-    _transfer, file = _pending_file(owner_id=owner_id, transfer_id=transfer_id, file_id=file_id, now=now)
+    scope = dict(owner_id=owner_id, recipient_id=recipient_id, grant=grant)
+    file = _scoped_file(transfer_id=transfer_id, file_id=file_id, now=now, **scope).file
     if file.state == FILE_VERIFIED:
         raise TransferError("state_conflict", _("%(name)s has already been uploaded.") % {"name": file.name})
     if file.state == FILE_CANCELLED:
@@ -164,13 +209,12 @@ def _multipart_start(file: File) -> str:
     return upload_id
 
 
-def _multipart_file(
-    *, owner_id: str, transfer_id: str, file_id: str, upload_id: str, now: datetime
-) -> tuple[Transfer, File]:
-    transfer, file = _pending_file(owner_id=owner_id, transfer_id=transfer_id, file_id=file_id, now=now)
+def _multipart_file(*, transfer_id: str, file_id: str, upload_id: str, now: datetime, **scope) -> _Scoped:
+    scoped = _scoped_file(transfer_id=transfer_id, file_id=file_id, now=now, **scope)
+    file = scoped.file
     if file.state != FILE_PENDING or not file.multipart_upload_id or file.multipart_upload_id != upload_id:
         raise TransferError("state_conflict", _("This upload is no longer in progress."))
-    return transfer, file
+    return scoped
 
 
 @dataclass(frozen=True)
@@ -181,18 +225,26 @@ class PartsSigned:
 
 def upload_parts_sign(
     *,
-    owner_id: str,
     transfer_id: str,
     file_id: str,
     upload_id: str,
     part_numbers: list[int],
+    owner_id: str | None = None,
+    recipient_id: str | None = None,
+    grant: str | None = None,
     now: datetime | None = None,
 ) -> PartsSigned:
     """URLs for the next batch of parts (at most FXFER_PART_URL_BATCH), each valid FXFER_PART_URL_SECONDS."""
     now = utc(now)
-    _transfer, file = _multipart_file(
-        owner_id=owner_id, transfer_id=transfer_id, file_id=file_id, upload_id=upload_id, now=now
-    )
+    file = _multipart_file(
+        transfer_id=transfer_id,
+        file_id=file_id,
+        upload_id=upload_id,
+        now=now,
+        owner_id=owner_id,
+        recipient_id=recipient_id,
+        grant=grant,
+    ).file
     numbers = sorted(set(part_numbers))
     if (
         not numbers
@@ -211,13 +263,26 @@ def upload_parts_sign(
 
 
 def upload_parts_list(
-    *, owner_id: str, transfer_id: str, file_id: str, upload_id: str, now: datetime | None = None
+    *,
+    transfer_id: str,
+    file_id: str,
+    upload_id: str,
+    owner_id: str | None = None,
+    recipient_id: str | None = None,
+    grant: str | None = None,
+    now: datetime | None = None,
 ) -> tuple[PartDone, ...]:
     """The parts S3 already holds (resume after a reload)."""
     now = utc(now)
-    _transfer, file = _multipart_file(
-        owner_id=owner_id, transfer_id=transfer_id, file_id=file_id, upload_id=upload_id, now=now
-    )
+    file = _multipart_file(
+        transfer_id=transfer_id,
+        file_id=file_id,
+        upload_id=upload_id,
+        now=now,
+        owner_id=owner_id,
+        recipient_id=recipient_id,
+        grant=grant,
+    ).file
     parts = storage.multipart_parts(key=file.s3_key, upload_id=upload_id)
     if parts is None:
         raise TransferError("state_conflict", _("This upload is no longer in progress."))
@@ -243,14 +308,28 @@ class FileVerified:
 
 
 def upload_complete_multipart(
-    *, owner_id: str, transfer_id: str, file_id: str, upload_id: str, now: datetime | None = None
+    *,
+    transfer_id: str,
+    file_id: str,
+    upload_id: str,
+    owner_id: str | None = None,
+    recipient_id: str | None = None,
+    grant: str | None = None,
+    now: datetime | None = None,
 ) -> FileVerified:
     """Complete a multipart upload from the parts S3 holds, after checking they are exactly the declared
     size in the planned layout, then verify the object. Missing parts: `upload_incomplete`, nothing lost."""
     now = utc(now)
-    _transfer, file = _multipart_file(
-        owner_id=owner_id, transfer_id=transfer_id, file_id=file_id, upload_id=upload_id, now=now
+    scoped = _multipart_file(
+        transfer_id=transfer_id,
+        file_id=file_id,
+        upload_id=upload_id,
+        now=now,
+        owner_id=owner_id,
+        recipient_id=recipient_id,
+        grant=grant,
     )
+    file, actor = scoped.file, scoped.actor
     parts = storage.multipart_parts(key=file.s3_key, upload_id=upload_id)
     if parts is None:
         raise TransferError("state_conflict", _("This upload is no longer in progress."))
@@ -268,21 +347,33 @@ def upload_complete_multipart(
     expected_sizes = [part_size] * (part_count - 1) + [declared - part_size * (part_count - 1)]
     if extra or [p.size for p in parts] != expected_sizes:
         reason = "size" if sum(p.size for p in parts) != declared else "part_layout"
-        return _refuse(file=file, reason=reason, version_id=None, now=now, actor=f"user:{owner_id}")
+        return _refuse(file=file, reason=reason, version_id=None, now=now, actor=actor)
     expected = composite_etag(parts)
     file.update(
         actions=[File.expected_etag.set(expected)],
         condition=(File.state == FILE_PENDING) & (File.multipart_upload_id == upload_id),
     )
     storage.multipart_complete(key=file.s3_key, upload_id=upload_id, parts=parts)
-    return _verify(file=file, version_id=None, actor=f"user:{owner_id}", now=now)
+    return _verify(file=file, version_id=None, actor=actor, now=now)
 
 
-def upload_cancel(*, owner_id: str, transfer_id: str, file_id: str, now: datetime | None = None) -> FileVerified:
-    """Remove a file the sender no longer wants to send (before it is verified): its multipart upload is
-    aborted, whatever arrived is deleted, the transfer's totals shrink. The rest may then be released."""
+def upload_cancel(
+    *,
+    transfer_id: str,
+    file_id: str,
+    owner_id: str | None = None,
+    recipient_id: str | None = None,
+    grant: str | None = None,
+    now: datetime | None = None,
+) -> FileVerified:
+    """Remove a file the uploader no longer wants to send (before it is verified): its multipart upload is
+    aborted, whatever arrived is deleted, the totals shrink (a guest gets their allowance back). The rest of
+    a transfer may then be released."""
     now = utc(now)
-    _transfer, file = _pending_file(owner_id=owner_id, transfer_id=transfer_id, file_id=file_id, now=now)
+    scoped = _scoped_file(
+        transfer_id=transfer_id, file_id=file_id, now=now, owner_id=owner_id, recipient_id=recipient_id, grant=grant
+    )
+    file = scoped.file
     if file.state == FILE_CANCELLED:
         return FileVerified(transfer_id=transfer_id, file_id=file_id, key=file.s3_key, outcome="cancelled")
     if file.state == FILE_VERIFIED:
@@ -301,24 +392,38 @@ def upload_cancel(*, owner_id: str, transfer_id: str, file_id: str, now: datetim
     Transfer(transfer_id=transfer_id).update(
         actions=[Transfer.file_count.add(-1), Transfer.total_bytes.add(-int(file.declared_size))]
     )
-    audit("upload.cancelled", actor=f"user:{owner_id}", transfer_id=transfer_id, now=now, file_id=file_id)
+    if file.uploader_id:
+        Recipient(parent_id=transfer_id, recipient_id=file.uploader_id).update(
+            actions=[Recipient.files_reserved.add(-1), Recipient.bytes_reserved.add(-int(file.declared_size))]
+        )
+    audit("upload.cancelled", actor=scoped.actor, transfer_id=transfer_id, now=now, file_id=file_id, name=file.name)
     released = transfer_release(transfer_id=transfer_id, now=now).released
     return FileVerified(
         transfer_id=transfer_id, file_id=file_id, key=file.s3_key, outcome="cancelled", released=released
     )
 
 
-def upload_done(*, owner_id: str, transfer_id: str, file_id: str, now: datetime | None = None) -> FileVerified:
+def upload_done(
+    *,
+    transfer_id: str,
+    file_id: str,
+    owner_id: str | None = None,
+    recipient_id: str | None = None,
+    grant: str | None = None,
+    now: datetime | None = None,
+) -> FileVerified:
     """The browser's "this file is uploaded" call (POST uploads): the same verification as the S3 event."""
     now = utc(now)
-    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id)
-    if not valid_id(file_id):
-        raise TransferError("not_found")
-    try:
-        file = File.get(transfer.transfer_id, file_id, consistent_read=True)
-    except File.DoesNotExist:
-        raise TransferError("not_found") from None
-    return _verify(file=file, version_id=None, actor=f"user:{owner_id}", now=now)
+    scoped = _scoped_file(
+        transfer_id=transfer_id,
+        file_id=file_id,
+        now=now,
+        owner_id=owner_id,
+        recipient_id=recipient_id,
+        grant=grant,
+        pending=False,
+    )
+    return _verify(file=scoped.file, version_id=None, actor=scoped.actor, now=now)
 
 
 def file_verify(

@@ -62,6 +62,27 @@ def json_body(request) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+GUEST_DOWNLOAD_SESSION = "guest_access"  # a transfer's recipient: see and download its files
+GUEST_UPLOAD_SESSION = "guest_upload"  # a request's guest: upload into it
+
+
+def guest_scope(request, session_key: str) -> dict:
+    """The ids and grant this guest session holds, as the guest services take them; nothing from the request
+    itself, so a guest cannot name another transfer, request or recipient."""
+    held = request.session.get(session_key)
+    if not isinstance(held, dict):
+        raise TransferError("access_expired")
+    return {
+        "transfer_id": str(held.get("transfer_id", "")),
+        "recipient_id": str(held.get("recipient_id", "")),
+        "grant": str(held.get("grant", "")),
+    }
+
+
+def guest_upload_scope(request) -> dict:
+    return guest_scope(request, GUEST_UPLOAD_SESSION)
+
+
 def error_page(request, error: TransferError, *, guest: bool = False):
     """A refusal as a page with the error's status; every `not_found` looks the same."""
     if error.code == "not_found":

@@ -1,22 +1,36 @@
 """The guest's pages. The link's page (GET) only looks; everything that uses something up (a code, a
-download) is a POST with CSRF, so mail scanners that prefetch links change nothing. After a right code the
-guest session holds only the recipient's and transfer's ids and the grant, and every page checks them again
-through the services."""
+download, an upload) is a POST with CSRF, so mail scanners that prefetch links change nothing. After a right
+code the guest session holds only the recipient's and transfer's (or request's) ids and the grant, and every
+page checks them again through the services. A transfer's recipient downloads; a request's guest uploads
+(and a transfer's recipient may reply with files, when the sender allowed it)."""
 
 import functools
 
-from django.http import HttpResponseRedirect
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from transfers import selectors, services
 from transfers.errors import TransferError
-from transfers.forms import CodeForm
-from transfers.views.common import client, error_page
-
-SESSION_KEY = "guest_access"
+from transfers.forms import CodeForm, FinishForm, declared_files
+from transfers.models import KIND_REQUEST
+from transfers.views.common import (
+    GUEST_DOWNLOAD_SESSION,
+    GUEST_UPLOAD_SESSION,
+    client,
+    error_page,
+    guest_scope,
+    json_body,
+    json_error,
+)
+from transfers.views.uploads import declared_json
 
 
 def guest_page(view):
@@ -33,15 +47,11 @@ def guest_page(view):
 
 
 def _access(request) -> dict:
-    """The ids and grant this session holds; nothing from the request itself."""
-    held = request.session.get(SESSION_KEY)
-    if not isinstance(held, dict):
-        raise TransferError("access_expired")
-    return {
-        "transfer_id": held.get("transfer_id", ""),
-        "recipient_id": held.get("recipient_id", ""),
-        "grant": held.get("grant", ""),
-    }
+    return guest_scope(request, GUEST_DOWNLOAD_SESSION)
+
+
+def _uploading(request) -> dict:
+    return guest_scope(request, GUEST_UPLOAD_SESSION)
 
 
 @guest_page
@@ -82,18 +92,23 @@ def code_enter(request, token: str):
         if error.code not in {"code_wrong", "code_expired"}:
             raise
         return render(request, "transfers/guest/code.html", {**context, "error": error}, status=400)
-    _open_session(request, granted)
-    return HttpResponseRedirect(reverse("transfers:guest_files"), status=303)
+    return _open_session(request, granted)
 
 
-def _open_session(request, granted: services.AccessGranted) -> None:
+def _open_session(request, granted: services.AccessGranted):
+    """Keep the grant in a new session key and go to the guest's page: their files, or their upload page."""
     request.session.cycle_key()  # a new session key whenever access is granted
-    request.session[SESSION_KEY] = {
+    uploads = granted.kind == KIND_REQUEST
+    request.session[GUEST_UPLOAD_SESSION if uploads else GUEST_DOWNLOAD_SESSION] = {
         "transfer_id": granted.transfer_id,
         "recipient_id": granted.recipient_id,
         "grant": granted.grant,
     }
-    request.session.set_expiry(granted.expires_at)
+    # A download grant ends at a fixed time; an upload grant slides with use (a long upload keeps it alive), so
+    # its session ends after the same time without use.
+    request.session.set_expiry(settings.FXFER_GUEST_ACCESS_SECONDS if uploads else granted.expires_at)
+    target = "transfers:guest_upload" if uploads else "transfers:guest_files"
+    return HttpResponseRedirect(reverse(target), status=303)
 
 
 @guest_page
@@ -110,3 +125,100 @@ def download(request, file_id: str):
     """Use one download of the file and send the browser to a short-lived presigned GET (303)."""
     issued = services.guest_download_url(**_access(request), file_id=file_id, **client(request))
     return HttpResponseRedirect(issued.url, status=303)
+
+
+@guest_page
+@require_POST
+def reply(request):
+    """A transfer's recipient starts a reply with files (when the sender allowed it): its upload page."""
+    granted = services.reply_open(**_access(request), **client(request))
+    return _open_session(request, granted)
+
+
+_GUEST_UPLOADER_STRINGS = {
+    "checking": _lazy("Checking your files…"),
+    "uploading": _lazy("Uploading. Keep this page open until every file is done."),
+    "verifying": _lazy("Checking the file…"),
+    "released": _lazy("Every file arrived and was checked."),
+    "allVerified": _lazy("Every file arrived and was checked. Add more, or press Finish when you are done."),
+    "someFailed": _lazy("Some files did not arrive. Retry them, or remove them and finish with the rest."),
+    "refused": _lazy("%(name)s was refused after upload (%(reason)s). Add it again to retry."),
+    "addFiles": _lazy("Add at least one file."),
+    "network": _lazy("The server could not be reached. Check your connection and try again."),
+    "resume": _lazy("Add these files again to finish uploading them (parts already uploaded are not sent again):"),
+    "notInTransfer": _lazy("%(name)s is not one of the files being uploaded. Finish these first."),
+    "fixFields": _lazy("Please check your files."),
+    "blocked": _lazy("this type of file may not be sent."),
+    "notAllowed": _lazy("this type of file was not asked for."),
+}
+
+
+def _guest_uploader_config(shown: selectors.GuestRequest) -> dict:
+    """What static/js/send.js needs on a guest's upload page: the guest endpoints (no ids in them: the session
+    names the request), the limits left, and any unfinished uploads to resume."""
+    unfinished = [u for u in shown.uploads if u.state != "verified"]
+    return {
+        "createUrl": reverse("transfers:guest_upload_files"),
+        "transferUrl": reverse("transfers:guest_upload"),
+        "fileUrl": reverse("transfers:guest_upload_done", args=["FILE"]).removesuffix("done"),
+        # Unfinished uploads first: the page resumes them before new files may be added.
+        "transferId": shown.request_id if unfinished else None,
+        "maxFileSize": shown.limits.max_file_bytes,
+        "maxFiles": shown.files_left,
+        "maxTotalSize": shown.bytes_left,
+        "blockedExtensions": sorted(e.casefold().lstrip(".") for e in settings.FXFER_BLOCKED_EXTENSIONS),
+        "allowedExtensions": list(shown.limits.allowed_extensions),
+        "partUrlBatch": settings.FXFER_PART_URL_BATCH,
+        "files": [{"fileId": u.file_id, "name": u.name, "size": u.size, "state": u.state} for u in unfinished],
+        "strings": _GUEST_UPLOADER_STRINGS,
+    }
+
+
+@guest_page
+@require_safe
+def upload_page(request):
+    """What is asked, the limits left, the guest's own uploads so far, the uploader and Finish."""
+    shown = selectors.guest_request(**_uploading(request))
+    context = {"shown": shown, "uploader": _guest_uploader_config(shown), "finish": FinishForm()}
+    return render(request, "transfers/guest/upload.html", context)
+
+
+@never_cache
+@require_POST
+def upload_files(request):
+    """The guest's uploader declares the files it is about to send (JSON); each gets its upload plan."""
+    try:
+        files = declared_files(json_body(request).get("files"))
+    except forms.ValidationError as error:
+        return json_error("invalid", error.messages[0], 400, fields={"files": error.messages})
+    try:
+        declared = services.request_files_declare(**_uploading(request), files=files, **client(request))
+    except TransferError as error:
+        return json_error(error.code, error.message, error.status, fields={"files": [error.message]})
+    body = declared_json(transfer_id=declared.request_id, url=reverse("transfers:guest_upload"), files=declared.files)
+    return JsonResponse(body, status=201)
+
+
+@guest_page
+@require_POST
+def finish(request):
+    """The guest is done: the employee is told by mail, with the note."""
+    form = FinishForm(request.POST)
+    if not form.is_valid():
+        raise TransferError("invalid", _("The note is too long."))
+    try:
+        done = services.request_finish(**_uploading(request), note=form.cleaned_data["note"], **client(request))
+    except TransferError as error:
+        if error.code != "files_missing":
+            raise
+        messages.error(request, error.message)
+        return HttpResponseRedirect(reverse("transfers:guest_upload"), status=303)
+    if done.mailed:
+        messages.success(request, _("Thank you. The person who asked for the files has been told by mail."))
+    else:
+        messages.warning(
+            request, _("Thank you. Your files are there, but the notice mail could not be sent: please tell them.")
+        )
+    if done.dropped:
+        messages.warning(request, _("%(count)d unfinished upload(s) were dropped.") % {"count": done.dropped})
+    return HttpResponseRedirect(reverse("transfers:guest_upload"), status=303)

@@ -14,8 +14,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from transfers import policy, selectors, services
 from transfers.errors import TransferError
 from transfers.forms import ExtendForm, TransferForm, extension_choices
-from transfers.models import PENDING, UPLOAD_MULTIPART
+from transfers.models import PENDING
 from transfers.views.common import client, employee_required, json_body, json_error, local_time, sender_page
+from transfers.views.uploads import declared_json
 
 # Which form field a policy refusal is about, so the page can show it there.
 _FIELD_OF = {
@@ -49,6 +50,7 @@ _UPLOADER_STRINGS = {
     "resume": _lazy("Add these files again to finish sending (parts already uploaded are not sent again):"),
     "notInTransfer": _lazy("%(name)s is not one of this transfer's files."),
     "fixFields": _lazy("Please correct the fields marked below."),
+    "blocked": _lazy("this type of file may not be sent."),
 }
 
 
@@ -76,23 +78,6 @@ def uploader_config(*, transfer_id: str | None = None, files=()) -> dict:
     }
 
 
-def _created_json(created: services.TransferCreated) -> dict:
-    return {
-        "transferId": created.transfer_id,
-        "url": reverse("transfers:detail", args=[created.transfer_id]),
-        "files": [
-            {
-                "fileId": f.file_id,
-                "name": f.name,
-                "size": f.size,
-                "mode": f.upload_mode,
-                "partSize": policy.part_layout(f.size)[0] if f.upload_mode == UPLOAD_MULTIPART else None,
-            }
-            for f in created.files
-        ],
-    }
-
-
 @employee_required
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -109,7 +94,8 @@ def transfer_new(request):
     except TransferError as error:
         field = _FIELD_OF.get(error.code, "__all__")
         return json_error(error.code, error.message, error.status, fields={field: [error.message]})
-    return JsonResponse(_created_json(created), status=201)
+    url = reverse("transfers:detail", args=[created.transfer_id])
+    return JsonResponse(declared_json(transfer_id=created.transfer_id, url=url, files=created.files), status=201)
 
 
 @sender_page

@@ -1,13 +1,19 @@
-"""The JSON endpoints the uploader (static/js/send.js, Uppy's AwsS3 callbacks) calls for one file of the
-owner's pending transfer. No file byte comes here: each answer says where in S3 the browser may put it.
-Refusals are `{"error": code, "message": ...}` with the service's 4xx status."""
+"""The JSON endpoints the uploader (static/js/send.js, Uppy's AwsS3 callbacks) calls for one file. No file byte
+comes here: each answer says where in S3 the browser may put it. Each endpoint serves two uploaders: the sender
+of a pending transfer (the transfer in the URL, their SSO session) and a guest of an open upload request (the
+request and grant from their guest session; they may touch only files they declared). Refusals are
+`{"error": code, "message": ...}` with the service's 4xx status."""
+
+import functools
 
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from transfers import services
-from transfers.views.common import employee_json, json_body
+from transfers import policy, services
+from transfers.errors import TransferError
+from transfers.models import UPLOAD_MULTIPART
+from transfers.views.common import employee_json, guest_upload_scope, json_body, json_error
 
 
 def _parts_json(parts) -> list[dict]:
@@ -33,28 +39,58 @@ def _authorized_json(found: services.UploadAuthorized) -> dict:
     }
 
 
+def declared_json(*, transfer_id: str, url: str, files) -> dict:
+    """The answer to "here are my files" (a new transfer, or a guest's files): each file's id and upload plan."""
+    return {
+        "transferId": transfer_id,
+        "url": url,
+        "files": [
+            {
+                "fileId": f.file_id,
+                "name": f.name,
+                "size": f.size,
+                "mode": f.upload_mode,
+                "partSize": policy.part_layout(f.size)[0] if f.upload_mode == UPLOAD_MULTIPART else None,
+            }
+            for f in files
+        ],
+    }
+
+
 def _int_list(value) -> list[int]:
     return [n for n in value if isinstance(n, int) and not isinstance(n, bool)] if isinstance(value, list) else []
 
 
-@never_cache
+def _both(endpoint):
+    """The endpoint for a sender (`transfer_id` in the URL) and for a request's guest (from the session)."""
+
+    @employee_json
+    @functools.wraps(endpoint)
+    def for_sender(request, transfer_id: str, file_id: str):
+        return endpoint(request, {"owner_id": request.user.id, "transfer_id": transfer_id}, file_id)
+
+    @functools.wraps(endpoint)
+    def for_guest(request, file_id: str):
+        try:
+            return endpoint(request, guest_upload_scope(request), file_id)
+        except TransferError as error:
+            return json_error(error.code, error.message, error.status, **error.params)
+
+    return never_cache(for_sender), never_cache(for_guest)
+
+
 @require_POST
-@employee_json
-def upload_authorize(request, transfer_id: str, file_id: str):
+def _authorize(request, scope: dict, file_id: str):
     """How to upload this file: POST fields, or the multipart upload (resumed if it exists) and part URLs."""
-    found = services.upload_authorize(owner_id=request.user.id, transfer_id=transfer_id, file_id=file_id)
-    return JsonResponse(_authorized_json(found))
+    return JsonResponse(_authorized_json(services.upload_authorize(**scope, file_id=file_id)))
 
 
-@never_cache
 @require_POST
-@employee_json
-def upload_parts_sign(request, transfer_id: str, file_id: str):
+def _parts_sign(request, scope: dict, file_id: str):
     """URLs for a batch of parts (the uploader asks for about 20 at a time, not one request per part)."""
     body = json_body(request)
     signed = services.upload_parts_sign(
-        owner_id=request.user.id,
-        transfer_id=transfer_id,
+        **scope,
         file_id=file_id,
         upload_id=str(body.get("uploadId") or ""),
         part_numbers=_int_list(body.get("partNumbers")),
@@ -62,44 +98,37 @@ def upload_parts_sign(request, transfer_id: str, file_id: str):
     return JsonResponse({"partUrls": signed.part_urls, "expiresAt": signed.expires_at.isoformat()})
 
 
-@never_cache
 @require_GET
-@employee_json
-def upload_parts_list(request, transfer_id: str, file_id: str):
+def _parts_list(request, scope: dict, file_id: str):
     """The parts S3 already holds, so a resumed upload sends only the rest."""
-    parts = services.upload_parts_list(
-        owner_id=request.user.id, transfer_id=transfer_id, file_id=file_id, upload_id=request.GET.get("uploadId", "")
-    )
+    parts = services.upload_parts_list(**scope, file_id=file_id, upload_id=request.GET.get("uploadId", ""))
     return JsonResponse({"parts": _parts_json(parts)})
 
 
-@never_cache
 @require_POST
-@employee_json
-def upload_complete(request, transfer_id: str, file_id: str):
+def _complete(request, scope: dict, file_id: str):
     """Assemble the parts (the server lists them itself) and verify the object."""
-    result = services.upload_complete_multipart(
-        owner_id=request.user.id,
-        transfer_id=transfer_id,
-        file_id=file_id,
-        upload_id=str(json_body(request).get("uploadId") or ""),
+    upload_id = str(json_body(request).get("uploadId") or "")
+    return JsonResponse(
+        _verified_json(services.upload_complete_multipart(**scope, file_id=file_id, upload_id=upload_id))
     )
-    return JsonResponse(_verified_json(result))
 
 
-@never_cache
 @require_POST
-@employee_json
-def upload_done(request, transfer_id: str, file_id: str):
+def _done(request, scope: dict, file_id: str):
     """The browser says the file is in S3: the same idempotent verification as the S3 event."""
-    result = services.upload_done(owner_id=request.user.id, transfer_id=transfer_id, file_id=file_id)
-    return JsonResponse(_verified_json(result))
+    return JsonResponse(_verified_json(services.upload_done(**scope, file_id=file_id)))
 
 
-@never_cache
 @require_POST
-@employee_json
-def upload_cancel(request, transfer_id: str, file_id: str):
-    """The sender removed the file: abort its upload and drop it from the transfer."""
-    result = services.upload_cancel(owner_id=request.user.id, transfer_id=transfer_id, file_id=file_id)
-    return JsonResponse(_verified_json(result))
+def _cancel(request, scope: dict, file_id: str):
+    """The uploader removed the file: abort its upload and drop it."""
+    return JsonResponse(_verified_json(services.upload_cancel(**scope, file_id=file_id)))
+
+
+upload_authorize, guest_upload_authorize = _both(_authorize)
+upload_parts_sign, guest_upload_parts_sign = _both(_parts_sign)
+upload_parts_list, guest_upload_parts_list = _both(_parts_list)
+upload_complete, guest_upload_complete = _both(_complete)
+upload_done, guest_upload_done = _both(_done)
+upload_cancel, guest_upload_cancel = _both(_cancel)

@@ -1,0 +1,578 @@
+"""Upload requests: an employee asks outside people for files.
+
+A request is an item of the transfers table with `kind = "request"`, so expiry, the sweep, delete-now, legal
+hold, search and the compliance pages work on it as on a transfer. Each guest gets their own link (the same
+256-bit tokens, one-time codes and grants as a transfer's recipients, transfers.services.guests); with a grant
+they declare files here, within the request's limits, and upload them through transfers.services.uploads
+(direct to S3, verified by the server) like a sender does. A guest sees only their own files and downloads
+nothing; the employee downloads what was verified.
+
+A transfer that allows replies has a request of its own (`reply_to`), whose guests are the transfer's
+recipients: they reach it from the transfer's guest page, with the access they proved there.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+from pynamodb.exceptions import UpdateError
+
+from reports.services import local_day
+from transfers import mails, policy, storage
+from transfers.errors import TransferError
+from transfers.models import (
+    CLOSED,
+    FILE_CANCELLED,
+    FILE_PENDING,
+    FILE_VERIFIED,
+    KIND_REQUEST,
+    PARENT_REQUEST,
+    READY,
+    UPLOAD_MULTIPART,
+    UPLOAD_POST,
+    File,
+    Recipient,
+    Transfer,
+    TransferSearchTerm,
+)
+from transfers.policy import FileDeclared
+from transfers.services.common import (
+    audit,
+    conditional_failed,
+    later,
+    mail_and_audit,
+    new_id,
+    new_token,
+    owned_transfer,
+    request_limits,
+    status_at,
+    sweep_shard,
+    token_hash,
+    transfer_get,
+    utc,
+    valid_id,
+)
+from transfers.services.guests import AccessGranted, grant_open, guest_access
+from transfers.services.sending import (
+    FileCreated,
+    SenderIdentity,
+    metadata_purge_at,
+    search_sort_key,
+    search_terms,
+    send_link,
+)
+
+
+@dataclass(frozen=True)
+class RequestCreated:
+    request_id: str
+    closes_at: datetime
+    expires_at: datetime
+    recipients: tuple[str, ...]
+    mails_sent: int
+
+
+def _request_write(
+    *,
+    sender: SenderIdentity,
+    recipients: list[tuple[str, str]],
+    subject: str,
+    message: str,
+    closes_at: datetime,
+    keep_days: int,
+    limits: policy.RequestLimits,
+    reply_to: str | None,
+    ip: str | None,
+    user_agent: str | None,
+    now: datetime,
+) -> Transfer:
+    """Record an open request (its guests, search terms, then the request itself) and its audit event."""
+    request_id = new_id()
+    expires_at = closes_at + timedelta(days=keep_days)
+    purge_at = metadata_purge_at(expires_at)
+    addresses = [email for _id, email in recipients]
+    sort_key = search_sort_key(created_at=now, transfer_id=request_id)
+    for model, items in (
+        (
+            Recipient,
+            [
+                Recipient(
+                    parent_id=request_id, recipient_id=rid, parent_kind=PARENT_REQUEST, email=email, purge_at=purge_at
+                )
+                for rid, email in recipients
+            ],
+        ),
+        (
+            TransferSearchTerm,
+            [
+                TransferSearchTerm(
+                    term=term,
+                    sort_key=sort_key,
+                    transfer_id=request_id,
+                    parent_kind=PARENT_REQUEST,
+                    created_at=now,
+                    purge_at=purge_at,
+                )
+                for term in search_terms(sender_email=sender.email, recipients=addresses, file_names=[])
+            ],
+        ),
+    ):
+        with model.batch_write() as batch:
+            for item in items:
+                batch.save(item)
+    request = Transfer(
+        transfer_id=request_id,
+        kind=KIND_REQUEST,
+        owner_id=str(sender.id),
+        owner_email=sender.email,
+        owner_name=getattr(sender, "display_name", "") or "",
+        subject=subject,
+        message=message,
+        status=READY,
+        created_at=now,
+        created_day=local_day(now).isoformat(),
+        released_at=now,
+        closes_at=closes_at,
+        expires_at=expires_at,
+        keep_days=keep_days,
+        download_limit=0,
+        notify_on_download=False,
+        max_files=limits.max_files,
+        max_file_bytes=limits.max_file_bytes,
+        max_total_bytes=limits.max_total_bytes,
+        allowed_extensions=",".join(limits.allowed_extensions),
+        recipient_emails=",".join(addresses),
+        reply_to=reply_to,
+        purge_at=purge_at,
+        due_shard=sweep_shard(request_id),  # the sweep deletes what was received once it expires
+    )
+    request.save(condition=Transfer.transfer_id.does_not_exist())
+    audit(
+        "request.created",
+        actor=f"user:{sender.id}",
+        transfer_id=request_id,
+        now=now,
+        ip=ip,
+        user_agent=user_agent,
+        recipients=addresses,
+        closes_at=closes_at.isoformat(),
+        expires_at=expires_at.isoformat(),
+        keep_days=keep_days,
+        max_files=limits.max_files,
+        max_file_bytes=limits.max_file_bytes,
+        max_total_bytes=limits.max_total_bytes,
+        allowed_extensions=list(limits.allowed_extensions) or None,
+        reply_to=reply_to,
+    )
+    return request
+
+
+def request_create(
+    *,
+    sender: SenderIdentity,
+    recipients: list[str],
+    subject: str = "",
+    message: str = "",
+    closes_in: timedelta | None = None,
+    keep_days: int | None = None,
+    max_files: int | None = None,
+    max_file_bytes: int | None = None,
+    max_total_bytes: int | None = None,
+    allowed_extensions: list[str] = (),
+    ip: str | None = None,
+    user_agent: str | None = None,
+    now: datetime | None = None,
+) -> RequestCreated:
+    """Ask outside people for files: check everything against policy, record the open request and mail each
+    guest their own link. Uploads stop at `closes_at` (or when the employee closes it); what was received is
+    kept `keep_days` after that, then deleted."""
+    now = utc(now)
+    addresses = policy.recipients_checked(recipients)
+    closes_in = policy.expiry_checked(closes_in or timedelta(days=settings.FXFER_DEFAULT_EXPIRY_DAYS))
+    keep_days = policy.keep_days_checked(settings.FXFER_REQUEST_KEEP_DAYS if keep_days is None else keep_days)
+    limits = policy.request_limits_checked(
+        max_files=settings.FXFER_REQUEST_DEFAULT_MAX_FILES if max_files is None else max_files,
+        max_file_bytes=settings.FXFER_MAX_FILE_BYTES if max_file_bytes is None else max_file_bytes,
+        max_total_bytes=settings.FXFER_MAX_TRANSFER_BYTES if max_total_bytes is None else max_total_bytes,
+        allowed_extensions=list(allowed_extensions),
+    )
+    subject = policy.subject_checked(subject)
+    message = policy.message_checked(message)
+    if not sender.email:
+        raise TransferError("invalid", "The sender has no e-mail address.")
+    request = _request_write(
+        sender=sender,
+        recipients=[(new_id(), address) for address in addresses],
+        subject=subject,
+        message=message,
+        closes_at=now + closes_in,
+        keep_days=keep_days,
+        limits=limits,
+        reply_to=None,
+        ip=ip,
+        user_agent=user_agent,
+        now=now,
+    )
+    sent = sum(
+        send_link(transfer=request, recipient=recipient, files=[], now=now)
+        for recipient in Recipient.query(request.transfer_id, consistent_read=True)
+    )
+    return RequestCreated(
+        request_id=request.transfer_id,
+        closes_at=request.closes_at,
+        expires_at=request.expires_at,
+        recipients=tuple(addresses),
+        mails_sent=sent,
+    )
+
+
+def reply_request_create(
+    *,
+    sender: SenderIdentity,
+    transfer_id: str,
+    subject: str,
+    recipients: list[tuple[str, str]],
+    closes_at: datetime,
+    ip: str | None,
+    user_agent: str | None,
+    now: datetime,
+) -> str:
+    """The request through which a transfer's recipients may send files back (called by transfer_create). Its
+    guests have the recipients' ids; no link is mailed: they come in from the transfer's guest page."""
+    limits = policy.request_limits_checked(
+        max_files=settings.FXFER_REQUEST_DEFAULT_MAX_FILES,
+        max_file_bytes=settings.FXFER_MAX_FILE_BYTES,
+        max_total_bytes=settings.FXFER_MAX_TRANSFER_BYTES,
+        allowed_extensions=[],
+    )
+    reply_subject = (_("Reply: %(subject)s") % {"subject": subject}) if subject else _("Reply")
+    request = _request_write(
+        sender=sender,
+        recipients=recipients,
+        subject=policy.subject_checked(reply_subject),
+        message="",
+        closes_at=closes_at,
+        keep_days=settings.FXFER_REQUEST_KEEP_DAYS,
+        limits=limits,
+        reply_to=transfer_id,
+        ip=ip,
+        user_agent=user_agent,
+        now=now,
+    )
+    return request.transfer_id
+
+
+# --- the guest ------------------------------------------------------------------------------------------------
+
+
+def reply_open(
+    *,
+    transfer_id: str,
+    recipient_id: str,
+    grant: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    now: datetime | None = None,
+) -> AccessGranted:
+    """A transfer's recipient, in their guest session, starts a reply: a grant for the same person in the
+    transfer's reply request. Their access was proven on the transfer; the reply guest gets a fresh link token
+    that is never sent anywhere, so only this grant (and later ones made the same way) reaches the request."""
+    now = utc(now)
+    transfer, _recipient = guest_access(transfer_id=transfer_id, recipient_id=recipient_id, grant=grant, now=now)
+    ids = {"actor": f"guest:{recipient_id}", "now": now, "ip": ip, "user_agent": user_agent}
+    request = transfer_get(transfer.reply_request_id) if transfer.reply_request_id else None
+    if request is None or status_at(request, now) != READY:
+        audit("reply.opened", **ids, transfer_id=transfer_id, outcome="refused", reason="replies_closed")
+        raise TransferError("replies_closed")
+    try:
+        guest = Recipient.get(request.transfer_id, recipient_id, consistent_read=True)
+    except Recipient.DoesNotExist:
+        raise TransferError("not_found") from None
+    guest.update(actions=[Recipient.token_hash.set(token_hash(new_token())), Recipient.link_sent_at.set(now)])
+    audit("reply.opened", **ids, transfer_id=transfer_id, reply_request_id=request.transfer_id)
+    return grant_open(transfer=request, recipient=guest, ids={**ids, "transfer_id": request.transfer_id}, now=now)
+
+
+@dataclass(frozen=True)
+class FilesDeclared:
+    request_id: str
+    files: tuple[FileCreated, ...]
+
+
+def request_files_declare(
+    *,
+    transfer_id: str,
+    recipient_id: str,
+    grant: str,
+    files: list[FileDeclared],
+    ip: str | None = None,
+    user_agent: str | None = None,
+    now: datetime | None = None,
+) -> FilesDeclared:
+    """A guest says which files they are about to upload. Each is checked against the site's policy and the
+    request's limits; the guest's count and total are reserved with one conditional write (so two tabs cannot
+    together exceed them); then each file gets its server-made key and uploads like a sender's."""
+    now = utc(now)
+    request, guest = guest_access(
+        transfer_id=transfer_id, recipient_id=recipient_id, grant=grant, now=now, kind=KIND_REQUEST
+    )
+    actor = f"guest:{recipient_id}"
+    ids = {"actor": actor, "transfer_id": transfer_id, "now": now, "ip": ip, "user_agent": user_agent}
+    limits = request_limits(request)
+    try:
+        declared = policy.requested_files_checked(files, limits)
+    except TransferError as error:
+        audit("upload.started", **ids, outcome="refused", reason=error.code, files=_names(files))
+        raise
+    count, total = len(declared), sum(f.size for f in declared)
+    try:
+        guest.update(
+            actions=[Recipient.files_reserved.add(count), Recipient.bytes_reserved.add(total)],
+            condition=(
+                Recipient.files_reserved.does_not_exist() | (Recipient.files_reserved <= limits.max_files - count)
+            )
+            & (Recipient.bytes_reserved.does_not_exist() | (Recipient.bytes_reserved <= limits.max_total_bytes - total))
+            & (Recipient.token_hash == guest.token_hash),
+        )
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
+        guest.refresh(consistent_read=True)
+        code, message = _over_limit(guest, limits, count=count, total=total)
+        audit("upload.started", **ids, outcome="refused", reason=code, files=_names(files))
+        raise TransferError(code, message) from None
+    purge_at = request.purge_at
+    items = []
+    for item in declared:
+        file_id = new_id()
+        items.append(
+            File(
+                parent_id=transfer_id,
+                file_id=file_id,
+                parent_kind=PARENT_REQUEST,
+                s3_key=storage.file_key(parent_id=transfer_id, file_id=file_id),
+                name=item.name,
+                content_type=item.content_type,
+                declared_size=item.size,
+                declared_sha256=item.sha256,
+                upload_mode=UPLOAD_MULTIPART if policy.uses_multipart(item.size) else UPLOAD_POST,
+                uploader_id=recipient_id,
+                uploader_email=guest.email,
+                created_at=now,
+                purge_at=purge_at,
+            )
+        )
+    sort_key = search_sort_key(created_at=request.created_at, transfer_id=transfer_id)
+    with File.batch_write() as batch:
+        for item in items:
+            batch.save(item)
+    with TransferSearchTerm.batch_write() as batch:
+        for name in {f.name.casefold() for f in items}:
+            batch.save(
+                TransferSearchTerm(
+                    term=f"file:{name}",
+                    sort_key=sort_key,
+                    transfer_id=transfer_id,
+                    parent_kind=PARENT_REQUEST,
+                    created_at=request.created_at,
+                    purge_at=purge_at,
+                )
+            )
+    Transfer(transfer_id=transfer_id).update(actions=[Transfer.file_count.add(count), Transfer.total_bytes.add(total)])
+    audit(
+        "upload.started",
+        **ids,
+        files=[{"file_id": f.file_id, "name": f.name, "size": int(f.declared_size)} for f in items],
+        total_bytes=total,
+    )
+    return FilesDeclared(
+        request_id=transfer_id,
+        files=tuple(
+            FileCreated(
+                file_id=f.file_id, name=f.name, size=int(f.declared_size), key=f.s3_key, upload_mode=f.upload_mode
+            )
+            for f in items
+        ),
+    )
+
+
+def _names(files: list[FileDeclared]) -> list[dict]:
+    return [{"name": str(f.name)[:255], "size": f.size} for f in files[:100]]
+
+
+def _over_limit(guest: Recipient, limits: policy.RequestLimits, *, count: int, total: int) -> tuple[str, str]:
+    used_files, used_bytes = int(guest.files_reserved or 0), int(guest.bytes_reserved or 0)
+    if used_files + count > limits.max_files:
+        return "too_many_files", _("You may send %(max)d files in all; %(left)d more fit.") % {
+            "max": limits.max_files,
+            "left": max(0, limits.max_files - used_files),
+        }
+    if used_bytes + total > limits.max_total_bytes:
+        return "transfer_too_large", _("You may send %(max)s in all; %(left)s more fit.") % {
+            "max": policy.bytes_text(limits.max_total_bytes),
+            "left": policy.bytes_text(max(0, limits.max_total_bytes - used_bytes)),
+        }
+    return "state_conflict", _("Your link changed meanwhile. Open the newest link you were sent.")
+
+
+@dataclass(frozen=True)
+class RequestFinished:
+    request_id: str
+    files: int
+    dropped: int  # unfinished uploads removed when the guest finished
+    mailed: bool
+
+
+def request_finish(
+    *,
+    transfer_id: str,
+    recipient_id: str,
+    grant: str,
+    note: str = "",
+    ip: str | None = None,
+    user_agent: str | None = None,
+    now: datetime | None = None,
+) -> RequestFinished:
+    """The guest is done: uploads they did not complete are dropped, their note is kept, the employee gets a
+    mail listing what arrived. Finishing again later (after more uploads) tells the employee again."""
+    now = utc(now)
+    request, guest = guest_access(
+        transfer_id=transfer_id, recipient_id=recipient_id, grant=grant, now=now, kind=KIND_REQUEST
+    )
+    note = policy.message_checked(note)
+    mine = [f for f in File.query(transfer_id, consistent_read=True) if f.uploader_id == recipient_id]
+    verified = [f for f in mine if f.state == FILE_VERIFIED]
+    if not verified and not note:
+        raise TransferError("files_missing", _("Upload at least one file, or write a note, before you finish."))
+    from transfers.services.uploads import upload_cancel  # uploads builds on the guest services too
+
+    unfinished = [f for f in mine if f.state not in {FILE_VERIFIED, FILE_CANCELLED}]
+    for file in unfinished:
+        upload_cancel(transfer_id=transfer_id, file_id=file.file_id, recipient_id=recipient_id, grant=grant, now=now)
+    guest.update(
+        actions=[Recipient.finished_at.set(now), Recipient.note.set(note) if note else Recipient.note.remove()]
+    )
+    actor = f"guest:{recipient_id}"
+    audit(
+        "request.finished",
+        actor=actor,
+        transfer_id=transfer_id,
+        now=now,
+        ip=ip,
+        user_agent=user_agent,
+        files=[{"file_id": f.file_id, "name": f.name, "size": int(f.verified_size or 0)} for f in verified],
+        dropped=len(unfinished) or None,
+        note=bool(note),
+    )
+    link_to = request.reply_to if request.reply_to else transfer_id
+    path = "transfers" if request.reply_to else "requests"
+    mailed = mail_and_audit(
+        lambda: mails.request_finished_mail(
+            to=request.owner_email,
+            guest=guest.email,
+            subject=request.subject,
+            note=note,
+            files=[(f.name, int(f.verified_size or 0)) for f in verified],
+            link=f"{settings.FXFER_BASE_URL}/{path}/{link_to}/",
+            reply=bool(request.reply_to),
+            at=now,
+        ),
+        kind="request_finished",
+        to=request.owner_email,
+        transfer_id=transfer_id,
+        now=now,
+    )
+    return RequestFinished(request_id=transfer_id, files=len(verified), dropped=len(unfinished), mailed=mailed)
+
+
+# --- the employee -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestClosed:
+    request_id: str
+    closed_at: datetime
+    expires_at: datetime
+
+
+def request_close(
+    *,
+    owner_id: str,
+    transfer_id: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    now: datetime | None = None,
+) -> RequestClosed:
+    """Close an open request early: its links and guest sessions stop at once, unfinished uploads are
+    aborted, and what was received is kept `keep_days` from now (never longer than it would have been)."""
+    now = utc(now)
+    request = owned_transfer(owner_id=owner_id, transfer_id=transfer_id, kind=KIND_REQUEST)
+    if status_at(request, now) != READY:
+        raise TransferError("state_conflict", _("This request is no longer open."))
+    expires_at = min(request.expires_at, now + timedelta(days=int(request.keep_days or 0)))
+    try:
+        request.update(
+            actions=[Transfer.status.set(CLOSED), Transfer.closes_at.set(now), Transfer.expires_at.set(expires_at)],
+            condition=(Transfer.status == READY) & (Transfer.closes_at > now),
+        )
+    except UpdateError as exc:
+        if conditional_failed(exc):
+            raise TransferError("state_conflict", _("This request is no longer open.")) from None
+        raise
+    for file in File.query(transfer_id, consistent_read=True):
+        if file.state == FILE_PENDING and file.multipart_upload_id:
+            storage.multipart_abort(key=file.s3_key, upload_id=file.multipart_upload_id)
+    audit(
+        "request.closed",
+        actor=f"user:{owner_id}",
+        transfer_id=transfer_id,
+        now=now,
+        ip=ip,
+        user_agent=user_agent,
+        expires_at=expires_at.isoformat(),
+    )
+    return RequestClosed(request_id=transfer_id, closed_at=now, expires_at=expires_at)
+
+
+@dataclass(frozen=True)
+class ReceivedDownload:
+    url: str
+    expires_at: datetime
+    file_name: str
+
+
+def received_download_url(
+    *,
+    owner_id: str,
+    transfer_id: str,
+    file_id: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    now: datetime | None = None,
+) -> ReceivedDownload:
+    """A short-lived presigned GET (attachment) of a received file, for the employee who asked for it; only a
+    verified file, of a request (or a reply to their transfer) that is not expired or deleted."""
+    now = utc(now)
+    request = owned_transfer(owner_id=owner_id, transfer_id=transfer_id, kind=KIND_REQUEST)
+    ids = {"actor": f"user:{owner_id}", "transfer_id": transfer_id, "now": now, "ip": ip, "user_agent": user_agent}
+    file = None
+    if valid_id(file_id):
+        try:
+            file = File.get(transfer_id, file_id, consistent_read=True)
+        except File.DoesNotExist:
+            file = None
+    gone = status_at(request, now) not in {READY, CLOSED} or request.deleted_at
+    if file is None or file.state != FILE_VERIFIED or gone:
+        audit("request.downloaded", **ids, outcome="refused", reason="not_found", file_id=file_id)
+        raise TransferError("not_found")
+    url = storage.download_url(key=file.s3_key, version_id=file.version_id, filename=file.name)
+    audit(
+        "request.downloaded",
+        **ids,
+        file_id=file_id,
+        name=file.name,
+        size=int(file.verified_size or 0),
+        uploader=file.uploader_email,
+    )
+    return ReceivedDownload(url=url, expires_at=later(now, settings.FXFER_DOWNLOAD_URL_SECONDS), file_name=file.name)
