@@ -8,8 +8,8 @@ each file deleted with a conditional write and, only when that write succeeds, a
 is fine; an object S3 refuses to delete (Object Lock legal hold) stops the deletion and is never reported
 gone. A held transfer is skipped by the sweep and refused by "delete now" until the hold is released.
 
-Upload requests (issue 5) plug in through `parent_kind`: their files share the File table and keys, and the
-sweep's indexes and this module's deletion steps take any parent with the same attributes.
+Upload requests are items of the transfers table (`kind = "request"`): their received files are deleted, held
+and receipted by the same steps.
 """
 
 import logging

@@ -1,4 +1,5 @@
-"""The hourly expiry sweep (the Zappa scheduled event transfers.jobs.expire_sweep).
+"""The hourly expiry sweep (the Zappa scheduled event transfers.jobs.expire_sweep). Upload requests are items
+of the transfers table too: their received files are deleted here when the request expires, alike.
 
 It never Scans: transfers past their expiry come from the sparse `by-due` index (Query `expires_at <= now`
 per shard), uploads abandoned before release from the sparse `by-pending` index, and objects without a live
@@ -16,11 +17,11 @@ from pynamodb.exceptions import UpdateError
 
 from transfers import storage
 from transfers.models import (
+    CLOSED,
     DELETED,
     EXPIRED,
     FILE_CANCELLED,
     FILE_DELETED,
-    PARENT_TRANSFER,
     PENDING,
     READY,
     File,
@@ -81,7 +82,7 @@ def expiry_sweep(*, now: datetime | None = None, limit: int = 200) -> SweepDone:
             by=BY_SWEEP,
             actor=SWEEP_ACTOR,
             now=now,
-            final_status=EXPIRED if transfer.status in {PENDING, READY} else None,
+            final_status=EXPIRED if transfer.status in {PENDING, READY, CLOSED} else None,
             action="transfer.expired",
             extra_condition=Transfer.expires_at <= now,
         )
@@ -166,8 +167,7 @@ def _owner_alive(key: str, cache: dict) -> tuple[bool, str | None, File | None]:
         file = File.get(parent_id, file_id, consistent_read=True)
     except File.DoesNotExist:
         return False, parent_id, None
-    if file.parent_kind != PARENT_TRANSFER:
-        return True, parent_id, file  # another kind of parent (upload requests) decides for itself
+    # Transfers and upload requests are both items of the transfers table: the same rules apply.
     if parent_id not in cache:
         cache[parent_id] = transfer_get(parent_id)
     transfer = cache[parent_id]
