@@ -326,6 +326,10 @@ def request_files_declare(
         audit("upload.started", **ids, outcome="refused", reason=error.code, files=_names(files))
         raise
     count, total = len(declared), sum(f.size for f in declared)
+    if count > limits.max_files or total > limits.max_total_bytes:
+        code, message = _over_limit(guest, limits, count=count, total=total)
+        audit("upload.started", **ids, outcome="refused", reason=code, files=_names(files))
+        raise TransferError(code, message)
     try:
         guest.update(
             actions=[Recipient.files_reserved.add(count), Recipient.bytes_reserved.add(total)],
