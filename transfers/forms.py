@@ -156,7 +156,15 @@ def declared_files(raw) -> list[FileDeclared]:
     if not isinstance(raw, list) or not all(isinstance(f, dict) for f in raw):
         raise forms.ValidationError(_("The list of files is not valid."))
     try:
-        return [FileDeclared(name=str(f["name"]), size=f["size"], content_type=str(f.get("type") or "")) for f in raw]
+        return [
+            FileDeclared(
+                name=str(f["name"]),
+                size=f["size"],
+                content_type=str(f.get("type") or ""),
+                sha256=str(f["sha256"]) if f.get("sha256") else None,
+            )
+            for f in raw
+        ]
     except KeyError:
         raise forms.ValidationError(_("The list of files is not valid.")) from None
 

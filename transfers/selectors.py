@@ -45,7 +45,7 @@ class FileSummary:
     size: int
     state: str  # "pending" | "verified" | "refused"
     refused_reason: str | None
-    checksum: str | None  # "sha256:<base64>" when S3 has one, else "etag:<etag>"
+    checksum: str | None  # "sha256:<hex>" when S3 has one, else "etag:<etag>"
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class DeletionReceipt:
     key: str
     name: str | None
     size: int | None
-    checksum: str | None  # "sha256:<base64>" or "etag:<etag>"
+    checksum: str | None  # "sha256:<hex>" or "etag:<etag>"
     version_count: int
     deleted_at: datetime
     by: str  # "sweep", "sender", "compliance", "orphan-sweep"
@@ -110,10 +110,19 @@ class TransferDetail:
     replies: tuple[ReceivedFile, ...] = ()
 
 
+def checksum_text(*, sha256: str | None, etag: str | None) -> str | None:
+    """How a file's checksum is shown: the SHA-256 in hex (what `sha256sum` or `certutil -hashfile` print, so
+    anyone can compare it with the file they saved), else S3's ETag."""
+    if sha256:
+        try:
+            return f"sha256:{base64.b64decode(sha256, validate=True).hex()}"
+        except (binascii.Error, ValueError):
+            return f"sha256:{sha256}"
+    return f"etag:{etag.strip(chr(34))}" if etag else None
+
+
 def _checksum(file: File) -> str | None:
-    if file.checksum_sha256:
-        return f"sha256:{file.checksum_sha256}"
-    return f"etag:{file.etag.strip(chr(34))}" if file.etag else None
+    return checksum_text(sha256=file.checksum_sha256, etag=file.etag)
 
 
 def _recipients(transfer_id: str) -> tuple[RecipientSummary, ...]:
@@ -199,7 +208,7 @@ def deletion_receipts(transfer_id: str) -> tuple[DeletionReceipt, ...]:
                 key=details.get("key", ""),
                 name=details.get("name"),
                 size=details.get("size"),
-                checksum=f"sha256:{sha256}" if sha256 else f"etag:{etag}" if etag else None,
+                checksum=checksum_text(sha256=sha256, etag=etag),
                 version_count=len(details.get("version_ids") or ()),
                 deleted_at=event.at,
                 by=details.get("by", ""),
