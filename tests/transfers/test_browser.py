@@ -61,7 +61,7 @@ def add_files(page, *paths) -> None:
 
 
 def fill_new_transfer(page, recipients: str, subject: str) -> None:
-    page.get_by_label("Recipients").fill(recipients)
+    page.get_by_label("Recipients", exact=True).fill(recipients)
     page.get_by_label("Subject").fill(subject)
 
 
@@ -94,6 +94,10 @@ def test_send_two_files_and_a_recipient_downloads_exactly_them(page, guest, site
     assert len(signing_calls) == 1  # part 3's URL; parts 1 and 2 came with the upload itself
     expect(page.get_by_text("見積書 2026.pdf")).to_be_visible()
     expect(page.locator("code.checksum")).to_have_count(2)
+    # The browser declared the small file's SHA-256 (S3 checked it): the page shows it as sha256sum prints it.
+    expect(page.locator("tr").filter(has_text="見積書 2026.pdf").locator("code.checksum")).to_have_text(
+        f"sha256:{sha256(small.read_bytes())}"
+    )
     shot(page, "transfer-desktop")
 
     # Bob opens his own link from the mailbox; looking uses nothing up.
@@ -185,10 +189,10 @@ def test_the_new_transfer_form_is_usable_at_phone_width(page, site, sending, tmp
     expect(summary).to_be_visible()
     expect(summary).to_contain_text("not-an-address is not a valid e-mail address.")
     expect(summary).to_be_focused()
-    expect(page.get_by_label("Recipients")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Recipients", exact=True)).to_have_attribute("aria-invalid", "true")
     shot(page, "new-transfer-phone-error")
 
-    page.get_by_label("Recipients").fill("bob@partner.example")
+    page.get_by_label("Recipients", exact=True).fill("bob@partner.example")
     page.get_by_role("button", name="Send").focus()
     page.keyboard.press("Enter")
     expect(page.locator(".page-heading .status-ready")).to_have_text("Sent", timeout=30_000)
