@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.utils.translation import ngettext
+
 from reports.models import AuditEvent
 from transfers import policy
 from transfers.errors import TransferError
@@ -383,6 +385,7 @@ class GuestRequest:
     limits_text: str
     files_left: int
     bytes_left: int
+    left_text: str  # "18 more files (99.9 GiB) fit.", in the limits' own units
     uploads: tuple[GuestUpload, ...]
     finished_at: datetime | None
     note: str | None
@@ -396,6 +399,9 @@ def guest_request(*, transfer_id: str, recipient_id: str, grant: str, now: datet
         transfer_id=transfer_id, recipient_id=recipient_id, grant=grant, now=now, kind=KIND_REQUEST
     )
     limits = request_limits(request)
+    files_left = max(0, limits.max_files - int(guest.files_reserved or 0))
+    bytes_left = max(0, limits.max_total_bytes - int(guest.bytes_reserved or 0))
+    left = ngettext("%(count)d more file (%(size)s) fits.", "%(count)d more files (%(size)s) fit.", files_left)
     return GuestRequest(
         request_id=transfer_id,
         sender_name=request.owner_name,
@@ -406,8 +412,9 @@ def guest_request(*, transfer_id: str, recipient_id: str, grant: str, now: datet
         recipient_email=guest.email,
         limits=limits,
         limits_text=policy.limits_text(limits),
-        files_left=max(0, limits.max_files - int(guest.files_reserved or 0)),
-        bytes_left=max(0, limits.max_total_bytes - int(guest.bytes_reserved or 0)),
+        files_left=files_left,
+        bytes_left=bytes_left,
+        left_text=left % {"count": files_left, "size": policy.bytes_text(bytes_left)},
         uploads=tuple(
             GuestUpload(
                 file_id=f.file_id,

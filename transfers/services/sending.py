@@ -389,7 +389,28 @@ def extend(
         previous_expires_at=previous.isoformat(),
         **details,
     )
+    if transfer.reply_request_id:
+        _reply_window_follow(transfer.reply_request_id, closes_at=expires_at)
     return TransferExtended(transfer_id=transfer.transfer_id, expires_at=expires_at)
+
+
+def _reply_window_follow(request_id: str, *, closes_at: datetime) -> None:
+    """Replies stay open as long as the transfer is available: its reply request closes (and keeps what it
+    received) later too, unless it was closed or ended meanwhile."""
+    reply = transfer_get(request_id)
+    if reply is None or reply.keep_days is None:
+        return
+    try:
+        reply.update(
+            actions=[
+                Transfer.closes_at.set(closes_at),
+                Transfer.expires_at.set(closes_at + timedelta(days=int(reply.keep_days))),
+            ],
+            condition=(Transfer.status == READY) & (Transfer.closes_at < closes_at) & Transfer.deleted_at.does_not_exist(),
+        )
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
 
 
 @dataclass(frozen=True)
