@@ -406,7 +406,9 @@ def _reply_window_follow(request_id: str, *, closes_at: datetime) -> None:
                 Transfer.closes_at.set(closes_at),
                 Transfer.expires_at.set(closes_at + timedelta(days=int(reply.keep_days))),
             ],
-            condition=(Transfer.status == READY) & (Transfer.closes_at < closes_at) & Transfer.deleted_at.does_not_exist(),
+            condition=(Transfer.status == READY)
+            & (Transfer.closes_at < closes_at)
+            & Transfer.deleted_at.does_not_exist(),
         )
     except UpdateError as exc:
         if not conditional_failed(exc):
