@@ -45,6 +45,8 @@ from transfers.services.common import (
     new_id,
     new_token,
     owned_transfer,
+    rate_limited,
+    recipient_ref,
     request_limits,
     status_at,
     sweep_shard,
@@ -445,6 +447,20 @@ def request_finish(
         transfer_id=transfer_id, recipient_id=recipient_id, grant=grant, now=now, kind=KIND_REQUEST
     )
     note = policy.message_checked(note)
+    # Each finish mails the employee: a guest may not turn that into a mail cannon.
+    if rate_limited(
+        counter=f"request-finish:{recipient_ref(transfer_id, recipient_id)}", limit=3, window_seconds=3600, now=now
+    ):
+        audit(
+            "request.finished",
+            actor=f"guest:{recipient_id}",
+            transfer_id=transfer_id,
+            now=now,
+            ip=ip,
+            outcome="refused",
+            reason="rate_limited",
+        )
+        raise TransferError("rate_limited", _("You have finished several times in the last hour. Please wait a while."))
     mine = [f for f in File.query(transfer_id, consistent_read=True) if f.uploader_id == recipient_id]
     verified = [f for f in mine if f.state == FILE_VERIFIED]
     if not verified and not note:

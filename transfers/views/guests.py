@@ -210,7 +210,7 @@ def finish(request):
     try:
         done = services.request_finish(**_uploading(request), note=form.cleaned_data["note"], **client(request))
     except TransferError as error:
-        if error.code != "files_missing":
+        if error.code not in {"files_missing", "rate_limited"}:
             raise
         messages.error(request, error.message)
         return HttpResponseRedirect(reverse("transfers:guest_upload"), status=303)
