@@ -63,11 +63,16 @@ def link_mail(
     _send(to=to, subject=mail_subject, body="\n".join(lines), reply_to=sender_email)
 
 
-def code_mail(*, to: str, code: str, sender_name: str, expires_at: datetime) -> None:
-    """The one-time code, to the recipient's own address only."""
+def code_mail(*, to: str, code: str, sender_name: str, expires_at: datetime, upload: bool = False) -> None:
+    """The one-time code, to the recipient's own address only (`upload`: a guest asked for files)."""
+    intro = (
+        _("Your one-time code to upload files for %(who)s:")
+        if upload
+        else _("Your one-time code for the files from %(who)s:")
+    )
     body = "\n".join(
         [
-            _("Your one-time code for the files from %(who)s:") % {"who": sender_name},
+            intro % {"who": sender_name},
             "",
             f"    {code}",
             "",

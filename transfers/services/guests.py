@@ -189,7 +189,11 @@ def guest_code_send(
         purge_at=expires_at,
     ).save()
     mails.code_mail(
-        to=recipient.email, code=code, sender_name=transfer.owner_name or transfer.owner_email, expires_at=expires_at
+        to=recipient.email,
+        code=code,
+        sender_name=transfer.owner_name or transfer.owner_email,
+        expires_at=expires_at,
+        upload=transfer.kind == KIND_REQUEST,
     )
     audit(
         "code.sent",
