@@ -115,3 +115,46 @@ def code_from(mailoutbox, to: str) -> str:
 
 def later(minutes: int = 0, *, days: int = 0, seconds: int = 0) -> datetime:
     return NOW + timedelta(minutes=minutes, days=days, seconds=seconds)
+
+
+# --- upload requests (issue 5) ----------------------------------------------------------------------------------
+
+
+def create_request(*, recipients=None, sender=ALICE, now=NOW, **kwargs) -> services.RequestCreated:
+    """An open upload request made through the service; each guest is mailed their own link."""
+    return services.request_create(
+        sender=sender,
+        recipients=recipients or ["bob@partner.example"],
+        subject=kwargs.pop("subject", "Signed contract"),
+        message=kwargs.pop("message", "Please send the signed copies."),
+        now=now,
+        **kwargs,
+    )
+
+
+def tokens_from(mailoutbox) -> dict[str, str]:
+    """Each address's link token, from the newest mail to it that carries one."""
+    tokens = {}
+    for message in mailoutbox:
+        match = LINK.search(message.body)
+        if match:
+            tokens[message.to[0]] = match[1]
+    return tokens
+
+
+def guest_grant(token: str, mailoutbox, to: str, now=NOW) -> services.AccessGranted:
+    """What a guest holds after asking for a code on their link and typing it in."""
+    services.guest_code_send(token=token, now=now)
+    return services.guest_code_verify(token=token, code=code_from(mailoutbox, to), now=now)
+
+
+def as_guest(access: services.AccessGranted) -> dict:
+    """The guest scope the request and upload services take (what the guest session holds)."""
+    return {"transfer_id": access.transfer_id, "recipient_id": access.recipient_id, "grant": access.grant}
+
+
+def guest_upload(access: services.AccessGranted, file: services.FileCreated, body: bytes, now=NOW):
+    """A guest's small file: authorized, stored the way the presigned POST stores it, then reported done."""
+    services.upload_authorize(**as_guest(access), file_id=file.file_id, now=now)
+    put_object_as_browser(file.key, body)
+    return services.upload_done(**as_guest(access), file_id=file.file_id, now=now)
