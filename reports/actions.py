@@ -6,6 +6,13 @@ actor and the reason in the audit event. Every attempt is audited, a refused one
 Actions are listed in ACTIONS: the transfer page shows the form of each one the transfer's status allows, and
 one URL runs them. Legal hold on/off and delete now (issue 6) call the transfers services, which audit every
 attempt themselves (the officer as actor, the reason in the details); their refusals become AuditErrors here.
+
+Upload requests (a transfer's reply request too) are items of the same table and take the same actions: revoke
+an open or closed request (its guests' links stop, and the employee no longer downloads what was received),
+extend an open one (when its received files are deleted; uploads still stop at `closes_at`), hold, release
+and delete now in any state a transfer allows them, "closed" included. Hold, release, revoke and delete now act
+on that one item: a transfer and its reply request are each acted on from their own page (an extended
+transfer's reply request stays open as long, as with the sender's extend: the transfers service does that).
 """
 
 from collections.abc import Callable
@@ -76,6 +83,19 @@ def _transfer(transfer_id: str):
     return transfer
 
 
+def _noun(transfer) -> str:
+    from transfers.models import KIND_REQUEST
+
+    return "request" if transfer.kind == KIND_REQUEST else "transfer"
+
+
+def _noun_of(transfer_id: str) -> str:
+    from transfers.services.common import transfer_get
+
+    transfer = transfer_get(transfer_id)
+    return _noun(transfer) if transfer is not None else "transfer"
+
+
 def _as_officer(officer: Officer, transfer, reason: str) -> dict:
     """How the transfers services record a compliance officer's act: the officer as actor, the reason, the owner."""
     return {
@@ -89,44 +109,54 @@ def _as_officer(officer: Officer, transfer, reason: str) -> dict:
 
 
 def transfer_revoke_by_compliance(*, officer: Officer, transfer_id: str, reason: str, now: datetime) -> ActionDone:
-    """Stop a transfer at once, as its sender's revoke does (links, codes and guest sessions stop working;
-    unfinished multipart uploads are aborted). Audited as transfer.revoked with the officer and the reason."""
+    """Stop a transfer or request at once, as its sender's revoke does (links, codes and guest sessions stop
+    working; unfinished multipart uploads are aborted; a request's received files are no longer downloaded).
+    Audited as transfer.revoked with the officer and the reason."""
     from transfers.errors import TransferError
+    from transfers.services.common import status_at
     from transfers.services.sending import revoke
 
     transfer = _transfer(transfer_id)
+    noun = _noun(transfer)
     try:
         revoke(transfer=transfer, now=now, **_as_officer(officer, transfer, reason))
     except TransferError:
-        message = f"The transfer is {transfer.status}; only a pending or ready transfer can be revoked."
+        allowed = "an open or closed request" if noun == "request" else "a pending or ready transfer"
+        message = f"The {noun} is {status_at(transfer, now)}; only {allowed} can be revoked."
         _refuse(
             officer, "transfer.revoked", transfer_id, now=now, code="state_conflict", reason=reason, message=message
         )
-    return ActionDone(transfer_id=transfer_id, action="revoke", message="The transfer is revoked.")
+    return ActionDone(transfer_id=transfer_id, action="revoke", message=f"The {noun} is revoked.")
 
 
 def transfer_extend_by_compliance(
     *, officer: Officer, transfer_id: str, expires_at: datetime, reason: str, now: datetime
 ) -> ActionDone:
-    """Move the expiry later, within the same limit as the sender's extend (FXFER_MAX_EXPIRY_DAYS after creation)."""
+    """Move the expiry later, within the same limit as the sender's extend (FXFER_MAX_EXPIRY_DAYS after creation).
+    For an open request it is when the received files are deleted; uploads still stop at `closes_at`."""
     from transfers.errors import TransferError
     from transfers.models import PENDING, READY
     from transfers.services.common import status_at
     from transfers.services.sending import extend, latest_expiry
 
     transfer = _transfer(transfer_id)
+    noun = _noun(transfer)
     if expires_at.tzinfo is not None:
         expires_at = expires_at.astimezone(UTC)  # the form gives local time; UTC inside
     try:
         extend(transfer=transfer, expires_at=expires_at, now=now, **_as_officer(officer, transfer, reason))
     except TransferError as error:
         if error.code == "expiry_invalid":
-            latest = latest_expiry(transfer)
-            message = f"The new expiry must be after the current one and no later than {latest:%Y-%m-%d %H:%M} UTC."
+            latest = f"{latest_expiry(transfer):%Y-%m-%d %H:%M} UTC"
+            if latest_expiry(transfer) <= transfer.expires_at:  # a request's keep_days may take it there already
+                message = f"The {noun} is kept past the latest an extension may reach ({latest}) already."
+            else:
+                message = f"The new expiry must be after the current one and no later than {latest}."
         elif status_at(transfer, now) not in {PENDING, READY}:
-            message = "Only a pending or ready transfer can be extended."
+            allowed = "an open request" if noun == "request" else "a pending or ready transfer"
+            message = f"Only {allowed} can be extended."
         else:
-            message = "The transfer changed meanwhile; try again."
+            message = f"The {noun} changed meanwhile; try again."
         _refuse(officer, "transfer.extended", transfer_id, now=now, code=error.code, reason=reason, message=message)
     return ActionDone(transfer_id=transfer_id, action="extend", message="The expiry is moved.")
 
@@ -157,7 +187,7 @@ def transfer_hold_by_compliance(*, officer: Officer, transfer_id: str, reason: s
     return ActionDone(
         transfer_id=transfer_id,
         action="legal-hold",
-        message=f"The transfer is on legal hold ({done.versions} stored object versions held).",
+        message=f"The {_noun_of(transfer_id)} is on legal hold ({done.versions} stored object versions held).",
     )
 
 
@@ -172,7 +202,7 @@ def transfer_release_hold_by_compliance(
     return ActionDone(
         transfer_id=transfer_id,
         action="release-hold",
-        message="The legal hold is released; the transfer follows its normal expiry again.",
+        message=f"The legal hold is released; the {_noun_of(transfer_id)} follows its normal expiry again.",
     )
 
 
@@ -208,7 +238,7 @@ ACTIONS: dict[str, ComplianceAction] = {
         key="revoke",
         label="Revoke",
         form=ReasonForm,
-        statuses=frozenset({"pending", "ready"}),
+        statuses=frozenset({"pending", "ready", "closed"}),
         run=transfer_revoke_by_compliance,
         danger=True,
     ),
@@ -223,7 +253,7 @@ ACTIONS: dict[str, ComplianceAction] = {
         key="legal-hold",
         label="Put on legal hold",
         form=ReasonForm,
-        statuses=frozenset({"pending", "ready", "revoked", "expired"}),
+        statuses=frozenset({"pending", "ready", "closed", "revoked", "expired"}),
         run=transfer_hold_by_compliance,
         held=False,
     ),
@@ -231,7 +261,7 @@ ACTIONS: dict[str, ComplianceAction] = {
         key="release-hold",
         label="Release legal hold",
         form=ReasonForm,
-        statuses=frozenset({"pending", "ready", "revoked", "expired"}),
+        statuses=frozenset({"pending", "ready", "closed", "revoked", "expired"}),
         run=transfer_release_hold_by_compliance,
         held=True,
     ),
@@ -239,7 +269,7 @@ ACTIONS: dict[str, ComplianceAction] = {
         key="delete-now",
         label="Delete files now",
         form=ReasonForm,
-        statuses=frozenset({"pending", "ready", "revoked", "expired"}),
+        statuses=frozenset({"pending", "ready", "closed", "revoked", "expired"}),
         run=transfer_delete_by_compliance,
         danger=True,
         held=False,

@@ -162,6 +162,7 @@ class ComplianceAdminSite(admin.AdminSite):
                     first_day=form.cleaned_data["first_day"],
                     last_day=form.cleaned_data["last_day"],
                     status=form.cleaned_data["status"],
+                    kind=form.cleaned_data["kind"],
                     cursor=request.GET.get("cursor"),
                 )
             except AuditError as exc:
@@ -169,7 +170,7 @@ class ComplianceAdminSite(admin.AdminSite):
         return self._render(
             request,
             "admin/fxfer/transfers.html",
-            "Transfers",
+            "Transfers and requests",
             {"form": form, "results": results, "error": error, "next_query": _next_query(request, results)},
         )
 
@@ -182,10 +183,11 @@ class ComplianceAdminSite(admin.AdminSite):
             for action in ACTIONS.values()
             if action.applies_to(status=found.transfer.status, held=found.held)
         ]
+        noun = "Transfer" if found.transfer.kind == "send" else found.transfer.kind_label
         return self._render(
             request,
             "admin/fxfer/transfer.html",
-            f"Transfer {transfer_id}",
+            f"{noun} {transfer_id}",
             {"t": found, "actions": actions},
         )
 

@@ -2,22 +2,32 @@
 
 Which event counts for what (the actions and `details` the other apps write):
 
-    transfer.created   ok        transfers sent; files (details.files); recipient domains (details.recipients);
+    transfer.created   ok        transfers sent; files sent (details.files); recipient domains (details.recipients);
                                  a large transfer when details.total_bytes reaches the threshold
-    request.created    ok        upload requests (issue 5)
-    file.verified      ok        bytes uploaded (details.size)
-    download.url_issued ok       downloads and bytes downloaded (details.size)
+    request.created    ok        upload requests (issue 5) an employee made; not the reply request that comes with
+                                 every transfer sent with "allow replies" (details.reply_to): that one is part of
+                                 the transfer, and counting it would count the transfer twice. Guests' domains
+                                 (details.recipients) are external domains too: files come from them
+    file.verified      ok        bytes uploaded (details.size), sent and received alike; and files received, when
+                                 the file is a request's (a reply's too). Whose file it is cannot be read from the
+                                 event (the actor is the guest, or the S3 event's job when that came first): one
+                                 BatchGet of the verified files' transfers tells
+    download.url_issued ok       downloads and bytes downloaded (details.size): outside people fetching files sent
+    request.downloaded ok        received files downloaded: an employee fetching what guests sent. A figure of its
+                                 own, not a "download": data coming in is not data going out, and the downloads
+                                 figure (and the dashboard's chart of it) stays what left the company
     code.failed                  failed one-time codes
     signin.failed / signin.refused   failed sign-ins
 
 A department's figures are those of its people: a person's own events, and the guest and system events of
-the transfers they sent (guests have no department; the files they download are the sender's).
+the transfers and requests they made (guests have no department; what they download or upload is the
+employee's).
 """
 
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from django.conf import settings
@@ -28,6 +38,7 @@ TRANSFER_CREATED = "transfer.created"
 REQUEST_CREATED = "request.created"
 FILE_VERIFIED = "file.verified"
 DOWNLOAD_ISSUED = "download.url_issued"
+RECEIVED_DOWNLOADED = "request.downloaded"
 CODE_FAILED = "code.failed"
 SIGNIN_FAILURES = frozenset({"signin.failed", "signin.refused"})
 
@@ -36,9 +47,11 @@ FIGURES = (
     "transfers_sent",
     "requests",
     "files",
+    "files_received",
     "bytes_uploaded",
     "bytes_downloaded",
     "downloads",
+    "received_downloads",
     "external_domains",
     "failed_codes",
     "failed_signins",
@@ -56,6 +69,7 @@ class DayEvent:
     actor: str
     subject: str
     details: dict
+    of_request: bool = False  # the subject is an upload request (set for file.verified only; see day_events)
 
 
 @dataclass
@@ -74,22 +88,31 @@ class Tally:
         if event.action == TRANSFER_CREATED and ok:
             self.counts["transfers_sent"] += 1
             self.counts["files"] += len(details.get("files") or ())
-            for address in details.get("recipients") or ():
-                self.domains.add(str(address).rpartition("@")[2].casefold())
+            self._domains(details)
             size = _int(details.get("total_bytes"))
             if size >= settings.FXFER_COMPLIANCE_LARGE_TRANSFER_BYTES:
                 self.large_transfers.append({"transfer": event.subject, "actor": event.actor, "bytes": size})
         elif event.action == REQUEST_CREATED and ok:
-            self.counts["requests"] += 1
+            if not details.get("reply_to"):
+                self.counts["requests"] += 1
+            self._domains(details)
         elif event.action == FILE_VERIFIED and ok:
             self.counts["bytes_uploaded"] += _int(details.get("size"))
+            if event.of_request:
+                self.counts["files_received"] += 1
         elif event.action == DOWNLOAD_ISSUED and ok:
             self.counts["downloads"] += 1
             self.counts["bytes_downloaded"] += _int(details.get("size"))
+        elif event.action == RECEIVED_DOWNLOADED and ok:
+            self.counts["received_downloads"] += 1
         elif event.action == CODE_FAILED:
             self.counts["failed_codes"] += 1
         elif event.action in SIGNIN_FAILURES:
             self.counts["failed_signins"] += 1
+
+    def _domains(self, details: dict) -> None:
+        for address in details.get("recipients") or ():
+            self.domains.add(str(address).rpartition("@")[2].casefold())
 
     def figures(self) -> dict:
         figures = {name: int(self.counts[name]) for name in FIGURES}
@@ -109,11 +132,31 @@ def _int(value) -> int:
 
 
 def day_events(day: date) -> list[DayEvent]:
-    """Every event of one local day: one Query per shard, the shards read in parallel."""
+    """Every event of one local day: one Query per shard, the shards read in parallel; then one BatchGet of
+    the transfers whose files were verified that day, to tell the files received through requests."""
     shards = [f"{day.isoformat()}#{shard}" for shard in range(settings.FXFER_AUDIT_DAY_SHARDS)]
     with ThreadPoolExecutor(max_workers=len(shards)) as pool:
         parts = list(pool.map(_shard_events, shards))
-    return [event for part in parts for event in part]
+    events = [event for part in parts for event in part]
+    requests = _requests_among({_subject_id(e) for e in events if e.action == FILE_VERIFIED and e.outcome == "ok"})
+    return [
+        replace(e, of_request=True) if e.action == FILE_VERIFIED and _subject_id(e) in requests else e for e in events
+    ]
+
+
+def _subject_id(event: DayEvent) -> str:
+    return event.subject.partition(":")[2] if event.subject.startswith("transfer:") else ""
+
+
+def _requests_among(transfer_ids: set[str]) -> set[str]:
+    """Which of these transfers are upload requests (one BatchGet of their kind)."""
+    from transfers.models import KIND_REQUEST, Transfer
+
+    ids = sorted(i for i in transfer_ids if i)
+    if not ids:
+        return set()
+    found = Transfer.batch_get(ids, attributes_to_get=["transfer_id", "kind"])
+    return {t.transfer_id for t in found if t.kind == KIND_REQUEST}
 
 
 def _shard_events(day_shard: str) -> list[DayEvent]:

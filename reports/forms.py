@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 from django import forms
 
-from reports.selectors import MAX_RANGE_DAYS, SEARCH_FIELDS, STATUSES, today
+from reports.selectors import KINDS, MAX_RANGE_DAYS, SEARCH_FIELDS, STATUSES, today
 
 
 class DateRangeForm(forms.Form):
@@ -49,7 +49,12 @@ class TransferSearchForm(DateRangeForm):
         required=False,
     )
     value = forms.CharField(label="Value", max_length=320, required=False)
-    status = forms.ChoiceField(label="Status", choices=[("", "any")] + [(s, s) for s in STATUSES], required=False)
+    status = forms.ChoiceField(
+        label="Status",
+        choices=[("", "any")] + [(s, "ready (request: open)" if s == "ready" else s) for s in STATUSES],
+        required=False,
+    )
+    kind = forms.ChoiceField(label="Kind", choices=[("", "any"), *KINDS.items()], required=False)
 
     def clean(self):
         data = super().clean()

@@ -4,8 +4,11 @@ nothing here Scans.
     audit log        by actor: GSI by-actor (date range on its sort key); otherwise GSI by-day, each day's
                      shards merged newest first; an action filter rides on the same Query
     transfer search  by sender, recipient, recipient domain or file name: the `transfer-search` table (a term
-                     per item, date range on its sort key); no term: GSI by-day of the transfers
-    transfer detail  GetItem of the transfer, Query of its files and recipients, GSI by-subject of its events
+                     per item, date range on its sort key); no term: GSI by-day of the transfers. Upload
+                     requests are items of the same table with their own terms, so both kinds come back; the
+                     status and kind filters are applied to the rows each Query page returns
+    transfer detail  GetItem of the transfer, Query of its files and recipients, GSI by-subject of its events;
+                     for a transfer that allows replies, the same three reads of its reply request
     reports          GetItem / BatchGet / Query of DailyStats by day
 """
 
@@ -86,6 +89,7 @@ class AuditRow:
     details: dict
     hash: str
     sort_key: str
+    from_reply: bool = False  # on a transfer's page: an event of its reply request, merged into its timeline
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,7 @@ def _skip_cursor(events, before: str | None) -> Iterator[AuditEvent]:
             yield event
 
 
-def _rows(events: list[AuditEvent]) -> Iterator[AuditRow]:
+def _rows(events: list[AuditEvent], *, from_reply: bool = False) -> Iterator[AuditRow]:
     labels = actor_labels(events)
     for e in events:
         yield AuditRow(
@@ -202,6 +206,7 @@ def _rows(events: list[AuditEvent]) -> Iterator[AuditRow]:
             details=e.details or {},
             hash=e.hash,
             sort_key=e.sort_key,
+            from_reply=from_reply,
         )
 
 
@@ -226,7 +231,12 @@ def actor_labels(events: list[AuditEvent]) -> dict[str, str]:
 # --- Transfers ----------------------------------------------------------------------------------------------
 
 SEARCH_FIELDS = ("recipient", "domain", "sender", "file")
-STATUSES = ("pending", "ready", "revoked", "expired", "deleted")
+STATUSES = ("pending", "ready", "closed", "revoked", "expired", "deleted")
+# What an item of the transfers table is to compliance: files an employee sent, an upload request (files an
+# employee asked outside people for), or the reply request of a transfer sent with "allow replies".
+KINDS = {"send": "Sent", "request": "Request", "reply": "Reply"}
+# Presigned GETs issued: a guest's of a sent file, an employee's of a received one.
+DOWNLOAD_ACTIONS = frozenset({"download.url_issued", "request.downloaded"})
 
 
 @dataclass(frozen=True)
@@ -241,6 +251,17 @@ class TransferRow:
     file_count: int
     total_bytes: int
     expires_at: datetime
+    kind: str = "send"  # a key of KINDS
+    closes_at: datetime | None = None  # a request: when uploads stop
+
+    @property
+    def kind_label(self) -> str:
+        return KINDS[self.kind]
+
+    @property
+    def status_label(self) -> str:
+        """As people say it: a request is "open" while its guests may upload (its status is then "ready")."""
+        return "open" if self.kind != "send" and self.status == "ready" else self.status
 
 
 @dataclass(frozen=True)
@@ -256,12 +277,14 @@ def transfer_search(
     first_day: date,
     last_day: date,
     status: str = "",
+    kind: str = "",
     cursor: str | None = None,
     limit: int | None = None,
     now: datetime | None = None,
 ) -> TransferResults:
-    """Transfers found by one search term (or all of a date range), newest first, optionally of one status."""
-    from transfers.models import Transfer, TransferSearchTerm
+    """Transfers and upload requests found by one search term (or all of a date range), newest first,
+    optionally of one status and one kind (a key of KINDS)."""
+    from transfers.models import PARENT_REQUEST, Transfer, TransferSearchTerm
 
     now = now or datetime.now(UTC)
     first_day, last_day = checked_range(first_day, last_day)
@@ -270,8 +293,11 @@ def transfer_search(
     value = value.strip().casefold()
     if field and field not in SEARCH_FIELDS:
         raise AuditError("search_invalid", "Search by recipient, domain, sender or file name.")
+    if kind and kind not in KINDS:
+        raise AuditError("search_invalid", "Choose sent transfers, requests or replies.")
     if field == "domain":
         value = value.lstrip("@")
+    wanted = {"status": status, "kind": kind}
     rows: list[TransferRow] = []
     if field and value:
         term = f"{field}:{value}"
@@ -279,17 +305,25 @@ def transfer_search(
         last_key = position.get("lek")
         if last_key is not None and (not isinstance(last_key, dict) or last_key.get("term", {}).get("S") != term):
             raise AuditError("cursor_invalid", "The page link is not valid; start the search again.")
-        for _round in range(10):  # a status filter may drop rows: read on, a bounded number of pages
+        # A term knows whether it is a request's: the kind filter rides on the Query and saves the BatchGets.
+        parent_kind = TransferSearchTerm.parent_kind
+        kind_filter = None
+        if kind == "send":
+            kind_filter = parent_kind.does_not_exist() | (parent_kind != PARENT_REQUEST)
+        elif kind:
+            kind_filter = parent_kind == PARENT_REQUEST
+        for _round in range(10):  # a filter may drop rows: read on, a bounded number of pages
             results = TransferSearchTerm.query(
                 term,
                 TransferSearchTerm.sort_key.between(low, high),
+                filter_condition=kind_filter,
                 scan_index_forward=False,
                 limit=limit,
                 last_evaluated_key=last_key,
             )
             ids = [hit.transfer_id for hit in results]
             last_key = results.last_evaluated_key
-            rows += _transfer_rows(ids, status=status, now=now)
+            rows += _transfer_rows(ids, now=now, **wanted)
             if len(rows) >= limit or not last_key:
                 break
         return TransferResults(rows=tuple(rows), next_cursor=_encode({"lek": last_key}) if last_key else None)
@@ -306,8 +340,7 @@ def transfer_search(
         results = Transfer.by_day.query(
             day.isoformat(), scan_index_forward=False, limit=limit - len(rows), last_evaluated_key=last_key
         )
-        found = list(results)
-        rows += [_transfer_row(t, now) for t in found if not status or _status(t, now) == status]
+        rows += [row for row in (_transfer_row(t, now) for t in results) if _matches(row, **wanted)]
         last_key = results.last_evaluated_key
         if last_key:
             continue
@@ -324,13 +357,24 @@ def _status(transfer, now: datetime) -> str:
     return status_at(transfer, now)
 
 
-def _transfer_rows(ids: list[str], *, status: str, now: datetime) -> list[TransferRow]:
+def _kind(transfer) -> str:
+    from transfers.models import KIND_REQUEST
+
+    if transfer.kind == KIND_REQUEST:
+        return "reply" if transfer.reply_to else "request"
+    return "send"
+
+
+def _matches(row: TransferRow, *, status: str, kind: str) -> bool:
+    return (not status or row.status == status) and (not kind or row.kind == kind)
+
+
+def _transfer_rows(ids: list[str], *, status: str, kind: str, now: datetime) -> list[TransferRow]:
     from transfers.models import Transfer
 
     found = {t.transfer_id: t for t in Transfer.batch_get(ids)} if ids else {}
-    return [
-        _transfer_row(found[i], now) for i in ids if i in found and (not status or _status(found[i], now) == status)
-    ]
+    rows = [_transfer_row(found[i], now) for i in ids if i in found]
+    return [row for row in rows if _matches(row, status=status, kind=kind)]
 
 
 def _transfer_row(transfer, now: datetime) -> TransferRow:
@@ -345,6 +389,8 @@ def _transfer_row(transfer, now: datetime) -> TransferRow:
         file_count=int(transfer.file_count or 0),
         total_bytes=int(transfer.total_bytes or 0),
         expires_at=transfer.expires_at,
+        kind=_kind(transfer),
+        closes_at=transfer.closes_at,
     )
 
 
@@ -357,6 +403,17 @@ class FileRow:
     checksum_sha256: str | None
     etag: str | None
     refused_reason: str | None
+    uploader_email: str | None = None  # a request's file: the guest who uploaded it
+    created_at: datetime | None = None
+    verified_at: datetime | None = None
+
+    @property
+    def sha256_hex(self) -> str | None:
+        """The SHA-256 as `sha256sum` prints it (S3 reports it in base64), as the employees' pages show it."""
+        try:
+            return base64.b64decode(self.checksum_sha256 or "", validate=True).hex() or None
+        except (binascii.Error, ValueError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -368,11 +425,37 @@ class RecipientRow:
     last_download_at: datetime | None
     link_sent_at: datetime | None
     locked: bool
+    finished_at: datetime | None = None  # a request's guest: when they said they were done, and their note
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestTerms:
+    """What an upload request allows each guest, when uploads stop and how long received files are kept."""
+
+    closes_at: datetime | None
+    keep_days: int
+    max_files: int
+    max_file_bytes: int
+    max_total_bytes: int
+    allowed_extensions: tuple[str, ...]  # empty: any type the site allows
+
+
+@dataclass(frozen=True)
+class ReplyFile:
+    """The reply request of a transfer sent with "allow replies": what its recipients sent back."""
+
+    request: TransferRow
+    held: bool
+    terms: RequestTerms
+    files: tuple[FileRow, ...]
+    guests: tuple[RecipientRow, ...]
+    downloads: tuple[AuditRow, ...]  # the sender's downloads of what came back
 
 
 @dataclass(frozen=True)
 class TransferFile:
-    """Everything compliance sees of one transfer."""
+    """Everything compliance sees of one transfer (or upload request)."""
 
     transfer: TransferRow
     owner_id: str
@@ -384,10 +467,13 @@ class TransferFile:
     hold_reason: str | None
     held_at: datetime | None
     files: tuple[FileRow, ...]
-    recipients: tuple[RecipientRow, ...]
-    timeline: tuple[AuditRow, ...]
+    recipients: tuple[RecipientRow, ...]  # a request's guests
+    timeline: tuple[AuditRow, ...]  # a transfer's own events and its reply request's, oldest first
     downloads: tuple[AuditRow, ...]  # each download URL issued: who, when, from where
     deletion_receipts: tuple[AuditRow, ...]
+    terms: RequestTerms | None = None  # an upload request (a reply request too)
+    reply_to: str | None = None  # a reply request: the transfer whose recipients reply through it
+    reply: ReplyFile | None = None  # a transfer that allows replies: its reply request
 
 
 # Deletion receipts are audit events of issue 6 (expiry and deletion); any of these actions is one.
@@ -395,16 +481,29 @@ DELETION_ACTIONS = frozenset({"file.deleted", "transfer.deleted", "transfer.expi
 
 
 def transfer_file(*, transfer_id: str, now: datetime | None = None) -> TransferFile | None:
-    """One transfer with its files, recipients and full audit timeline; None when there is no such transfer."""
-    from transfers.models import File, Recipient
+    """One transfer or upload request with its files, recipients (guests) and full audit timeline; a transfer
+    that allows replies brings its reply request's files, guests and events. None when there is no such item."""
+    from transfers.models import KIND_REQUEST
     from transfers.services.common import transfer_get
 
     now = now or datetime.now(UTC)
     transfer = transfer_get(transfer_id)
     if transfer is None:
         return None
-    events = list(AuditEvent.by_subject.query(f"transfer:{transfer_id}"))
-    timeline = tuple(_rows(events))
+    own = tuple(_rows(_subject_events(transfer_id)))
+    timeline, reply = own, None
+    replies = transfer_get(transfer.reply_request_id) if transfer.reply_request_id else None
+    if replies is not None:
+        theirs = tuple(_rows(_subject_events(replies.transfer_id), from_reply=True))
+        timeline = tuple(heapq.merge(own, theirs, key=lambda row: row.sort_key))
+        reply = ReplyFile(
+            request=_transfer_row(replies, now),
+            held=bool(replies.held),
+            terms=_terms(replies),
+            files=_file_rows(replies.transfer_id),
+            guests=_recipient_rows(replies.transfer_id),
+            downloads=_downloads(theirs),
+        )
     return TransferFile(
         transfer=_transfer_row(transfer, now),
         owner_id=transfer.owner_id,
@@ -415,33 +514,72 @@ def transfer_file(*, transfer_id: str, now: datetime | None = None) -> TransferF
         held=bool(transfer.held),
         hold_reason=transfer.hold_reason,
         held_at=transfer.held_at,
-        files=tuple(
-            FileRow(
-                file_id=f.file_id,
-                name=f.name,
-                size=int(f.verified_size or f.declared_size),
-                state=f.state,
-                checksum_sha256=f.checksum_sha256,
-                etag=(f.etag or "").strip('"') or None,
-                refused_reason=f.refused_reason,
-            )
-            for f in File.query(transfer_id)
-        ),
-        recipients=tuple(
-            RecipientRow(
-                recipient_id=r.recipient_id,
-                email=r.email,
-                downloads=int(r.downloads_used or 0),
-                file_downloads={k: int(v) for k, v in (r.file_downloads.as_dict() if r.file_downloads else {}).items()},
-                last_download_at=r.last_download_at,
-                link_sent_at=r.link_sent_at,
-                locked=bool(r.locked),
-            )
-            for r in Recipient.query(transfer_id)
-        ),
+        files=_file_rows(transfer_id),
+        recipients=_recipient_rows(transfer_id),
         timeline=timeline,
-        downloads=tuple(r for r in timeline if r.action == "download.url_issued" and r.outcome == "ok"),
+        downloads=_downloads(own),
         deletion_receipts=tuple(r for r in timeline if r.action in DELETION_ACTIONS),
+        terms=_terms(transfer) if transfer.kind == KIND_REQUEST else None,
+        reply_to=transfer.reply_to,
+        reply=reply,
+    )
+
+
+def _subject_events(transfer_id: str) -> list[AuditEvent]:
+    return list(AuditEvent.by_subject.query(f"transfer:{transfer_id}"))
+
+
+def _downloads(rows: tuple[AuditRow, ...]) -> tuple[AuditRow, ...]:
+    return tuple(r for r in rows if r.action in DOWNLOAD_ACTIONS and r.outcome == "ok")
+
+
+def _terms(request) -> RequestTerms:
+    return RequestTerms(
+        closes_at=request.closes_at,
+        keep_days=int(request.keep_days or 0),
+        max_files=int(request.max_files or 0),
+        max_file_bytes=int(request.max_file_bytes or 0),
+        max_total_bytes=int(request.max_total_bytes or 0),
+        allowed_extensions=tuple(e for e in (request.allowed_extensions or "").split(",") if e),
+    )
+
+
+def _file_rows(parent_id: str) -> tuple[FileRow, ...]:
+    from transfers.models import File
+
+    return tuple(
+        FileRow(
+            file_id=f.file_id,
+            name=f.name,
+            size=int(f.verified_size or f.declared_size),
+            state=f.state,
+            checksum_sha256=f.checksum_sha256,
+            etag=(f.etag or "").strip('"') or None,
+            refused_reason=f.refused_reason,
+            uploader_email=f.uploader_email,
+            created_at=f.created_at,
+            verified_at=f.verified_at,
+        )
+        for f in File.query(parent_id)
+    )
+
+
+def _recipient_rows(parent_id: str) -> tuple[RecipientRow, ...]:
+    from transfers.models import Recipient
+
+    return tuple(
+        RecipientRow(
+            recipient_id=r.recipient_id,
+            email=r.email,
+            downloads=int(r.downloads_used or 0),
+            file_downloads={k: int(v) for k, v in (r.file_downloads.as_dict() if r.file_downloads else {}).items()},
+            last_download_at=r.last_download_at,
+            link_sent_at=r.link_sent_at,
+            locked=bool(r.locked),
+            finished_at=r.finished_at,
+            note=r.note,
+        )
+        for r in Recipient.query(parent_id)
     )
 
 

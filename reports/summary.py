@@ -113,10 +113,12 @@ def daily_summary_send(*, day: date, figures: dict, now: datetime | None = None)
 FIGURE_LABELS = {
     "transfers_sent": "Transfers sent",
     "requests": "Upload requests",
-    "files": "Files",
+    "files": "Files sent",
+    "files_received": "Files received",
     "bytes_uploaded": "Uploaded",
     "bytes_downloaded": "Downloaded",
     "downloads": "Downloads",
+    "received_downloads": "Received files downloaded",
     "external_domains": "External domains",
     "failed_codes": "Failed one-time codes",
     "failed_signins": "Failed sign-ins",
