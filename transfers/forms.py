@@ -112,6 +112,10 @@ class RequestForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["closes_amount"].initial = settings.FXFER_DEFAULT_EXPIRY_DAYS
         self.fields["keep_days"].initial = settings.FXFER_REQUEST_KEEP_DAYS
+        self.fields["keep_days"].help_text = _(
+            "Counted from when the request closes; then the files are deleted. Open and kept together: %(days)d "
+            "days at most."
+        ) % {"days": settings.FXFER_MAX_RETENTION_DAYS}
         self.fields["keep_days"].max_value = settings.FXFER_MAX_RETENTION_DAYS
         self.fields["keep_days"].widget.attrs["max"] = settings.FXFER_MAX_RETENTION_DAYS
         self.fields["max_files"].initial = settings.FXFER_REQUEST_DEFAULT_MAX_FILES

@@ -127,6 +127,17 @@ def _checksum(file: File) -> str | None:
     return checksum_text(sha256=file.checksum_sha256, etag=file.etag)
 
 
+def _file_summary(file: File) -> FileSummary:
+    return FileSummary(
+        file_id=file.file_id,
+        name=file.name,
+        size=int(file.verified_size or file.declared_size),
+        state=file.state,
+        refused_reason=file.refused_reason,
+        checksum=_checksum(file),
+    )
+
+
 def _recipients(transfer_id: str) -> tuple[RecipientSummary, ...]:
     return tuple(
         RecipientSummary(
@@ -223,18 +234,7 @@ def transfer_detail_for_owner(*, owner_id: str, transfer_id: str, now: datetime 
     """One of the owner's transfers with its files and each recipient's downloads."""
     now = utc(now)
     transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id, kind=KIND_SEND)
-    files = tuple(
-        FileSummary(
-            file_id=f.file_id,
-            name=f.name,
-            size=int(f.verified_size or f.declared_size),
-            state=f.state,
-            refused_reason=f.refused_reason,
-            checksum=_checksum(f),
-        )
-        for f in File.query(transfer_id, consistent_read=True)
-        if f.state != FILE_CANCELLED
-    )
+    files = tuple(_file_summary(f) for f in File.query(transfer_id, consistent_read=True) if f.state != FILE_CANCELLED)
     return TransferDetail(
         summary=_summary(transfer, now),
         message=transfer.message,
@@ -361,18 +361,6 @@ def request_detail_for_owner(*, owner_id: str, request_id: str, now: datetime | 
 
 
 @dataclass(frozen=True)
-class GuestUpload:
-    """One of the guest's own files: no checksum of others, no download."""
-
-    file_id: str
-    name: str
-    size: int
-    state: str
-    refused_reason: str | None
-    checksum: str | None
-
-
-@dataclass(frozen=True)
 class GuestRequest:
     request_id: str
     sender_name: str
@@ -386,7 +374,7 @@ class GuestRequest:
     files_left: int
     bytes_left: int
     left_text: str  # "18 more files (99.9 GiB) fit.", in the limits' own units
-    uploads: tuple[GuestUpload, ...]
+    uploads: tuple[FileSummary, ...]  # their own files only
     finished_at: datetime | None
     note: str | None
     is_reply: bool
@@ -416,14 +404,7 @@ def guest_request(*, transfer_id: str, recipient_id: str, grant: str, now: datet
         bytes_left=bytes_left,
         left_text=left % {"count": files_left, "size": policy.bytes_text(bytes_left)},
         uploads=tuple(
-            GuestUpload(
-                file_id=f.file_id,
-                name=f.name,
-                size=int(f.verified_size or f.declared_size),
-                state=f.state,
-                refused_reason=f.refused_reason,
-                checksum=_checksum(f),
-            )
+            _file_summary(f)
             for f in File.query(transfer_id, consistent_read=True)
             if f.uploader_id == recipient_id and f.state != FILE_CANCELLED
         ),

@@ -81,10 +81,14 @@ class PresignedPost:
     expires_at: datetime
 
 
-def presigned_post(*, key: str, size: int, sha256: str | None = None, now: datetime | None = None) -> PresignedPost:
+def presigned_post(
+    *, key: str, size: int, sha256: str | None = None, now: datetime | None = None, until: datetime | None = None
+) -> PresignedPost:
     """A POST policy for exactly one object: this key, exactly `size` bytes, SSE-KMS with our key, a short
-    expiry, and (when the browser declared one) the SHA-256 S3 must find in the body."""
+    expiry (never past `until`), and (when the browser declared one) the SHA-256 S3 must find in the body."""
     expires_in = settings.FXFER_UPLOAD_POLICY_SECONDS
+    if until is not None:
+        expires_in = max(1, min(expires_in, int((until - (now or datetime.now(UTC))).total_seconds())))
     fields = {
         "x-amz-server-side-encryption": SSE,
         "x-amz-server-side-encryption-aws-kms-key-id": kms_key_arn(),

@@ -439,11 +439,6 @@ def test_a_closed_request_refuses_its_link_and_every_upload(alice, mailoutbox, s
     assert nothing_at(key_of(request_id, big_id))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app gap: request_close aborts multipart uploads only; a POST policy handed out before the close "
-    "stays valid at S3 (FXFER_UPLOAD_POLICY_SECONDS) and the S3 event then verifies the file",
-)
 def test_a_post_policy_handed_out_before_the_close_delivers_nothing_to_the_employee(alice, mailoutbox):
     email = unique_address()
     request_id, tokens = ask(alice, mailoutbox, email)
@@ -457,7 +452,9 @@ def test_a_post_policy_handed_out_before_the_close_delivers_nothing_to_the_emplo
     assert s3_post(authorized, BODY).status_code == 201
     key = key_of(request_id, file_id)
     jobs.on_object_created({"Records": [s3_record(key, len(BODY))]}, None)
-    assert File.get(request_id, file_id, consistent_read=True).state != "verified"
+    late = File.get(request_id, file_id, consistent_read=True)
+    assert (late.state, late.refused_reason) == ("refused", "request_closed")
+    assert nothing_at(key)  # the refused bytes are deleted
     with pytest.raises(TransferError):
         services.received_download_url(owner_id=alice.id, transfer_id=request_id, file_id=file_id)
 

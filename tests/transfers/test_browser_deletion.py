@@ -61,4 +61,6 @@ def test_the_sender_deletes_now_sees_the_receipts_and_the_link_is_dead(page, gue
 
     response = guest.goto(link)
     assert response.status == 404
-    expect(guest.get_by_text("This transfer has expired or was deleted, or the link is not valid.")).to_be_visible()
+    expect(
+        guest.get_by_text("This transfer or request has expired, was closed or deleted, or the link is not valid.")
+    ).to_be_visible()

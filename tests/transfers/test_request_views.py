@@ -489,6 +489,18 @@ def test_the_transfer_delete_button_does_not_delete_a_request(alice, asked, mail
     assert Transfer.get(request_id).deleted_at is None
 
 
+def test_the_transfer_resend_button_does_not_resend_a_request_link(alice, asked, mailoutbox):
+    request_id, _found = asked
+    [guest] = [r for r in Recipient.query(request_id) if r.email == BOB]
+    before = guest.token_hash
+    assert alice.post(f"/transfers/{request_id}/recipients/{guest.recipient_id}/resend").status_code == 404
+    assert mailoutbox == [] and Recipient.get(request_id, guest.recipient_id).token_hash == before
+    # The request's own button does it.
+    response = alice.post(f"/requests/{request_id}/recipients/{guest.recipient_id}/resend")
+    assert response.status_code == 302 and [m.to for m in mailoutbox] == [[BOB]]
+    assert Recipient.get(request_id, guest.recipient_id).token_hash != before
+
+
 def test_someone_elses_request_looks_exactly_like_a_missing_one(alice, mailoutbox):
     theirs = create_request(sender=MALLORY, recipients=[BOB], now=datetime.now(UTC))
     missing = alice.get("/requests/nosuchrequest1234/")

@@ -277,14 +277,15 @@ def transfer_delete_now(
     owner_id: str,
     transfer_id: str,
     reason: str | None = None,
+    kind: str | None = None,
     ip: str | None = None,
     user_agent: str | None = None,
     now: datetime | None = None,
 ) -> TransferDeleted:
-    """The sender deletes the transfer's files at once (every version), with a receipt for each; its links
-    die. Refused while the transfer is on legal hold."""
+    """The sender deletes the transfer's (or, `kind`, the request's received) files at once (every version),
+    with a receipt for each; its links die. Refused while the transfer is on legal hold."""
     now = utc(now)
-    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id)
+    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id, kind=kind)
     return _delete_now(
         transfer, by=BY_SENDER, actor=f"user:{owner_id}", reason=reason, ip=ip, user_agent=user_agent, now=now
     )

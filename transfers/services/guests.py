@@ -374,6 +374,11 @@ def guest_access(
         or not same(recipient.token_hash, stored.token_hash)
     ):
         raise TransferError("not_found")
+    if transfer.reply_to:
+        # Replies live only while the transfer they answer does: a revoke, deletion or expiry ends them too.
+        answered = transfer_get(transfer.reply_to)
+        if answered is None or status_at(answered, now) != READY:
+            raise TransferError("not_found")
     if recipient.locked:
         raise TransferError("locked")
     if stored.expires_at <= now:

@@ -29,8 +29,6 @@ from transfers.models import (
     KIND_REQUEST,
     PARENT_REQUEST,
     READY,
-    UPLOAD_MULTIPART,
-    UPLOAD_POST,
     File,
     Recipient,
     Transfer,
@@ -59,11 +57,17 @@ from transfers.services.guests import AccessGranted, grant_open, guest_access
 from transfers.services.sending import (
     FileCreated,
     SenderIdentity,
+    file_item,
     metadata_purge_at,
     search_sort_key,
     search_terms,
     send_link,
 )
+
+
+def longest_kept(created_at: datetime) -> datetime:
+    """The latest a request created then may keep what it receives: FXFER_MAX_RETENTION_DAYS."""
+    return created_at + timedelta(days=settings.FXFER_MAX_RETENTION_DAYS)
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,9 @@ def _request_write(
 ) -> Transfer:
     """Record an open request (its guests, search terms, then the request itself) and its audit event."""
     request_id = new_id()
-    expires_at = closes_at + timedelta(days=keep_days)
+    # Never past the longest any object may stay (the S3 lifecycle backstop counts from the upload, which is
+    # after this): the "kept until" the employee is shown always holds.
+    expires_at = min(closes_at + timedelta(days=keep_days), longest_kept(now))
     purge_at = metadata_purge_at(expires_at)
     addresses = [email for _id, email in recipients]
     sort_key = search_sort_key(created_at=now, transfer_id=request_id)
@@ -193,6 +199,12 @@ def request_create(
     addresses = policy.recipients_checked(recipients)
     closes_in = policy.expiry_checked(closes_in or timedelta(days=settings.FXFER_DEFAULT_EXPIRY_DAYS))
     keep_days = policy.keep_days_checked(settings.FXFER_REQUEST_KEEP_DAYS if keep_days is None else keep_days)
+    if now + closes_in + timedelta(days=keep_days) > longest_kept(now):
+        raise TransferError(
+            "keep_days_invalid",
+            _("Open for uploads and kept afterwards may be %(days)d days at most together.")
+            % {"days": settings.FXFER_MAX_RETENTION_DAYS},
+        )
     limits = policy.request_limits_checked(
         max_files=settings.FXFER_REQUEST_DEFAULT_MAX_FILES if max_files is None else max_files,
         max_file_bytes=settings.FXFER_MAX_FILE_BYTES if max_file_bytes is None else max_file_bytes,
@@ -349,26 +361,8 @@ def request_files_declare(
         audit("upload.started", **ids, outcome="refused", reason=code, files=_names(files))
         raise TransferError(code, message) from None
     purge_at = request.purge_at
-    items = []
-    for item in declared:
-        file_id = new_id()
-        items.append(
-            File(
-                parent_id=transfer_id,
-                file_id=file_id,
-                parent_kind=PARENT_REQUEST,
-                s3_key=storage.file_key(parent_id=transfer_id, file_id=file_id),
-                name=item.name,
-                content_type=item.content_type,
-                declared_size=item.size,
-                declared_sha256=item.sha256,
-                upload_mode=UPLOAD_MULTIPART if policy.uses_multipart(item.size) else UPLOAD_POST,
-                uploader_id=recipient_id,
-                uploader_email=guest.email,
-                created_at=now,
-                purge_at=purge_at,
-            )
-        )
+    extra = {"parent_kind": PARENT_REQUEST, "uploader_id": recipient_id, "uploader_email": guest.email}
+    items = [file_item(parent_id=transfer_id, declared=item, now=now, purge_at=purge_at, **extra) for item in declared]
     sort_key = search_sort_key(created_at=request.created_at, transfer_id=transfer_id)
     with File.batch_write() as batch:
         for item in items:

@@ -21,6 +21,7 @@ from transfers.models import (
     READY,
     REVOKED,
     UPLOAD_MULTIPART,
+    UPLOAD_POST,
     File,
     OneTimeCode,
     Recipient,
@@ -76,6 +77,25 @@ def metadata_purge_at(expires_at: datetime) -> datetime:
     return expires_at + timedelta(days=settings.FXFER_AUDIT_RETENTION_DAYS)
 
 
+def file_item(*, parent_id: str, declared: FileDeclared, now: datetime, purge_at: datetime, **extra) -> File:
+    """A new file record for a checked declaration: its own id, a key the server makes (never from the name),
+    and how it will be uploaded. `extra`: the parent kind and uploader of a request's file."""
+    file_id = new_id()
+    return File(
+        parent_id=parent_id,
+        file_id=file_id,
+        s3_key=storage.file_key(parent_id=parent_id, file_id=file_id),
+        name=declared.name,
+        content_type=declared.content_type,
+        declared_size=declared.size,
+        declared_sha256=declared.sha256,
+        upload_mode=UPLOAD_MULTIPART if policy.uses_multipart(declared.size) else UPLOAD_POST,
+        created_at=now,
+        purge_at=purge_at,
+        **extra,
+    )
+
+
 def search_sort_key(*, created_at: datetime, transfer_id: str) -> str:
     """The range key of a transfer's search-term items: date ranges are key conditions."""
     return f"{created_at.isoformat()}#{transfer_id}"
@@ -121,23 +141,7 @@ def transfer_create(
 
     transfer_id = new_id()
     purge_at = metadata_purge_at(now + timedelta(days=settings.FXFER_MAX_RETENTION_DAYS))
-    file_items = []
-    for item in declared:
-        file_id = new_id()
-        file_items.append(
-            File(
-                parent_id=transfer_id,
-                file_id=file_id,
-                s3_key=storage.file_key(parent_id=transfer_id, file_id=file_id),
-                name=item.name,
-                content_type=item.content_type,
-                declared_size=item.size,
-                declared_sha256=item.sha256,
-                upload_mode=UPLOAD_MULTIPART if policy.uses_multipart(item.size) else "post",
-                created_at=now,
-                purge_at=purge_at,
-            )
-        )
+    file_items = [file_item(parent_id=transfer_id, declared=item, now=now, purge_at=purge_at) for item in declared]
     recipient_items = [
         Recipient(parent_id=transfer_id, recipient_id=new_id(), email=address, purge_at=purge_at)
         for address in addresses
@@ -404,7 +408,12 @@ def _reply_window_follow(request_id: str, *, closes_at: datetime) -> None:
         reply.update(
             actions=[
                 Transfer.closes_at.set(closes_at),
-                Transfer.expires_at.set(closes_at + timedelta(days=int(reply.keep_days))),
+                Transfer.expires_at.set(
+                    min(
+                        closes_at + timedelta(days=int(reply.keep_days)),
+                        reply.created_at + timedelta(days=settings.FXFER_MAX_RETENTION_DAYS),
+                    )
+                ),
             ],
             condition=(Transfer.status == READY)
             & (Transfer.closes_at < closes_at)
@@ -423,12 +432,18 @@ class LinkResent:
 
 
 def recipient_resend(
-    *, owner_id: str, transfer_id: str, recipient_id: str, ip: str | None = None, now: datetime | None = None
+    *,
+    owner_id: str,
+    transfer_id: str,
+    recipient_id: str,
+    kind: str | None = None,
+    ip: str | None = None,
+    now: datetime | None = None,
 ) -> LinkResent:
     """Mail the recipient a new link. The old link, its codes and its guest sessions die; a lock is lifted
     (the sender vouches for the recipient by resending)."""
     now = utc(now)
-    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id)
+    transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id, kind=kind)
     if status_at(transfer, now) != READY or transfer.reply_to:
         raise TransferError("state_conflict")  # a reply request's guests come in through the transfer's link
     if not valid_id(recipient_id):

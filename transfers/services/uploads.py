@@ -28,6 +28,7 @@ from transfers.models import (
     KIND_REQUEST,
     KIND_SEND,
     PENDING,
+    READY,
     UPLOAD_MULTIPART,
     UPLOAD_POST,
     File,
@@ -132,7 +133,8 @@ def upload_authorize(
     batch of part URLs. A refused file may be uploaded again; a verified one may not."""
     now = utc(now)
     scope = dict(owner_id=owner_id, recipient_id=recipient_id, grant=grant)
-    file = _scoped_file(transfer_id=transfer_id, file_id=file_id, now=now, **scope).file
+    scoped = _scoped_file(transfer_id=transfer_id, file_id=file_id, now=now, **scope)
+    file = scoped.file
     if file.state == FILE_VERIFIED:
         raise TransferError("state_conflict", _("%(name)s has already been uploaded.") % {"name": file.name})
     if file.state == FILE_CANCELLED:
@@ -143,8 +145,10 @@ def upload_authorize(
             condition=File.state == FILE_REFUSED,
         )
     if file.upload_mode != UPLOAD_MULTIPART:
+        # A request's guest cannot use a policy after the request closes: S3 refuses it from then on.
+        until = scoped.transfer.closes_at if scoped.transfer.kind == KIND_REQUEST else None
         post = storage.presigned_post(
-            key=file.s3_key, size=int(file.declared_size), sha256=file.declared_sha256, now=now
+            key=file.s3_key, size=int(file.declared_size), sha256=file.declared_sha256, now=now, until=until
         )
         return UploadAuthorized(
             file_id=file.file_id,
@@ -461,8 +465,12 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
         # A later version at a verified key (a re-used POST policy) is never served: downloads are pinned to
         # the verified version. Remove it all the same.
         if version_id and file.version_id and version_id != file.version_id:
-            storage.object_version_delete(key=file.s3_key, version_id=version_id)
-            audit("file.stray_version_removed", actor=actor, transfer_id=file.parent_id, now=now, file_id=file.file_id)
+            # The event may come again (at-least-once): only a version still there is removed and recorded.
+            if storage.object_head(key=file.s3_key, version_id=version_id) is not None:
+                storage.object_version_delete(key=file.s3_key, version_id=version_id)
+                audit(
+                    "file.stray_version_removed", actor=actor, transfer_id=file.parent_id, now=now, file_id=file.file_id
+                )
             return FileVerified(**ids, outcome="stray_version")
         return FileVerified(**ids, outcome="verified")
     if file.state == FILE_REFUSED:
@@ -482,6 +490,9 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
         reason = "checksum"
     elif file.upload_mode == UPLOAD_MULTIPART and head.etag != file.expected_etag:
         reason = "etag"  # not the object the server assembled from the checked parts
+    parent = transfer_get(file.parent_id)
+    if not reason and parent is not None and parent.kind == KIND_REQUEST and status_at(parent, now) != READY:
+        reason = "request_closed"  # a POST signed before the request closed, landing after it
     if reason:
         return _refuse(file=file, reason=reason, version_id=head.version_id, now=now, actor=actor, size=head.size)
 
@@ -518,7 +529,7 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
         etag=head.etag,
         checksum_sha256=head.checksum_sha256,
     )
-    transfer = transfer_get(file.parent_id)
+    transfer = parent
     if transfer is not None and transfer.held:
         # A file that arrives after the transfer was put on legal hold is held in S3 too, so the lifecycle
         # backstop cannot remove it either.

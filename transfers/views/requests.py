@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from transfers import selectors, services
 from transfers.errors import TransferError
 from transfers.forms import RequestForm
+from transfers.models import KIND_REQUEST
 from transfers.views.common import client, local_time, sender_page
 
 # Which form field a policy refusal is about, so the page can show it there.
@@ -94,7 +95,9 @@ def request_delete(request, request_id: str):
     if request.method != "POST":
         detail = selectors.request_detail_for_owner(owner_id=request.user.id, request_id=request_id)
         return render(request, "transfers/requests/delete_confirm.html", {"detail": detail, "req": detail.summary})
-    deleted = services.transfer_delete_now(owner_id=request.user.id, transfer_id=request_id, **client(request))
+    deleted = services.transfer_delete_now(
+        owner_id=request.user.id, transfer_id=request_id, kind=KIND_REQUEST, **client(request)
+    )
     messages.success(
         request,
         _("The files were deleted. %(count)s deletion receipts are listed below.") % {"count": len(deleted.receipts)},
@@ -106,7 +109,11 @@ def request_delete(request, request_id: str):
 @require_POST
 def request_resend(request, request_id: str, recipient_id: str):
     sent = services.recipient_resend(
-        owner_id=request.user.id, transfer_id=request_id, recipient_id=recipient_id, ip=client(request)["ip"]
+        owner_id=request.user.id,
+        transfer_id=request_id,
+        recipient_id=recipient_id,
+        kind=KIND_REQUEST,
+        ip=client(request)["ip"],
     )
     messages.success(
         request, _("A new link was sent to %(email)s. The old one no longer works.") % {"email": sent.email}

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from transfers import policy, selectors, services
 from transfers.errors import TransferError
 from transfers.forms import ExtendForm, TransferForm, extension_choices
-from transfers.models import PENDING
+from transfers.models import KIND_SEND, PENDING
 from transfers.views.common import client, employee_required, json_body, json_error, local_time, sender_page
 from transfers.views.uploads import declared_json
 
@@ -138,7 +138,9 @@ def transfer_delete(request, transfer_id: str):
     if request.method != "POST":
         detail = selectors.transfer_detail_for_owner(owner_id=request.user.id, transfer_id=transfer_id)
         return render(request, "transfers/delete_confirm.html", {"detail": detail, "transfer": detail.summary})
-    deleted = services.transfer_delete_now(owner_id=request.user.id, transfer_id=transfer_id, **client(request))
+    deleted = services.transfer_delete_now(
+        owner_id=request.user.id, transfer_id=transfer_id, kind=KIND_SEND, **client(request)
+    )
     messages.success(
         request,
         _("The files were deleted. %(count)s deletion receipts are listed below.") % {"count": len(deleted.receipts)},
@@ -168,7 +170,11 @@ def transfer_extend(request, transfer_id: str):
 @require_POST
 def recipient_resend(request, transfer_id: str, recipient_id: str):
     sent = services.recipient_resend(
-        owner_id=request.user.id, transfer_id=transfer_id, recipient_id=recipient_id, ip=client(request)["ip"]
+        owner_id=request.user.id,
+        transfer_id=transfer_id,
+        recipient_id=recipient_id,
+        kind=KIND_SEND,
+        ip=client(request)["ip"],
     )
     messages.success(
         request, _("A new link was sent to %(email)s. The old one no longer works.") % {"email": sent.email}
