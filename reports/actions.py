@@ -9,7 +9,7 @@ attempt themselves (the officer as actor, the reason in the details); their refu
 
 Upload requests (a transfer's reply request too) are items of the same table and take the same actions: revoke
 an open or closed request (its guests' links stop, and the employee no longer downloads what was received),
-extend an open one (when its received files are deleted; uploads still stop at `closes_at`), hold, release
+extend an open or closed one (when its received files are deleted; uploads still stop at `closes_at`), hold, release
 and delete now in any state a transfer allows them, "closed" included. Hold, release, revoke and delete now act
 on that one item: a transfer and its reply request are each acted on from their own page (an extended
 transfer's reply request stays open as long, as with the sender's extend: the transfers service does that).
@@ -135,7 +135,7 @@ def transfer_extend_by_compliance(
     """Move the expiry later, within the same limit as the sender's extend (FXFER_MAX_EXPIRY_DAYS after creation).
     For an open request it is when the received files are deleted; uploads still stop at `closes_at`."""
     from transfers.errors import TransferError
-    from transfers.models import PENDING, READY
+    from transfers.models import CLOSED, PENDING, READY
     from transfers.services.common import status_at
     from transfers.services.sending import extend, latest_expiry
 
@@ -152,8 +152,8 @@ def transfer_extend_by_compliance(
                 message = f"The {noun} is kept past the latest an extension may reach ({latest}) already."
             else:
                 message = f"The new expiry must be after the current one and no later than {latest}."
-        elif status_at(transfer, now) not in {PENDING, READY}:
-            allowed = "an open request" if noun == "request" else "a pending or ready transfer"
+        elif status_at(transfer, now) not in {PENDING, READY, CLOSED}:
+            allowed = "an open or closed request" if noun == "request" else "a pending or ready transfer"
             message = f"Only {allowed} can be extended."
         else:
             message = f"The {noun} changed meanwhile; try again."
@@ -246,7 +246,7 @@ ACTIONS: dict[str, ComplianceAction] = {
         key="extend",
         label="Extend",
         form=ExtendForm,
-        statuses=frozenset({"pending", "ready"}),
+        statuses=frozenset({"pending", "ready", "closed"}),  # "closed": a request's received files
         run=transfer_extend_by_compliance,
     ),
     "legal-hold": ComplianceAction(

@@ -317,22 +317,27 @@ def test_compliance_revokes_an_open_request(officer, carol, asked, mailoutbox):
 
 
 @pytest.mark.parametrize("closed_by", ["employee", "time"])
-def test_a_closed_request_can_be_revoked_held_and_deleted_but_not_extended(officer, mailoutbox, closed_by):
+def test_a_closed_request_can_be_extended_revoked_held_and_deleted(officer, mailoutbox, closed_by):
     if closed_by == "employee":
         created = _ask()
         services.request_close(owner_id=ALICE.id, transfer_id=created.request_id, now=NOW)
     else:  # still "ready" in the table, closed as of now
         created = _ask(now=NOW - timedelta(hours=2), closes_in=timedelta(hours=1))
-    assert _offered(officer, created.request_id) == {"Revoke", "Put on legal hold", "Delete files now"}
+    assert _offered(officer, created.request_id) == {"Extend", "Revoke", "Put on legal hold", "Delete files now"}
 
-    later = timezone.localtime(datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
-    refused = officer.post(
+    # What was received may be kept longer (an inquiry), uploads stay closed.
+    stored = Transfer.get(created.request_id)
+    later = timezone.localtime(stored.expires_at + timedelta(days=1)).replace(second=0, tzinfo=None)
+    done = officer.post(
         f"/admin/transfers/{created.request_id}/extend/",
-        {"extend-reason": "Keep them longer", "extend-expires_at": later},
+        {"extend-reason": "Keep them longer", "extend-expires_at": later.strftime("%Y-%m-%dT%H:%M")},
         follow=True,
     )
-    assert "Only an open request can be extended." in refused.content.decode()
-    assert events_of("transfer.extended")[-1].outcome == "refused"
+    assert "The expiry is moved." in done.content.decode()
+    extended = Transfer.get(created.request_id)
+    assert timezone.localtime(extended.expires_at).replace(tzinfo=None) == later
+    assert extended.closes_at == stored.closes_at
+    assert events_of("transfer.extended")[-1].outcome == "ok"
 
     done = officer.post(f"/admin/transfers/{created.request_id}/revoke/", {"revoke-reason": "Stop it"}, follow=True)
     assert "The request is revoked." in done.content.decode()
@@ -354,18 +359,20 @@ def test_extending_an_open_request_moves_when_its_received_files_go(officer, ask
     assert events_of("transfer.extended")[-1].details["by"] == "compliance"
 
 
-def test_a_request_kept_past_the_extension_limit_is_told_so(officer, mailoutbox, settings):
-    # Transfers may be available 10 days; a request keeps what it received 14 days after it closes.
-    settings.FXFER_MAX_EXPIRY_DAYS = 10
+def test_a_request_is_never_extended_past_the_longest_retention(officer, mailoutbox, settings):
     created = _ask(closes_in=timedelta(days=5), keep_days=14)
-    later = timezone.localtime(created.expires_at + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    too_late = NOW + timedelta(days=settings.FXFER_MAX_RETENTION_DAYS, hours=1)  # created at NOW
     refused = officer.post(
         f"/admin/transfers/{created.request_id}/extend/",
-        {"extend-reason": "Keep them longer", "extend-expires_at": later},
+        {
+            "extend-reason": "Keep them longer",
+            "extend-expires_at": timezone.localtime(too_late).strftime("%Y-%m-%dT%H:%M"),
+        },
         follow=True,
     )
-    assert "The request is kept past the latest an extension may reach" in refused.content.decode()
+    assert "The new expiry must be after the current one and no later than" in refused.content.decode()
     assert Transfer.get(created.request_id).expires_at == created.expires_at
+    assert events_of("transfer.extended")[-1].outcome == "refused"
 
 
 def _versions(key: str) -> list:
@@ -381,7 +388,7 @@ def test_hold_release_and_delete_now_on_a_closed_request(officer, carol, asked):
 
     held = officer.post(base + "legal-hold/", {"legal-hold-reason": "Bid dispute 2026-4"}, follow=True)
     assert "The request is on legal hold (1 stored object versions held)." in held.content.decode()
-    assert _offered(officer, created.request_id) == {"Revoke", "Release legal hold"}
+    assert _offered(officer, created.request_id) == {"Extend", "Revoke", "Release legal hold"}
     refused = officer.post(base + "delete-now/", {"delete-now-reason": "Clean up"}, follow=True)
     assert "legal hold" in refused.content.decode() and _versions(key)
 

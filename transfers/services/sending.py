@@ -352,8 +352,16 @@ def transfer_extend(
 
 
 def latest_expiry(transfer: Transfer) -> datetime:
-    """The latest a transfer may be kept: FXFER_MAX_EXPIRY_DAYS after it was created."""
+    """The latest a transfer may be kept: FXFER_MAX_EXPIRY_DAYS after it was created. A request's received
+    files: FXFER_MAX_RETENTION_DAYS after it was created (never past the S3 lifecycle backstop)."""
+    if transfer.kind == KIND_REQUEST:
+        return transfer.created_at + timedelta(days=settings.FXFER_MAX_RETENTION_DAYS)
     return transfer.created_at + policy.max_expiry()
+
+
+def _extendable(transfer: Transfer) -> tuple[str, ...]:
+    # A request keeps what it received after it closes: that time may be extended too.
+    return (PENDING, READY, CLOSED) if transfer.kind == KIND_REQUEST else (PENDING, READY)
 
 
 def extend(
@@ -366,9 +374,10 @@ def extend(
     user_agent: str | None = None,
     **details,
 ) -> TransferExtended:
-    """Move the expiry of a pending or ready `transfer` later, at most to latest_expiry(), for `actor`.
-    "state_conflict" when it is no longer pending or ready (or changed meanwhile), "expiry_invalid" otherwise."""
-    if status_at(transfer, now) not in {PENDING, READY}:
+    """Move the expiry of a pending or ready `transfer` (an open or closed request: when its received files are
+    deleted) later, at most to latest_expiry(), for `actor`. "state_conflict" when it is in another state (or
+    changed meanwhile), "expiry_invalid" otherwise."""
+    if status_at(transfer, now) not in _extendable(transfer):
         raise TransferError("state_conflict")
     if expires_at.tzinfo is None or not transfer.expires_at < expires_at <= latest_expiry(transfer):
         raise TransferError("expiry_invalid")
@@ -376,7 +385,7 @@ def extend(
     try:
         transfer.update(
             actions=[Transfer.expires_at.set(expires_at)],
-            condition=Transfer.status.is_in(PENDING, READY) & (Transfer.expires_at == previous),
+            condition=Transfer.status.is_in(*_extendable(transfer)) & (Transfer.expires_at == previous),
         )
     except UpdateError as exc:
         if conditional_failed(exc):
