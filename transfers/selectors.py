@@ -7,7 +7,7 @@ expired and gives guests nothing, whatever the sweep has or has not done yet.
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from django.utils.translation import ngettext
@@ -292,6 +292,7 @@ class RequestSummary:
     guests: tuple[GuestSummary, ...]
     reply_to: str | None
     held: bool
+    files: tuple[ReceivedFile, ...] = ()  # on the Received list: what arrived, from whom
 
 
 @dataclass(frozen=True)
@@ -342,7 +343,7 @@ def request_list_for_owner(
     """The owner's upload requests (and replies to their transfers), newest first, a page at a time."""
     now = utc(now)
     results = _owner_query(owner_id=owner_id, kind=KIND_REQUEST, cursor=cursor, limit=limit)
-    items = tuple(_request_summary(r, now) for r in results)
+    items = tuple(replace(_request_summary(r, now), files=_received(r.transfer_id)) for r in results)
     return RequestPage(items=items, next_cursor=_encode_cursor(results.last_evaluated_key))
 
 

@@ -466,6 +466,14 @@ def test_received_lists_requests_and_my_transfers_lists_transfers(alice, mailout
     assert alice.get(f"/requests/{transfer['transferId']}/").status_code == 404
 
 
+def test_received_lists_what_arrived_from_whom(alice, asked, mailoutbox):
+    request_id, found = asked
+    assert "Nothing yet" in text(alice.get("/requests/"))
+    upload_small(guest_in(mailoutbox, found[BOB]), name="signed-contract.pdf")
+    row = text(alice.get("/requests/")).split(f'href="/requests/{request_id}/"', 1)[1].split("</tr>", 1)[0]
+    assert "signed-contract.pdf" in row and BOB in row and "Nothing yet" not in row
+
+
 def test_transfer_pages_do_not_serve_a_request(alice, asked):
     request_id, _found = asked
     alice.get("/requests/")  # shows (and so clears) the flash message of its creation
