@@ -474,6 +474,16 @@ def test_received_lists_what_arrived_from_whom(alice, asked, mailoutbox):
     assert "signed-contract.pdf" in row and BOB in row and "Nothing yet" not in row
 
 
+def test_a_guest_who_used_up_their_allowance_gets_no_uploader_but_can_finish(alice, mailoutbox):
+    ask(alice, max_files=1)
+    guest = guest_in(mailoutbox, links(mailoutbox)[BOB])
+    assert "uploader-config" in text(guest.get("/guest/upload/"))
+    upload_small(guest)
+    page = text(guest.get("/guest/upload/"))
+    assert "uploader-config" not in page and "You have sent as much as this request allows" in page
+    assert "0 more files" in page and 'id="finish-button"' in page
+
+
 def test_transfer_pages_do_not_serve_a_request(alice, asked):
     request_id, _found = asked
     alice.get("/requests/")  # shows (and so clears) the flash message of its creation
