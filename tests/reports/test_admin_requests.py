@@ -24,6 +24,7 @@ from tests.transfers.conftest import (  # noqa: F401 - fixtures the transfer hel
     code_from,
     put_object_as_browser,
     ready_transfer,
+    tokens_from,
 )
 from transfers import services
 from transfers.errors import TransferError
@@ -38,19 +39,9 @@ GUEST_IP, GUEST_UA = "198.51.100.7", "BobMail/2.0"
 # --- helpers: real requests, made through the services -----------------------------------------------------
 
 
-def _tokens(mailoutbox) -> dict[str, str]:
-    """Each address's newest link token, read from its own mail."""
-    tokens = {}
-    for message in mailoutbox:
-        match = LINK.search(message.body)
-        if match:
-            tokens[message.to[0]] = match[1]
-    return tokens
-
-
 def _grant(mailoutbox, address: str, *, now: datetime = NOW) -> services.AccessGranted:
     """The guest opens their link and proves their address with the code from their mail."""
-    token = _tokens(mailoutbox)[address]
+    token = tokens_from(mailoutbox)[address]
     ids = {"ip": GUEST_IP, "user_agent": GUEST_UA, "now": now}
     services.guest_link_open(token=token, **ids)
     services.guest_code_send(token=token, **ids)

@@ -18,7 +18,6 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from pynamodb.exceptions import UpdateError
 
-from reports.services import local_day
 from transfers import mails, policy, storage
 from transfers.errors import TransferError
 from transfers.models import (
@@ -59,6 +58,8 @@ from transfers.services.sending import (
     SenderIdentity,
     file_item,
     metadata_purge_at,
+    owner_fields,
+    save_all,
     search_sort_key,
     search_terms,
     send_link,
@@ -101,45 +102,29 @@ def _request_write(
     purge_at = metadata_purge_at(expires_at)
     addresses = [email for _id, email in recipients]
     sort_key = search_sort_key(created_at=now, transfer_id=request_id)
-    for model, items in (
-        (
-            Recipient,
-            [
-                Recipient(
-                    parent_id=request_id, recipient_id=rid, parent_kind=PARENT_REQUEST, email=email, purge_at=purge_at
-                )
-                for rid, email in recipients
-            ],
-        ),
-        (
-            TransferSearchTerm,
-            [
-                TransferSearchTerm(
-                    term=term,
-                    sort_key=sort_key,
-                    transfer_id=request_id,
-                    parent_kind=PARENT_REQUEST,
-                    created_at=now,
-                    purge_at=purge_at,
-                )
-                for term in search_terms(sender_email=sender.email, recipients=addresses, file_names=[])
-            ],
-        ),
-    ):
-        with model.batch_write() as batch:
-            for item in items:
-                batch.save(item)
+    guests = [
+        Recipient(parent_id=request_id, recipient_id=rid, parent_kind=PARENT_REQUEST, email=email, purge_at=purge_at)
+        for rid, email in recipients
+    ]
+    terms = [
+        TransferSearchTerm(
+            term=term,
+            sort_key=sort_key,
+            transfer_id=request_id,
+            parent_kind=PARENT_REQUEST,
+            created_at=now,
+            purge_at=purge_at,
+        )
+        for term in search_terms(sender_email=sender.email, recipients=addresses, file_names=[])
+    ]
+    save_all((Recipient, guests), (TransferSearchTerm, terms))
     request = Transfer(
         transfer_id=request_id,
         kind=KIND_REQUEST,
-        owner_id=str(sender.id),
-        owner_email=sender.email,
-        owner_name=getattr(sender, "display_name", "") or "",
+        **owner_fields(sender, now),
         subject=subject,
         message=message,
         status=READY,
-        created_at=now,
-        created_day=local_day(now).isoformat(),
         released_at=now,
         closes_at=closes_at,
         expires_at=expires_at,

@@ -96,6 +96,26 @@ def file_item(*, parent_id: str, declared: FileDeclared, now: datetime, purge_at
     )
 
 
+def owner_fields(sender: SenderIdentity, now: datetime) -> dict:
+    """Who made a transfer or request, and when. Snapshots: mails and pages show the sender even if the IdP
+    changes later."""
+    return {
+        "owner_id": str(sender.id),
+        "owner_email": sender.email,
+        "owner_name": getattr(sender, "display_name", "") or "",
+        "created_at": now,
+        "created_day": local_day(now).isoformat(),
+    }
+
+
+def save_all(*groups: tuple[type, list]) -> None:
+    """Write each (model, items) group in batches: a transfer's (or request's) children, before the parent."""
+    for model, items in groups:
+        with model.batch_write() as batch:
+            for item in items:
+                batch.save(item)
+
+
 def search_sort_key(*, created_at: datetime, transfer_id: str) -> str:
     """The range key of a transfer's search-term items: date ranges are key conditions."""
     return f"{created_at.isoformat()}#{transfer_id}"
@@ -167,20 +187,13 @@ def transfer_create(
     ]
     # Children first, the transfer last: until the transfer item exists nothing can reach them, so a crash
     # in between leaves only unreachable items that their TTL removes.
-    for model, items in ((File, file_items), (Recipient, recipient_items), (TransferSearchTerm, term_items)):
-        with model.batch_write() as batch:
-            for item in items:
-                batch.save(item)
+    save_all((File, file_items), (Recipient, recipient_items), (TransferSearchTerm, term_items))
     transfer = Transfer(
         transfer_id=transfer_id,
-        owner_id=str(sender.id),
-        owner_email=sender.email,
-        owner_name=getattr(sender, "display_name", "") or "",
+        **owner_fields(sender, now),
         subject=subject,
         message=message,
         status=PENDING,
-        created_at=now,
-        created_day=local_day(now).isoformat(),
         expires_at=now + expires_in,
         download_limit=download_limit,
         notify_on_download=bool(notify_on_download),
