@@ -25,7 +25,8 @@ class TransferForm(forms.Form):
     message = forms.CharField(
         label=_("Message"), required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 4})
     )
-    expiry_amount = forms.IntegerField(label=_("Available for"), min_value=1, initial=7)
+    # The bound only keeps the number a date can hold; the service says what the policy allows.
+    expiry_amount = forms.IntegerField(label=_("Available for"), min_value=1, max_value=100_000, initial=7)
     expiry_unit = forms.ChoiceField(
         label=_("Unit"), choices=[("days", _("days")), ("hours", _("hours"))], initial="days"
     )
@@ -90,7 +91,7 @@ class RequestForm(forms.Form):
         help_text=_("What you need from them. It is in the mail and on their upload page."),
         widget=forms.Textarea(attrs={"rows": 4}),
     )
-    closes_amount = forms.IntegerField(label=_("Open for"), min_value=1, initial=7)
+    closes_amount = forms.IntegerField(label=_("Open for"), min_value=1, max_value=100_000, initial=7)
     closes_unit = forms.ChoiceField(
         label=_("Unit"), choices=[("days", _("days")), ("hours", _("hours"))], initial="days"
     )

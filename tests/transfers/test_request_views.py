@@ -185,6 +185,7 @@ def test_requesting_files_mails_each_guest_their_own_link_and_shows_the_request(
     [
         ({"recipients": f"{BOB}, nope"}, "recipients", "nope is not a valid e-mail address."),
         ({"closes_amount": 400}, "closes_amount", "Choose an expiry between one hour and"),
+        ({"closes_amount": 10**12}, "closes_amount", "Ensure this value is less than or equal to 100000."),
         ({"keep_days": 31}, "keep_days", "Received files may be kept between 1 and 30 days."),
         ({"max_files": 101}, "max_files", "Choose between 1 and 100 files per person."),
         ({"max_file_mib": 50 * 1024 + 1, "max_total_mib": 60 * 1024}, "max_file_mib", "Choose a file size limit up to"),

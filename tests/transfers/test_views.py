@@ -201,6 +201,7 @@ def test_sending_creates_a_pending_transfer_and_says_how_each_file_goes_up(alice
         ({"files": []}, "files", "Add at least one file."),
         ({"recipients": "bob@partner.example, not-an-address"}, "recipients", "not-an-address is not a valid"),
         ({"expiry_amount": 400}, "expiry_amount", "Choose an expiry between one hour and"),
+        ({"expiry_amount": 10**12}, "expiry_amount", "less than or equal to 100000"),
         ({"download_limit": 0}, "download_limit", "greater than or equal to 1"),
         ({"recipients": ""}, "recipients", "This field is required."),
     ],
