@@ -179,9 +179,13 @@ def _guest_uploader_config(shown: selectors.GuestRequest) -> dict:
 @require_safe
 def upload_page(request):
     """What is asked, the limits left, the guest's own uploads so far, the uploader and Finish."""
+    return _upload_page(request, finish=FinishForm())
+
+
+def _upload_page(request, *, finish: FinishForm, status: int = 200):
     shown = selectors.guest_request(**_uploading(request))
-    context = {"shown": shown, "uploader": _guest_uploader_config(shown), "finish": FinishForm()}
-    return render(request, "transfers/guest/upload.html", context)
+    context = {"shown": shown, "uploader": _guest_uploader_config(shown), "finish": finish}
+    return render(request, "transfers/guest/upload.html", context, status=status)
 
 
 @never_cache
@@ -205,8 +209,8 @@ def upload_files(request):
 def finish(request):
     """The guest is done: the employee is told by mail, with the note."""
     form = FinishForm(request.POST)
-    if not form.is_valid():
-        raise TransferError("invalid", _("The note is too long."))
+    if not form.is_valid():  # the page again, with the note as typed and what is wrong with it
+        return _upload_page(request, finish=form, status=400)
     try:
         done = services.request_finish(**_uploading(request), note=form.cleaned_data["note"], **client(request))
     except TransferError as error:
