@@ -10,9 +10,10 @@ attempt themselves (the officer as actor, the reason in the details); their refu
 Upload requests (a transfer's reply request too) are items of the same table and take the same actions: revoke
 an open or closed request (its guests' links stop, and the employee no longer downloads what was received),
 extend an open or closed one (when its received files are deleted; uploads still stop at `closes_at`), hold, release
-and delete now in any state a transfer allows them, "closed" included. Hold, release, revoke and delete now act
-on that one item: a transfer and its reply request are each acted on from their own page (an extended
-transfer's reply request stays open as long, as with the sender's extend: the transfers service does that).
+and delete now in any state a transfer allows them, "closed" included. A legal hold on a transfer (and its
+release) covers its reply request too: what the recipients sent back belongs to the same matter. Revoke and
+delete now act on that one item (an extended transfer's reply request stays open as long, as with the sender's
+extend: the transfers service does that).
 """
 
 from collections.abc import Callable
@@ -178,32 +179,46 @@ def _call_as_officer(service, *, officer: Officer, transfer_id: str, reason: str
         raise AuditError(exc.code, exc.message) from None
 
 
+def _with_replies(service, *, officer: Officer, transfer_id: str, reason: str, now: datetime):
+    """Run a hold service on the transfer, then on its reply request (what the recipients sent back belongs to
+    the same matter); (the transfer's result, the reply's or None). A reply already in that state is left."""
+    done = _call_as_officer(service, officer=officer, transfer_id=transfer_id, reason=reason, now=now)
+    reply_id = getattr(_transfer(transfer_id), "reply_request_id", None)
+    if not reply_id:
+        return done, None
+    try:
+        return done, _call_as_officer(service, officer=officer, transfer_id=reply_id, reason=reason, now=now)
+    except AuditError:
+        return done, None  # already held (or released, or deleted): the service recorded the refusal
+
+
 def transfer_hold_by_compliance(*, officer: Officer, transfer_id: str, reason: str, now: datetime) -> ActionDone:
-    """Put the transfer on legal hold: no sweep, "delete now" or lifecycle rule deletes its files until release."""
+    """Put the transfer (and its replies) on legal hold: no sweep, "delete now" or lifecycle rule deletes their
+    files until release."""
     from transfers import services
 
-    ids = {"officer": officer, "transfer_id": transfer_id, "reason": reason, "now": now}
-    done = _call_as_officer(services.transfer_hold_set, **ids)
-    return ActionDone(
-        transfer_id=transfer_id,
-        action="legal-hold",
-        message=f"The {_noun_of(transfer_id)} is on legal hold ({done.versions} stored object versions held).",
+    done, reply = _with_replies(
+        services.transfer_hold_set, officer=officer, transfer_id=transfer_id, reason=reason, now=now
     )
+    message = f"The {_noun_of(transfer_id)} is on legal hold ({done.versions} stored object versions held)."
+    if reply is not None:
+        message += f" Its replies are held too ({reply.versions} stored object versions)."
+    return ActionDone(transfer_id=transfer_id, action="legal-hold", message=message)
 
 
 def transfer_release_hold_by_compliance(
     *, officer: Officer, transfer_id: str, reason: str, now: datetime
 ) -> ActionDone:
-    """Release the legal hold: the transfer follows its normal expiry again."""
+    """Release the legal hold of the transfer (and its replies): they follow their normal expiry again."""
     from transfers import services
 
-    ids = {"officer": officer, "transfer_id": transfer_id, "reason": reason, "now": now}
-    _call_as_officer(services.transfer_hold_release, **ids)
-    return ActionDone(
-        transfer_id=transfer_id,
-        action="release-hold",
-        message=f"The legal hold is released; the {_noun_of(transfer_id)} follows its normal expiry again.",
+    _done, reply = _with_replies(
+        services.transfer_hold_release, officer=officer, transfer_id=transfer_id, reason=reason, now=now
     )
+    message = f"The legal hold is released; the {_noun_of(transfer_id)} follows its normal expiry again."
+    if reply is not None:
+        message += " So do its replies."
+    return ActionDone(transfer_id=transfer_id, action="release-hold", message=message)
 
 
 def transfer_delete_by_compliance(*, officer: Officer, transfer_id: str, reason: str, now: datetime) -> ActionDone:

@@ -366,6 +366,25 @@ def test_a_request_is_never_extended_past_the_longest_retention(officer, mailout
     assert events_of("transfer.extended")[-1].outcome == "refused"
 
 
+def test_a_legal_hold_on_a_transfer_holds_its_replies_until_released(officer, replied):
+    created, reply_id, file_id = replied
+    reply_key = f"files/{reply_id}/{file_id}"
+    base = f"/admin/transfers/{created.transfer_id}/"
+    held = officer.post(base + "legal-hold/", {"legal-hold-reason": "Bid dispute 2026-7"}, follow=True)
+    assert "Its replies are held too (1 stored object versions)." in held.content.decode()
+    reply = Transfer.get(reply_id)
+    assert reply.held and reply.hold_reason == "Bid dispute 2026-7"
+    # What the recipient sent back survives its own expiry and a delete attempt while held.
+    swept = services.expiry_sweep(now=reply.expires_at + timedelta(hours=1))
+    assert swept.held_skipped >= 1 and len(_versions(reply_key)) == 1
+    refused = officer.post(f"/admin/transfers/{reply_id}/delete-now/", {"delete-now-reason": "x"}, follow=True)
+    assert "legal hold" in refused.content.decode() and len(_versions(reply_key)) == 1
+
+    released = officer.post(base + "release-hold/", {"release-hold-reason": "Settled"}, follow=True)
+    assert "So do its replies." in released.content.decode()
+    assert not Transfer.get(reply_id).held and not Transfer.get(created.transfer_id).held
+
+
 def _versions(key: str) -> list:
     page = aws.client("s3").list_object_versions(Bucket=settings.FXFER_BUCKET, Prefix=key)
     return [v for v in page.get("Versions", []) if v["Key"] == key]
