@@ -158,3 +158,22 @@ def guest_upload(access: services.AccessGranted, file: services.FileCreated, bod
     services.upload_authorize(**as_guest(access), file_id=file.file_id, now=now)
     put_object_as_browser(file.key, body)
     return services.upload_done(**as_guest(access), file_id=file.file_id, now=now)
+
+
+# --- browser tests ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sending(settings):
+    """Mail goes to the SES stand-in (readable at /dev/mailbox/); files of 6 MiB and more go up in 5 MiB parts."""
+    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.FXFER_MULTIPART_THRESHOLD = 6 * 1024**2
+    settings.FXFER_MULTIPART_PART_BYTES = 5 * 1024**2
+    settings.FXFER_PART_URL_BATCH = 2  # a 12 MiB file needs two batches of part URLs
+
+
+@pytest.fixture
+def guest(chromium):
+    context = chromium.new_context(accept_downloads=True)  # a browser without the sender's session
+    yield context.new_page()
+    context.close()

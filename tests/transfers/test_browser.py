@@ -21,22 +21,6 @@ CODE = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)
 SCREENSHOTS = os.environ.get("FXFER_SCREENSHOTS")  # a folder: save screenshots of the pages there
 
 
-@pytest.fixture
-def sending(settings):
-    """Mail goes to the SES stand-in (readable at /dev/mailbox/); files of 6 MiB and more go up in 5 MiB parts."""
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
-    settings.FXFER_MULTIPART_THRESHOLD = 6 * MiB
-    settings.FXFER_MULTIPART_PART_BYTES = 5 * MiB
-    settings.FXFER_PART_URL_BATCH = 2  # a 12 MiB file needs two batches of part URLs
-
-
-@pytest.fixture
-def guest(chromium):
-    context = chromium.new_context(accept_downloads=True)  # a browser without the sender's session
-    yield context.new_page()
-    context.close()
-
-
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -19,22 +19,6 @@ MiB = 1024**2
 DOWNLOAD = re.compile("download", re.IGNORECASE)
 
 
-@pytest.fixture
-def sending(settings):
-    """Mail goes to the SES stand-in (readable at /dev/mailbox/); files of 6 MiB and more go up in 5 MiB parts."""
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
-    settings.FXFER_MULTIPART_THRESHOLD = 6 * MiB
-    settings.FXFER_MULTIPART_PART_BYTES = 5 * MiB
-    settings.FXFER_PART_URL_BATCH = 2  # a 12 MiB file needs two batches of part URLs
-
-
-@pytest.fixture
-def guest(chromium):
-    context = chromium.new_context()  # the outside person's browser: no employee session
-    yield context.new_page()
-    context.close()
-
-
 def test_an_employee_requests_files_and_downloads_exactly_what_the_guest_uploaded(page, guest, site, sending, tmp_path):
     erin = f"erin-{uuid.uuid4().hex[:8]}@partner.example"  # the SES stand-in's mailbox outlives the test
     subject = f"Signed contract {uuid.uuid4().hex[:6]}"

@@ -64,6 +64,7 @@ from transfers.services.sending import (
     search_terms,
     send_link,
 )
+from transfers.services.uploads import upload_cancel
 
 
 def longest_kept(created_at: datetime) -> datetime:
@@ -444,8 +445,6 @@ def request_finish(
     verified = [f for f in mine if f.state == FILE_VERIFIED]
     if not verified and not note:
         raise TransferError("files_missing", _("Upload at least one file, or write a note, before you finish."))
-    from transfers.services.uploads import upload_cancel  # uploads builds on the guest services too
-
     unfinished = [f for f in mine if f.state not in {FILE_VERIFIED, FILE_CANCELLED}]
     for file in unfinished:
         upload_cancel(transfer_id=transfer_id, file_id=file.file_id, recipient_id=recipient_id, grant=grant, now=now)
