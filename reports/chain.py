@@ -1,39 +1,130 @@
-"""Verify the audit trail's hash chain: walk the events by seq, recompute each hash, check each link and the head.
+"""The audit trail's hash chain: linked off the request path by one writer, checked on demand.
 
-Events are fetched by id (the zero-padded seq) with BatchGet, a hundred at a time; nothing is Scanned. Events
-older than the audit retention may have been removed by DynamoDB TTL, so the walk starts at the oldest event
-still present. Finding it: a binary search over seq for the first present event (GetItem), then a look at the
+Linking (audit_chain_link, the chainer): request paths write audit events unchained, each in the transaction
+of the change it records, so no item is shared by all writers and no request waits on the chain. The chainer
+(every minute; locally a thread of `make run`; in tests a call) takes the unchained events in time order and
+gives each the next seq: one AuditLink per event whose hash covers the previous link's hash and the event's
+fields, committed with the chain head in one transaction (conditional on the head it read, so a second chainer
+running at the same time loses and re-reads). An event waits at most MERGE_DELAY to be linked.
+
+Checking (audit_chain_verify): walk the links by seq (BatchGet, a hundred at a time; no Scan), fetch each
+event, recompute each hash, check each link and the head, and report any event still unchained past the merge
+delay. Links older than the audit retention may have been removed by DynamoDB TTL, so the walk starts at the
+oldest link still present: a binary search over seq for the first present link (GetItem), then a look at the
 days since the retention boundary (by-day index) for any older event that search stepped over, so a hole in
 the retained part of the chain cannot pass for expiry.
 """
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 
-from reports.models import AuditChainHead, AuditEvent
-from reports.services import CHAIN, GENESIS_HASH, chained_fields, event_hash, local_day
+from fxfer.change import Change, ChangeRefused
+from reports.models import AuditChainHead, AuditEvent, AuditLink
+from reports.services import CHAIN, GENESIS_HASH, UNCHAINED, chained_fields, event_hash, local_day
 
 _BATCH = 100
+# Two items per event (its link and its own update) and the head: within a transaction's 100 items.
+_LINK_BATCH = 49
 # DynamoDB TTL deletes up to ~2 days late; a margin on top.
 _TTL_LAG = timedelta(days=3)
+MERGE_DELAY = timedelta(minutes=2)
 
-ALTERED, REMOVED, INSERTED, HEAD_MISMATCH = "altered", "removed", "inserted", "head_mismatch"
+ALTERED, REMOVED, INSERTED, HEAD_MISMATCH, UNLINKED = "altered", "removed", "inserted", "head_mismatch", "unchained"
 EXPLANATIONS = {
     ALTERED: "The event's content does not match its hash: it was changed after it was written.",
     REMOVED: "The event is missing from the chain: it was deleted.",
     INSERTED: "The event does not link to the one before it: it was put in or replaced after the fact.",
     HEAD_MISMATCH: "The chain head does not match the newest event: events were added or removed at the end.",
+    UNLINKED: "The event was written but not linked into the chain within the merge delay.",
 }
 
 
 @dataclass(frozen=True)
+class ChainLinked:
+    linked: int
+    head_seq: int
+    complete: bool  # False: the deadline or the limit stopped it with events still unchained
+
+
+def audit_chain_link(
+    *, now: datetime | None = None, deadline: datetime | None = None, limit: int = 10_000
+) -> ChainLinked:
+    """Link every unchained event whose time has come (an aggregated event's minute is over) into the chain,
+    oldest first, stopping at `deadline` (the Lambda's time) or after `limit` events. Safe to run twice at once
+    and to retry: the head's condition serialises chainers, the transaction token makes a retry a no-op."""
+    linked, head_seq, attempts = 0, 0, 0
+    while linked < limit and attempts < limit:
+        attempts += 1
+        if deadline is not None and datetime.now(UTC) >= deadline:
+            return ChainLinked(linked=linked, head_seq=head_seq, complete=False)
+        cutoff = (now or datetime.now(UTC)).astimezone(UTC).isoformat()
+        keys = [
+            e.event_id
+            for e in AuditEvent.by_unchained.query(
+                UNCHAINED, AuditEvent.sort_key < cutoff, limit=min(_LINK_BATCH, limit - linked)
+            )
+        ]
+        if not keys:
+            break
+        # The index may lag: the events themselves (consistent) say what is linked and what each holds now.
+        found = {e.event_id: e for e in AuditEvent.batch_get(keys, consistent_read=True)}
+        events = sorted(
+            (found[k] for k in keys if k in found and found[k].unchained),
+            key=lambda e: e.sort_key,
+        )
+        if not events:
+            continue
+        head = _head()
+        head_seq = int(head.seq) if head else 0
+        prev_hash = head.hash if head else GENESIS_HASH
+        link_time = datetime.now(UTC)
+        digest = hashlib.sha256("|".join(e.event_id for e in events).encode()).hexdigest()[:16]
+        change = Change(op=f"chain:{head_seq}:{digest}", now=link_time)
+        seq = head_seq
+        for event in events:
+            seq += 1
+            link_hash = event_hash(prev_hash=prev_hash, fields=chained_fields(event, seq))
+            link = AuditLink(
+                link_id=f"{seq:012d}",
+                seq=seq,
+                event_id=event.event_id,
+                linked_at=link_time,
+                prev_hash=prev_hash,
+                hash=link_hash,
+                expires_at=event.expires_at,
+            )
+            change.put(link, condition=AuditLink.link_id.does_not_exist())
+            unchanged = (
+                AuditEvent.count == int(event.count) if event.count is not None else AuditEvent.count.does_not_exist()
+            )
+            change.update(
+                event,
+                actions=[AuditEvent.seq.set(seq), AuditEvent.unchained.remove()],
+                condition=AuditEvent.unchained.exists() & unchanged,
+            )
+            prev_hash = link_hash
+        head_condition = AuditChainHead.seq == head_seq if head else AuditChainHead.chain.does_not_exist()
+        change.put(AuditChainHead(chain=CHAIN, seq=seq, hash=prev_hash), condition=head_condition)
+        try:
+            change.commit(send_mails=False)
+        except ChangeRefused:
+            continue  # another chainer moved the head, or an event changed: read again
+        linked += len(events)
+        head_seq = seq
+    complete = linked < limit
+    return ChainLinked(linked=linked, head_seq=head_seq, complete=complete)
+
+
+@dataclass(frozen=True)
 class ChainBreak:
-    kind: str  # altered, removed, inserted, head_mismatch
+    kind: str  # altered, removed, inserted, head_mismatch, unchained
     seq: int
     explanation: str
     at: datetime | None = None  # the event's time, when it is there
+    event_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,15 +143,15 @@ class ChainVerified:
 def audit_chain_verify(
     *, from_seq: int | None = None, limit: int | None = None, now: datetime | None = None
 ) -> ChainVerified:
-    """Check the chain from `from_seq` (default: the oldest event present) towards the head, at most `limit`
-    events, and report the first break: an altered event, a removed one, one inserted or replaced, or a head
-    that does not match the newest event."""
+    """Check the chain from `from_seq` (default: the oldest link present) towards the head, at most `limit`
+    events, and report the first break: an altered event, a removed one, one inserted or replaced, a head that
+    does not match the newest link, or an event left unchained past the merge delay."""
     now = now or datetime.now(UTC)
     head = _head()
     head_seq = int(head.seq) if head else 0
     if head_seq == 0:
-        extra = _event(1)
-        first_break = _break(INSERTED, extra) if extra else None
+        extra = _link(1)
+        first_break = _link_break(INSERTED, extra) if extra else _unlinked(now)
         return ChainVerified(
             ok=first_break is None,
             first_seq=0,
@@ -75,39 +166,46 @@ def audit_chain_verify(
     oldest = _oldest_present(head_seq, now)
     start = max(from_seq or oldest, oldest, 1)
     end = head_seq if not limit else min(head_seq, start + int(limit) - 1)
-    previous = _event(start - 1) if start > 1 else None
+    previous = _link(start - 1) if start > 1 else None
     previous_hash = previous.hash if previous else (GENESIS_HASH if start == 1 else None)
     checked, oldest_at, first_break = 0, None, None
     for batch_start in range(start, end + 1, _BATCH):
         seqs = range(batch_start, min(end, batch_start + _BATCH - 1) + 1)
-        found = {e.event_id: e for e in AuditEvent.batch_get([f"{s:012d}" for s in seqs])}
+        links = {link.seq: link for link in AuditLink.batch_get([f"{s:012d}" for s in seqs], consistent_read=True)}
+        events = {
+            e.event_id: e
+            for e in AuditEvent.batch_get({link.event_id for link in links.values()}, consistent_read=True)
+        }
         for seq in seqs:
-            event = found.get(f"{seq:012d}")
+            link = links.get(seq)
+            event = events.get(link.event_id) if link else None
             if event is None:
                 first_break = ChainBreak(kind=REMOVED, seq=seq, explanation=EXPLANATIONS[REMOVED])
                 break
             oldest_at = oldest_at or event.at
             checked += 1
-            recomputed = event_hash(prev_hash=event.prev_hash, fields=chained_fields(event))
-            if int(event.seq) != seq or recomputed != event.hash:
-                first_break = _break(ALTERED, event)
+            recomputed = event_hash(prev_hash=link.prev_hash, fields=chained_fields(event, seq))
+            if event.seq is None or int(event.seq) != seq or recomputed != link.hash:
+                first_break = _link_break(ALTERED, link, event)
                 break
-            if previous_hash is not None and event.prev_hash != previous_hash:
-                first_break = _break(INSERTED, event)
+            if previous_hash is not None and link.prev_hash != previous_hash:
+                first_break = _link_break(INSERTED, link, event)
                 break
-            previous_hash = event.hash
+            previous_hash = link.hash
         if first_break:
             break
     complete = end == head_seq
     if first_break is None and complete:
         if previous_hash != head.hash:
             first_break = ChainBreak(kind=HEAD_MISMATCH, seq=head_seq, explanation=EXPLANATIONS[HEAD_MISMATCH])
-        elif extra := _event(head_seq + 1):
-            first_break = _break(INSERTED, extra)
+        elif extra := _link(head_seq + 1):
+            first_break = _link_break(INSERTED, extra)
+        else:
+            first_break = _unlinked(now)
     return ChainVerified(
         ok=first_break is None,
         first_seq=start,
-        last_seq=(first_break.seq if first_break else end),
+        last_seq=(first_break.seq if first_break and first_break.seq else end),
         head_seq=head_seq,
         events_checked=checked,
         oldest_at=oldest_at,
@@ -117,8 +215,25 @@ def audit_chain_verify(
     )
 
 
-def _break(kind: str, event: AuditEvent) -> ChainBreak:
-    return ChainBreak(kind=kind, seq=int(event.seq), explanation=EXPLANATIONS[kind], at=event.at)
+def _unlinked(now: datetime) -> ChainBreak | None:
+    """The oldest event still unchained past the merge delay, as a break (the chainer stopped, or an event was
+    put in the trail bypassing it)."""
+    cutoff = (now - MERGE_DELAY).astimezone(UTC).isoformat()
+    for event in AuditEvent.by_unchained.query(UNCHAINED, AuditEvent.sort_key < cutoff, limit=1):
+        return ChainBreak(
+            kind=UNLINKED, seq=0, explanation=EXPLANATIONS[UNLINKED], at=event.at, event_id=event.event_id
+        )
+    return None
+
+
+def _link_break(kind: str, link: AuditLink, event: AuditEvent | None = None) -> ChainBreak:
+    return ChainBreak(
+        kind=kind,
+        seq=int(link.seq),
+        explanation=EXPLANATIONS[kind],
+        at=event.at if event else None,
+        event_id=link.event_id,
+    )
 
 
 def _head() -> AuditChainHead | None:
@@ -128,37 +243,38 @@ def _head() -> AuditChainHead | None:
         return None
 
 
-def _event(seq: int) -> AuditEvent | None:
+def _link(seq: int) -> AuditLink | None:
     try:
-        return AuditEvent.get(f"{seq:012d}", consistent_read=True)
-    except AuditEvent.DoesNotExist:
+        return AuditLink.get(f"{seq:012d}", consistent_read=True)
+    except AuditLink.DoesNotExist:
         return None
 
 
 def _oldest_present(head_seq: int, now: datetime) -> int:
-    """The lowest seq still present. TTL removes the oldest events first, so presence is a suffix of the chain
+    """The lowest seq still present. TTL removes the oldest links first, so presence is a suffix of the chain
     (binary search); a hole inside the retained period is then found by looking for older retained events."""
-    if _event(1) is not None:
+    if _link(1) is not None:
         return 1
-    low, high = 1, head_seq  # event `high` may itself be missing; then the walk reports it
+    low, high = 1, head_seq  # link `high` may itself be missing; then the walk reports it
     while low < high:
         middle = (low + high) // 2
-        if _event(middle) is None:
+        if _link(middle) is None:
             low = middle + 1
         else:
             high = middle
-    candidate = _event(low)
+    candidate = _link(low)
     if candidate is None:
         return low
-    # Any event written since the retention boundary (less the TTL lag) must still be here: look for one older
-    # than the candidate on the days from that boundary up to the candidate's day.
+    # Any event written since the retention boundary (less the TTL lag) must still be here: look for a linked
+    # one older than the candidate on the days from that boundary up to the candidate's day.
     day = local_day(now - timedelta(days=settings.FXFER_AUDIT_RETENTION_DAYS) - _TTL_LAG)
-    last = local_day(candidate.at)
+    last = local_day(candidate.linked_at)
     oldest = low
     while day <= last:
         for shard in range(settings.FXFER_AUDIT_DAY_SHARDS):
-            for event in AuditEvent.by_day.query(f"{day.isoformat()}#{shard}", limit=1):
-                oldest = min(oldest, int(event.seq))
+            for event in AuditEvent.by_day.query(f"{day.isoformat()}#{shard}", limit=5):
+                if event.seq is not None:
+                    oldest = min(oldest, int(event.seq))
         if oldest < low:
             return oldest
         day += timedelta(days=1)

@@ -46,15 +46,30 @@ class AuditByActor(GlobalSecondaryIndex):
     sort_key = UnicodeAttribute(range_key=True)
 
 
+class AuditUnchained(GlobalSecondaryIndex):
+    """Events not yet linked into the hash chain, oldest first (sparse: `unchained` goes when the chainer links
+    the event). The chainer reads it; the chain check reports any event left here past the merge delay."""
+
+    class Meta:
+        index_name = "by-unchained"
+        projection = AllProjection()
+
+    unchained = UnicodeAttribute(hash_key=True)  # "pending"
+    sort_key = UnicodeAttribute(range_key=True)
+
+
 class AuditEvent(Model):
-    """One append-only audit event, hash-chained to the one before it (seq - 1)."""
+    """One append-only audit event. Request paths write it unchained (in the same transaction as the change it
+    records); the chainer, the single writer of the chain, later gives it a `seq` and an AuditLink."""
 
     Meta = dynamo.meta("audit-events")
 
-    event_id = UnicodeAttribute(hash_key=True)  # zero-padded seq: "000000000042"
-    seq = NumberAttribute()
+    event_id = UnicodeAttribute(hash_key=True)  # derived from the operation that wrote it: a retry finds it
+    seq = NumberAttribute(null=True)  # its place in the chain, once linked
+    unchained = UnicodeAttribute(null=True)  # "pending" until linked (the by-unchained index)
+    count = NumberAttribute(null=True)  # an aggregated event (anonymous traffic): hits in its minute
     at = UTCDateTimeAttribute()
-    sort_key = UnicodeAttribute()  # "<ISO time>#<event_id>": time order, unique
+    sort_key = UnicodeAttribute()  # "<ISO time>#<write order>#<event_id>": time order, unique
     day_shard = UnicodeAttribute()
     action = UnicodeAttribute()
     outcome = UnicodeAttribute()  # "ok", "granted", "refused", "failed"
@@ -63,18 +78,32 @@ class AuditEvent(Model):
     ip = UnicodeAttribute(null=True)
     user_agent = UnicodeAttribute(null=True)
     details = JSONAttribute(null=True)
-    prev_hash = UnicodeAttribute()
-    hash = UnicodeAttribute()
     # Kept for the audit-retention period (FXFER_AUDIT_RETENTION_DAYS), then DynamoDB TTL removes it.
     expires_at = TTLAttribute(null=True)
 
     by_day = AuditByDay()
     by_subject = AuditBySubject()
     by_actor = AuditByActor()
+    by_unchained = AuditUnchained()
+
+
+class AuditLink(Model):
+    """One link of the hash chain: event `event_id` is number `seq`; `hash` covers the previous link's hash and
+    the event's fields. Written only by the chainer, in the same transaction as the chain head."""
+
+    Meta = dynamo.meta("audit-links")
+
+    link_id = UnicodeAttribute(hash_key=True)  # zero-padded seq: "000000000042"
+    seq = NumberAttribute()
+    event_id = UnicodeAttribute()
+    linked_at = UTCDateTimeAttribute()
+    prev_hash = UnicodeAttribute()
+    hash = UnicodeAttribute()
+    expires_at = TTLAttribute(null=True)
 
 
 class AuditChainHead(Model):
-    """The chain's newest seq and hash; writers advance it with a conditional write, one at a time."""
+    """The chain's newest seq and hash; the chainer advances it with a conditional write."""
 
     Meta = dynamo.meta("audit-chain")
 

@@ -3,32 +3,30 @@
 import hashlib
 import json
 import logging
-import random
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from pynamodb.exceptions import TransactWriteError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import PutError, UpdateError
 
-from fxfer import dynamo
-from reports.errors import AuditError
-from reports.models import AuditChainHead, AuditEvent, DailyStats
+from reports.models import AuditEvent, DailyStats
 
 logger = logging.getLogger(__name__)
 
 CHAIN = "main"
 GENESIS_HASH = "0" * 64
-_APPEND_ATTEMPTS = 25
+UNCHAINED = "pending"
+# An event's details are bounded: DynamoDB refuses items over 400 KB, and a transaction carries up to 100 of them.
+DETAILS_MAX_CHARS = 8000
+ANONYMOUS = "anonymous"
 
 
 @dataclass(frozen=True)
 class AuditRecorded:
     event_id: str
-    seq: int
-    hash: str
 
 
 def local_day(moment: datetime) -> date:
@@ -42,10 +40,11 @@ def event_hash(*, prev_hash: str, fields: dict) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
-def chained_fields(event: AuditEvent) -> dict:
-    """The fields the hash covers (everything but the hash itself and the index helpers derived from them)."""
+def chained_fields(event: AuditEvent, seq: int) -> dict:
+    """The fields a link's hash covers: the event's place and everything it says (not the index helpers)."""
     return {
-        "seq": int(event.seq),
+        "seq": int(seq),
+        "event_id": event.event_id,
         "at": event.at.astimezone(UTC).isoformat(),
         "action": event.action,
         "outcome": event.outcome,
@@ -54,7 +53,67 @@ def chained_fields(event: AuditEvent) -> dict:
         "ip": event.ip,
         "user_agent": event.user_agent,
         "details": event.details,
+        "count": int(event.count) if event.count is not None else None,
     }
+
+
+def event_id_for(op: str | None, n: int = 0) -> str:
+    """An event's id: derived from its operation (`op`, the n-th event of it) so a retried operation finds the
+    event it wrote before instead of writing a second one; random when the operation has no stable id."""
+    if op is None:
+        return secrets.token_hex(16)
+    return hashlib.sha256(f"{op}#{n}".encode()).hexdigest()[:32]
+
+
+def bounded_details(details: dict | None) -> dict | None:
+    """Details as stored: None when empty; values shortened when the whole would exceed DETAILS_MAX_CHARS."""
+    if not details:
+        return None
+    text = json.dumps(details, ensure_ascii=False, default=str)
+    if len(text) <= DETAILS_MAX_CHARS:
+        return details
+    share = max(64, DETAILS_MAX_CHARS // max(1, len(details)))
+    shortened = {}
+    for key, value in details.items():
+        as_text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        shortened[key] = value if len(as_text) <= share else as_text[: share - 1] + "…"
+    shortened["truncated"] = True
+    return shortened
+
+
+def audit_event(
+    *,
+    action: str,
+    actor: str,
+    subject: str,
+    outcome: str = "ok",
+    ip: str | None = None,
+    user_agent: str | None = None,
+    details: dict | None = None,
+    now: datetime | None = None,
+    event_id: str | None = None,
+) -> AuditEvent:
+    """A new, unchained audit event (not yet written): fxfer.change.Change puts it in the transaction of the
+    change it records; the chainer links it later."""
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    event_id = event_id or event_id_for(None)
+    event = AuditEvent(
+        event_id=event_id,
+        unchained=UNCHAINED,
+        at=at,
+        action=action,
+        outcome=outcome,
+        actor=actor,
+        subject=subject,
+        ip=ip,
+        user_agent=(user_agent or "")[:512] or None,
+        details=bounded_details(details),
+    )
+    # The write order breaks ties between events of the same moment (a test's fixed clock, one transaction).
+    event.sort_key = f"{at.isoformat()}#{time.time_ns():020d}#{event_id}"
+    event.day_shard = f"{local_day(at).isoformat()}#{int(event_id[:8], 16) % settings.FXFER_AUDIT_DAY_SHARDS}"
+    event.expires_at = at + timedelta(days=settings.FXFER_AUDIT_RETENTION_DAYS)
+    return event
 
 
 def audit_record(
@@ -67,53 +126,71 @@ def audit_record(
     user_agent: str | None = None,
     details: dict | None = None,
     now: datetime | None = None,
+    event_id: str | None = None,
 ) -> AuditRecorded:
-    """Append one event to the hash chain. Concurrent writers serialise on the chain head (conditional write)."""
-    at = now or datetime.now(UTC)
-    for attempt in range(_APPEND_ATTEMPTS):
-        if attempt:
-            # Full jitter: writers that collided spread out instead of colliding again.
-            time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))  # noqa: S311 - not cryptographic
-        head = _chain_head()
-        seq = (int(head.seq) + 1) if head else 1
-        prev_hash = head.hash if head else GENESIS_HASH
-        event = AuditEvent(
-            event_id=f"{seq:012d}",
-            seq=seq,
-            at=at,
-            action=action,
-            outcome=outcome,
-            actor=actor,
-            subject=subject,
-            ip=ip,
-            user_agent=(user_agent or "")[:512] or None,
-            details=details or None,
-            prev_hash=prev_hash,
-        )
-        event.sort_key = f"{at.astimezone(UTC).isoformat()}#{event.event_id}"
-        event.day_shard = f"{local_day(at).isoformat()}#{seq % settings.FXFER_AUDIT_DAY_SHARDS}"
-        event.expires_at = at + timedelta(days=settings.FXFER_AUDIT_RETENTION_DAYS)
-        event.hash = event_hash(prev_hash=prev_hash, fields=chained_fields(event))
-        new_head = AuditChainHead(chain=CHAIN, seq=seq, hash=event.hash)
-        head_condition = AuditChainHead.seq == int(head.seq) if head else AuditChainHead.chain.does_not_exist()
-        try:
-            with TransactWrite(connection=dynamo.connection()) as tx:
-                tx.save(new_head, condition=head_condition)
-                tx.save(event, condition=AuditEvent.event_id.does_not_exist())
-        except TransactWriteError:
-            continue  # another writer took this seq; read the new head and try again
-        logger.info(
-            "audit", extra={"audit_action": action, "audit_outcome": outcome, "audit_subject": subject, "seq": seq}
-        )
-        return AuditRecorded(event_id=event.event_id, seq=seq, hash=event.hash)
-    raise AuditError("chain_busy", "Could not append to the audit chain; too many concurrent writers.")
-
-
-def _chain_head() -> AuditChainHead | None:
+    """Write one audit event on its own (an event that records no other write: a refusal, a sign-in). One
+    conditional put of its own item, so nothing is contended; a retry after a lost answer finds its own event."""
+    event = audit_event(
+        action=action,
+        actor=actor,
+        subject=subject,
+        outcome=outcome,
+        ip=ip,
+        user_agent=user_agent,
+        details=details,
+        now=now,
+        event_id=event_id,
+    )
     try:
-        return AuditChainHead.get(CHAIN, consistent_read=True)
-    except AuditChainHead.DoesNotExist:
-        return None
+        event.save(condition=AuditEvent.event_id.does_not_exist())
+    except PutError as exc:
+        if getattr(exc, "cause_response_code", "") != "ConditionalCheckFailedException":
+            raise
+        # Our own earlier write (a retry after a lost answer): the event is there once.
+    log_event(event)
+    return AuditRecorded(event_id=event.event_id)
+
+
+def log_event(event: AuditEvent) -> None:
+    logger.info(
+        "audit",
+        extra={"audit_action": event.action, "audit_outcome": event.outcome, "audit_subject": event.subject},
+    )
+
+
+def audit_count(
+    *, action: str, subject: str = "system", outcome: str = "refused", ip: str | None, now: datetime | None = None
+) -> None:
+    """Anonymous traffic (junk sign-in posts, login starts) is counted, not logged hit by hit: one event per
+    action, IP and minute whose `count` goes up. Its time is the minute's end, so the chainer links it only
+    once the minute is over (an ADD after that is refused and the hit counted in the next minute's event)."""
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    for minute in (at, at + timedelta(minutes=1)):
+        start = minute.replace(second=0, microsecond=0)
+        event_id = event_id_for(f"count:{action}:{outcome}:{ip}:{start.isoformat()}")
+        template = audit_event(
+            action=action,
+            actor=ANONYMOUS,
+            subject=subject,
+            outcome=outcome,
+            ip=ip,
+            now=start + timedelta(minutes=1),
+            event_id=event_id,
+        )
+        template.sort_key = f"{template.at.isoformat()}#{0:020d}#{event_id}"
+        fields = ("unchained", "at", "action", "outcome", "actor", "subject", "ip", "sort_key", "day_shard")
+        actions = [getattr(AuditEvent, name).set(getattr(template, name)) for name in fields if getattr(template, name)]
+        actions += [AuditEvent.count.add(1), AuditEvent.expires_at.set(template.expires_at)]
+        try:
+            AuditEvent(event_id=event_id).update(
+                actions=actions,
+                condition=AuditEvent.event_id.does_not_exist() | AuditEvent.unchained.exists(),
+            )
+            return
+        except UpdateError as exc:
+            if getattr(exc, "cause_response_code", "") != "ConditionalCheckFailedException":
+                raise
+    logger.warning("audit.count.dropped", extra={"audit_action": action})
 
 
 @dataclass(frozen=True)

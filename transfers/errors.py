@@ -42,6 +42,9 @@ MESSAGES = {
     "keep_days_invalid": (400, _("The time received files are kept is outside what is allowed.")),
     "extension_not_allowed": (400, _("This type of file was not asked for.")),
     "replies_closed": (409, _("Replies to this transfer are closed.")),
+    # AWS did not answer, or answered "slow down", after botocore's retries: nothing the person did was wrong.
+    "unavailable": (503, _("The service is busy. Nothing was lost; please try again in a minute.")),
+    "mail_delayed": (503, _("We could not send the mail just now. Please try again in a few minutes.")),
 }
 
 

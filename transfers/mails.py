@@ -1,14 +1,17 @@
-"""The mails transfers send, through Django's mail API (django-ses in AWS; any backend in tests).
+"""The mails transfers send, as drafts: each function renders one message and returns it; the service that
+causes it commits it to the outbox (fxfer.change.Change.mail) with its state change, and transfers.outbox
+sends it through Django's mail API (django-ses in AWS; any backend in tests).
 
 Plain text, one message per person: a recipient's link or code never shares a message with anyone else.
-Times are shown in the company's time zone.
+A link or code is never rendered into a draft: pass transfers.outbox.PLACEHOLDER, which the outbox replaces
+when it sends. Times are shown in the company's time zone.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.core.mail import EmailMessage
 from django.utils.translation import gettext as _
 
 from transfers.policy import bytes_text
@@ -18,10 +21,23 @@ def _local(moment: datetime) -> str:
     return moment.astimezone(ZoneInfo(settings.TIME_ZONE)).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def _send(*, to: str, subject: str, body: str, reply_to: str | None = None) -> None:
+@dataclass(frozen=True)
+class Draft:
+    """One rendered mail, not yet sent."""
+
+    to: str
+    subject: str
+    body: str
+    reply_to: str | None = None
+
+    def fields(self) -> dict:
+        return {"to": self.to, "subject": self.subject, "body": self.body, "reply_to": self.reply_to}
+
+
+def _send(*, to: str, subject: str, body: str, reply_to: str | None = None) -> Draft:
     # Subjects carry user input: one line, so no header can be smuggled in.
     subject = " ".join(subject.split())[:250]
-    EmailMessage(subject=subject, body=body, to=[to], reply_to=[reply_to] if reply_to else None).send()
+    return Draft(to=to, subject=subject, body=body, reply_to=reply_to)
 
 
 def _sender(name: str, email: str) -> str:
@@ -38,7 +54,7 @@ def link_mail(
     message: str,
     files: list[tuple[str, int]],
     expires_at: datetime,
-) -> None:
+) -> Draft:
     """A recipient's own link to the files."""
     who = _sender(sender_name, sender_email)
     lines = [
@@ -60,10 +76,10 @@ def link_mail(
     mail_subject = _("%(who)s sent you files") % {"who": sender_name or sender_email}
     if subject:
         mail_subject = f"{mail_subject}: {subject}"
-    _send(to=to, subject=mail_subject, body="\n".join(lines), reply_to=sender_email)
+    return _send(to=to, subject=mail_subject, body="\n".join(lines), reply_to=sender_email)
 
 
-def code_mail(*, to: str, code: str, sender_name: str, expires_at: datetime, upload: bool = False) -> None:
+def code_mail(*, to: str, code: str, sender_name: str, expires_at: datetime, upload: bool = False) -> Draft:
     """The one-time code, to the recipient's own address only (`upload`: a guest asked for files)."""
     intro = (
         _("Your one-time code to upload files for %(who)s:")
@@ -80,12 +96,12 @@ def code_mail(*, to: str, code: str, sender_name: str, expires_at: datetime, upl
             _("If you did not ask for it, ignore this mail; nobody can use the link without the code."),
         ]
     )
-    _send(to=to, subject=_("Your one-time code"), body=body)
+    return _send(to=to, subject=_("Your one-time code"), body=body)
 
 
 def download_notice_mail(
     *, to: str, recipient: str, file_name: str, subject: str, at: datetime, ip: str | None
-) -> None:
+) -> Draft:
     """Tell the sender a recipient downloaded a file: who, what, when, from where."""
     body = "\n".join(
         [
@@ -96,12 +112,12 @@ def download_notice_mail(
             _("From IP address: %(ip)s") % {"ip": ip or "-"},
         ]
     )
-    _send(
+    return _send(
         to=to, subject=_("%(recipient)s downloaded %(file)s") % {"recipient": recipient, "file": file_name}, body=body
     )
 
 
-def locked_notice_mail(*, to: str, recipient: str, subject: str, at: datetime, ip: str | None) -> None:
+def locked_notice_mail(*, to: str, recipient: str, subject: str, at: datetime, ip: str | None) -> Draft:
     """Tell the sender a recipient's access was locked after too many wrong codes."""
     body = "\n".join(
         [
@@ -115,7 +131,7 @@ def locked_notice_mail(*, to: str, recipient: str, subject: str, at: datetime, i
             _("If this was your recipient, send them the link again from My transfers; this unlocks their access."),
         ]
     )
-    _send(to=to, subject=_("Access locked for %(recipient)s") % {"recipient": recipient}, body=body)
+    return _send(to=to, subject=_("Access locked for %(recipient)s") % {"recipient": recipient}, body=body)
 
 
 def request_mail(
@@ -128,7 +144,7 @@ def request_mail(
     message: str,
     closes_at: datetime,
     limits: str,
-) -> None:
+) -> Draft:
     """A guest's own link to upload the files an employee asks for."""
     who = _sender(sender_name, sender_email)
     lines = [_("%(who)s asks you to send files through %(site)s.") % {"who": who, "site": settings.FXFER_BASE_URL}, ""]
@@ -147,7 +163,7 @@ def request_mail(
     mail_subject = _("%(who)s asks you for files") % {"who": sender_name or sender_email}
     if subject:
         mail_subject = f"{mail_subject}: {subject}"
-    _send(to=to, subject=mail_subject, body="\n".join(lines), reply_to=sender_email)
+    return _send(to=to, subject=mail_subject, body="\n".join(lines), reply_to=sender_email)
 
 
 def request_finished_mail(
@@ -160,7 +176,7 @@ def request_finished_mail(
     link: str,
     reply: bool,
     at: datetime,
-) -> None:
+) -> Draft:
     """Tell the employee a guest has finished uploading: what arrived, the guest's note, where to get it."""
     what = _("%(guest)s replied with files.") if reply else _("%(guest)s has finished uploading files.")
     lines = [what % {"guest": guest}, ""]
@@ -172,4 +188,4 @@ def request_finished_mail(
     if note:
         lines += ["", _("Note from %(guest)s:") % {"guest": guest}, note]
     lines += ["", _("Download them here (sign-in required):"), link]
-    _send(to=to, subject=_("Files from %(guest)s") % {"guest": guest}, body="\n".join(lines))
+    return _send(to=to, subject=_("Files from %(guest)s") % {"guest": guest}, body="\n".join(lines))

@@ -285,3 +285,84 @@ class SweepCursor(Model):
     key_marker = UnicodeAttribute(null=True)  # the last key of the page taken; the next page starts after it
     pass_number = NumberAttribute(default=0)  # pages taken so far; a conditional write lets one sweep take each
     updated_at = UTCDateTimeAttribute(null=True)
+
+
+class OutboxByParent(GlobalSecondaryIndex):
+    """A transfer's (or request's) mails, for its page: mailed, retrying, failed, bounced."""
+
+    class Meta:
+        index_name = "by-parent"
+        projection = AllProjection()
+
+    parent_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class OutboxUnsent(GlobalSecondaryIndex):
+    """Mails still to send, by when to try next (sparse: `unsent` goes once a mail is sent or given up)."""
+
+    class Meta:
+        index_name = "by-unsent"
+        projection = KeysOnlyProjection()
+
+    unsent = UnicodeAttribute(hash_key=True)  # "pending"
+    next_attempt_at = UTCDateTimeAttribute(range_key=True)
+
+
+class OutboxByMessage(GlobalSecondaryIndex):
+    """SES message id → the mail: a bounce or complaint notification names the message."""
+
+    class Meta:
+        index_name = "by-message"
+        projection = KeysOnlyProjection()
+
+    ses_message_id = UnicodeAttribute(hash_key=True)
+
+
+# OutboxMail.status
+MAIL_PENDING, MAIL_SENT, MAIL_FAILED, MAIL_BOUNCED, MAIL_COMPLAINED = (
+    "pending",
+    "sent",
+    "failed",
+    "bounced",
+    "complained",
+)
+
+
+class OutboxMail(Model):
+    """One mail a change caused, committed in the same transaction as that change, keyed by its cause. Sent
+    right after the commit; the retry job sends what could not be sent then. A secret (a link token, a code)
+    is never stored: the body holds a placeholder, and the secret is derived from `nonce` with the
+    site's secret key when the mail is sent (the item alone never reveals it)."""
+
+    Meta = dynamo.meta("outbox")
+
+    mail_key = UnicodeAttribute(hash_key=True)  # the cause: "link:<transfer id>:<recipient id>:<op>"
+    kind = UnicodeAttribute()  # "link", "request_link", "code", "download_notice", ...
+    parent_id = UnicodeAttribute(null=True)  # the transfer or request it is about
+    recipient_id = UnicodeAttribute(null=True)  # the guest it goes to, when it goes to one
+    audit_subject = UnicodeAttribute(default="system")
+    to = UnicodeAttribute()
+    subject = UnicodeAttribute()
+    body = UnicodeAttribute()
+    reply_to = UnicodeAttribute(null=True)
+    derive = UnicodeAttribute(null=True)  # "link" or "code"
+    nonce = UnicodeAttribute(null=True)
+    # A resent link: the new token's hash replaces the recipient's only once SES has accepted the new mail.
+    activates_token_hash = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(default=MAIL_PENDING)
+    attempts = NumberAttribute(default=0)
+    last_error = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    next_attempt_at = UTCDateTimeAttribute(null=True)
+    claimed_until = UTCDateTimeAttribute(null=True)  # one sender at a time
+    sent_at = UTCDateTimeAttribute(null=True)
+    ses_message_id = UnicodeAttribute(null=True)
+    bounced_at = UTCDateTimeAttribute(null=True)
+    bounce_reason = UnicodeAttribute(null=True)
+    unsent = UnicodeAttribute(null=True)
+    purge_at = TTLAttribute(null=True)
+
+    by_parent = OutboxByParent()
+    by_unsent = OutboxUnsent()
+    by_message = OutboxByMessage()

@@ -20,13 +20,50 @@ from transfers.models import (
     FILE_VERIFIED,
     KIND_REQUEST,
     KIND_SEND,
+    MAIL_PENDING,
     READY,
     File,
+    OutboxMail,
     Recipient,
     Transfer,
 )
+from transfers.outbox import LINK_KINDS
 from transfers.services.common import owned_transfer, request_limits, status_at, transfer_get, utc
 from transfers.services.guests import guest_access
+
+
+@dataclass(frozen=True)
+class MailState:
+    """What happened to one mail, as the outbox knows it: pages tell the sender the truth."""
+
+    kind: str
+    status: str  # "pending" (not sent yet, or retrying), "sent", "failed", "bounced", "complained"
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+    bounce_reason: str | None
+
+    @property
+    def retrying(self) -> bool:
+        return self.status == MAIL_PENDING and self.attempts > 0
+
+
+def link_mail_states(parent_id: str) -> dict[str, MailState]:
+    """Each recipient's latest link mail of a transfer or request (recipient id → its state)."""
+    states: dict[str, MailState] = {}
+    for mail in OutboxMail.by_parent.query(parent_id):  # oldest first: a later mail replaces an earlier one
+        if mail.recipient_id and mail.kind in LINK_KINDS:
+            states[mail.recipient_id] = MailState(
+                kind=mail.kind,
+                status=mail.status,
+                attempts=int(mail.attempts or 0),
+                last_error=mail.last_error,
+                sent_at=mail.sent_at,
+                next_attempt_at=mail.next_attempt_at,
+                bounce_reason=mail.bounce_reason,
+            )
+    return states
 
 
 @dataclass(frozen=True)
@@ -38,6 +75,7 @@ class RecipientSummary:
     last_download_at: datetime | None
     link_sent_at: datetime | None
     locked: bool
+    link_mail: MailState | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +177,7 @@ def _file_summary(file: File) -> FileSummary:
 
 
 def _recipients(transfer_id: str) -> tuple[RecipientSummary, ...]:
+    mails = link_mail_states(transfer_id)
     return tuple(
         RecipientSummary(
             recipient_id=r.recipient_id,
@@ -148,6 +187,7 @@ def _recipients(transfer_id: str) -> tuple[RecipientSummary, ...]:
             last_download_at=r.last_download_at,
             link_sent_at=r.link_sent_at,
             locked=bool(r.locked),
+            link_mail=mails.get(r.recipient_id),
         )
         for r in Recipient.query(transfer_id)
     )
@@ -277,6 +317,7 @@ class GuestSummary:
     locked: bool
     finished_at: datetime | None
     note: str | None
+    link_mail: MailState | None = None
 
 
 @dataclass(frozen=True)
@@ -312,6 +353,7 @@ class RequestDetail:
 
 
 def _request_summary(request: Transfer, now: datetime) -> RequestSummary:
+    mails = link_mail_states(request.transfer_id)
     return RequestSummary(
         request_id=request.transfer_id,
         subject=request.subject,
@@ -329,6 +371,7 @@ def _request_summary(request: Transfer, now: datetime) -> RequestSummary:
                 locked=bool(r.locked),
                 finished_at=r.finished_at,
                 note=r.note,
+                link_mail=mails.get(r.recipient_id),
             )
             for r in Recipient.query(request.transfer_id)
         ),

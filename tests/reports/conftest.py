@@ -66,7 +66,7 @@ def audit_events() -> list:
     """Every audit event, oldest first (a Scan: tests only)."""
     from reports.models import AuditEvent
 
-    return sorted(AuditEvent.scan(), key=lambda event: int(event.seq))
+    return sorted(AuditEvent.scan(), key=lambda event: event.sort_key)
 
 
 def events_of(action: str) -> list:

@@ -9,7 +9,7 @@ from reports.services import GENESIS_HASH, audit_record, chained_fields, event_h
 
 
 def _chain() -> list[AuditEvent]:
-    return sorted(AuditEvent.scan(), key=lambda e: e.seq)
+    return sorted(AuditEvent.scan(), key=lambda e: e.sort_key)
 
 
 def test_events_are_chained_in_order():

@@ -27,7 +27,7 @@ def ready(mailoutbox):
 
 
 def _actions() -> list[tuple[str, str]]:
-    return [(e.action, e.outcome) for e in sorted(AuditEvent.scan(), key=lambda e: e.seq)]
+    return [(e.action, e.outcome) for e in sorted(AuditEvent.scan(), key=lambda e: e.sort_key)]
 
 
 def _refused(code: str, call) -> TransferError:

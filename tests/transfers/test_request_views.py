@@ -104,7 +104,7 @@ def audit(action: str, transfer_id: str | None = None) -> list[AuditEvent]:
     events = (e for e in AuditEvent.scan() if e.action == action)
     if transfer_id:
         events = (e for e in events if e.subject == f"transfer:{transfer_id}")
-    return sorted(events, key=lambda e: int(e.seq))
+    return sorted(events, key=lambda e: e.sort_key)
 
 
 def uploader_config(page: str) -> dict:

@@ -43,12 +43,12 @@ BIG = bytes(range(256)) * (12 * MiB // 256)  # 12 MiB: with `small_parts`, parts
 
 
 def _events(transfer_id: str, action: str | None = None) -> list[AuditEvent]:
-    events = sorted(AuditEvent.by_subject.query(f"transfer:{transfer_id}"), key=lambda e: int(e.seq))
+    events = sorted(AuditEvent.by_subject.query(f"transfer:{transfer_id}"), key=lambda e: e.sort_key)
     return [e for e in events if action is None or e.action == action]
 
 
 def _all_events(action: str) -> list[AuditEvent]:
-    return sorted((e for e in AuditEvent.scan() if e.action == action), key=lambda e: int(e.seq))
+    return sorted((e for e in AuditEvent.scan() if e.action == action), key=lambda e: e.sort_key)
 
 
 def _refused(code: str, call) -> TransferError:

@@ -34,7 +34,7 @@ def _refused(code: str, call) -> TransferError:
 
 
 def _actions() -> list[tuple[str, str]]:
-    return [(e.action, e.outcome) for e in sorted(AuditEvent.scan(), key=lambda e: e.seq)]
+    return [(e.action, e.outcome) for e in sorted(AuditEvent.scan(), key=lambda e: e.sort_key)]
 
 
 def test_release_mails_go_through_ses_one_message_per_recipient(settings):

@@ -31,7 +31,7 @@ MiB = 1024**2
 
 
 def _events(action: str) -> list[AuditEvent]:
-    return sorted((e for e in AuditEvent.scan() if e.action == action), key=lambda e: e.seq)
+    return sorted((e for e in AuditEvent.scan() if e.action == action), key=lambda e: e.sort_key)
 
 
 def _versions(key: str) -> list[dict]:

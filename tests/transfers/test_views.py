@@ -106,7 +106,7 @@ def code_for(mailoutbox, to: str) -> str:
 
 
 def audit(action: str) -> list[AuditEvent]:
-    return sorted((e for e in AuditEvent.scan() if e.action == action), key=lambda e: int(e.seq))
+    return sorted((e for e in AuditEvent.scan() if e.action == action), key=lambda e: e.sort_key)
 
 
 def text(response) -> str:

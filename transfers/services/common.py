@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 from django.utils.crypto import salted_hmac
 from pynamodb.exceptions import UpdateError
 
+from fxfer.change import Change
 from reports.services import audit_record
 from transfers import policy
 from transfers.errors import TransferError
+from transfers.mails import Draft
 from transfers.models import CLOSED, EXPIRED, KIND_REQUEST, PENDING, READY, SWEEP_SHARDS, RateLimit, Transfer
 
 logger = logging.getLogger(__name__)
@@ -113,28 +115,19 @@ def owned_transfer(*, owner_id: str, transfer_id: str, kind: str | None = None) 
 
 
 def mail_and_audit(
-    send: Callable[[], object], *, kind: str, to: str, transfer_id: str, now: datetime, **details
+    draft: Callable[[], "Draft"], *, kind: str, to: str, transfer_id: str, now: datetime, **details
 ) -> bool:
-    """Send one mail and record it as "mail.sent", ok or failed. A failed mail never undoes what its caller
-    did (the guest still gets the file, the lock still holds): the failure is on record instead."""
-    try:
-        send()
-    except Exception as exc:
-        logger.exception("transfers.mail.failed", extra={"transfer_id": transfer_id, "kind": kind})
-        audit(
-            "mail.sent",
-            actor="system",
-            transfer_id=transfer_id,
-            now=now,
-            outcome="failed",
-            kind=kind,
-            to=to,
-            error=type(exc).__name__,
-            **details,
-        )
-        return False
-    audit("mail.sent", actor="system", transfer_id=transfer_id, now=now, kind=kind, to=to, **details)
-    return True
+    """Commit one mail to the outbox on its own and send it (the outbox records "mail.sent"). True when SES
+    accepted it now; otherwise the retry job goes on trying. Prefer Change.mail in the change that causes it."""
+    change = Change(op=f"mail:{kind}:{new_id()}", now=now)
+    key = change.mail(
+        key=f"{kind}:{transfer_id}:{new_id()}",
+        kind=kind,
+        parent_id=transfer_id,
+        recipient_id=details.get("recipient_id"),
+        **draft().fields(),
+    )
+    return change.commit().sent.get(key, False)
 
 
 def audit(
@@ -183,6 +176,16 @@ def rate_limited(*, counter: str, limit: int, window_seconds: int, now: datetime
             return True
         raise
     return False
+
+
+def rate_limit_refund(*, counter: str, window_seconds: int, now: datetime) -> None:
+    """Give back one event counted in the current window (the action it allowed did not happen)."""
+    start = int(now.timestamp()) // window_seconds * window_seconds
+    try:
+        RateLimit(counter=f"{counter}#{start}").update(actions=[RateLimit.count.add(-1)], condition=RateLimit.count > 0)
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
 
 
 def mask_email(address: str) -> str:

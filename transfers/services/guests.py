@@ -8,7 +8,6 @@ cannot exceed the count). Each download URL consumes one download with a conditi
 """
 
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,6 +15,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from pynamodb.exceptions import DeleteError, UpdateError
 
+from fxfer.change import Change
 from transfers import mails, storage
 from transfers.errors import TransferError
 from transfers.models import (
@@ -29,6 +29,7 @@ from transfers.models import (
     Recipient,
     Transfer,
 )
+from transfers.outbox import PLACEHOLDER, new_nonce, one_time_code
 from transfers.services.common import (
     audit,
     code_hash,
@@ -37,6 +38,7 @@ from transfers.services.common import (
     mail_and_audit,
     mask_email,
     new_token,
+    rate_limit_refund,
     rate_limited,
     recipient_ref,
     same,
@@ -179,31 +181,53 @@ def guest_code_send(
         raise TransferError(
             "rate_limited", _("A code was sent a moment ago. Please check your mailbox or wait a few minutes.")
         )
-    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    # The code, its "code.sent" event and its mail commit together; the code itself is derived from the
+    # outbox item's nonce when the mail is sent, so no table holds it.
+    nonce = new_nonce()
+    code = one_time_code(nonce)
     expires_at = later(now, settings.FXFER_CODE_SECONDS)
-    OneTimeCode(
-        recipient_ref=ref,
-        code_hash=code_hash(recipient_ref=ref, code=code),
-        created_at=now,
-        expires_at=expires_at,
-        purge_at=expires_at,
-    ).save()
-    mails.code_mail(
-        to=recipient.email,
-        code=code,
-        sender_name=transfer.owner_name or transfer.owner_email,
-        expires_at=expires_at,
-        upload=transfer.kind == KIND_REQUEST,
+    change = Change(op=f"code:{ref}:{nonce}", now=now)
+    change.put(
+        OneTimeCode(
+            recipient_ref=ref,
+            code_hash=code_hash(recipient_ref=ref, code=code),
+            created_at=now,
+            expires_at=expires_at,
+            purge_at=expires_at,
+        )
     )
-    audit(
+    change.audit(
         "code.sent",
         actor=actor,
-        transfer_id=transfer.transfer_id,
-        now=now,
+        subject=f"transfer:{transfer.transfer_id}",
         ip=ip,
         user_agent=user_agent,
         to=recipient.email,
     )
+    draft = mails.code_mail(
+        to=recipient.email,
+        code=PLACEHOLDER,
+        sender_name=transfer.owner_name or transfer.owner_email,
+        expires_at=expires_at,
+        upload=transfer.kind == KIND_REQUEST,
+    )
+    key = change.mail(
+        key=f"code:{ref}:{nonce}",
+        kind="code",
+        parent_id=transfer.transfer_id,
+        recipient_id=recipient.recipient_id,
+        derive="code",
+        nonce=nonce,
+        **draft.fields(),
+    )
+    if not change.commit().sent.get(key):
+        # The mail is in the outbox and will be retried; the guest must not count on it now. Give back the
+        # code allowance this attempt took, and say so.
+        rate_limit_refund(counter=f"code-send:{ref}", window_seconds=settings.FXFER_CODE_SECONDS, now=now)
+        raise TransferError(
+            "mail_delayed",
+            _("We could not send the code just now. It may still arrive in a few minutes; otherwise ask again."),
+        )
     return CodeSent(recipient_email_masked=mask_email(recipient.email), expires_at=expires_at)
 
 

@@ -294,13 +294,13 @@ def send_link(*, transfer: Transfer, recipient: Recipient, files: list[File], no
     }
     what = {"subject": transfer.subject, "message": transfer.message}
 
-    def send() -> None:
+    def send() -> mails.Draft:
         if transfer.kind == KIND_REQUEST:
             limits = policy.limits_text(request_limits(transfer))
-            mails.request_mail(**who, **what, closes_at=transfer.closes_at, limits=limits)
+            return mails.request_mail(**who, **what, closes_at=transfer.closes_at, limits=limits)
         else:
             listed = [(f.name, int(f.declared_size)) for f in files]
-            mails.link_mail(**who, **what, files=listed, expires_at=transfer.expires_at)
+            return mails.link_mail(**who, **what, files=listed, expires_at=transfer.expires_at)
 
     sent = mail_and_audit(
         send,
