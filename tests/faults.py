@@ -42,7 +42,8 @@ _THROTTLE = {
     "ses": (
         400,
         "text/xml",
-        b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Maximum sending rate exceeded.</Message></Error></ErrorResponse>",
+        b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+        b"<Message>Maximum sending rate exceeded.</Message></Error></ErrorResponse>",
     ),
     "sqs": (
         400,
