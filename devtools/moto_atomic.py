@@ -26,7 +26,7 @@ _CALLS = (
 
 
 TOKEN_SECONDS = 600
-_TOKENS: dict[tuple[str, str], tuple[float, object]] = {}
+_TOKENS: dict[tuple[str, str], tuple[float, str, object]] = {}
 
 
 def make_dynamodb_writes_atomic() -> None:
@@ -46,7 +46,12 @@ def make_dynamodb_writes_atomic() -> None:
 
 def _idempotent(handler):
     """AWS: "subsequent TransactWriteItems calls with the same client token return successfully without making
-    any changes" for ten minutes after a success. A failed call is not remembered (a retry runs again)."""
+    any changes" for ten minutes after a success, and the same token with other items is an
+    IdempotentParameterMismatchException. A failed call is not remembered (a retry runs again)."""
+    import hashlib
+    import json
+
+    from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
 
     @functools.wraps(handler)
     def transact_write_items(self):
@@ -54,14 +59,21 @@ def _idempotent(handler):
         if not token:
             return handler(self)
         key = (f"{self.current_account}:{self.region}", token)
+        items = hashlib.sha256(json.dumps(self.body.get("TransactItems"), sort_keys=True).encode()).hexdigest()
         with _LOCK:
             now = time.monotonic()
-            for stale in [k for k, (at, _r) in _TOKENS.items() if now - at > TOKEN_SECONDS]:
+            for stale in [k for k, (at, _i, _r) in _TOKENS.items() if now - at > TOKEN_SECONDS]:
                 _TOKENS.pop(stale, None)
             if key in _TOKENS:
-                return _TOKENS[key][1]
+                _at, seen_items, result = _TOKENS[key]
+                if seen_items != items:
+                    raise DynamodbException(
+                        ERROR_TYPE_PREFIX + "IdempotentParameterMismatchException",
+                        "The request uses the same client token as a previous, but non-identical request.",
+                    )
+                return result
             result = handler(self)
-            _TOKENS[key] = (now, result)
+            _TOKENS[key] = (now, items, result)
             return result
 
     transact_write_items._fxfer_token = True

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ITEMS = 100
 CONDITION_FAILED = "ConditionalCheckFailed"
+SAME_OP = "IdempotentParameterMismatch"
 
 
 class ChangeTooLarge(Exception):
@@ -74,7 +75,8 @@ class ChangeRefused(Exception):
         """An earlier attempt of this same operation committed: every refusal is a failed "does not exist" of an
         item it derived from its op (its audit events and outbox items), so nothing else stood in the way."""
         return bool(self.refusals) and all(
-            r.code == CONDITION_FAILED and self.labels[r.index].startswith(_OWN) for r in self.refusals
+            r.code == SAME_OP or (r.code == CONDITION_FAILED and self.labels[r.index].startswith(_OWN))
+            for r in self.refusals
         )
 
 
@@ -181,6 +183,10 @@ class Change:
                         else:
                             tx.condition_check(type(item), _hash_key(item), _range_key(item), **kwargs)
             except TransactWriteError as exc:
+                if getattr(exc, "cause_response_code", "") == "IdempotentParameterMismatchException":
+                    # The same operation committed within the last ten minutes with other values (a concurrent
+                    # caller, a retry at another time): its effect is there.
+                    raise ChangeRefused([Refusal(index=0, code=SAME_OP, old=None)], [f"{_OWN}op", *labels]) from None
                 reasons = exc.cancellation_reasons or []
                 refusals = [
                     Refusal(index=i, code=reason.code, old=reason.raw_item)

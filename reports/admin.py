@@ -246,7 +246,7 @@ class ComplianceAdminSite(admin.AdminSite):
         rows = (
             [
                 timezone.localtime(r.at).isoformat(),
-                r.seq,
+                r.seq if r.seq is not None else "",
                 r.actor,
                 r.actor_label,
                 r.action,
@@ -255,13 +255,14 @@ class ComplianceAdminSite(admin.AdminSite):
                 r.ip or "",
                 r.user_agent or "",
                 json.dumps(r.details, ensure_ascii=False, sort_keys=True) if r.details else "",
-                r.hash,
+                r.count if r.count is not None else "",
+                r.event_id,
             ]
             for r in selectors.audit_log_rows(**filters)
         )
         header = ["time", "seq", "actor", "actor address", "action", "outcome", "subject", "ip", "user agent"]
         name = f"fxfer-audit-{filters['first_day'].isoformat()}-{filters['last_day'].isoformat()}.csv"
-        return csv_response(filename=name, header=[*header, "details", "hash"], rows=rows)
+        return csv_response(filename=name, header=[*header, "details", "count", "event id"], rows=rows)
 
     def verify_view(self, request):
         form = VerifyForm(request.POST if request.method == "POST" else None)

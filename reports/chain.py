@@ -16,6 +16,7 @@ the retained part of the chain cannot pass for expiry.
 """
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -82,7 +83,8 @@ def audit_chain_link(
         prev_hash = head.hash if head else GENESIS_HASH
         link_time = datetime.now(UTC)
         digest = hashlib.sha256("|".join(e.event_id for e in events).encode()).hexdigest()[:16]
-        change = Change(op=f"chain:{head_seq}:{digest}", now=link_time)
+        # Unique per attempt: botocore's retries resend the same token; another chainer's attempt is another op.
+        change = Change(op=f"chain:{head_seq}:{digest}:{secrets.token_hex(8)}", now=link_time)
         seq = head_seq
         for event in events:
             seq += 1

@@ -31,7 +31,7 @@ from reports.models import AuditEvent, DailyStats
 from reports.services import DEPARTMENT_SCOPE, SCOPE_ALL, local_day
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_SORT_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}T[0-9:.+]+#\d{12}$")
+_SORT_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}T[0-9:.+]+#\d{20}#[0-9a-f]{32}$")
 MAX_RANGE_DAYS = 366
 
 
@@ -75,7 +75,7 @@ def checked_range(first_day: date, last_day: date) -> tuple[date, date]:
 
 @dataclass(frozen=True)
 class AuditRow:
-    seq: int
+    seq: int | None  # its place in the hash chain; None until the chainer links it (within minutes)
     event_id: str
     at: datetime
     action: str
@@ -87,8 +87,8 @@ class AuditRow:
     ip: str | None
     user_agent: str | None
     details: dict
-    hash: str
     sort_key: str
+    count: int | None  # an aggregated event (anonymous traffic): how many times in its minute
     from_reply: bool = False  # on a transfer's page: an event of its reply request, merged into its timeline
 
 
@@ -192,7 +192,7 @@ def _rows(events: list[AuditEvent], *, from_reply: bool = False) -> Iterator[Aud
     labels = actor_labels(events)
     for e in events:
         yield AuditRow(
-            seq=int(e.seq),
+            seq=int(e.seq) if e.seq is not None else None,
             event_id=e.event_id,
             at=e.at,
             action=e.action,
@@ -204,8 +204,8 @@ def _rows(events: list[AuditEvent], *, from_reply: bool = False) -> Iterator[Aud
             ip=e.ip,
             user_agent=e.user_agent,
             details=e.details or {},
-            hash=e.hash,
             sort_key=e.sort_key,
+            count=int(e.count) if e.count is not None else None,
             from_reply=from_reply,
         )
 

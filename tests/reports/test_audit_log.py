@@ -5,6 +5,7 @@ import csv
 import io
 from datetime import UTC, datetime
 
+from reports.chain import audit_chain_link
 from reports.services import audit_record
 from tests.reports.conftest import events_of
 
@@ -23,6 +24,7 @@ def _events():
     audit_record(
         action="transfer.created", actor="user:a", subject="transfer:t3", now=datetime(2026, 11, 26, 1, tzinfo=UTC)
     )
+    audit_chain_link()  # in time order: the event of the 26th is 1, those of the 28th 2..5
 
 
 def _seqs(response) -> list[int]:
@@ -32,12 +34,12 @@ def _seqs(response) -> list[int]:
 
 def test_the_log_is_newest_first_and_filters_by_actor_action_and_dates(officer):
     _events()
-    assert _seqs(officer.get("/admin/audit/", DAY)) == [4, 3, 2, 1]
-    assert _seqs(officer.get("/admin/audit/", {**DAY, "actor": "user:a"})) == [2, 1]
-    assert _seqs(officer.get("/admin/audit/", {**DAY, "action": "transfer.created"})) == [4, 2]
-    assert _seqs(officer.get("/admin/audit/", {**DAY, "actor": "user:a", "action": "transfer.created"})) == [2]
-    assert _seqs(officer.get("/admin/audit/", {"first_day": "2026-11-26", "last_day": "2026-11-28"})) == [4, 3, 2, 1, 5]
-    assert _seqs(officer.get("/admin/audit/", {"first_day": "2026-11-26", "last_day": "2026-11-26"})) == [5]
+    assert _seqs(officer.get("/admin/audit/", DAY)) == [5, 4, 3, 2]
+    assert _seqs(officer.get("/admin/audit/", {**DAY, "actor": "user:a"})) == [3, 2]
+    assert _seqs(officer.get("/admin/audit/", {**DAY, "action": "transfer.created"})) == [5, 3]
+    assert _seqs(officer.get("/admin/audit/", {**DAY, "actor": "user:a", "action": "transfer.created"})) == [3]
+    assert _seqs(officer.get("/admin/audit/", {"first_day": "2026-11-26", "last_day": "2026-11-28"})) == [5, 4, 3, 2, 1]
+    assert _seqs(officer.get("/admin/audit/", {"first_day": "2026-11-26", "last_day": "2026-11-26"})) == [1]
 
 
 def test_pages_follow_each_other_across_days_and_shards(officer, settings):
@@ -58,7 +60,7 @@ def test_pages_follow_each_other_across_days_and_shards(officer, settings):
         from urllib.parse import unquote
 
         query = {k: unquote(v) for k, v in query.items()}
-    assert seen == [4, 3, 2, 1, 5]
+    assert seen == [5, 4, 3, 2, 1]
 
 
 def test_bad_filters_and_forged_cursors_get_a_clear_answer(officer):

@@ -26,8 +26,9 @@ class Command(BaseCommand):
             )
             return
         found = result.first_break
+        where = f"event {found.seq}" if found.seq else f"event id {found.event_id}"
         raise CommandError(
-            f"BROKEN at event {found.seq}: {found.kind}. {found.explanation} "
+            f"BROKEN at {where}: {found.kind}. {found.explanation} "
             f"({result.events_checked} events before it intact, from {result.first_seq}.)",
             returncode=1,
         )
