@@ -109,7 +109,7 @@ class Meter:
 def _events(day: date, count: int, first_seq: int, rng: random.Random):
     from django.conf import settings
 
-    from reports.models import AuditEvent
+    from reports.services import audit_event
 
     zone = ZoneInfo(settings.TIME_ZONE)
     start = datetime.combine(day, dtime.min, zone).astimezone(UTC)
@@ -140,23 +140,20 @@ def _events(day: date, count: int, first_seq: int, rng: random.Random):
                 "files": [{"file_id": "f", "name": "report.pdf", "size": 1000}],
                 "total_bytes": rng.randint(1, 10**10),
             }
-        event = AuditEvent(
-            event_id=f"{seq:012d}",
-            seq=seq,
-            at=at,
+        # Shaped as the services write them (reports.services.audit_event), already linked as the chainer
+        # leaves them: the aggregation reads the day's events whatever their chain state.
+        event = audit_event(
             action=action,
-            outcome="refused" if action == "code.failed" else "ok",
             actor=actor,
             subject=subject,
+            outcome="refused" if action == "code.failed" else "ok",
             ip="192.0.2.10",
             user_agent="Mozilla/5.0 (bench)",
             details=details,
-            prev_hash="0" * 64,
-            hash=f"{rng.getrandbits(256):064x}",
+            now=at,
+            event_id=f"{rng.getrandbits(128):032x}",
         )
-        event.sort_key = f"{at.isoformat()}#{event.event_id}"
-        event.day_shard = f"{day.isoformat()}#{seq % settings.FXFER_AUDIT_DAY_SHARDS}"
-        event.expires_at = at + timedelta(days=settings.FXFER_AUDIT_RETENTION_DAYS)
+        event.seq, event.unchained = seq, None
         yield event
 
 
