@@ -8,6 +8,8 @@ HTTP request would leave the machine: below botocore's retry handler. Wrapping i
 - TIMEOUT: the connection times out before the request is sent; nothing happened; botocore retries it.
 - LOST: the request reaches moto and takes effect, then the answer is lost (read timeout); botocore retries, and
   the retry meets its own effect.
+- KILLED: the request takes effect, then the process dies (a Lambda timeout or crash): nothing after that line
+  runs. `Killed` is a BaseException, so no `except Exception` in the code under test can swallow it.
 
 A fault fires `times` times in a row at the `nth` matching call (1-based). `times=1` is what botocore's retry
 absorbs; `times=10` outlasts every retry, so the caller sees the failure.
@@ -24,8 +26,13 @@ from dataclasses import dataclass, field
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
-ERROR, TIMEOUT, LOST = "error", "timeout", "lost"
-KINDS = (ERROR, TIMEOUT, LOST)
+ERROR, TIMEOUT, LOST, KILLED = "error", "timeout", "lost", "killed"
+KINDS = (ERROR, TIMEOUT, LOST, KILLED)
+
+
+class Killed(BaseException):  # noqa: N818 - it is what happened to the process
+    """The process died right after this AWS call took effect."""
+
 
 _THROTTLE = {
     "dynamodb": (
@@ -101,8 +108,10 @@ def inject(kind: str, *, service: str | None = None, operation: str | None = Non
             return _response(request, status, content_type, body)
         if kind == TIMEOUT:
             raise ConnectTimeoutError(endpoint_url=request.url)
-        answer = original(self, event_name, request, **kwargs)  # LOST: it happened; the answer never arrives
+        answer = original(self, event_name, request, **kwargs)  # it happened; the answer never arrives
         del answer
+        if kind == KILLED:
+            raise Killed(f"{service_name}.{operation_name}")
         raise ReadTimeoutError(endpoint_url=request.url)
 
     from botocore.retries.quota import RetryQuota
@@ -169,9 +178,10 @@ PERSISTENT = 10  # more than any client's retries: the caller sees the failure
 
 def sweep_faults(flow, *, setup, act, check, heal=None, kinds=KINDS, times=(1, PERSISTENT), only=None):
     """For each AWS call `act(state)` makes on a clean run (recorded first), inject each fault kind once (what
-    botocore's retry absorbs) and persistently (the caller sees it). After each, `heal(state)` runs what would
-    run next in production (the S3 event again, the jobs), then `check(state, result, error)` asserts the
-    invariants. `only(service, operation)` narrows the calls. Every case is a row of MATRIX."""
+    botocore's retry absorbs) and persistently (the caller sees it); a kill happens once. After each,
+    `heal(state)` runs what would run next in production (the S3 event again, the jobs), then
+    `check(state, result, error)` asserts the invariants (`error` is the exception the flow raised, a Killed
+    for a kill). `only(service, operation)` narrows the calls. Every case is a row of MATRIX."""
     state = setup()
     with recording() as rec:
         act(state)
@@ -180,13 +190,13 @@ def sweep_faults(flow, *, setup, act, check, heal=None, kinds=KINDS, times=(1, P
     problems = []
     for service, operation, nth in calls:
         for kind in kinds:
-            for count in times:
+            for count in times if kind != KILLED else (1,):
                 state = setup()
                 result, error = None, None
                 with inject(kind, service=service, operation=operation, nth=nth, times=count):
                     try:
                         result = act(state)
-                    except Exception as exc:  # the flow may fail; what it told and left is checked below
+                    except (Exception, Killed) as exc:  # the flow may fail; what it told and left is checked below
                         error = exc
                 problem = ""
                 try:
@@ -207,8 +217,8 @@ def matrix_text(rows: list[Row]) -> str:
     """The matrix as a Markdown table: flow, call, and for each fault kind (once / persistent) whether the
     invariants held, with what the flow answered."""
     lines = [
-        "| flow | AWS call | error x1 | error x10 | timeout x1 | timeout x10 | lost x1 | lost x10 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| flow | AWS call | error x1 | error x10 | timeout x1 | timeout x10 | lost x1 | lost x10 | killed after |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     cases = {}
     for row in rows:
@@ -216,7 +226,7 @@ def matrix_text(rows: list[Row]) -> str:
     for (flow, service, operation, nth), by_kind in cases.items():
         cells = []
         for kind in KINDS:
-            for count in (1, PERSISTENT):
+            for count in (1, PERSISTENT) if kind != KILLED else (1,):
                 row = by_kind.get((kind, count))
                 if row is None:
                     cells.append("-")
