@@ -30,7 +30,7 @@ ERROR, TIMEOUT, LOST, KILLED = "error", "timeout", "lost", "killed"
 KINDS = (ERROR, TIMEOUT, LOST, KILLED)
 
 
-class Killed(BaseException):  # noqa: N818 - it is what happened to the process
+class Killed(BaseException):
     """The process died right after this AWS call took effect."""
 
 
