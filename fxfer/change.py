@@ -81,6 +81,7 @@ class ChangeRefused(Exception):
 
 
 _OWN = "own:"
+_SENT_ORDER = {"check": 0, "delete": 1, "save": 2, "update": 3}
 
 
 @dataclass
@@ -169,7 +170,9 @@ class Change:
         retry job). Raises ChangeRefused when a condition failed."""
         if len(self._ops) > MAX_ITEMS:
             raise ChangeTooLarge(f"{self.op}: {len(self._ops)} items in one transaction (at most {MAX_ITEMS})")
-        labels = [label for label, *_ in self._ops]
+        # PynamoDB sends condition checks, then deletes, puts and updates: the cancellation reasons come in that
+        # order, so the labels must too.
+        labels = [label for label, *_ in sorted(self._ops, key=lambda op: _SENT_ORDER[op[1]])]
         if self._ops:
             try:
                 with TransactWrite(connection=dynamo.connection(), client_request_token=self.token) as tx:
