@@ -7,17 +7,33 @@ released only by file_verify, which the browser's "done" call and the S3 ObjectC
 
 The uploader is either the sender of a pending transfer (`owner_id`) or a guest of an open upload request
 (`recipient_id` and the `grant` of their session), who may touch only the files they declared themselves.
+
+Crash consistency (DESIGN "Reliability rules"): a file's verdict (verified or refused) and its "file.verified"
+event commit in one transaction whose operation id names the file and the S3 object version
+("verify:<file id>:<version id>"), and so does a cancellation with its totals and its event. Everything after
+the commit (releasing the transfer, a legal hold, deleting a refused object, aborting a multipart upload) is
+safe to repeat, and every caller repeats it: a second "done", a second S3 event, Lambda's retry of a failed
+event, the hourly heal. A verified file therefore always leads to its transfer's release, and a retry after a
+lost answer finds its own effect (the file already verified at that version) instead of an error.
+
+AWS busy after botocore's retries (a throttle, a timeout, a 5xx, KMS): the browser's calls answer
+TransferError("unavailable") (503, nothing lost), and the S3 event handler raises so Lambda retries it; a file
+is never refused because AWS was busy. Errors that retrying cannot fix are logged and end the event.
 """
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as AwsConnectionError
 from django.conf import settings
 from django.utils.translation import gettext as _
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import PynamoDBException, UpdateError
 
+from fxfer.change import Change, ChangeRefused, ChangeTooLarge, old_value
 from transfers import policy, storage
 from transfers.errors import TransferError
 from transfers.models import (
@@ -36,7 +52,6 @@ from transfers.models import (
     Transfer,
 )
 from transfers.services.common import (
-    audit,
     conditional_failed,
     later,
     owned_transfer,
@@ -49,6 +64,79 @@ from transfers.services.guests import guest_access
 from transfers.services.sending import transfer_release
 
 logger = logging.getLogger(__name__)
+
+# Error codes that mean "not now": trying the same call later may succeed.
+_BUSY_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "ProvisionedThroughputExceededException",
+        "LimitExceededException",
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "KMSInternalException",
+        "KeyUnavailableException",
+    }
+)
+
+
+def aws_busy(exc: BaseException | None) -> bool:
+    """AWS failed in a way that trying again later can fix: no answer (a timeout, a dropped connection),
+    "slow down", a 5xx, a conflicting transaction. A validation error, a refused permission or a failed
+    condition is not: retrying meets it again."""
+    for _depth in range(5):  # PynamoDB wraps botocore's error in `cause`; services chain theirs
+        if exc is None:
+            return False
+        if isinstance(exc, TransferError):
+            return exc.code == "unavailable"
+        if isinstance(exc, ChangeRefused):
+            return exc.conflict()
+        if isinstance(exc, AwsConnectionError | HTTPClientError):
+            return True
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            return code in _BUSY_CODES or status >= 500
+        exc = getattr(exc, "cause", None) or exc.__cause__
+    return False
+
+
+def _aws_refused(exc: BaseException) -> bool:
+    """An error from AWS (or our own change) that retrying cannot fix."""
+    return not aws_busy(exc) and isinstance(
+        exc, ClientError | BotoCoreError | PynamoDBException | ChangeRefused | ChangeTooLarge | TransferError
+    )
+
+
+def _unavailable_when_busy(service):
+    """A browser-facing service: AWS still busy after botocore's retries is TransferError("unavailable") (503),
+    never a server error. Nothing is lost: each change commits whole or not at all, and calling again finishes
+    whatever an earlier call left."""
+
+    @functools.wraps(service)
+    def wrapped(*args, **kwargs):
+        try:
+            return service(*args, **kwargs)
+        except TransferError:
+            raise
+        except Exception as exc:
+            if not aws_busy(exc):
+                raise
+            logger.warning("upload.aws_busy", extra={"service": service.__name__, "error": type(exc).__name__})
+            raise TransferError("unavailable") from exc
+
+    return wrapped
 
 
 @dataclass(frozen=True)
@@ -106,9 +194,16 @@ def _scoped_file(
         return _Scoped(transfer=transfer, file=file, actor=f"guest:{recipient.recipient_id}")
     transfer = owned_transfer(owner_id=str(owner_id), transfer_id=transfer_id, kind=KIND_SEND)
     file = _file(transfer_id, file_id)
-    if pending and status_at(transfer, now) != PENDING:
+    scoped = _Scoped(transfer=transfer, file=file, actor=f"user:{owner_id}")
+    if pending:
+        _require_open(scoped, now)
+    return scoped
+
+
+def _require_open(scoped: _Scoped, now: datetime) -> None:
+    """A sender's transfer takes uploads while pending (a guest's request was checked by guest_access)."""
+    if scoped.transfer.kind == KIND_SEND and status_at(scoped.transfer, now) != PENDING:
         raise TransferError("state_conflict", _("This transfer no longer accepts uploads."))
-    return _Scoped(transfer=transfer, file=file, actor=f"user:{owner_id}")
 
 
 def _file(parent_id: str, file_id: str) -> File:
@@ -120,6 +215,7 @@ def _file(parent_id: str, file_id: str) -> File:
         raise TransferError("not_found") from None
 
 
+@_unavailable_when_busy
 def upload_authorize(
     *,
     transfer_id: str,
@@ -140,10 +236,7 @@ def upload_authorize(
     if file.state == FILE_CANCELLED:
         raise TransferError("state_conflict", _("%(name)s was removed from this transfer.") % {"name": file.name})
     if file.state == FILE_REFUSED:
-        file.update(
-            actions=[File.state.set(FILE_PENDING), File.refused_reason.remove()],
-            condition=File.state == FILE_REFUSED,
-        )
+        _upload_again(file)
     if file.upload_mode != UPLOAD_MULTIPART:
         # A request's guest cannot use a policy after the request closes: S3 refuses it from then on.
         until = scoped.transfer.closes_at if scoped.transfer.kind == KIND_REQUEST else None
@@ -185,6 +278,26 @@ def upload_authorize(
     )
 
 
+def _upload_again(file: File) -> None:
+    """A refused file becomes pending again: whatever its refusal left (an unaborted multipart upload, an object
+    not yet deleted) goes first, so a resumed upload never reuses refused parts."""
+    _refusal_cleanup(file, version_id=None)
+    try:
+        file.update(
+            actions=[File.state.set(FILE_PENDING), File.refused_reason.remove(), File.multipart_upload_id.remove()],
+            condition=File.state == FILE_REFUSED,
+        )
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
+        # A lost answer (the retry met its own write) or another tab did it: pending is what we want.
+        file.refresh(consistent_read=True)
+        if file.state != FILE_PENDING:
+            raise TransferError("state_conflict") from None
+        return
+    file.multipart_upload_id = None
+
+
 def _multipart_start(file: File) -> str:
     """Create the multipart upload and record it; when two calls race, the second aborts its own and uses
     the first one's, so parts never land in an upload nobody completes."""
@@ -203,10 +316,13 @@ def _multipart_start(file: File) -> str:
             condition=condition & (File.state == FILE_PENDING),
         )
     except UpdateError as exc:
-        storage.multipart_abort(key=file.s3_key, upload_id=upload_id)
         if not conditional_failed(exc):
+            storage.multipart_abort(key=file.s3_key, upload_id=upload_id)
             raise
         file.refresh(consistent_read=True)
+        if file.multipart_upload_id == upload_id:
+            return upload_id  # our own write, whose answer was lost: the retry met it
+        storage.multipart_abort(key=file.s3_key, upload_id=upload_id)
         if file.state != FILE_PENDING or not file.multipart_upload_id:
             raise TransferError("state_conflict") from None
         return file.multipart_upload_id
@@ -227,6 +343,7 @@ class PartsSigned:
     expires_at: datetime
 
 
+@_unavailable_when_busy
 def upload_parts_sign(
     *,
     transfer_id: str,
@@ -266,6 +383,7 @@ def upload_parts_sign(
     )
 
 
+@_unavailable_when_busy
 def upload_parts_list(
     *,
     transfer_id: str,
@@ -304,13 +422,14 @@ class FileVerified:
     transfer_id: str | None
     file_id: str | None
     key: str
-    outcome: (
-        str  # "verified" | "refused" | "missing" | "cancelled" | "unknown_key" | "foreign_bucket" | "stray_version"
-    )
+    # "verified" | "refused" | "missing" | "cancelled" | "unknown_key" | "foreign_bucket" | "stray_version"
+    # | "error" (the S3 event met an error that retrying cannot fix; logged)
+    outcome: str
     reason: str | None = None
     released: bool = False
 
 
+@_unavailable_when_busy
 def upload_complete_multipart(
     *,
     transfer_id: str,
@@ -322,20 +441,25 @@ def upload_complete_multipart(
     now: datetime | None = None,
 ) -> FileVerified:
     """Complete a multipart upload from the parts S3 holds, after checking they are exactly the declared
-    size in the planned layout, then verify the object. Missing parts: `upload_incomplete`, nothing lost."""
+    size in the planned layout, then verify the object. Missing parts: `upload_incomplete`, nothing lost.
+    Called again after an earlier call completed (its answer lost, the Lambda killed), it finishes that call's
+    work and answers what it found."""
     now = utc(now)
-    scoped = _multipart_file(
-        transfer_id=transfer_id,
-        file_id=file_id,
-        upload_id=upload_id,
-        now=now,
-        owner_id=owner_id,
-        recipient_id=recipient_id,
-        grant=grant,
-    )
+    scope = dict(owner_id=owner_id, recipient_id=recipient_id, grant=grant)
+    scoped = _scoped_file(transfer_id=transfer_id, file_id=file_id, now=now, pending=False, **scope)
     file, actor = scoped.file, scoped.actor
+    if file.state == FILE_VERIFIED or (file.state == FILE_REFUSED and file.multipart_upload_id == upload_id):
+        return _verify(file=file, version_id=None, actor=actor, now=now)
+    _require_open(scoped, now)
+    if file.state != FILE_PENDING or not file.multipart_upload_id or file.multipart_upload_id != upload_id:
+        raise TransferError("state_conflict", _("This upload is no longer in progress."))
     parts = storage.multipart_parts(key=file.s3_key, upload_id=upload_id)
     if parts is None:
+        # Completed by an earlier call whose answer was lost (S3 no longer lists a completed upload): the
+        # object the server assembled is there, with the ETag it expected.
+        head = storage.object_head(key=file.s3_key) if file.expected_etag else None
+        if head is not None and head.etag == file.expected_etag:
+            return _verify(file=file, version_id=None, actor=actor, now=now)
         raise TransferError("state_conflict", _("This upload is no longer in progress."))
     part_size, part_count = int(file.part_size), int(file.part_count)
     numbers = [p.part_number for p in parts]
@@ -351,16 +475,28 @@ def upload_complete_multipart(
     expected_sizes = [part_size] * (part_count - 1) + [declared - part_size * (part_count - 1)]
     if extra or [p.size for p in parts] != expected_sizes:
         reason = "size" if sum(p.size for p in parts) != declared else "part_layout"
-        return _refuse(file=file, reason=reason, version_id=None, now=now, actor=actor)
+        return _refuse(file=file, reason=reason, version_id=None, ref=upload_id, now=now, actor=actor)
     expected = composite_etag(parts)
-    file.update(
-        actions=[File.expected_etag.set(expected)],
-        condition=(File.state == FILE_PENDING) & (File.multipart_upload_id == upload_id),
-    )
-    storage.multipart_complete(key=file.s3_key, upload_id=upload_id, parts=parts)
+    if file.expected_etag != expected:
+        # Repeating this update (a lost answer) meets the same condition and sets the same value.
+        file.update(
+            actions=[File.expected_etag.set(expected)],
+            condition=(File.state == FILE_PENDING) & (File.multipart_upload_id == upload_id),
+        )
+        file.expected_etag = expected
+    try:
+        storage.multipart_complete(key=file.s3_key, upload_id=upload_id, parts=parts)
+    except Exception:
+        # The answer may be what was lost: S3 assembled the object and the retry found no upload. The object
+        # at the key tells; anything else (AWS still busy) goes to the caller, and calling again is safe.
+        head = storage.object_head(key=file.s3_key)
+        if head is None or head.etag != expected:
+            raise
+        logger.info("upload.multipart_completed_before", extra={"key": file.s3_key})
     return _verify(file=file, version_id=None, actor=actor, now=now)
 
 
+@_unavailable_when_busy
 def upload_cancel(
     *,
     transfer_id: str,
@@ -372,41 +508,72 @@ def upload_cancel(
 ) -> FileVerified:
     """Remove a file the uploader no longer wants to send (before it is verified): its multipart upload is
     aborted, whatever arrived is deleted, the totals shrink (a guest gets their allowance back). The rest of
-    a transfer may then be released."""
+    a transfer may then be released. The state change, the totals and "upload.cancelled" commit together;
+    calling again finishes what an earlier call left (the S3 clean-up, the release)."""
     now = utc(now)
-    scoped = _scoped_file(
-        transfer_id=transfer_id, file_id=file_id, now=now, owner_id=owner_id, recipient_id=recipient_id, grant=grant
-    )
+    scope = dict(owner_id=owner_id, recipient_id=recipient_id, grant=grant)
+    scoped = _scoped_file(transfer_id=transfer_id, file_id=file_id, now=now, pending=False, **scope)
     file = scoped.file
-    if file.state == FILE_CANCELLED:
-        return FileVerified(transfer_id=transfer_id, file_id=file_id, key=file.s3_key, outcome="cancelled")
     if file.state == FILE_VERIFIED:
         raise TransferError("state_conflict", _("%(name)s has already been uploaded.") % {"name": file.name})
-    try:
-        file.update(actions=[File.state.set(FILE_CANCELLED)], condition=File.state.is_in(FILE_PENDING, FILE_REFUSED))
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            raise TransferError("state_conflict") from None
-        raise
+    if file.state != FILE_CANCELLED:
+        _require_open(scoped, now)
+        _cancel_commit(file=file, actor=scoped.actor, now=now)
+    # After the commit, and safe to repeat: nothing at a cancelled file's key is ever served.
     if file.multipart_upload_id:
         storage.multipart_abort(key=file.s3_key, upload_id=file.multipart_upload_id)
     head = storage.object_head(key=file.s3_key)
     if head:
         storage.object_version_delete(key=file.s3_key, version_id=head.version_id)
-    Transfer(transfer_id=transfer_id).update(
-        actions=[Transfer.file_count.add(-1), Transfer.total_bytes.add(-int(file.declared_size))]
-    )
-    if file.uploader_id:
-        Recipient(parent_id=transfer_id, recipient_id=file.uploader_id).update(
-            actions=[Recipient.files_reserved.add(-1), Recipient.bytes_reserved.add(-int(file.declared_size))]
-        )
-    audit("upload.cancelled", actor=scoped.actor, transfer_id=transfer_id, now=now, file_id=file_id, name=file.name)
     released = transfer_release(transfer_id=transfer_id, now=now).released
     return FileVerified(
         transfer_id=transfer_id, file_id=file_id, key=file.s3_key, outcome="cancelled", released=released
     )
 
 
+def _cancel_commit(*, file: File, actor: str, now: datetime) -> None:
+    size = int(file.declared_size)
+    change = Change(op=f"cancel:{file.parent_id}:{file.file_id}", now=now)
+    change.update(
+        file,
+        actions=[File.state.set(FILE_CANCELLED)],
+        condition=File.state.is_in(FILE_PENDING, FILE_REFUSED),
+        label="file",
+    )
+    change.update(
+        Transfer(transfer_id=file.parent_id),
+        actions=[Transfer.file_count.add(-1), Transfer.total_bytes.add(-size)],
+        condition=Transfer.transfer_id.exists(),
+    )
+    if file.uploader_id:
+        change.update(
+            Recipient(parent_id=file.parent_id, recipient_id=file.uploader_id),
+            actions=[Recipient.files_reserved.add(-1), Recipient.bytes_reserved.add(-size)],
+            condition=Recipient.recipient_id.exists(),
+        )
+    change.audit(
+        "upload.cancelled", actor=actor, subject=f"transfer:{file.parent_id}", file_id=file.file_id, name=file.name
+    )
+    try:
+        change.commit()
+    except ChangeRefused as exc:
+        if exc.own_effect():
+            return
+        refusal = exc.failed("file")
+        if refusal is None:
+            raise
+        if old_value(refusal, "state") != FILE_CANCELLED:
+            raise TransferError("state_conflict") from None  # verified meanwhile
+    except Exception as exc:
+        if not aws_busy(exc):
+            raise
+        # Perhaps only the answer was lost: the file tells whether the cancellation committed.
+        file.refresh(consistent_read=True)
+        if file.state != FILE_CANCELLED:
+            raise
+
+
+@_unavailable_when_busy
 def upload_done(
     *,
     transfer_id: str,
@@ -433,7 +600,8 @@ def upload_done(
 def file_verify(
     *, key: str, version_id: str | None = None, actor: str = "system", now: datetime | None = None
 ) -> FileVerified:
-    """Verify the object at `key` against its file record (idempotent; at-least-once callers are fine)."""
+    """Verify the object at `key` against its file record (idempotent; at-least-once callers are fine). For a
+    file verified before, it finishes what follows (the transfer's release): callers that repeat it heal."""
     now = utc(now)
     parsed = storage.parse_file_key(key)
     file = None
@@ -448,11 +616,19 @@ def file_verify(
 
 
 def upload_object_noticed(*, bucket: str, key: str, size: int, version_id: str | None = None) -> FileVerified:
-    """React to an S3 ObjectCreated notification (at-least-once: repeating it changes nothing)."""
+    """React to an S3 ObjectCreated notification (at-least-once: repeating it changes nothing, and finishes
+    what an earlier delivery left). AWS busy raises, so Lambda delivers it again; an error that retrying
+    cannot fix is logged and ends the event (outcome "error")."""
     if bucket != settings.FXFER_BUCKET:
         result = FileVerified(transfer_id=None, file_id=None, key=key, outcome="foreign_bucket")
     else:
-        result = file_verify(key=key, version_id=version_id, actor="job:on_object_created")
+        try:
+            result = file_verify(key=key, version_id=version_id, actor="job:on_object_created")
+        except Exception as exc:
+            if not _aws_refused(exc):
+                raise
+            logger.exception("upload.object_noticed.failed", extra={"bucket": bucket, "key": key})
+            result = FileVerified(transfer_id=None, file_id=None, key=key, outcome="error", reason=type(exc).__name__)
     logger.info("upload.object_noticed", extra={"bucket": bucket, "key": key, "size": size, "outcome": result.outcome})
     return result
 
@@ -465,15 +641,11 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
         # A later version at a verified key (a re-used POST policy) is never served: downloads are pinned to
         # the verified version. Remove it all the same.
         if version_id and file.version_id and version_id != file.version_id:
-            # The event may come again (at-least-once): only a version still there is removed and recorded.
-            if storage.object_head(key=file.s3_key, version_id=version_id) is not None:
-                storage.object_version_delete(key=file.s3_key, version_id=version_id)
-                audit(
-                    "file.stray_version_removed", actor=actor, transfer_id=file.parent_id, now=now, file_id=file.file_id
-                )
+            _stray_remove(file=file, version_id=version_id, actor=actor, now=now)
             return FileVerified(**ids, outcome="stray_version")
-        return FileVerified(**ids, outcome="verified")
+        return _verified_finish(file=file, now=now)
     if file.state == FILE_REFUSED:
+        _refusal_cleanup(file, version_id=version_id)
         return FileVerified(**ids, outcome="refused", reason=file.refused_reason)
 
     head = storage.object_head(key=file.s3_key)
@@ -493,44 +665,80 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
     parent = transfer_get(file.parent_id)
     if not reason and parent is not None and parent.kind == KIND_REQUEST and status_at(parent, now) != READY:
         reason = "request_closed"  # a POST signed before the request closed, landing after it
+    ref = head.version_id or head.etag.strip('"')
     if reason:
-        return _refuse(file=file, reason=reason, version_id=head.version_id, now=now, actor=actor, size=head.size)
+        return _refuse(
+            file=file, reason=reason, version_id=head.version_id, ref=ref, now=now, actor=actor, size=head.size
+        )
 
-    try:
-        file.update(
-            actions=[
-                File.state.set(FILE_VERIFIED),
-                File.verified_size.set(head.size),
-                File.etag.set(head.etag),
-                File.checksum_sha256.set(head.checksum_sha256)
-                if head.checksum_sha256
-                else File.checksum_sha256.remove(),
-                File.version_id.set(head.version_id) if head.version_id else File.version_id.remove(),
-                File.verified_at.set(now),
-                File.multipart_upload_id.remove(),
-            ],
-            condition=File.state == FILE_PENDING,
-        )
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
-        file.refresh(consistent_read=True)  # another caller verified (or refused) it first
-        return FileVerified(
-            **ids, outcome="verified" if file.state == FILE_VERIFIED else file.state, reason=file.refused_reason
-        )
-    audit(
+    change = Change(op=f"verify:{file.file_id}:{ref}", now=now)
+    change.update(
+        file,
+        actions=[
+            File.state.set(FILE_VERIFIED),
+            File.verified_size.set(head.size),
+            File.etag.set(head.etag),
+            File.checksum_sha256.set(head.checksum_sha256) if head.checksum_sha256 else File.checksum_sha256.remove(),
+            File.version_id.set(head.version_id) if head.version_id else File.version_id.remove(),
+            File.verified_at.set(now),
+            File.multipart_upload_id.remove(),
+        ],
+        condition=File.state == FILE_PENDING,
+        label="file",
+    )
+    change.audit(
         "file.verified",
         actor=actor,
-        transfer_id=file.parent_id,
-        now=now,
+        subject=f"transfer:{file.parent_id}",
         file_id=file.file_id,
         name=file.name,
         size=head.size,
         etag=head.etag,
         checksum_sha256=head.checksum_sha256,
     )
-    transfer = parent
-    if transfer is not None and transfer.held:
+    state = _commit_verdict(change, file)
+    if state != FILE_VERIFIED:
+        # Another caller decided first (refused it, or it was cancelled): that verdict stands.
+        file.refresh(consistent_read=True)
+        return FileVerified(**ids, outcome=file.state, reason=file.refused_reason)
+    return _verified_finish(file=file, now=now)
+
+
+def _commit_verdict(change: Change, file: File) -> str:
+    """Commit a verdict on a pending file; the file's state afterwards. An earlier attempt of the same
+    operation that committed (a lost answer, a concurrent caller for the same version) counts as this one."""
+    try:
+        change.commit()
+    except ChangeRefused as exc:
+        if exc.own_effect():
+            return _state_after(change)
+        refusal = exc.failed("file")
+        if refusal is None:
+            raise
+        return old_value(refusal, "state") or ""
+    except Exception as exc:
+        if not aws_busy(exc):
+            raise
+        # The write may have happened with its answer lost for good: the file tells.
+        file.refresh(consistent_read=True)
+        if file.state == FILE_PENDING:
+            raise
+        return file.state
+    return _state_after(change)
+
+
+def _state_after(change: Change) -> str:
+    return FILE_VERIFIED if change.op.startswith("verify:") else FILE_REFUSED
+
+
+def _verified_finish(*, file: File, now: datetime) -> FileVerified:
+    """What follows a verification, repeated by every later caller until it is done: a legal hold for a held
+    transfer's file, then the transfer's release (re-entrant: it sends whatever link mail is still pending)."""
+    ids = {"transfer_id": file.parent_id, "file_id": file.file_id, "key": file.s3_key}
+    transfer = transfer_get(file.parent_id)
+    if transfer is None:
+        return FileVerified(**ids, outcome="verified")
+    if transfer.held:
         # A file that arrives after the transfer was put on legal hold is held in S3 too, so the lifecycle
         # backstop cannot remove it either.
         storage.legal_hold(key=file.s3_key, on=True)
@@ -538,36 +746,44 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
     return FileVerified(**ids, outcome="verified", released=released)
 
 
-def _refuse(
-    *, file: File, reason: str, version_id: str | None, now: datetime, actor: str, size: int | None = None
-) -> FileVerified:
-    """Mark the file refused, delete what arrived (that exact version), and say why in the audit trail."""
-    ids = {"transfer_id": file.parent_id, "file_id": file.file_id, "key": file.s3_key}
-    try:
-        file.update(
-            actions=[File.state.set(FILE_REFUSED), File.refused_reason.set(reason), File.multipart_upload_id.remove()],
-            condition=File.state == FILE_PENDING,
-        )
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
-        file.refresh(consistent_read=True)
-        return FileVerified(**ids, outcome=file.state, reason=file.refused_reason)
-    if file.multipart_upload_id:
-        storage.multipart_abort(key=file.s3_key, upload_id=file.multipart_upload_id)
-    if version_id is None:
-        head = storage.object_head(key=file.s3_key)
-        version_id = head.version_id if head else None
-        present = head is not None
-    else:
-        present = True
-    if present:
+def _stray_remove(*, file: File, version_id: str, actor: str, now: datetime) -> None:
+    """Delete a version that is not the verified one, and record it once (however often the event comes)."""
+    if storage.object_head(key=file.s3_key, version_id=version_id) is not None:
         storage.object_version_delete(key=file.s3_key, version_id=version_id)
-    audit(
+    change = Change(op=f"stray:{file.file_id}:{version_id}", now=now)
+    change.audit("file.stray_version_removed", actor=actor, subject=f"transfer:{file.parent_id}", file_id=file.file_id)
+    try:
+        change.commit()
+    except ChangeRefused as exc:
+        if not exc.own_effect():
+            raise
+
+
+def _refuse(
+    *,
+    file: File,
+    reason: str,
+    version_id: str | None,
+    ref: str,
+    now: datetime,
+    actor: str,
+    size: int | None = None,
+) -> FileVerified:
+    """Mark the file refused with its "file.verified" (outcome refused) event in one commit, then delete what
+    arrived (that exact version) and abort its multipart upload; a later call finishes that clean-up."""
+    ids = {"transfer_id": file.parent_id, "file_id": file.file_id, "key": file.s3_key}
+    change = Change(op=f"refuse:{file.file_id}:{ref}", now=now)
+    # The multipart upload id stays on the refused file until it is uploaded again: a retry can still abort it.
+    change.update(
+        file,
+        actions=[File.state.set(FILE_REFUSED), File.refused_reason.set(reason)],
+        condition=File.state == FILE_PENDING,
+        label="file",
+    )
+    change.audit(
         "file.verified",
         actor=actor,
-        transfer_id=file.parent_id,
-        now=now,
+        subject=f"transfer:{file.parent_id}",
         outcome="refused",
         file_id=file.file_id,
         name=file.name,
@@ -575,4 +791,23 @@ def _refuse(
         declared_size=int(file.declared_size),
         size=size,
     )
+    state = _commit_verdict(change, file)
+    if state != FILE_REFUSED:
+        file.refresh(consistent_read=True)
+        return FileVerified(**ids, outcome=file.state, reason=file.refused_reason)
+    _refusal_cleanup(file, version_id=version_id)
     return FileVerified(**ids, outcome="refused", reason=reason)
+
+
+def _refusal_cleanup(file: File, *, version_id: str | None) -> None:
+    """Remove what a refused file's upload left: its multipart upload and the object (the given version, or
+    the current one). Safe to repeat; nothing at a refused file's key is ever served."""
+    if file.multipart_upload_id:
+        storage.multipart_abort(key=file.s3_key, upload_id=file.multipart_upload_id)
+    if version_id is not None:
+        if storage.object_head(key=file.s3_key, version_id=version_id) is not None:
+            storage.object_version_delete(key=file.s3_key, version_id=version_id)
+        return
+    head = storage.object_head(key=file.s3_key)
+    if head is not None:
+        storage.object_version_delete(key=file.s3_key, version_id=head.version_id)
