@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -18,6 +20,8 @@ from pynamodb.attributes import TTLAttribute
 from fxfer import aws, dynamo
 
 CREATED, UPDATED, UNCHANGED, UNSUPPORTED = "created", "updated", "unchanged", "unsupported"
+# Something only the operator can do (deploy the function first, put an ARN into zappa_settings.json).
+ACTION_NEEDED = "action needed"
 
 # Objects that belong to transfers and upload requests live under this prefix; the lifecycle backstop and the
 # S3 event source are scoped to it.
@@ -32,12 +36,34 @@ class Step:
 
 
 def provision() -> Iterator[Step]:
-    """Converge tables, the KMS key, the bucket and (on a local stand-in) the SES sender. Yields each step."""
+    """Converge tables, the KMS key, the bucket, (on a local stand-in) the SES sender, the SES bounce and
+    complaint notifications, and the queue that keeps async events Lambda gave up on. Yields each step."""
     yield from _tables()
     key_arn, step = _kms_key()
     yield step
     yield from _bucket(key_arn)
     yield _ses_sender()
+    yield from _ses_notifications()
+    yield from _failed_events()
+
+
+# Services only provisioning talks to; their stand-in endpoints come from settings too.
+_PROVISIONING_ENDPOINTS = {"sns": "FXFER_SNS_ENDPOINT", "sqs": "FXFER_SQS_ENDPOINT", "lambda": "FXFER_LAMBDA_ENDPOINT"}
+
+
+def _client(service: str):
+    if service not in _PROVISIONING_ENDPOINTS:
+        return aws.client(service)
+    return boto3.client(
+        service,
+        endpoint_url=getattr(settings, _PROVISIONING_ENDPOINTS[service], "") or None,
+        config=Config(
+            region_name=settings.FXFER_AWS_REGION,
+            connect_timeout=10,
+            read_timeout=10,
+            retries={"max_attempts": 3, "mode": "standard"},
+        ),
+    )
 
 
 # --- DynamoDB ------------------------------------------------------------------------------------------------
@@ -374,6 +400,177 @@ def _ses_sender() -> Step:
         ses.verify_email_identity(EmailAddress=sender)
         return Step(f"ses sender {sender}", CREATED, "verified on the local stand-in")
     return Step(f"ses sender {sender}", UNSUPPORTED, f"verify the domain {domain} in SES (DNS records) before sending")
+
+
+# --- SES bounces and complaints → SNS → transfers.notifications.on_ses_notification ---------------------------
+
+SES_EVENT_DESTINATION = "bounces-and-complaints"
+SES_EVENT_TYPES = ["bounce", "complaint"]
+SES_HANDLER = "transfers.notifications.on_ses_notification"
+
+
+def _ses_notifications() -> Iterator[Step]:
+    """The SNS topic SES publishes bounces and complaints to, and the configuration set (named on every mail
+    by django-ses) whose event destination it is. The Lambda subscribes to the topic through Zappa's SNS event
+    source (zappa_settings.json), which must name this topic's ARN."""
+    sns = _client("sns")
+    topic_name = settings.FXFER_SES_NOTIFICATIONS_TOPIC
+    topic_arn = _topic_arn(sns, topic_name)
+    if topic_arn:
+        yield Step(f"sns topic {topic_name}", UNCHANGED, topic_arn)
+    else:
+        topic_arn = sns.create_topic(Name=topic_name, Tags=_tags())["TopicArn"]
+        yield Step(f"sns topic {topic_name}", CREATED, topic_arn)
+
+    ses = aws.client("ses")
+    name = settings.AWS_SES_CONFIGURATION_SET
+    try:
+        described = ses.describe_configuration_set(
+            ConfigurationSetName=name, ConfigurationSetAttributeNames=["eventDestinations"]
+        )
+        yield Step(f"ses configuration set {name}", UNCHANGED)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ConfigurationSetDoesNotExist":
+            raise
+        ses.create_configuration_set(ConfigurationSet={"Name": name})
+        described = {"EventDestinations": []}
+        yield Step(f"ses configuration set {name}", CREATED)
+
+    desired = ses_event_destination(topic_arn)
+    current = next(
+        (d for d in described.get("EventDestinations") or [] if d and d.get("Name") == SES_EVENT_DESTINATION), None
+    )
+    resource = f"ses event destination {name}/{SES_EVENT_DESTINATION}"
+    if current is None:
+        ses.create_configuration_set_event_destination(ConfigurationSetName=name, EventDestination=desired)
+        yield Step(resource, CREATED, "bounce, complaint → " + topic_arn)
+    elif _event_destination(current) == _event_destination(desired):
+        yield Step(resource, UNCHANGED)
+    else:
+        try:
+            ses.update_configuration_set_event_destination(ConfigurationSetName=name, EventDestination=desired)
+        except ClientError as exc:
+            if _unsupported(exc):
+                yield Step(resource, UNSUPPORTED, "endpoint cannot update an event destination")
+                return
+            raise
+        yield Step(resource, UPDATED, "bounce, complaint → " + topic_arn)
+    yield _zappa_sns_source(topic_arn)
+
+
+def ses_event_destination(topic_arn: str) -> dict:
+    return {
+        "Name": SES_EVENT_DESTINATION,
+        "Enabled": True,
+        "MatchingEventTypes": SES_EVENT_TYPES,
+        "SNSDestination": {"TopicARN": topic_arn},
+    }
+
+
+def _event_destination(destination: dict) -> tuple:
+    return (
+        bool(destination.get("Enabled")),
+        sorted(destination.get("MatchingEventTypes") or []),
+        (destination.get("SNSDestination") or {}).get("TopicARN"),
+    )
+
+
+def _topic_arn(sns, name: str) -> str | None:
+    for page in sns.get_paginator("list_topics").paginate():
+        for topic in page.get("Topics", []):
+            if topic["TopicArn"].rsplit(":", 1)[-1] == name:
+                return topic["TopicArn"]
+    return None
+
+
+def _zappa_sns_source(topic_arn: str) -> Step:
+    """Zappa routes an SNS record to a function by its topic ARN, which holds the account id: the committed
+    zappa_settings.json says ACCOUNT_ID there, and the operator puts the real ARN in before deploying."""
+    resource = f"zappa sns event source {SES_HANDLER}"
+    path = settings.BASE_DIR / "zappa_settings.json"
+    if not settings.FXFER_LAMBDA_FUNCTION or not path.exists():
+        return Step(resource, UNCHANGED, "no function deployed from here")
+    stages = json.loads(path.read_text())
+    stage = stages.get(settings.FXFER_STAGE) or {}
+    events = stage.get("events") or stages.get(stage.get("extends", ""), {}).get("events") or []
+    arns = [e.get("event_source", {}).get("arn") for e in events if e.get("function") == SES_HANDLER]
+    if topic_arn in arns:
+        return Step(resource, UNCHANGED, topic_arn)
+    return Step(
+        resource,
+        ACTION_NEEDED,
+        f"set this event source's arn in zappa_settings.json ({settings.FXFER_STAGE}) to {topic_arn}, then deploy",
+    )
+
+
+# --- Async Lambda events: two retries, then the failed-events queue -------------------------------------------
+
+FAILED_EVENTS_RETENTION_SECONDS = 14 * 24 * 60 * 60  # SQS's longest
+ASYNC_RETRIES = 2
+
+
+def failed_events_queue_attributes() -> dict[str, str]:
+    return {"MessageRetentionPeriod": str(FAILED_EVENTS_RETENTION_SECONDS), "SqsManagedSseEnabled": "true"}
+
+
+def _failed_events() -> Iterator[Step]:
+    """The SQS queue (encrypted, 14 days) that receives every async event (the S3 event, the schedules, SNS)
+    Lambda gave up on after its two retries, and the function's async settings that send them there."""
+    sqs = _client("sqs")
+    name = settings.FXFER_FAILED_EVENTS_QUEUE
+    desired = failed_events_queue_attributes()
+    try:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}:
+            raise
+        tags = {"app": "fxfer", "stage": settings.FXFER_STAGE}
+        url = sqs.create_queue(QueueName=name, Attributes=desired, tags=tags)["QueueUrl"]
+        yield Step(f"sqs queue {name}", CREATED, "encrypted, 14-day retention")
+    else:
+        current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(desired))["Attributes"]
+        drifted = {k: v for k, v in desired.items() if str(current.get(k, "")).lower() != v.lower()}
+        if drifted:
+            sqs.set_queue_attributes(QueueUrl=url, Attributes=drifted)
+            yield Step(f"sqs queue {name}", UPDATED, ", ".join(sorted(drifted)))
+        else:
+            yield Step(f"sqs queue {name}", UNCHANGED)
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    yield _on_failure_destination(queue_arn)
+
+
+def _on_failure_destination(queue_arn: str) -> Step:
+    function = settings.FXFER_LAMBDA_FUNCTION
+    resource = f"lambda async on-failure {function or '(no function)'}"
+    if not function:
+        return Step(resource, UNCHANGED, "no Lambda function here (local): nothing to route")
+    lam = _client("lambda")
+    try:
+        lam.get_function(FunctionName=function)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        return Step(resource, ACTION_NEEDED, "the function is not deployed yet: provision again after `zappa deploy`")
+    desired = {"MaximumRetryAttempts": ASYNC_RETRIES, "DestinationConfig": {"OnFailure": {"Destination": queue_arn}}}
+    try:
+        current = lam.get_function_event_invoke_config(FunctionName=function)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        current = None
+    if current is not None and _invoke_config(current) == _invoke_config(desired):
+        return Step(resource, UNCHANGED, queue_arn)
+    lam.put_function_event_invoke_config(FunctionName=function, **desired)
+    return Step(resource, CREATED if current is None else UPDATED, f"{ASYNC_RETRIES} retries, then {queue_arn}")
+
+
+def _invoke_config(config: dict) -> tuple:
+    on_failure = ((config.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+    return (config.get("MaximumRetryAttempts"), on_failure)
+
+
+def _tags() -> list[dict]:
+    return [{"Key": "app", "Value": "fxfer"}, {"Key": "stage", "Value": settings.FXFER_STAGE}]
 
 
 def _unsupported(exc: ClientError) -> bool:

@@ -70,6 +70,7 @@ class DayEvent:
     subject: str
     details: dict
     of_request: bool = False  # the subject is an upload request (set for file.verified only; see day_events)
+    count: int = 1  # hits an aggregated event stands for (anonymous traffic: reports.services.audit_count)
 
 
 @dataclass
@@ -81,8 +82,9 @@ class Tally:
     events: int = 0
 
     def add(self, event: DayEvent) -> None:
-        self.events += 1
-        self.by_action[f"{event.action}.{event.outcome}"] += 1
+        hits = max(1, event.count)
+        self.events += hits
+        self.by_action[f"{event.action}.{event.outcome}"] += hits
         details = event.details or {}
         ok = event.outcome == "ok"
         if event.action == TRANSFER_CREATED and ok:
@@ -106,9 +108,9 @@ class Tally:
         elif event.action == RECEIVED_DOWNLOADED and ok:
             self.counts["received_downloads"] += 1
         elif event.action == CODE_FAILED:
-            self.counts["failed_codes"] += 1
+            self.counts["failed_codes"] += hits
         elif event.action in SIGNIN_FAILURES:
-            self.counts["failed_signins"] += 1
+            self.counts["failed_signins"] += hits
 
     def _domains(self, details: dict) -> None:
         for address in details.get("recipients") or ():
@@ -168,6 +170,7 @@ def _shard_events(day_shard: str) -> list[DayEvent]:
             actor=e.actor,
             subject=e.subject,
             details=e.details or {},
+            count=int(e.count) if e.count is not None else 1,
         )
         for e in AuditEvent.by_day.query(day_shard)
     ]

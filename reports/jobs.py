@@ -1,18 +1,158 @@
-"""Scheduled entry points for reports (Zappa `events`)."""
+"""Scheduled entry points for reports (Zappa `events`), and how every job entry point treats a failure.
 
+Lambda invokes schedules (and the S3 and SNS events) asynchronously: a raised error makes it run the same event
+twice more, then hand it to the on-failure queue `provision` creates (fxfer-<stage>-failed-events, kept 14
+days). That is right for a transient error (a throttle, a timeout, a 5xx, a transaction conflict): a later try
+may succeed. It is wrong for an error the same event meets every time (a validation error, an item too large, a
+bug): the retries only repeat it. `job_entry_point` re-raises the first kind and logs and returns the second.
+
+It also keeps a TypeError from escaping: Zappa's handler (zappa/handler.py, `run_function`) answers a TypeError
+by calling the function again with fewer arguments, `f(event)` and then `f()`, so one from inside a job would
+run the job again without its context (no time limit) and end as a misleading "signature is invalid".
+"""
+
+import functools
 import logging
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
+
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from fxfer.events import scheduled_time
 from reports import services
 
 logger = logging.getLogger(__name__)
 
+# Errors a later attempt may not meet (botocore's own retryable codes, and DynamoDB's transaction contention).
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "TransactionInProgressException",
+        "TransactionConflict",
+        "TransactionConflictException",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "KMSInternalException",
+        "KeyUnavailableException",
+    }
+)
+# Stop starting new work this long before the Lambda's time ends: one more step (a transaction, an SES call
+# with its retries) must still fit.
+SAFETY_MARGIN = timedelta(seconds=8)
 
-def aggregate_daily(event: dict, context=None) -> dict:
+
+def transient(exc: BaseException) -> bool:
+    """Whether a later attempt of the same event may succeed: a throttle, a timeout or connection failure, a
+    5xx, a transaction conflict, anywhere in the exception's chain (PynamoDB wraps botocore's error)."""
+    seen = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, (BotocoreConnectionError, HTTPClientError)):
+            return True
+        if isinstance(current, ClientError):
+            error = current.response.get("Error", {})
+            status = current.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if error.get("Code") in TRANSIENT_CODES or status >= 500:
+                return True
+            reasons = current.response.get("CancellationReasons") or []
+            if any((r or {}).get("Code") in TRANSIENT_CODES for r in reasons):
+                return True
+        conflict = getattr(current, "conflict", None)
+        if callable(conflict) and conflict():  # fxfer.change.ChangeRefused: another transaction held an item
+            return True
+        pending += [getattr(current, "cause", None), current.__cause__, current.__context__]
+    return False
+
+
+def job_entry_point(function):
+    """Wrap a Lambda entry point `function(event, context)`: a transient error is logged and re-raised (Lambda
+    retries, then the on-failure queue keeps the event); any other error is logged and answered with
+    {"error": ...}, so the event is not retried."""
+    name = f"{function.__module__}.{function.__qualname__}"
+
+    @functools.wraps(function)
+    def entry(event=None, context=None):
+        try:
+            return function(event, context)
+        except Exception as exc:
+            if transient(exc):
+                logger.exception("job.failed", extra={"job": name, "retried": True})
+                raise
+            logger.exception("job.failed", extra={"job": name, "retried": False})
+            return {"error": type(exc).__name__, "retried": False}
+
+    return entry
+
+
+def deadline_for(context, *, now: datetime | None = None) -> datetime | None:
+    """When a job must stop starting new work: the Lambda's remaining time less SAFETY_MARGIN; None when run
+    without a Lambda context (locally, in tests, from a management command)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    now = now or datetime.now(UTC)
+    return now + max(timedelta(0), timedelta(milliseconds=remaining()) - SAFETY_MARGIN)
+
+
+@job_entry_point
+def every_minute(event: dict | None, context=None) -> dict:
+    """Every minute: link new audit events into the hash chain (the chainer, the chain's only writer), then
+    send the outbox mails due for another attempt. Each stops before the Lambda's time ends; what is left waits
+    for the next minute. Locally `make run` calls this every ten seconds; tests call it directly."""
+    from reports.chain import audit_chain_link
+    from transfers.outbox import outbox_retry
+
+    started = datetime.now(UTC)
+    deadline = deadline_for(context, now=started)
+    # The chain gets at most half the time, so a long backlog of events never starves the mails.
+    chain_deadline = started + (deadline - started) / 2 if deadline else None
+    failures: list[Exception] = []
+    result: dict = {}
+    clock = time.monotonic()
+    try:
+        linked = audit_chain_link(deadline=chain_deadline)
+        result.update(linked=linked.linked, chain_head=linked.head_seq, chain_complete=linked.complete)
+    except Exception as exc:  # the mails still go out; the error is raised (or not) below
+        logger.exception("job.every_minute.chain_failed")
+        failures.append(exc)
+    try:
+        retried = outbox_retry(deadline=deadline)
+        result.update(mails_tried=retried.tried, mails_sent=retried.sent, outbox_complete=retried.complete)
+    except Exception as exc:
+        logger.exception("job.every_minute.outbox_failed")
+        failures.append(exc)
+    result["seconds"] = round(time.monotonic() - clock, 3)
+    if failures:
+        # A transient failure first, so the wrapper retries the minute when any part may succeed later.
+        raise sorted(failures, key=lambda e: not transient(e))[0]
+    logger.info("job.every_minute.done", extra=result)
+    return result
+
+
+@job_entry_point
+def aggregate_daily(event: dict | None, context=None) -> dict:
     """00:10 Asia/Tokyo: aggregate the previous local day, then mail the compliance summary (once per day).
     The day comes from the event's time, not the clock, so a retried or delayed invocation aggregates the day
-    it was scheduled for."""
+    it was scheduled for. The figures count every event of the day whether or not the chainer has linked it
+    yet (they are read by day, not by chain position), so the job does not wait for the chain. A failed re-run
+    leaves a good day's figures in place (services.daily_stats_rebuild)."""
     from reports.summary import daily_summary_send
 
     day = services.local_day(scheduled_time(event)) - timedelta(days=1)

@@ -207,10 +207,13 @@ DEPARTMENT_SCOPE = "dept:"
 
 def daily_stats_rebuild(*, day: date, now: datetime | None = None) -> DailyStatsBuilt:
     """Recount one local day from that day's audit events only (Query by day shard, the shards in parallel) and
-    overwrite its figures: the whole company ("all") and each department ("dept:<name>").
+    overwrite its figures: the whole company ("all") and each department ("dept:<name>"). An aggregated event
+    (anonymous traffic, see audit_count) counts as many times as its `count`.
 
     Idempotent: running it twice gives the same figures (a department that no longer has events that day loses
-    its item). A failure is recorded on the day as "failed", then re-raised.
+    its item). A failure never replaces good figures: a day that has them keeps them (status "ok") with the
+    failure noted beside them in `error`; only a day without good figures is recorded as "failed". Then the
+    error is re-raised.
     """
     from reports import aggregation
 
@@ -237,16 +240,34 @@ def daily_stats_rebuild(*, day: date, now: datetime | None = None) -> DailyStats
                 batch.save(item)
         items[0].save()
     except Exception as exc:
-        DailyStats(
-            day=day.isoformat(),
-            scope=SCOPE_ALL,
-            status="failed",
-            figures={},
-            computed_at=computed_at,
-            error=f"{type(exc).__name__}: {exc}"[:1000],
-        ).save()
+        try:
+            _stats_failed(day, error=f"{type(exc).__name__}: {exc}", failed_at=computed_at)
+        except Exception:
+            logger.exception("daily_stats.failure_not_recorded", extra={"day": day.isoformat()})
         raise
     return DailyStatsBuilt(day=day, events_read=len(events), figures=figures, departments=departments)
+
+
+def _stats_failed(day: date, *, error: str, failed_at: datetime) -> None:
+    """Record a failed rebuild: beside good figures when the day has them, else as the day's "failed" item."""
+    note = f"{failed_at.astimezone(UTC).isoformat()} {error}"[:1000]
+    try:
+        DailyStats(day=day.isoformat(), scope=SCOPE_ALL).update(
+            actions=[DailyStats.error.set(f"Last re-run failed at {note}")],
+            condition=DailyStats.status == "ok",
+        )
+        return
+    except UpdateError as exc:
+        if getattr(exc, "cause_response_code", "") != "ConditionalCheckFailedException":
+            raise
+    try:
+        DailyStats(
+            day=day.isoformat(), scope=SCOPE_ALL, status="failed", figures={}, computed_at=failed_at, error=note
+        ).save(condition=DailyStats.status.does_not_exist() | (DailyStats.status == "failed"))
+    except PutError as exc:
+        if getattr(exc, "cause_response_code", "") != "ConditionalCheckFailedException":
+            raise
+        # A rebuild that succeeded meanwhile wrote good figures: they stay, and this failure is old news.
 
 
 def _stats_item(day: date, scope: str, figures: dict, events_read: int, computed_at: datetime) -> DailyStats:

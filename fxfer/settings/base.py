@@ -91,6 +91,11 @@ FXFER_DYNAMODB_ENDPOINT = env.optional("FXFER_DYNAMODB_ENDPOINT")
 FXFER_S3_ENDPOINT = env.optional("FXFER_S3_ENDPOINT")
 FXFER_KMS_ENDPOINT = env.optional("FXFER_KMS_ENDPOINT", FXFER_S3_ENDPOINT)
 FXFER_SES_ENDPOINT = env.optional("FXFER_SES_ENDPOINT")
+# Provisioning only: the SNS topic of SES bounces and complaints, the queue of failed async events, and the
+# function's async settings (local stand-ins: moto serves all three).
+FXFER_SNS_ENDPOINT = env.optional("FXFER_SNS_ENDPOINT")
+FXFER_SQS_ENDPOINT = env.optional("FXFER_SQS_ENDPOINT")
+FXFER_LAMBDA_ENDPOINT = env.optional("FXFER_LAMBDA_ENDPOINT")
 FXFER_BUCKET = env.optional("FXFER_BUCKET")
 # Alias ("alias/fxfer-prod") or key ARN of the customer-managed KMS key that encrypts every file.
 FXFER_KMS_KEY_ID = env.optional("FXFER_KMS_KEY_ID")
@@ -173,6 +178,28 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 FXFER_SES_VERIFY_SENDER = False
 AWS_SES_REGION_NAME = env.optional("FXFER_SES_REGION", FXFER_AWS_REGION)
 AWS_SES_REGION_ENDPOINT_URL = FXFER_SES_ENDPOINT or f"https://email.{AWS_SES_REGION_NAME}.amazonaws.com"
+# django-ses names this configuration set on every mail (X-SES-CONFIGURATION-SET): SES publishes its bounces
+# and complaints to the SNS topic FXFER_SES_NOTIFICATIONS_TOPIC, whose subscriber is
+# transfers.notifications.on_ses_notification (zappa_settings.json). `provision` creates both.
+# Async Lambda events (the S3 event, the schedules, SNS): FXFER_LAMBDA_FUNCTION is the function Zappa deploys
+# for the stage ("fxfer-<stage>"; empty locally, where there is none). `provision` gives its async invocations
+# two retries and then the on-failure queue FXFER_FAILED_EVENTS_QUEUE, where a failed event waits 14 days.
+
+
+def stage_resources(stage: str, *, lambda_function: str = "") -> dict:
+    """The names of a stage's SES configuration set, SNS topic, failed-events queue and Lambda function (each
+    may be set in the environment). Stage modules call this again once they know their stage."""
+    return {
+        "AWS_SES_CONFIGURATION_SET": env.optional("FXFER_SES_CONFIGURATION_SET", f"fxfer-{stage}"),
+        "FXFER_SES_NOTIFICATIONS_TOPIC": env.optional(
+            "FXFER_SES_NOTIFICATIONS_TOPIC", f"fxfer-{stage}-ses-notifications"
+        ),
+        "FXFER_FAILED_EVENTS_QUEUE": env.optional("FXFER_FAILED_EVENTS_QUEUE", f"fxfer-{stage}-failed-events"),
+        "FXFER_LAMBDA_FUNCTION": env.optional("FXFER_LAMBDA_FUNCTION", lambda_function),
+    }
+
+
+globals().update(stage_resources(FXFER_STAGE))
 
 # --- Logging: one JSON object per line, which CloudWatch Logs Insights can query -----------------------------
 LOGGING = {

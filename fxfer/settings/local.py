@@ -15,8 +15,11 @@ _key_file = _DEV / "secret_key"
 SECRET_KEY = _key_file.read_text().strip() if _key_file.exists() else secrets.token_urlsafe(50)
 
 FXFER_STAGE = env.optional("FXFER_STAGE", "local")
+globals().update(stage_resources(FXFER_STAGE))  # noqa: F405
 FXFER_DYNAMODB_ENDPOINT = env.optional("FXFER_DYNAMODB_ENDPOINT", "http://127.0.0.1:5000")
 FXFER_SES_ENDPOINT = env.optional("FXFER_SES_ENDPOINT", "http://127.0.0.1:5000")
+FXFER_SNS_ENDPOINT = env.optional("FXFER_SNS_ENDPOINT", FXFER_DYNAMODB_ENDPOINT)
+FXFER_SQS_ENDPOINT = env.optional("FXFER_SQS_ENDPOINT", FXFER_DYNAMODB_ENDPOINT)
 FXFER_S3_ENDPOINT = env.optional("FXFER_S3_ENDPOINT", "http://127.0.0.1:4566")
 FXFER_KMS_ENDPOINT = env.optional("FXFER_KMS_ENDPOINT", FXFER_S3_ENDPOINT)
 FXFER_BUCKET = env.optional("FXFER_BUCKET", "fxfer-local-transfers")

@@ -11,6 +11,7 @@ from fxfer.settings.base import *  # noqa: F403
 DEBUG = False
 SECRET_KEY = env.required("FXFER_SECRET_KEY")
 FXFER_STAGE = env.required("FXFER_STAGE")
+globals().update(stage_resources(FXFER_STAGE, lambda_function=f"fxfer-{FXFER_STAGE}"))  # noqa: F405
 FXFER_BASE_URL = env.required("FXFER_BASE_URL").rstrip("/")
 FXFER_BUCKET = env.required("FXFER_BUCKET")
 FXFER_KMS_KEY_ID = env.required("FXFER_KMS_KEY_ID")

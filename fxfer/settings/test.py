@@ -8,6 +8,7 @@ DEBUG = False
 SECRET_KEY = "test-only-not-secret"  # noqa: S105 - tests only
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 FXFER_STAGE = env.optional("FXFER_STAGE", "test")
+globals().update(stage_resources(FXFER_STAGE))  # noqa: F405
 FXFER_BUCKET = env.optional("FXFER_BUCKET", "fxfer-test-transfers")
 FXFER_KMS_KEY_ID = env.optional("FXFER_KMS_KEY_ID", "alias/fxfer-test")
 FXFER_DEV_MAILBOX = True

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from fxfer import dynamo
-from fxfer.provisioning import UNCHANGED, bucket_policy, provision
+from fxfer.provisioning import ACTION_NEEDED, CREATED, UNCHANGED, bucket_policy, provision
 
 
 def _s3():
@@ -46,7 +46,7 @@ def test_every_table_is_on_demand_with_its_indexes_ttl_and_pitr():
         backups = client.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
         assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
     indexes = {i["IndexName"] for i in client.describe_table(TableName=audit)["Table"]["GlobalSecondaryIndexes"]}
-    assert indexes == {"by-day", "by-subject", "by-actor"}
+    assert indexes == {"by-day", "by-subject", "by-actor", "by-unchained"}
     ttl = client.describe_time_to_live(TableName=audit)["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
 
@@ -111,6 +111,80 @@ def test_installed_policy_is_the_one_under_test():
 def test_local_sender_is_verified():
     ses = boto3.client("ses", region_name=settings.FXFER_AWS_REGION)
     assert settings.DEFAULT_FROM_EMAIL in ses.list_identities()["Identities"]
+
+
+# --- SES bounces and complaints, and async events Lambda gives up on -----------------------------------------
+
+
+def test_ses_publishes_bounces_and_complaints_to_the_stages_topic(settings):
+    assert settings.AWS_SES_CONFIGURATION_SET == "fxfer-test"  # django-ses names it on every mail
+    ses = boto3.client("ses", region_name=settings.FXFER_AWS_REGION)
+    described = ses.describe_configuration_set(
+        ConfigurationSetName="fxfer-test", ConfigurationSetAttributeNames=["eventDestinations"]
+    )
+    (destination,) = [d for d in described["EventDestinations"] if d]
+    assert destination["Enabled"] is True
+    assert sorted(destination["MatchingEventTypes"]) == ["bounce", "complaint"]
+    topic = destination["SNSDestination"]["TopicARN"]
+    assert topic.endswith(":fxfer-test-ses-notifications")
+    sns = boto3.client("sns", region_name=settings.FXFER_AWS_REGION)
+    assert topic in [t["TopicArn"] for t in sns.list_topics()["Topics"]]
+
+
+def test_failed_async_events_are_kept_encrypted_for_14_days(settings):
+    sqs = boto3.client("sqs", region_name=settings.FXFER_AWS_REGION)
+    url = sqs.get_queue_url(QueueName="fxfer-test-failed-events")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["MessageRetentionPeriod"] == str(14 * 24 * 3600)
+    assert attributes["SqsManagedSseEnabled"].lower() == "true"
+
+
+def test_without_a_function_nothing_is_routed_and_the_run_says_so():
+    steps = {s.resource: s for s in provision()}
+    assert steps["lambda async on-failure (no function)"].action == UNCHANGED
+
+
+def _deploy_function(name: str) -> str:
+    import io
+    import zipfile
+
+    iam = boto3.client("iam", region_name="us-east-1")
+    role = iam.create_role(RoleName="fxfer-test-ZappaLambdaExecutionRole", AssumeRolePolicyDocument="{}")["Role"]
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("handler.py", "def lambda_handler(event, context):\n    return None\n")
+    return boto3.client("lambda", region_name=settings.FXFER_AWS_REGION).create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=role["Arn"],
+        Handler="handler.lambda_handler",
+        Code={"ZipFile": package.getvalue()},
+    )["FunctionArn"]
+
+
+def test_the_stages_function_retries_async_events_twice_then_sends_them_to_the_queue(settings):
+    settings.FXFER_LAMBDA_FUNCTION = "fxfer-test"
+    steps = {s.resource: s for s in provision()}
+    assert steps["lambda async on-failure fxfer-test"].action == ACTION_NEEDED  # provisioned before the deploy
+    _deploy_function("fxfer-test")
+
+    steps = {s.resource: s for s in provision()}
+    assert steps["lambda async on-failure fxfer-test"].action == CREATED
+    config = boto3.client("lambda", region_name=settings.FXFER_AWS_REGION).get_function_event_invoke_config(
+        FunctionName="fxfer-test"
+    )
+    assert config["MaximumRetryAttempts"] == 2
+    queue = config["DestinationConfig"]["OnFailure"]["Destination"]
+    assert queue.startswith("arn:aws:sqs:") and queue.endswith(":fxfer-test-failed-events")
+    assert {s.resource: s for s in provision()}["lambda async on-failure fxfer-test"].action == UNCHANGED
+
+
+def test_a_zappa_sns_source_not_naming_the_topic_is_reported(settings):
+    settings.FXFER_LAMBDA_FUNCTION = "fxfer-dev"
+    settings.FXFER_STAGE = "dev"  # zappa_settings.json says ACCOUNT_ID where the operator's account goes
+    step = {s.resource: s for s in provision()}["zappa sns event source transfers.notifications.on_ses_notification"]
+    assert step.action == ACTION_NEEDED
+    assert ":fxfer-test-ses-notifications" in step.detail
 
 
 # --- The bucket policy, attacked. The S3 stand-ins store policies without enforcing them, so the document is

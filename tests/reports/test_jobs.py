@@ -3,11 +3,15 @@
 from datetime import UTC, date, datetime
 
 import pytest
+from pynamodb.exceptions import QueryError
 
 from reports import services
 from reports.jobs import aggregate_daily
 from reports.models import DailyStats
 from reports.services import audit_record
+from tests.faults import ERROR, inject
+
+ALWAYS = 100  # every Query and each of its retries is throttled
 
 # EventBridge fires cron(10 15 * * ? *) at 15:10 UTC, which is 00:10 in Tokyo on the next day.
 FIRED = {"detail-type": "Scheduled Event", "time": "2026-11-28T15:10:00Z"}
@@ -44,16 +48,41 @@ def test_running_twice_gives_the_same_figures():
     assert again["by_action"] == {"transfer.created.ok": 1}
 
 
-def test_a_failed_day_is_recorded_as_failed_and_the_error_raised(monkeypatch):
-    def broken(*args, **kwargs):
-        raise RuntimeError("DynamoDB throttled")
-
-    monkeypatch.setattr(services.AuditEvent.by_day, "query", broken)
-    with pytest.raises(RuntimeError):
+def test_a_throttled_day_is_recorded_as_failed_and_raised_for_lambda_to_retry():
+    _record("transfer.created", datetime(2026, 11, 28, 1, 0, tzinfo=UTC))
+    with inject(ERROR, service="dynamodb", operation="Query", times=ALWAYS), pytest.raises(QueryError):
         aggregate_daily(FIRED, None)
     stats = DailyStats.get("2026-11-28", "all")
     assert stats.status == "failed"
-    assert "DynamoDB throttled" in stats.error
+    assert "Throttling" in stats.error
+    aggregate_daily(FIRED, None)  # Lambda's retry
+    stats = DailyStats.get("2026-11-28", "all")
+    assert (stats.status, stats.figures["events"], stats.error) == ("ok", 1, None)
+
+
+def test_a_failing_rerun_keeps_the_good_figures_and_notes_the_failure():
+    _record("transfer.created", datetime(2026, 11, 28, 1, 0, tzinfo=UTC))
+    aggregate_daily(FIRED, None)
+    good = DailyStats.get("2026-11-28", "all")
+    with inject(ERROR, service="dynamodb", operation="Query", times=ALWAYS), pytest.raises(QueryError):
+        aggregate_daily(FIRED, None)
+    kept = DailyStats.get("2026-11-28", "all")
+    assert (kept.status, kept.figures, kept.computed_at) == ("ok", good.figures, good.computed_at)
+    assert kept.error.startswith("Last re-run failed at ") and "Throttling" in kept.error
+    from reports.selectors import days_figures
+
+    (shown,) = days_figures([date(2026, 11, 28)])  # what the admin's reports show
+    assert (shown.status, shown.figures["transfers_sent"]) == ("ok", 1)
+
+
+def test_an_error_retrying_cannot_fix_is_logged_and_not_retried(monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise TypeError("a bug")  # Zappa would call the job again with fewer arguments if this escaped
+
+    monkeypatch.setattr(services.AuditEvent.by_day, "query", broken)
+    assert aggregate_daily(FIRED, None) == {"error": "TypeError", "retried": False}
+    assert DailyStats.get("2026-11-28", "all").status == "failed"
+    assert any(r.getMessage() == "job.failed" and r.retried is False for r in caplog.records)
 
 
 def test_backfill_uses_the_same_service():
