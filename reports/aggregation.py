@@ -18,6 +18,12 @@ Which event counts for what (the actions and `details` the other apps write):
                                  figure (and the dashboard's chart of it) stays what left the company
     code.failed                  failed one-time codes
     signin.failed / signin.refused   failed sign-ins
+    mail.bounced       ok        mails that bounced for good (a permanent bounce: the address is wrong or gone);
+                                 a transient bounce (outcome "transient") is not one: the mail may still arrive.
+                                 It shows in by_action as "mail.bounced.transient"
+    mail.complained    ok        mails a recipient marked as spam
+    Each is written once per mail, however often SES notifies (transfers/notifications.py). They are the
+    department's of the transfer's or request's owner, like the rest of its system events.
 
 A department's figures are those of its people: a person's own events, and the guest and system events of
 the transfers and requests they made (guests have no department; what they download or upload is the
@@ -41,6 +47,8 @@ DOWNLOAD_ISSUED = "download.url_issued"
 RECEIVED_DOWNLOADED = "request.downloaded"
 CODE_FAILED = "code.failed"
 SIGNIN_FAILURES = frozenset({"signin.failed", "signin.refused"})
+MAIL_BOUNCED = "mail.bounced"
+MAIL_COMPLAINED = "mail.complained"
 
 # The figures every scope has, in the order pages and CSV files show them.
 FIGURES = (
@@ -55,6 +63,8 @@ FIGURES = (
     "external_domains",
     "failed_codes",
     "failed_signins",
+    "mails_bounced",
+    "mails_complained",
 )
 NO_DEPARTMENT = "(none)"
 
@@ -111,6 +121,10 @@ class Tally:
             self.counts["failed_codes"] += hits
         elif event.action in SIGNIN_FAILURES:
             self.counts["failed_signins"] += hits
+        elif event.action == MAIL_BOUNCED and ok:
+            self.counts["mails_bounced"] += 1
+        elif event.action == MAIL_COMPLAINED and ok:
+            self.counts["mails_complained"] += 1
 
     def _domains(self, details: dict) -> None:
         for address in details.get("recipients") or ():

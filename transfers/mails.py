@@ -189,3 +189,49 @@ def request_finished_mail(
         lines += ["", _("Note from %(guest)s:") % {"guest": guest}, note]
     lines += ["", _("Download them here (sign-in required):"), link]
     return _send(to=to, subject=_("Files from %(guest)s") % {"guest": guest}, body="\n".join(lines))
+
+
+def bounce_notice_mail(
+    *,
+    to: str,
+    recipient: str,
+    subject: str,
+    reason: str,
+    permanent: bool,
+    request: bool,
+    at: datetime,
+    page: str,
+) -> Draft:
+    """Tell the sender their mail to a guest bounced, why, and what to do: a permanent bounce never arrives (the
+    address is wrong or gone); a transient one may still arrive."""
+    what = _("Request") if request else _("Transfer")
+    if permanent:
+        lines = [
+            _("Your mail to %(recipient)s could not be delivered: %(reason)s")
+            % {"recipient": recipient, "reason": reason},
+            "",
+            _("The link in it did not reach them. Check the address with them;")
+            + " "
+            + (
+                _("to receive their files, make a new request to the correct address.")
+                if request
+                else _("to send them the files, make a new transfer to the correct address.")
+            ),
+        ]
+        mail_subject = _("Mail to %(recipient)s could not be delivered") % {"recipient": recipient}
+    else:
+        lines = [
+            _("Your mail to %(recipient)s was not delivered yet: %(reason)s")
+            % {"recipient": recipient, "reason": reason},
+            "",
+            _("It may still arrive. If they do not find it, send the link again later from the page below."),
+        ]
+        mail_subject = _("Mail to %(recipient)s may not have arrived") % {"recipient": recipient}
+    lines += [
+        "",
+        f"{what}: {subject or '-'}",
+        _("When: %(time)s") % {"time": _local(at)},
+        "",
+        page,
+    ]
+    return _send(to=to, subject=mail_subject, body="\n".join(lines))
