@@ -3,19 +3,36 @@ files) or upload (an upload request's: transfers.services.requests and .uploads 
 
 A link token is 256 random bits; only its SHA-256 is stored. An unknown token, another transfer's, a
 revoked or expired one all raise the same `not_found`. Codes go only to the recipient's own address, are
-stored as an HMAC, expire, and five wrong ones lock the recipient (conditional writes, so concurrent guesses
-cannot exceed the count). Each download URL consumes one download with a conditional update.
+stored as an HMAC, expire, and five wrong ones lock the recipient. Each download URL consumes one download.
+
+Crash consistency (issue 11). Every state change here is one `fxfer.change.Change`: the change, its audit
+event and the mail it causes (an outbox item) commit in one TransactWriteItems whose ClientRequestToken derives
+from the operation, so botocore's retry after a lost answer is a no-op instead of a second download or a second
+failed try. Limited things (a file's downloads, a recipient's failed tries, the code allowance) are written
+with the exact value read as the condition: a write that lost a race is refused with the item as it is now
+(ALL_OLD), and the call decides again from that, so concurrent downloads or guesses never exceed a limit and
+each event says the exact count. When the answer never comes at all (botocore gave up), the operation's own
+audit event tells whether it committed (it commits with the change or not at all): a consumed download then
+still gets its URL, a failed try is still reported as one. AWS failing for good is `unavailable` (503,
+"nothing was lost"), never a 500.
+
+Two writes stay outside: the per-IP lookup brake (a lost answer may count one lookup twice: a brake, not an
+allowance) and a request grant's sliding expiry (a session refresh, idempotent, not an access decision).
 """
 
+import functools
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.utils.translation import gettext as _
-from pynamodb.exceptions import DeleteError, UpdateError
+from pynamodb.exceptions import PynamoDBException
 
-from fxfer.change import Change
+from fxfer.change import Change, ChangeRefused, Committed, send_committed
+from reports.models import AuditEvent
+from reports.services import audit_count
 from transfers import mails, storage
 from transfers.errors import TransferError
 from transfers.models import (
@@ -26,6 +43,7 @@ from transfers.models import (
     File,
     GuestGrant,
     OneTimeCode,
+    RateLimit,
     Recipient,
     Transfer,
 )
@@ -33,12 +51,9 @@ from transfers.outbox import PLACEHOLDER, new_nonce, one_time_code
 from transfers.services.common import (
     audit,
     code_hash,
-    conditional_failed,
     later,
-    mail_and_audit,
     mask_email,
     new_token,
-    rate_limit_refund,
     rate_limited,
     recipient_ref,
     same,
@@ -52,6 +67,106 @@ from transfers.services.common import (
 
 logger = logging.getLogger(__name__)
 CODE_DIGITS = 6
+
+# Answers that say "not now" rather than "never": throttling, AWS's own failures. Anything else (a validation
+# error, an item too large) is a bug that retrying cannot fix, and stays a 500 with its trace.
+_TRANSIENT_CODES = {
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+    "SlowDown",
+    "Throttling",
+}
+
+
+def _transient(exc: BaseException | None) -> bool:
+    """An AWS failure a later try may not meet: a timeout, a lost connection, a throttle, a 5xx."""
+    for _depth in range(5):
+        if exc is None:
+            return False
+        if isinstance(exc, BotoCoreError):
+            return True
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            return error.get("Code") in _TRANSIENT_CODES or status >= 500
+        if isinstance(exc, ChangeRefused):
+            return exc.conflict()
+        exc = getattr(exc, "cause", None) or exc.__cause__
+    return False
+
+
+def _unavailable_when_aws_fails(service):
+    """A guest service whose AWS calls fail for good (after botocore's retries) refuses with `unavailable`:
+    the page says nothing was lost and to try again, instead of a server error."""
+
+    @functools.wraps(service)
+    def wrapped(*args, **kwargs):
+        try:
+            return service(*args, **kwargs)
+        except (PynamoDBException, BotoCoreError, ClientError, ChangeRefused) as exc:
+            if not _transient(exc):
+                raise
+            logger.warning("transfers.guest.unavailable", extra={"service": service.__name__, "error": repr(exc)})
+            raise TransferError("unavailable") from exc
+
+    return wrapped
+
+
+# PynamoDB sends a transaction's items grouped: condition checks, deletes, puts (audit events and outbox mails
+# are puts), then updates, while ChangeRefused labels refusals by the order items were added. Every change
+# here adds its items in that same order, so a refusal's label names the item that was refused.
+
+
+def _commit(change: Change, *, proof: str) -> Committed:
+    """Commit `change`, whose audit event `proof` commits with it or not at all. When no answer came (botocore
+    gave up after lost answers or timeouts), that event tells whether the change took effect: if it did, the
+    call goes on as committed (and sends the change's mails); if not, nothing happened: `unavailable`."""
+    try:
+        return change.commit()
+    except ChangeRefused as refused:
+        if refused.failed(f"own:audit:{proof}") is None:
+            raise
+        # An earlier attempt of this very operation committed (its token had lapsed): finish it.
+        return _finish(change)
+    except (PynamoDBException, BotoCoreError) as exc:
+        if not _transient(exc):
+            raise
+        try:
+            AuditEvent.get(proof, consistent_read=True)
+        except AuditEvent.DoesNotExist:
+            raise TransferError("unavailable") from exc
+        logger.warning("transfers.guest.commit_recovered", extra={"op_kind": change.op.split(":", 1)[0]})
+        return _finish(change)
+
+
+def _finish(change: Change) -> Committed:
+    # The outbox keys are in the change's own labels ("own:mail:<key>").
+    keys = [label.removeprefix("own:mail:") for label, *_ in change._ops if label.startswith("own:mail:")]
+    return Committed(op=change.op, mails=keys, sent=send_committed(keys))
+
+
+def _old_number(old: dict | None, *path: str) -> int:
+    """A number inside an item as it was when its condition failed (ALL_OLD), e.g. ("file_downloads", id)."""
+    value = {"M": old or {}}
+    for name in path:
+        value = (value.get("M") or {}).get(name) or {}
+    return int(float(value["N"])) if "N" in value else 0
+
+
+def _old_link(old: dict | None) -> tuple[str | None, bool]:
+    """The link token hash and lock of a recipient as it was when a condition on it failed."""
+    if not old:
+        return None, False
+    return (old.get("token_hash") or {}).get("S"), bool((old.get("locked") or {}).get("BOOL"))
+
+
+def _counted(attribute, value: int):
+    """The condition "this number is still `value`" (a missing number is 0)."""
+    return (attribute.does_not_exist() | (attribute == 0)) if value == 0 else (attribute == value)
 
 
 def _ip_brake(*, ip: str | None, now: datetime) -> None:
@@ -83,7 +198,8 @@ def _by_token(*, token: str, ip: str | None, action: str, now: datetime) -> tupl
                 found = (transfer, recipient)
             break
     if found is None:
-        audit(action, actor="anonymous", transfer_id=None, now=now, outcome="refused", ip=ip, reason="not_found")
+        # Anyone on the internet can try tokens: counted per IP and minute, not one event per hit.
+        audit_count(action=action, outcome="refused", ip=ip, now=now)
         raise TransferError("not_found")
     return found
 
@@ -106,11 +222,12 @@ class GuestLink:
     closes_at: datetime | None = None
 
 
+@_unavailable_when_aws_fails
 def guest_link_open(
     *, token: str, ip: str | None = None, user_agent: str | None = None, now: datetime | None = None
 ) -> GuestLink:
     """The link's page (GET): a read-only lookup. It consumes nothing, so mail scanners that prefetch links
-    use nothing up; it only leaves an audit event."""
+    use nothing up; it only leaves an audit event (its own item, written once even after a lost answer)."""
     now = utc(now)
     transfer, recipient = _by_token(token=token, ip=ip, action="link.opened", now=now)
     audit(
@@ -143,45 +260,29 @@ class CodeSent:
     expires_at: datetime
 
 
+def _window(counter: str, window_seconds: int, now: datetime) -> tuple[RateLimit, datetime]:
+    """The fixed-window counter item `rate_limited` uses, and when it may go."""
+    start = int(now.timestamp()) // window_seconds * window_seconds
+    return RateLimit(counter=f"{counter}#{start}"), datetime.fromtimestamp(start + 2 * window_seconds, UTC)
+
+
+@_unavailable_when_aws_fails
 def guest_code_send(
     *, token: str, ip: str | None = None, user_agent: str | None = None, now: datetime | None = None
 ) -> CodeSent:
     """Mail a new one-time code to the recipient's own address (a POST; replaces any earlier code).
-    Limited per recipient (FXFER_CODE_SENDS_PER_WINDOW per code lifetime) and per IP."""
+    Limited per recipient (FXFER_CODE_SENDS_PER_WINDOW per code lifetime) and per IP. Refuses with
+    `mail_delayed` when SES did not take the mail now (the allowance is given back; the outbox retries it)."""
     now = utc(now)
     transfer, recipient = _by_token(token=token, ip=ip, action="code.sent", now=now)
     actor = f"guest:{recipient.recipient_id}"
+    refused = {"actor": actor, "transfer_id": transfer.transfer_id, "now": now, "outcome": "refused", "ip": ip}
     if recipient.locked:
-        audit(
-            "code.sent",
-            actor=actor,
-            transfer_id=transfer.transfer_id,
-            now=now,
-            outcome="refused",
-            ip=ip,
-            reason="locked",
-        )
+        audit("code.sent", **refused, reason="locked")
         raise TransferError("locked")
     ref = recipient_ref(transfer.transfer_id, recipient.recipient_id)
-    if rate_limited(
-        counter=f"code-send:{ref}",
-        limit=settings.FXFER_CODE_SENDS_PER_WINDOW,
-        window_seconds=settings.FXFER_CODE_SECONDS,
-        now=now,
-    ):
-        audit(
-            "code.sent",
-            actor=actor,
-            transfer_id=transfer.transfer_id,
-            now=now,
-            outcome="refused",
-            ip=ip,
-            reason="rate_limited",
-        )
-        raise TransferError(
-            "rate_limited", _("A code was sent a moment ago. Please check your mailbox or wait a few minutes.")
-        )
-    # The code, its "code.sent" event and its mail commit together; the code itself is derived from the
+    # The allowance, the code, its "code.sent" event and its mail commit together: a lost answer cannot take
+    # the allowance twice, and a failure before the commit takes nothing. The code itself is derived from the
     # outbox item's nonce when the mail is sent, so no table holds it.
     nonce = new_nonce()
     code = one_time_code(nonce)
@@ -196,7 +297,7 @@ def guest_code_send(
             purge_at=expires_at,
         )
     )
-    change.audit(
+    proof = change.audit(
         "code.sent",
         actor=actor,
         subject=f"transfer:{transfer.transfer_id}",
@@ -220,15 +321,44 @@ def guest_code_send(
         nonce=nonce,
         **draft.fields(),
     )
-    if not change.commit().sent.get(key):
+    allowance, purge_at = _window(f"code-send:{ref}", settings.FXFER_CODE_SECONDS, now)
+    change.update(
+        allowance,
+        actions=[RateLimit.count.add(1), RateLimit.purge_at.set(purge_at)],
+        condition=RateLimit.count.does_not_exist() | (RateLimit.count < settings.FXFER_CODE_SENDS_PER_WINDOW),
+        label="allowance",
+    )
+    try:
+        committed = _commit(change, proof=proof)
+    except ChangeRefused as exc:
+        if exc.failed("allowance") is None:
+            raise
+        audit("code.sent", **refused, reason="rate_limited")
+        raise TransferError(
+            "rate_limited", _("A code was sent a moment ago. Please check your mailbox or wait a few minutes.")
+        ) from None
+    if not committed.sent.get(key):
         # The mail is in the outbox and will be retried; the guest must not count on it now. Give back the
-        # code allowance this attempt took, and say so.
-        rate_limit_refund(counter=f"code-send:{ref}", window_seconds=settings.FXFER_CODE_SECONDS, now=now)
+        # allowance this attempt took, and say so.
+        _allowance_refund(allowance, op=change.op, now=now)
         raise TransferError(
             "mail_delayed",
             _("We could not send the code just now. It may still arrive in a few minutes; otherwise ask again."),
         )
     return CodeSent(recipient_email_masked=mask_email(recipient.email), expires_at=expires_at)
+
+
+def _allowance_refund(allowance: RateLimit, *, op: str, now: datetime) -> None:
+    """Give back the one send an unsent code took. Its own transaction token: a lost answer gives back one, not
+    two. If AWS refuses even this, the send stays counted (the window ends within the code's lifetime)."""
+    change = Change(op=f"refund:{op}", now=now)
+    change.update(allowance, actions=[RateLimit.count.add(-1)], condition=RateLimit.count > 0)
+    try:
+        change.commit(send_mails=False)
+    except ChangeRefused:
+        pass  # already back at zero
+    except (PynamoDBException, BotoCoreError):
+        logger.warning("transfers.guest.refund_failed", exc_info=True)
 
 
 @dataclass(frozen=True)
@@ -243,6 +373,12 @@ class AccessGranted:
     expires_at: datetime
 
 
+def _live(recipient: Recipient, link: str | None = None):
+    """The condition "still this link, not locked"."""
+    return (Recipient.locked == False) & (Recipient.token_hash == (link or recipient.token_hash))  # noqa: E712
+
+
+@_unavailable_when_aws_fails
 def guest_code_verify(
     *, token: str, code: str, ip: str | None = None, user_agent: str | None = None, now: datetime | None = None
 ) -> AccessGranted:
@@ -263,33 +399,45 @@ def guest_code_verify(
     offered = code_hash(recipient_ref=ref, code="".join((code or "").split()))
     right = stored is not None and same(stored.code_hash, offered)
     expired = stored is not None and stored.expires_at <= now
+    attempt = new_nonce()  # this try: every commit it makes derives its token from it
     if right and not expired:
-        try:
-            # Single use: of two concurrent right answers, one deletes the code, the other fails here.
-            stored.delete(condition=OneTimeCode.code_hash == stored.code_hash)
-        except DeleteError as exc:
-            if not conditional_failed(exc):
-                raise
-            raise TransferError("code_expired") from None
-        return _grant(transfer=transfer, recipient=recipient, ids=ids, now=now)
-    return _fail(
-        transfer=transfer, recipient=recipient, ref=ref, reason="expired" if right else "wrong", ids=ids, now=now
+        return _verified(transfer=transfer, recipient=recipient, stored=stored, attempt=attempt, ids=ids, now=now)
+    return _failed_try(
+        transfer=transfer,
+        recipient=recipient,
+        ref=ref,
+        reason="expired" if right else "wrong",
+        attempt=attempt,
+        ids=ids,
+        now=now,
     )
 
 
-def _grant(*, transfer: Transfer, recipient: Recipient, ids: dict, now: datetime) -> AccessGranted:
-    """Access for the recipient after a right code (their failed tries are forgotten)."""
+def _verified(
+    *, transfer: Transfer, recipient: Recipient, stored: OneTimeCode, attempt: str, ids: dict, now: datetime
+) -> AccessGranted:
+    """A right code: it is used up, the failed tries are forgotten and a grant is opened, in one commit."""
+    change = Change(op=f"code-ok:{stored.recipient_ref}:{attempt}", now=now)
+    # Single use: of two concurrent right answers, one deletes the code, the other is refused here.
+    change.delete(stored, condition=OneTimeCode.code_hash == stored.code_hash, label="code")
+    granted, proof = _grant_into(change, transfer=transfer, recipient=recipient, ids=ids, now=now)
+    change.update(
+        recipient, actions=[Recipient.failed_code_attempts.set(0)], condition=_live(recipient), label="recipient"
+    )
     try:
-        recipient.update(
-            actions=[Recipient.failed_code_attempts.set(0)],
-            condition=(Recipient.locked == False) & (Recipient.token_hash == recipient.token_hash),  # noqa: E712
-        )
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
-        audit("access.granted", **ids, outcome="refused", reason="locked")
-        raise TransferError("locked") from None
-    return grant_open(transfer=transfer, recipient=recipient, ids=ids, now=now)
+        _commit(change, proof=proof)
+    except ChangeRefused as refused:
+        other = refused.failed("recipient")
+        if other is not None:
+            link, _locked = _old_link(other.old)
+            reason = "locked" if same(link, recipient.token_hash) else "not_found"
+            audit("access.granted", **ids, outcome="refused", reason=reason)
+            raise TransferError(reason) from None
+        if refused.failed("code") is not None:
+            audit("access.granted", **ids, outcome="refused", reason="code_used")
+            raise TransferError("code_expired") from None
+        raise
+    return granted
 
 
 def _grant_end(transfer: Transfer, now: datetime) -> datetime:
@@ -297,80 +445,127 @@ def _grant_end(transfer: Transfer, now: datetime) -> datetime:
     return min(later(now, settings.FXFER_GUEST_ACCESS_SECONDS), end, transfer.expires_at)
 
 
-def grant_open(*, transfer: Transfer, recipient: Recipient, ids: dict, now: datetime) -> AccessGranted:
-    """Store a new grant for the recipient (its hash, tied to their current link) and record it."""
+def _grant_into(
+    change: Change, *, transfer: Transfer, recipient: Recipient, ids: dict, now: datetime
+) -> tuple[AccessGranted, str]:
+    """Add a new grant for the recipient (its hash, tied to their current link) and its "access.granted" event
+    to `change`. Returns the grant and the event's id."""
     grant = new_token()
     expires_at = _grant_end(transfer, now)
-    GuestGrant(
-        grant_hash=token_hash(grant),
-        parent_id=transfer.transfer_id,
-        recipient_id=recipient.recipient_id,
-        token_hash=recipient.token_hash,
-        created_at=now,
-        expires_at=expires_at,
-        purge_at=expires_at,
-    ).save()
-    audit("access.granted", **ids, expires_at=expires_at.isoformat())
-    return AccessGranted(
+    change.put(
+        GuestGrant(
+            grant_hash=token_hash(grant),
+            parent_id=transfer.transfer_id,
+            recipient_id=recipient.recipient_id,
+            token_hash=recipient.token_hash,
+            created_at=now,
+            expires_at=expires_at,
+            purge_at=expires_at,
+        ),
+        condition=GuestGrant.grant_hash.does_not_exist(),
+    )
+    proof = change.audit(
+        "access.granted",
+        actor=ids["actor"],
+        subject=f"transfer:{transfer.transfer_id}",
+        ip=ids.get("ip"),
+        user_agent=ids.get("user_agent"),
+        expires_at=expires_at.isoformat(),
+    )
+    granted = AccessGranted(
         kind=transfer.kind,
         transfer_id=transfer.transfer_id,
         recipient_id=recipient.recipient_id,
         grant=grant,
         expires_at=expires_at,
     )
+    return granted, proof
 
 
-def _fail(*, transfer: Transfer, recipient: Recipient, ref: str, reason: str, ids: dict, now: datetime):
-    """Count one failed try with conditional writes: exactly one caller makes the last try, locks the
-    recipient and mails the sender, however many guesses arrive at once."""
-    last = settings.FXFER_CODE_ATTEMPTS - 1
-    live = (Recipient.locked == False) & (Recipient.token_hash == recipient.token_hash)  # noqa: E712
-    try:
-        recipient.update(
-            actions=[Recipient.failed_code_attempts.add(1)], condition=live & (Recipient.failed_code_attempts < last)
+def grant_open(*, transfer: Transfer, recipient: Recipient, ids: dict, now: datetime) -> AccessGranted:
+    """Store a new grant for the recipient and its "access.granted" event, in one commit."""
+    change = Change(op=f"grant:{transfer.transfer_id}:{recipient.recipient_id}:{new_nonce()}", now=now)
+    granted, proof = _grant_into(change, transfer=transfer, recipient=recipient, ids=ids, now=now)
+    _commit(change, proof=proof)
+    return granted
+
+
+def _failed_try(
+    *, transfer: Transfer, recipient: Recipient, ref: str, reason: str, attempt: str, ids: dict, now: datetime
+):
+    """Count one failed try: the count goes from the value read to one more, on condition that it is still
+    that value, with its "code.failed" event. The try that makes the count FXFER_CODE_ATTEMPTS also locks
+    the recipient, drops the code, records "access.locked" and mails the sender, in the same commit. A try
+    that lost a race decides again from the item as the refusal returned it, so of any number of concurrent
+    guesses exactly one locks, and each event tells the tries left as they were."""
+    attempts = settings.FXFER_CODE_ATTEMPTS
+    link = recipient.token_hash
+    failed, locked = int(recipient.failed_code_attempts or 0), bool(recipient.locked)
+    audit_ids = {"actor": ids["actor"], "subject": f"transfer:{transfer.transfer_id}", "ip": ids["ip"]}
+    for _round in range(attempts + 3):
+        if locked or failed >= attempts:
+            audit("code.failed", **ids, outcome="refused", reason="locked")
+            raise TransferError("locked")
+        left = attempts - failed - 1
+        change = Change(op=f"code-failed:{ref}:{attempt}:{failed}", now=now)
+        actions = [Recipient.failed_code_attempts.set(failed + 1)]
+        if left == 0:
+            actions += [Recipient.locked.set(True), Recipient.locked_at.set(now)]
+        if left == 0:
+            change.delete(OneTimeCode(recipient_ref=ref))
+        proof = change.audit(
+            "code.failed",
+            **audit_ids,
+            user_agent=ids["user_agent"],
+            outcome="refused",
+            reason=reason,
+            attempts_left=left,
         )
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
-    else:
-        left = settings.FXFER_CODE_ATTEMPTS - int(recipient.failed_code_attempts)
-        audit("code.failed", **ids, outcome="refused", reason=reason, attempts_left=left)
+        if left == 0:
+            change.audit(
+                "access.locked",
+                **audit_ids,
+                outcome="refused",
+                recipient_id=recipient.recipient_id,
+                email=recipient.email,
+            )
+            change.mail(
+                key=f"locked_notice:{ref}:{attempt}",
+                kind="locked_notice",
+                parent_id=transfer.transfer_id,
+                **mails.locked_notice_mail(
+                    to=transfer.owner_email, recipient=recipient.email, subject=transfer.subject, at=now, ip=ids["ip"]
+                ).fields(),
+            )
+        change.update(
+            recipient,
+            actions=actions,
+            condition=_live(recipient, link) & _counted(Recipient.failed_code_attempts, failed),
+            label="recipient",
+        )
+        try:
+            _commit(change, proof=proof)
+        except ChangeRefused as refused:
+            other = refused.failed("recipient")
+            if other is None:
+                raise
+            now_link, locked = _old_link(other.old)
+            if not same(now_link, link):
+                audit("code.failed", **ids, outcome="refused", reason="not_found")
+                raise TransferError("not_found") from None
+            failed = _old_number(other.old, "failed_code_attempts")
+            continue
+        if left == 0:
+            raise TransferError("locked")
         if reason == "expired":
             raise TransferError("code_expired", attempts_left=left)
         raise TransferError(
-            "code_wrong",
-            _("The code is not correct. %(left)d attempt(s) left.") % {"left": left},
-            attempts_left=left,
+            "code_wrong", _("The code is not correct. %(left)d attempt(s) left.") % {"left": left}, attempts_left=left
         )
-    try:
-        recipient.update(
-            actions=[
-                Recipient.failed_code_attempts.add(1),
-                Recipient.locked.set(True),
-                Recipient.locked_at.set(now),
-            ],
-            condition=live & (Recipient.failed_code_attempts >= last),
-        )
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
-        audit("code.failed", **ids, outcome="refused", reason="locked")
-        raise TransferError("locked") from None
-    OneTimeCode(recipient_ref=ref).delete()
-    audit("code.failed", **ids, outcome="refused", reason=reason, attempts_left=0)
-    audit("access.locked", **ids, outcome="refused", recipient_id=recipient.recipient_id, email=recipient.email)
-    mail_and_audit(
-        lambda: mails.locked_notice_mail(
-            to=transfer.owner_email, recipient=recipient.email, subject=transfer.subject, at=now, ip=ids["ip"]
-        ),
-        kind="locked_notice",
-        to=transfer.owner_email,
-        transfer_id=transfer.transfer_id,
-        now=now,
-    )
-    raise TransferError("locked")
+    raise TransferError("unavailable")  # the count kept moving under us: busy, nothing of this try was counted
 
 
+@_unavailable_when_aws_fails
 def guest_access(
     *, transfer_id: str, recipient_id: str, grant: str, now: datetime, kind: str = KIND_SEND
 ) -> tuple[Transfer, Recipient]:
@@ -422,6 +617,7 @@ class DownloadIssued:
     downloads_left: int
 
 
+@_unavailable_when_aws_fails
 def guest_download_url(
     *,
     transfer_id: str,
@@ -433,8 +629,9 @@ def guest_download_url(
     now: datetime | None = None,
 ) -> DownloadIssued:
     """A presigned GET of one verified file, valid a few minutes. Issuing it uses one of the recipient's
-    downloads of that file, atomically: with a limit of 1, of any number of simultaneous requests exactly
-    one gets a URL. The sender is told, if they asked to be."""
+    downloads of that file, with its "download.url_issued" event and the sender's notice (when they asked for
+    one) in one commit: with a limit of 1, of any number of simultaneous requests exactly one gets a URL, and
+    a download counted always came with its URL (a lost answer is recognised as this call's own effect)."""
     now = utc(now)
     transfer, recipient = guest_access(transfer_id=transfer_id, recipient_id=recipient_id, grant=grant, now=now)
     actor = f"guest:{recipient_id}"
@@ -449,49 +646,72 @@ def guest_download_url(
         audit("download.url_issued", **ids, outcome="refused", reason="not_found", file_id=file_id)
         raise TransferError("not_found")
     limit = int(transfer.download_limit)
-    used = Recipient.file_downloads[file_id]
-    try:
-        recipient.update(
-            actions=[
-                used.set((used | 0) + 1),
-                Recipient.downloads_used.add(1),
-                Recipient.last_download_at.set(now),
-            ],
-            condition=(Recipient.locked == False)  # noqa: E712
-            & (Recipient.token_hash == recipient.token_hash)
-            & (used.does_not_exist() | (used < limit)),
-        )
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
-        audit("download.url_issued", **ids, outcome="refused", reason="download_limit_reached", file_id=file_id)
-        raise TransferError("download_limit_reached") from None
-    count = int(recipient.file_downloads.as_dict().get(file_id, 0))
+    link = recipient.token_hash
+    count = int((recipient.file_downloads.as_dict() if recipient.file_downloads else {}).get(file_id, 0))
+    locked = bool(recipient.locked)
+    # Signed before anything is used up: a URL that cannot be made costs no download.
     url = storage.download_url(key=file.s3_key, version_id=file.version_id, filename=file.name)
     expires_at = later(now, settings.FXFER_DOWNLOAD_URL_SECONDS)
-    audit(
-        "download.url_issued", **ids, file_id=file_id, name=file.name, size=int(file.verified_size or 0), download=count
-    )
-    if transfer.notify_on_download:
-        # The guest still gets the file when the notice fails; the failure is on record.
-        mail_and_audit(
-            lambda: mails.download_notice_mail(
-                to=transfer.owner_email,
-                recipient=recipient.email,
-                file_name=file.name,
-                subject=transfer.subject,
-                at=now,
-                ip=ip,
-            ),
-            kind="download_notice",
-            to=transfer.owner_email,
-            transfer_id=transfer_id,
-            now=now,
+    attempt = new_nonce()
+    used = Recipient.file_downloads[file_id]
+    for _round in range(limit + 3):
+        if locked:
+            audit("download.url_issued", **ids, outcome="refused", reason="locked", file_id=file_id)
+            raise TransferError("locked")
+        if count >= limit:
+            audit("download.url_issued", **ids, outcome="refused", reason="download_limit_reached", file_id=file_id)
+            raise TransferError("download_limit_reached")
+        op = f"download:{transfer_id}:{recipient_id}:{file_id}:{attempt}:{count}"
+        change = Change(op=op, now=now)
+        proof = change.audit(
+            "download.url_issued",
+            actor=actor,
+            subject=f"transfer:{transfer_id}",
+            ip=ip,
+            user_agent=user_agent,
+            file_id=file_id,
+            name=file.name,
+            size=int(file.verified_size or 0),
+            download=count + 1,
         )
-    return DownloadIssued(
-        url=url,
-        expires_at=expires_at,
-        file_name=file.name,
-        size=int(file.verified_size or 0),
-        downloads_left=max(0, limit - count),
-    )
+        if transfer.notify_on_download:
+            # The guest still gets the file when the notice is not sent at once: the outbox retries it.
+            change.mail(
+                key=f"download_notice:{transfer_id}:{recipient_id}:{attempt}",
+                kind="download_notice",
+                parent_id=transfer_id,
+                **mails.download_notice_mail(
+                    to=transfer.owner_email,
+                    recipient=recipient.email,
+                    file_name=file.name,
+                    subject=transfer.subject,
+                    at=now,
+                    ip=ip,
+                ).fields(),
+            )
+        change.update(
+            recipient,
+            actions=[used.set(count + 1), Recipient.downloads_used.add(1), Recipient.last_download_at.set(now)],
+            condition=_live(recipient, link) & _counted(used, count),
+            label="recipient",
+        )
+        try:
+            _commit(change, proof=proof)
+        except ChangeRefused as refused:
+            other = refused.failed("recipient")
+            if other is None:
+                raise
+            now_link, locked = _old_link(other.old)
+            if not same(now_link, link):
+                audit("download.url_issued", **ids, outcome="refused", reason="not_found", file_id=file_id)
+                raise TransferError("not_found") from None
+            count = _old_number(other.old, "file_downloads", file_id)
+            continue
+        return DownloadIssued(
+            url=url,
+            expires_at=expires_at,
+            file_name=file.name,
+            size=int(file.verified_size or 0),
+            downloads_left=max(0, limit - count - 1),
+        )
+    raise TransferError("unavailable")  # the count kept moving under us: busy, nothing of this call was counted
