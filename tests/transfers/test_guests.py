@@ -338,3 +338,101 @@ def test_a_guest_session_ends_after_its_time(ready, mailoutbox):
     access = _grant(tokens, mailoutbox)
     _refused("access_expired", lambda: _download(created, access, now=later(30)))
     assert _download(created, access, now=later(29))
+
+
+# --- crash consistency (issue 11) --------------------------------------------------------------------------------
+
+
+def _lost_answer_at(operation: str, *, times: int = 1):
+    from tests.faults import LOST, inject
+
+    return inject(LOST, service="dynamodb", operation=operation, times=times)
+
+
+@pytest.mark.parametrize("times", [1, 10])
+def test_a_lost_answer_on_the_download_counter_still_gives_the_guest_their_only_download(mailoutbox, times):
+    """Issue 11, bug 5: the counter's write happened, its answer was lost; the guest must get the URL, once."""
+    created, tokens = ready_transfer(recipients=[BOB], mailoutbox=mailoutbox, download_limit=1)
+    access = _grant(tokens, mailoutbox)
+    mailoutbox.clear()
+    with _lost_answer_at("TransactWriteItems", times=times) as fault:
+        issued = _download(created, access)
+    assert fault.fired
+    assert requests.get(issued.url, timeout=10).content == b"hello world"
+    assert issued.downloads_left == 0
+    bob = _recipient(created, BOB)
+    assert bob.downloads_used == 1 and bob.file_downloads.as_dict() == {created.files[0].file_id: 1}
+    assert _actions().count(("download.url_issued", "ok")) == 1
+    assert len([m for m in mailoutbox if m.to == [ALICE.email]]) == 1  # the sender hears of it once
+    _refused("download_limit_reached", lambda: _download(created, access))
+
+
+def test_a_throttled_download_counter_uses_nothing_and_says_try_again(mailoutbox):
+    from tests.faults import ERROR, inject
+
+    created, tokens = ready_transfer(recipients=[BOB], mailoutbox=mailoutbox, download_limit=1)
+    access = _grant(tokens, mailoutbox)
+    with inject(ERROR, service="dynamodb", operation="TransactWriteItems", times=10):
+        error = _refused("unavailable", lambda: _download(created, access))
+    assert error.status == 503 and "Nothing was lost" in error.message
+    assert _recipient(created, BOB).downloads_used == 0
+    assert ("download.url_issued", "ok") not in _actions()
+    assert _download(created, access).downloads_left == 0  # the one download is still there
+
+
+def test_a_lost_answer_on_a_wrong_code_costs_exactly_one_try(ready, mailoutbox):
+    created, tokens = ready
+    with _lost_answer_at("TransactWriteItems"):
+        error = _refused("code_wrong", lambda: services.guest_code_verify(token=tokens[BOB], code="000000", now=NOW))
+    assert error.params["attempts_left"] == 4
+    assert _recipient(created, BOB).failed_code_attempts == 1
+    assert _actions().count(("code.failed", "refused")) == 1
+
+
+def test_a_lost_answer_on_the_locking_try_locks_once_and_mails_the_sender_once(ready, mailoutbox):
+    created, tokens = ready
+    for _ in range(4):
+        _refused("code_wrong", lambda: services.guest_code_verify(token=tokens[BOB], code="000000", now=NOW))
+    with _lost_answer_at("TransactWriteItems", times=10):
+        _refused("locked", lambda: services.guest_code_verify(token=tokens[BOB], code="000000", now=NOW))
+    bob = _recipient(created, BOB)
+    assert bob.locked and bob.failed_code_attempts == 5
+    assert _actions().count(("access.locked", "refused")) == 1
+    assert len([m for m in mailoutbox if m.to == [ALICE.email]]) == 1
+
+
+def test_a_lost_answer_on_a_right_code_still_opens_the_session(ready, mailoutbox):
+    created, tokens = ready
+    services.guest_code_send(token=tokens[BOB], now=NOW)
+    with _lost_answer_at("TransactWriteItems", times=10):
+        access = services.guest_code_verify(token=tokens[BOB], code=code_from(mailoutbox, BOB), now=NOW)
+    assert _download(created, access).url
+    assert _actions().count(("access.granted", "ok")) == 1
+    assert list(OneTimeCode.scan()) == []  # used up
+
+
+def test_a_throttled_code_mail_says_so_and_gives_the_allowance_back(ready, mailoutbox, settings):
+    """Issue 11, bug 7: a throttled code mail was a 500 that used up the guest's allowance."""
+    from tests.faults import ERROR, inject
+
+    _created, tokens = ready
+    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    for _ in range(settings.FXFER_CODE_SENDS_PER_WINDOW):
+        with inject(ERROR, service="ses", times=10):
+            error = _refused("mail_delayed", lambda: services.guest_code_send(token=tokens[BOB], now=NOW))
+        assert error.status == 503 and "may still arrive" in error.message
+    # None of those took the allowance: every send the window allows is still there.
+    for _ in range(settings.FXFER_CODE_SENDS_PER_WINDOW):
+        assert services.guest_code_send(token=tokens[BOB], now=NOW)
+    _refused("rate_limited", lambda: services.guest_code_send(token=tokens[BOB], now=NOW))
+
+
+def test_a_lost_answer_on_the_code_send_takes_one_allowance(ready, mailoutbox, settings):
+    _created, tokens = ready
+    with _lost_answer_at("TransactWriteItems"):
+        services.guest_code_send(token=tokens[BOB], now=NOW)
+    for _ in range(settings.FXFER_CODE_SENDS_PER_WINDOW - 1):
+        services.guest_code_send(token=tokens[BOB], now=NOW)
+    _refused("rate_limited", lambda: services.guest_code_send(token=tokens[BOB], now=NOW))
+    assert len(mailoutbox) == settings.FXFER_CODE_SENDS_PER_WINDOW
+    assert _actions().count(("code.sent", "ok")) == settings.FXFER_CODE_SENDS_PER_WINDOW

@@ -82,7 +82,7 @@ _TRANSIENT_CODES = {
 }
 
 
-def _transient(exc: BaseException | None) -> bool:
+def transient_aws_failure(exc: BaseException | None) -> bool:
     """An AWS failure a later try may not meet: a timeout, a lost connection, a throttle, a 5xx."""
     for _depth in range(5):
         if exc is None:
@@ -108,7 +108,7 @@ def _unavailable_when_aws_fails(service):
         try:
             return service(*args, **kwargs)
         except (PynamoDBException, BotoCoreError, ClientError, ChangeRefused) as exc:
-            if not _transient(exc):
+            if not transient_aws_failure(exc):
                 raise
             logger.warning("transfers.guest.unavailable", extra={"service": service.__name__, "error": repr(exc)})
             raise TransferError("unavailable") from exc
@@ -133,7 +133,7 @@ def _commit(change: Change, *, proof: str) -> Committed:
         # An earlier attempt of this very operation committed (its token had lapsed): finish it.
         return _finish(change)
     except (PynamoDBException, BotoCoreError) as exc:
-        if not _transient(exc):
+        if not transient_aws_failure(exc):
             raise
         try:
             AuditEvent.get(proof, consistent_read=True)

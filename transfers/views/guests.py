@@ -6,6 +6,7 @@ page checks them again through the services. A transfer's recipient downloads; a
 
 import functools
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -16,11 +17,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from pynamodb.exceptions import PynamoDBException
 
 from transfers import selectors, services
 from transfers.errors import TransferError
 from transfers.forms import CodeForm, FinishForm, declared_files
 from transfers.models import KIND_REQUEST
+from transfers.services.guests import transient_aws_failure
 from transfers.views.common import (
     GUEST_DOWNLOAD_SESSION,
     GUEST_UPLOAD_SESSION,
@@ -32,18 +35,40 @@ from transfers.views.common import (
 )
 from transfers.views.uploads import declared_json
 
+AWS_FAILURES = (PynamoDBException, BotoCoreError, ClientError)
+
+
+def _busy(error: TransferError) -> bool:
+    return error.code in {"unavailable", "mail_delayed"}
+
+
+def _aws_refusal(exc: Exception) -> TransferError:
+    """AWS failing for good (after its retries) on a guest page: the truth is "busy, nothing lost, try again"."""
+    if not transient_aws_failure(exc):
+        raise exc
+    return TransferError("unavailable")
+
 
 def guest_page(view):
-    """Refusals become the guest's pages: one 404 for every unknown, foreign, revoked or expired link."""
+    """Refusals become the guest's pages: one 404 for every unknown, foreign, revoked or expired link; a 503 page
+    that says nothing was lost when AWS is failing (never a server error)."""
 
     @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
         try:
             return view(request, *args, **kwargs)
         except TransferError as error:
-            return error_page(request, error, guest=True)
+            return _guest_error(request, error)
+        except AWS_FAILURES as exc:
+            return _guest_error(request, _aws_refusal(exc))
 
     return never_cache(wrapped)
+
+
+def _guest_error(request, error: TransferError):
+    if _busy(error):
+        return render(request, "transfers/guest/unavailable.html", {"error": error}, status=error.status)
+    return error_page(request, error, guest=True)
 
 
 def _access(request) -> dict:
@@ -71,10 +96,12 @@ def code_send(request, token: str):
     try:
         services.guest_code_send(token=token, **client(request))
     except TransferError as error:
-        if error.code != "rate_limited":
+        if error.code not in {"rate_limited", "mail_delayed"}:
             raise
+        # The link's page again, saying what happened to the code: asked too often, or not sent (yet).
         found = services.guest_link_open(token=token, **client(request))
-        return render(request, "transfers/guest/link.html", {"link": found, "token": token, "error": error}, status=429)
+        context = {"link": found, "token": token, "error": error}
+        return render(request, "transfers/guest/link.html", context, status=error.status)
     return HttpResponseRedirect(reverse("transfers:guest_code", args=[token]), status=303)
 
 
@@ -197,7 +224,10 @@ def upload_files(request):
     except forms.ValidationError as error:
         return json_error("invalid", error.messages[0], 400, fields={"files": error.messages})
     try:
-        declared = services.request_files_declare(**_uploading(request), files=files, **client(request))
+        try:
+            declared = services.request_files_declare(**_uploading(request), files=files, **client(request))
+        except AWS_FAILURES as exc:
+            raise _aws_refusal(exc) from exc
     except TransferError as error:
         return json_error(error.code, error.message, error.status, fields={"files": [error.message]})
     body = declared_json(transfer_id=declared.request_id, url=reverse("transfers:guest_upload"), files=declared.files)
