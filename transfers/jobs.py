@@ -5,10 +5,12 @@ Lambda's retry and alarms see them (Zappa retries a scheduled function with fewe
 """
 
 import logging
+from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote_plus
 
 from fxfer.events import scheduled_time
 from transfers import services
+from transfers.services.expiry import sweep_heal
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +38,15 @@ def on_object_created(event: dict, context=None) -> dict:
 
 
 def expire_sweep(event: dict, context=None) -> dict:
-    """Hourly: delete files and links past their expiry, uploads abandoned before release and objects no live
-    record owns, each with a deletion receipt; held transfers are skipped."""
+    """Hourly: heal what a crash left (unreleased verified transfers, half-done deletions, unsent mails, orphan
+    reply requests), then delete files and links past their expiry, uploads abandoned before release and
+    objects no live record owns, each with a deletion receipt; held transfers are skipped. Stops before the
+    Lambda's time runs out; the next run goes on where this one stopped."""
+    deadline = lambda_deadline(context)
+    now = scheduled_time(event)
     try:
-        done = services.expiry_sweep(now=scheduled_time(event))
+        healed = sweep_heal(now=now, deadline=deadline)
+        done = services.expiry_sweep(now=now, deadline=deadline)
     except Exception:
         logger.exception("job.expire_sweep.failed")
         raise
@@ -51,4 +58,21 @@ def expire_sweep(event: dict, context=None) -> dict:
         "files_deleted": done.files_deleted,
         "orphan_objects_deleted": done.orphan_objects_deleted,
         "orphan_keys_checked": done.orphan_keys_checked,
+        "released": healed.released,
+        "deletions_finished": healed.deletions_finished,
+        "mails_sent": healed.mails_sent,
+        "orphan_replies_removed": healed.orphan_replies_removed,
+        "complete": healed.complete and done.complete,
     }
+
+
+# The work between two deadline checks (one transfer's deletion, one object) fits in this margin.
+STOP_BEFORE_END_SECONDS = 5
+
+
+def lambda_deadline(context) -> datetime | None:
+    """When a job must stop starting new work: the Lambda's remaining time less a margin; None outside Lambda."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    return datetime.now(UTC) + timedelta(milliseconds=remaining()) - timedelta(seconds=STOP_BEFORE_END_SECONDS)

@@ -334,6 +334,32 @@ def object_delete_all_versions(*, key: str) -> VersionsDeleted:
     )
 
 
+def object_versions_delete(*, key: str, version_ids: list[str], delete_markers: list[str] = ()) -> VersionsDeleted:
+    """Delete exactly these versions of the key for good (the ids a deletion claim recorded before deleting:
+    "null" names the unversioned one). A version already gone counts as deleted (a run before this one
+    deleted it); a version S3 refuses to delete (legal hold) sets `held` and is not reported deleted."""
+    s3 = _s3()
+    removed: list[str] = []
+    markers: list[str] = []
+    held = False
+    for version_id, is_marker in [(v, False) for v in version_ids] + [(m, True) for m in delete_markers]:
+        # With versioning on, a delete without a version id only adds a marker: always name the version.
+        params = {"Bucket": settings.FXFER_BUCKET, "Key": key, "VersionId": version_id or "null"}
+        try:
+            s3.delete_object(**params)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in _HELD_CODES:
+                held = True
+                continue
+            if code not in _GONE_CODES:
+                raise
+        (markers if is_marker else removed).append(version_id or "null")
+    return VersionsDeleted(
+        key=key, version_ids=tuple(removed), delete_markers=tuple(markers), size=None, etag=None, held=held
+    )
+
+
 def legal_hold(*, key: str, on: bool) -> int:
     """Put (or lift) an Object Lock legal hold on every version of the key; how many versions it touched.
     A held version can be deleted neither by us nor by the lifecycle rule until the hold is lifted."""

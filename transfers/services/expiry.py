@@ -1,45 +1,66 @@
-"""The hourly expiry sweep (the Zappa scheduled event transfers.jobs.expire_sweep). Upload requests are items
-of the transfers table too: their received files are deleted here when the request expires, alike.
+"""The hourly expiry sweep and healer (the Zappa scheduled event transfers.jobs.expire_sweep). Upload requests
+are items of the transfers table too: their received files are deleted here when the request expires, alike.
 
 It never Scans: transfers past their expiry come from the sparse `by-due` index (Query `expires_at <= now`
-per shard), uploads abandoned before release from the sparse `by-pending` index, and objects without a live
-record from one page of the bucket's listing per run (ListObjectVersions, the cursor kept in DynamoDB).
+per shard), unreleased transfers (abandoned uploads, verified ones a crash left unreleased, deletions a killed
+run left half done) from the sparse `by-pending` index, reply requests from the `by-day` index (today and
+yesterday), mails still due from the outbox's `by-unsent` index, and objects without a live record from one
+page of the bucket's listing per run (ListObjectVersions, the cursor kept in DynamoDB).
 Every deletion goes through transfers.services.deletion: claimed with a conditional write, every version,
 one receipt per file. Reads already treat a transfer past its expiry as expired, whether or not this ran.
+
+Both the sweep and the healer take a `deadline` (the Lambda's remaining time less a margin, see
+transfers.jobs): they stop before it between two units of work, and what they did not reach is found by the
+next run. The orphan listing's cursor moves past a page only once that page's work is done.
 """
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from pynamodb.attributes import UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import UpdateError
 
+from fxfer.change import Change, ChangeRefused
+from reports.services import local_day
 from transfers import storage
 from transfers.models import (
-    CLOSED,
-    DELETED,
-    EXPIRED,
     FILE_CANCELLED,
     FILE_DELETED,
+    FILE_VERIFIED,
+    KIND_REQUEST,
     PENDING,
-    READY,
     File,
+    Recipient,
     SweepCursor,
     Transfer,
+    TransferSearchTerm,
 )
-from transfers.services.common import conditional_failed, sweep_shards, transfer_get, utc
+from transfers.services.common import conditional_failed, new_id, sweep_shards, transfer_get, utc
 from transfers.services.deletion import (
     BY_ORPHAN_SWEEP,
     BY_SWEEP,
+    CLAIM_SECONDS,
+    SWEEP_ACTOR,
+    Claim,
+    claim_versions,
+    commit_once,
     delete_transfer_files,
+    deletion_resume,
+    out_of_time,
+    receipt_audit,
     receipt_for,
-    receipt_record,
 )
+from transfers.services.sending import search_sort_key, search_terms
 
 logger = logging.getLogger(__name__)
-SWEEP_ACTOR = "job:expire_sweep"
 ORPHAN_CURSOR = "orphan-objects"
+# A reply request is written before the transfer that names it: give that transfer time to commit before the
+# healer calls the request an orphan.
+ORPHAN_REPLY_GRACE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -51,6 +72,7 @@ class SweepDone:
     files_deleted: int = 0
     orphan_objects_deleted: int = 0
     orphan_keys_checked: int = 0
+    complete: bool = True  # False: the deadline stopped it; the next run goes on
 
 
 def _due(now: datetime, limit: int):
@@ -58,58 +80,88 @@ def _due(now: datetime, limit: int):
         yield from Transfer.by_due.query(shard, Transfer.expires_at <= now, limit=limit)
 
 
-def _abandoned(now: datetime, limit: int):
-    before = now - timedelta(hours=settings.FXFER_ORPHAN_PENDING_HOURS)
+def _pending(before: datetime, limit: int):
     for shard in sweep_shards():
         yield from Transfer.by_pending.query(shard, Transfer.created_at <= before, limit=limit)
 
 
-def expiry_sweep(*, now: datetime | None = None, limit: int = 200) -> SweepDone:
+def _claim_stale(transfer: Transfer, now: datetime) -> bool:
+    return transfer.deletion_claimed_at is not None and transfer.deletion_claimed_at <= now - timedelta(
+        seconds=CLAIM_SECONDS
+    )
+
+
+def _all_verified(transfer_id: str) -> bool:
+    files = [f for f in File.query(transfer_id, consistent_read=True) if f.state != FILE_CANCELLED]
+    return bool(files) and all(f.state == FILE_VERIFIED for f in files)
+
+
+def expiry_sweep(*, now: datetime | None = None, limit: int = 200, deadline: datetime | None = None) -> SweepDone:
     """Hourly: delete the files of every transfer past its expiry (every version, with receipts), kill its
     links and mark it expired; then transfers abandoned before release, then objects no live record owns.
-    Idempotent and safe to run concurrently (claims are conditional writes); held transfers are skipped."""
+    Idempotent and safe to run concurrently (claims are conditional writes); held transfers are skipped.
+    Stops before `deadline` (wall clock) between two transfers or two objects."""
     now = utc(now)
     expired = abandoned = held = files = 0
+    complete = True
     for hit in _due(now, limit):
+        if out_of_time(deadline):
+            complete = False
+            break
         transfer = transfer_get(hit.transfer_id)
         if transfer is None or transfer.deleted_at or transfer.expires_at > now:
             continue  # the index lags: the item decides
         if transfer.held:
             held += 1
             continue
-        done = delete_transfer_files(
-            transfer.transfer_id,
-            by=BY_SWEEP,
-            actor=SWEEP_ACTOR,
-            now=now,
-            final_status=EXPIRED if transfer.status in {PENDING, READY, CLOSED} else None,
-            action="transfer.expired",
-            extra_condition=Transfer.expires_at <= now,
-        )
+        if transfer.deleted_by and _claim_stale(transfer, now):
+            done = deletion_resume(transfer, now=now, deadline=deadline)  # a killed deleter's, as it meant it
+        else:
+            done = delete_transfer_files(
+                transfer.transfer_id,
+                by=BY_SWEEP,
+                actor=SWEEP_ACTOR,
+                now=now,
+                extra_condition=Transfer.expires_at <= now,
+                deadline=deadline,
+            )
         held += done.outcome == "held"
         expired += done.outcome == "deleted"
         files += len(done.receipts)
-    for hit in _abandoned(now, limit):
-        transfer = transfer_get(hit.transfer_id)
-        if transfer is None or transfer.deleted_at or transfer.status != PENDING:
-            continue
-        if transfer.held:
-            held += 1
-            continue
-        done = delete_transfer_files(
-            transfer.transfer_id,
-            by=BY_ORPHAN_SWEEP,
-            actor=SWEEP_ACTOR,
-            now=now,
-            final_status=DELETED,
-            action="transfer.deleted",
-            reason="upload abandoned before release",
-            extra_condition=Transfer.status == PENDING,
-        )
-        held += done.outcome == "held"
-        abandoned += done.outcome == "deleted"
-        files += len(done.receipts)
-    orphans, checked = _orphan_objects(now=now)
+        if done.outcome == "stopped":
+            complete = False
+            break
+    if complete:
+        for hit in _pending(now - timedelta(hours=settings.FXFER_ORPHAN_PENDING_HOURS), limit):
+            if out_of_time(deadline):
+                complete = False
+                break
+            transfer = transfer_get(hit.transfer_id)
+            if transfer is None or transfer.deleted_at or transfer.status != PENDING:
+                continue
+            if transfer.held:
+                held += 1
+                continue
+            if _all_verified(transfer.transfer_id):
+                continue  # verified, only its release was lost: the healer releases it, never delete it
+            done = delete_transfer_files(
+                transfer.transfer_id,
+                by=BY_ORPHAN_SWEEP,
+                actor=SWEEP_ACTOR,
+                now=now,
+                reason="upload abandoned before release",
+                extra_condition=Transfer.status == PENDING,
+                deadline=deadline,
+            )
+            held += done.outcome == "held"
+            abandoned += done.outcome == "deleted"
+            files += len(done.receipts)
+            if done.outcome == "stopped":
+                complete = False
+                break
+    orphans = checked = 0
+    if complete:
+        orphans, checked, complete = orphan_objects_sweep(now=now, deadline=deadline)
     result = SweepDone(
         started_at=now,
         transfers_expired=expired,
@@ -118,6 +170,7 @@ def expiry_sweep(*, now: datetime | None = None, limit: int = 200) -> SweepDone:
         files_deleted=files,
         orphan_objects_deleted=orphans,
         orphan_keys_checked=checked,
+        complete=complete,
     )
     logger.info("expiry.sweep", extra={k: (v.isoformat() if k == "started_at" else v) for k, v in vars(result).items()})
     return result
@@ -126,35 +179,80 @@ def expiry_sweep(*, now: datetime | None = None, limit: int = 200) -> SweepDone:
 # --- objects without a live record ---------------------------------------------------------------------------
 
 
-def _take_page(now: datetime) -> storage.VersionsPage | None:
-    """List the next page of the bucket's files/ prefix and move the cursor past it with a conditional write,
-    so concurrent sweeps never take the same page; None when another sweep took it first.
+class OrphanCursor(SweepCursor):
+    """The orphan listing's cursor with the lease of the one run working on its page, and that run's
+    deletion claims (the versions of each key it is deleting, recorded before S3 is asked): a run killed
+    between S3 and DynamoDB leaves them, and the next run finishes their receipts."""
 
-    The cursor keeps only the last key: each listed key has all its versions deleted or none, so the next page
-    may start after that key (a version marker of a version just deleted would not resolve)."""
+    lease_op = UnicodeAttribute(null=True)
+    lease_until = UTCDateTimeAttribute(null=True)
+    claims = UnicodeAttribute(null=True)  # JSON: key → {"parent_id", "file_id", "claim"}
+
+
+def _lease(now: datetime, run: str) -> OrphanCursor | None:
+    """Take the page for this run (one sweep at a time; a lease a killed run left expires); None when another
+    sweep holds it."""
     try:
-        cursor = SweepCursor.get(ORPHAN_CURSOR, consistent_read=True)
-    except SweepCursor.DoesNotExist:
-        cursor = SweepCursor(name=ORPHAN_CURSOR, pass_number=0)
-    taken = int(cursor.pass_number or 0)
-    page = storage.versions_page(
-        prefix="files/", key_marker=cursor.key_marker, limit=settings.FXFER_ORPHAN_KEYS_PER_RUN
-    )
-    # At the end of the listing the next run starts over from the beginning.
-    last_key = page.next_key_marker  # the last key listed (S3's NextKeyMarker)
-    actions = [
-        SweepCursor.pass_number.set(taken + 1),
-        SweepCursor.updated_at.set(now),
-        SweepCursor.key_marker.set(last_key) if last_key else SweepCursor.key_marker.remove(),
-    ]
-    condition = SweepCursor.pass_number == taken if taken else SweepCursor.name.does_not_exist()
+        cursor = OrphanCursor.get(ORPHAN_CURSOR, consistent_read=True)
+    except OrphanCursor.DoesNotExist:
+        cursor = None
+    if cursor is not None and cursor.lease_op and cursor.lease_until and cursor.lease_until > now:
+        return None
+    free = OrphanCursor.lease_until.does_not_exist() | (OrphanCursor.lease_until <= now)
     try:
-        SweepCursor(name=ORPHAN_CURSOR).update(actions=actions, condition=condition)
+        OrphanCursor(name=ORPHAN_CURSOR).update(
+            actions=[
+                OrphanCursor.lease_op.set(run),
+                OrphanCursor.lease_until.set(now + timedelta(seconds=CLAIM_SECONDS)),
+            ],
+            # A retry after a lost answer meets its own lease and goes on.
+            condition=free | (OrphanCursor.lease_op == run),
+        )
     except UpdateError as exc:
         if conditional_failed(exc):
             return None
         raise
-    return page
+    return OrphanCursor.get(ORPHAN_CURSOR, consistent_read=True)
+
+
+def _claims(cursor: OrphanCursor) -> dict:
+    return json.loads(cursor.claims) if cursor.claims else {}
+
+
+def _save_claims(claims: dict, run: str) -> None:
+    OrphanCursor(name=ORPHAN_CURSOR).update(
+        actions=[
+            OrphanCursor.claims.set(json.dumps(claims, sort_keys=True)) if claims else OrphanCursor.claims.remove()
+        ],
+        condition=OrphanCursor.lease_op == run,
+    )
+
+
+def _page_done(cursor: OrphanCursor, page: storage.VersionsPage, *, now: datetime, run: str) -> None:
+    """Move the cursor past the page whose work is done (at the end, back to the start) and free the lease."""
+    last_key = page.next_key_marker  # the last key listed (S3's NextKeyMarker); None: the listing is complete
+    OrphanCursor(name=ORPHAN_CURSOR).update(
+        actions=[
+            OrphanCursor.pass_number.set(int(cursor.pass_number or 0) + 1),
+            OrphanCursor.updated_at.set(now),
+            OrphanCursor.key_marker.set(last_key) if last_key else OrphanCursor.key_marker.remove(),
+            OrphanCursor.lease_op.remove(),
+            OrphanCursor.lease_until.remove(),
+        ],
+        condition=OrphanCursor.lease_op == run,
+    )
+
+
+def _lease_free(run: str) -> None:
+    """Out of time: give the page back unfinished; the next run lists it again from the same place."""
+    try:
+        OrphanCursor(name=ORPHAN_CURSOR).update(
+            actions=[OrphanCursor.lease_op.remove(), OrphanCursor.lease_until.remove()],
+            condition=OrphanCursor.lease_op == run,
+        )
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
 
 
 def _owner_alive(key: str, cache: dict) -> tuple[bool, str | None, File | None]:
@@ -180,32 +278,182 @@ def _owner_alive(key: str, cache: dict) -> tuple[bool, str | None, File | None]:
     return True, parent_id, file  # live, or past expiry and left to the transfer's own deletion
 
 
-def _orphan_objects(*, now: datetime) -> tuple[int, int]:
-    """Delete objects under files/ that no live record owns (late uploads to a deleted transfer, files of
-    vanished records, foreign keys), a page per run; (objects deleted, keys checked)."""
-    page = _take_page(now)
-    if page is None:
-        return 0, 0
-    keys = list(dict.fromkeys(v.key for v in page.versions))
-    cache: dict = {}
-    deleted = 0
-    for key in keys:
-        alive, parent_id, file = _owner_alive(key, cache)
-        if alive:
-            continue
-        removed = storage.object_delete_all_versions(key=key)
-        if removed.held or not (removed.version_ids or removed.delete_markers):
-            continue
-        if not removed.version_ids:
-            continue  # only delete markers: nothing was stored, nothing to receipt
-        receipt = receipt_for(file=file, key=key, removed=removed, by=BY_ORPHAN_SWEEP, now=now)
-        receipt_record(
+def _orphan_finish(key: str, entry: dict, *, run: str, claims: dict) -> bool:
+    """Delete the versions a claim names and commit its receipt (once: the op derives from key and versions);
+    True when a receipt exists for them now."""
+    claim = Claim.parse(entry["claim"])
+    removed = storage.object_versions_delete(
+        key=key, version_ids=list(claim.versions), delete_markers=list(claim.markers)
+    )
+    receipted = False
+    if not removed.held and claim.versions:
+        file = None
+        if entry.get("parent_id") and entry.get("file_id"):
+            try:
+                file = File.get(entry["parent_id"], entry["file_id"], consistent_read=True)
+            except File.DoesNotExist:
+                file = None
+        receipt = receipt_for(file=file, key=key, claim=claim, by=BY_ORPHAN_SWEEP)
+        versions = hashlib.sha256(",".join(sorted(claim.versions)).encode()).hexdigest()[:16]
+        change = Change(op=f"orphan.deleted:{key}:{versions}", now=claim.at)
+        receipt_audit(
+            change,
             receipt,
-            transfer_id=parent_id,
+            parent_id=entry.get("parent_id"),
             actor=SWEEP_ACTOR,
             ip=None,
             user_agent=None,
             reason="no live record owns the object",
         )
-        deleted += 1
-    return deleted, len(keys)
+        commit_once(change)
+        receipted = True
+    claims.pop(key, None)
+    _save_claims(claims, run)
+    return receipted
+
+
+def orphan_objects_sweep(*, now: datetime, deadline: datetime | None = None) -> tuple[int, int, bool]:
+    """Delete objects under files/ that no live record owns (late uploads to a deleted transfer, files of
+    vanished records, foreign keys), a page per run, each with a receipt naming its versions; (objects
+    deleted, keys checked, complete). The cursor moves past the page only once all of it is done."""
+    run = new_id()
+    cursor = _lease(now, run)
+    if cursor is None:
+        return 0, 0, True
+    claims = _claims(cursor)
+    deleted = 0
+    for key, entry in list(claims.items()):  # what a killed run left between S3 and its receipts
+        deleted += _orphan_finish(key, entry, run=run, claims=claims)
+    page = storage.versions_page(
+        prefix="files/", key_marker=cursor.key_marker, limit=settings.FXFER_ORPHAN_KEYS_PER_RUN
+    )
+    keys = list(dict.fromkeys(v.key for v in page.versions))
+    cache: dict = {}
+    checked = 0
+    for key in keys:
+        if out_of_time(deadline):
+            _lease_free(run)
+            return deleted, checked, False
+        checked += 1
+        alive, parent_id, file = _owner_alive(key, cache)
+        if alive:
+            continue
+        claim = claim_versions(key, earlier=None, now=now)
+        if not (claim.versions or claim.markers):
+            continue
+        claims[key] = {
+            "parent_id": parent_id,
+            "file_id": file.file_id if file else None,
+            "claim": claim.text(),
+        }
+        _save_claims(claims, run)  # recorded before S3 is asked
+        deleted += _orphan_finish(key, claims[key], run=run, claims=claims)
+    _page_done(cursor, page, now=now, run=run)
+    return deleted, checked, True
+
+
+# --- healing: what a crash left -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Healed:
+    released: int = 0  # verified transfers a crash left unreleased
+    deletions_finished: int = 0  # deletions a killed run left claimed
+    mails_sent: int = 0  # outbox mails still due
+    orphan_replies_removed: int = 0  # reply requests whose transfer never committed
+    complete: bool = True
+
+
+def sweep_heal(*, now: datetime | None = None, deadline: datetime | None = None, limit: int = 200) -> Healed:
+    """Hourly, before the sweep: release transfers whose files are all verified but whose release was lost,
+    finish deletions a killed run left half done (receipts included), send mails still in the outbox, and
+    remove reply requests whose transfer never committed. Every query uses an index; stops before
+    `deadline`."""
+    from transfers.outbox import outbox_retry
+    from transfers.services.sending import transfer_release
+
+    now = utc(now)
+    released = finished = removed = 0
+    for hit in _pending(now, limit):
+        if out_of_time(deadline):
+            return Healed(released=released, deletions_finished=finished, complete=False)
+        transfer = transfer_get(hit.transfer_id)
+        if transfer is None or transfer.deleted_at or transfer.held:
+            continue
+        if transfer.deletion_claimed_at is not None:
+            if _claim_stale(transfer, now):
+                finished += deletion_resume(transfer, now=now, deadline=deadline).outcome == "deleted"
+            continue
+        if transfer.status == PENDING and transfer.expires_at > now and _all_verified(transfer.transfer_id):
+            released += transfer_release(transfer_id=transfer.transfer_id, now=now).released
+    mails = outbox_retry(now=now, deadline=deadline)
+    if not mails.complete:
+        return Healed(released=released, deletions_finished=finished, mails_sent=mails.sent, complete=False)
+    complete = True
+    for request in _reply_requests(now, limit):
+        if out_of_time(deadline):
+            complete = False
+            break
+        if transfer_get(request.reply_to) is None:
+            removed += reply_orphan_remove(request, now=now)
+    healed = Healed(
+        released=released,
+        deletions_finished=finished,
+        mails_sent=mails.sent,
+        orphan_replies_removed=removed,
+        complete=complete,
+    )
+    logger.info("expiry.heal", extra=vars(healed))
+    return healed
+
+
+def _reply_requests(now: datetime, limit: int):
+    """Reply requests made in the last two days and older than the grace time (the by-day index)."""
+    newest = now - ORPHAN_REPLY_GRACE
+    oldest = now - timedelta(days=2)
+    days = sorted({local_day(oldest).isoformat(), local_day(newest).isoformat(), local_day(now).isoformat()})
+    for day in days:
+        yield from Transfer.by_day.query(
+            day,
+            Transfer.created_at.between(oldest, newest),
+            filter_condition=(Transfer.kind == KIND_REQUEST) & Transfer.reply_to.exists(),
+            limit=limit,
+        )
+
+
+def reply_orphan_remove(request: Transfer, *, now: datetime) -> bool:
+    """Remove a reply request whose transfer never committed (its guests, its search terms, the request) with
+    its own event, so it never shows in the sender's Received list. True when removed now or before."""
+    if any(True for _ in File.query(request.transfer_id, limit=1)):
+        logger.warning("expiry.orphan_reply.has_files", extra={"transfer_id": request.transfer_id})
+        return False  # nobody can reach it to upload; should a file be there, keep it for a person to decide
+    guests = list(Recipient.query(request.transfer_id, consistent_read=True))
+    sort_key = search_sort_key(created_at=request.created_at, transfer_id=request.transfer_id)
+    terms = [
+        TransferSearchTerm(term=term, sort_key=sort_key)
+        for term in search_terms(sender_email=request.owner_email, recipients=[g.email for g in guests], file_names=[])
+    ]
+    children = [*guests, *terms]
+    change = Change(op=f"reply.orphan_removed:{request.transfer_id}", now=now)
+    if len(children) > 95:
+        for child in children:  # unreachable once the request goes; deleting them first is safe to repeat
+            child.delete()
+        children = []
+    for child in children:
+        change.delete(child)
+    # The transfer must still not exist when the request goes (it might commit late).
+    change.check(Transfer(transfer_id=request.reply_to), condition=Transfer.transfer_id.does_not_exist())
+    change.delete(request, condition=Transfer.reply_to == request.reply_to, label="request")
+    change.audit(
+        "reply_request.removed",
+        actor=SWEEP_ACTOR,
+        subject=f"transfer:{request.transfer_id}",
+        reason="the transfer it belongs to was never created",
+        reply_to=request.reply_to,
+        created_at=request.created_at.isoformat(),
+    )
+    try:
+        commit_once(change)
+    except ChangeRefused:
+        return transfer_get(request.transfer_id) is None and transfer_get(request.reply_to) is None
+    return True
