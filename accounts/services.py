@@ -1,6 +1,8 @@
 """Writes of the accounts app: starting a SAML sign-in, accepting (or refusing) its response, signing out.
 
-Every outcome of a sign-in writes an audit event: success, failure (with the reason) and refusal.
+Every outcome of a sign-in is in the audit trail: a success and a refusal of a person the IdP vouched for as
+their own events; a failure with nobody signed in (junk posts to the ACS, from anyone on the internet) counted
+in one event per IP, reason and minute (reports.services.audit_count).
 """
 
 import hashlib
@@ -25,7 +27,7 @@ from accounts import saml
 from accounts.errors import SigninError, SignoutError
 from accounts.models import ROLE_COMPLIANCE, ROLE_EMPLOYEE, SamlAssertionSeen, SamlRequest, User, UserRecord
 from accounts.selectors import user_from_record
-from reports.services import audit_record
+from reports.services import audit_count, audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -141,17 +143,40 @@ def saml_signin(
             claimed=claimed,
         )
     except SigninError as error:
-        audit_record(
-            action="signin.refused" if error.refused else "signin.failed",
-            actor=f"user:{claimed['user_id']}" if error.refused and "user_id" in claimed else "anonymous",
-            subject="saml",
-            outcome="refused" if error.refused else "failed",
-            ip=client.ip,
-            user_agent=client.user_agent,
-            details={"reason": error.code, "message": error.message[:500], "claimed": claimed},
-            now=at,
+        if error.refused and "user_id" in claimed:
+            # A person the IdP vouched for (a valid, signed assertion), refused by fxfer: their own event.
+            audit_record(
+                action="signin.refused",
+                actor=f"user:{claimed['user_id']}",
+                subject="saml",
+                outcome="refused",
+                ip=client.ip,
+                user_agent=client.user_agent,
+                details={"reason": error.code, "message": error.message[:500], "claimed": claimed},
+                now=at,
+            )
+        else:
+            # Nobody signed in: anyone on the internet can post junk to the ACS. Counted per IP, reason and
+            # minute (one event however many posts), so a flood neither fills the audit trail nor slows
+            # employees down.
+            audit_count(
+                action="signin.refused" if error.refused else "signin.failed",
+                subject="saml",
+                outcome="refused" if error.refused else "failed",
+                ip=client.ip,
+                reason=error.code,
+                now=at,
+            )
+        # Who an unverified response claimed to be is worth knowing (an impostor's target), not worth an item.
+        logger.warning(
+            "signin.%s",
+            "refused" if error.refused else "failed",
+            extra={
+                "reason": error.code,
+                "claimed_issuer": claimed.get("issuer"),
+                "claimed_name_id": claimed.get("name_id"),
+            },
         )
-        logger.warning("signin.%s", "refused" if error.refused else "failed", extra={"reason": error.code})
         raise
 
 

@@ -7,15 +7,18 @@ Two timeouts, both enforced here on every read (DynamoDB's TTL deletes late, so 
 Logout (`flush()`) deletes the item, so a copied cookie is worthless afterwards.
 """
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
-from pynamodb.exceptions import DeleteError, PutError
+from pynamodb.exceptions import PutError
 from pynamodb.exceptions import UpdateError as DynamoUpdateError
 
 from accounts.models import SessionItem
+
+logger = logging.getLogger(__name__)
 
 # Push the idle expiry on at most once a minute: a page with many requests costs one write, not many.
 _TOUCH_AFTER = timedelta(seconds=60)
@@ -57,15 +60,19 @@ class SessionStore(SessionBase):
                     actions=[SessionItem.expires_at.set(min(self._idle_expiry(now), item.absolute_expires_at))],
                     condition=SessionItem.session_key.exists(),
                 )
-            except DynamoUpdateError:
-                self._session_key = None  # deleted meanwhile (signed out in another tab)
-                return {}
+            except DynamoUpdateError as exc:
+                if _condition_failed(exc):
+                    self._session_key = None  # deleted meanwhile (signed out in another tab)
+                    return {}
+                # Still a valid session: its idle expiry moves on with a later request.
+                logger.warning("session.touch_failed", extra={"error": exc.cause_response_code})
         return self.decode(item.data)
 
     def exists(self, session_key: str) -> bool:
         return self._get_item(session_key) is not None
 
     def create(self) -> None:
+        # Only a key already taken is worth another try (with a new key); any other error is raised.
         for _ in range(10):
             self._session_key = self._get_new_session_key()
             self._created_at = self._absolute_expires_at = None
@@ -98,6 +105,8 @@ class SessionStore(SessionBase):
         try:
             item.save(condition=condition)
         except PutError as exc:
+            if not _condition_failed(exc):
+                raise
             if must_create:
                 raise CreateError from exc
             raise UpdateError from exc
@@ -107,11 +116,14 @@ class SessionStore(SessionBase):
             if self.session_key is None:
                 return
             session_key = self.session_key
-        try:
-            SessionItem(session_key=session_key).delete()
-        except DeleteError:
-            pass
+        # An unconditional delete of a missing item succeeds: an error here is real, and a sign-out must not
+        # claim to have ended a session it did not end.
+        SessionItem(session_key=session_key).delete()
 
     @classmethod
     def clear_expired(cls) -> None:
         """Nothing to do: DynamoDB's TTL removes expired items, and every read checks the expiry itself."""
+
+
+def _condition_failed(exc: Exception) -> bool:
+    return getattr(exc, "cause_response_code", "") == "ConditionalCheckFailedException"

@@ -159,26 +159,35 @@ def log_event(event: AuditEvent) -> None:
 
 
 def audit_count(
-    *, action: str, subject: str = "system", outcome: str = "refused", ip: str | None, now: datetime | None = None
+    *,
+    action: str,
+    subject: str = "system",
+    outcome: str = "refused",
+    ip: str | None,
+    reason: str | None = None,
+    now: datetime | None = None,
 ) -> None:
     """Anonymous traffic (junk sign-in posts, login starts) is counted, not logged hit by hit: one event per
-    action, IP and minute whose `count` goes up. Its time is the minute's end, so the chainer links it only
-    once the minute is over (an ADD after that is refused and the hit counted in the next minute's event)."""
+    action, IP, `reason` (a short code from a fixed set, kept in details) and minute whose `count` goes up. Its
+    time is the minute's end, so the chainer links it only once the minute is over (an ADD after that is
+    refused and the hit counted in the next minute's event)."""
     at = (now or datetime.now(UTC)).astimezone(UTC)
     for minute in (at, at + timedelta(minutes=1)):
         start = minute.replace(second=0, microsecond=0)
-        event_id = event_id_for(f"count:{action}:{outcome}:{ip}:{start.isoformat()}")
+        key = f"count:{action}:{outcome}:{ip}:{start.isoformat()}" + (f":{reason}" if reason else "")
+        event_id = event_id_for(key)
         template = audit_event(
             action=action,
             actor=ANONYMOUS,
             subject=subject,
             outcome=outcome,
             ip=ip,
+            details={"reason": reason} if reason else None,
             now=start + timedelta(minutes=1),
             event_id=event_id,
         )
         template.sort_key = f"{template.at.isoformat()}#{0:020d}#{event_id}"
-        fields = ("unchained", "at", "action", "outcome", "actor", "subject", "ip", "sort_key", "day_shard")
+        fields = ("unchained", "at", "action", "outcome", "actor", "subject", "ip", "sort_key", "day_shard", "details")
         actions = [getattr(AuditEvent, name).set(getattr(template, name)) for name in fields if getattr(template, name)]
         actions += [AuditEvent.count.add(1), AuditEvent.expires_at.set(template.expires_at)]
         try:
