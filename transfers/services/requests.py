@@ -18,12 +18,12 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from pynamodb.exceptions import UpdateError
 
+from fxfer.change import Change, ChangeRefused
 from transfers import mails, policy, storage
 from transfers.errors import TransferError
 from transfers.models import (
     CLOSED,
     FILE_CANCELLED,
-    FILE_PENDING,
     FILE_VERIFIED,
     KIND_REQUEST,
     PARENT_REQUEST,
@@ -33,15 +33,16 @@ from transfers.models import (
     Transfer,
     TransferSearchTerm,
 )
+from transfers.outbox import link_token, new_nonce
 from transfers.policy import FileDeclared
 from transfers.services.common import (
     audit,
     conditional_failed,
     later,
-    mail_and_audit,
     new_id,
     new_token,
     owned_transfer,
+    rate_limit_refund,
     rate_limited,
     recipient_ref,
     request_limits,
@@ -54,15 +55,21 @@ from transfers.services.common import (
 )
 from transfers.services.guests import AccessGranted, grant_open, guest_access
 from transfers.services.sending import (
+    RELEASE_MAIL,
     FileCreated,
+    MailOutcome,
     SenderIdentity,
+    abort_unfinished_uploads,
+    add_link_mail,
+    commit_recognised,
     file_item,
+    link_mail_key,
     metadata_purge_at,
     owner_fields,
     save_all,
     search_sort_key,
     search_terms,
-    send_link,
+    unavailable_when_aws_fails,
 )
 from transfers.services.uploads import upload_cancel
 
@@ -78,11 +85,17 @@ class RequestCreated:
     closes_at: datetime
     expires_at: datetime
     recipients: tuple[str, ...]
-    mails_sent: int
+    mails: tuple[MailOutcome, ...] = ()  # each guest's link mail: sent, pending (retrying) or failed
+
+    @property
+    def mails_sent(self) -> int:
+        return sum(m.sent for m in self.mails)
 
 
-def _request_write(
+def _request_prepare(
     *,
+    change: Change,
+    request_id: str,
     sender: SenderIdentity,
     recipients: list[tuple[str, str]],
     subject: str,
@@ -94,9 +107,10 @@ def _request_write(
     ip: str | None,
     user_agent: str | None,
     now: datetime,
+    token_hashes: dict[str, str] | None = None,
 ) -> Transfer:
-    """Record an open request (its guests, search terms, then the request itself) and its audit event."""
-    request_id = new_id()
+    """Write an open request's guests and search terms (nothing reaches them until the request exists) and add
+    the request and its "request.created" event to `change`. `token_hashes`: each guest's first link."""
     # Never past the longest any object may stay (the S3 lifecycle backstop counts from the upload, which is
     # after this): the "kept until" the employee is shown always holds.
     expires_at = min(closes_at + timedelta(days=keep_days), longest_kept(now))
@@ -104,7 +118,14 @@ def _request_write(
     addresses = [email for _id, email in recipients]
     sort_key = search_sort_key(created_at=now, transfer_id=request_id)
     guests = [
-        Recipient(parent_id=request_id, recipient_id=rid, parent_kind=PARENT_REQUEST, email=email, purge_at=purge_at)
+        Recipient(
+            parent_id=request_id,
+            recipient_id=rid,
+            parent_kind=PARENT_REQUEST,
+            email=email,
+            token_hash=(token_hashes or {}).get(rid),
+            purge_at=purge_at,
+        )
         for rid, email in recipients
     ]
     terms = [
@@ -141,12 +162,11 @@ def _request_write(
         purge_at=purge_at,
         due_shard=sweep_shard(request_id),  # the sweep deletes what was received once it expires
     )
-    request.save(condition=Transfer.transfer_id.does_not_exist())
-    audit(
+    change.put(request, condition=Transfer.transfer_id.does_not_exist())
+    change.audit(
         "request.created",
         actor=f"user:{sender.id}",
-        transfer_id=request_id,
-        now=now,
+        subject=f"transfer:{request_id}",
         ip=ip,
         user_agent=user_agent,
         recipients=addresses,
@@ -162,6 +182,7 @@ def _request_write(
     return request
 
 
+@unavailable_when_aws_fails
 def request_create(
     *,
     sender: SenderIdentity,
@@ -180,7 +201,8 @@ def request_create(
 ) -> RequestCreated:
     """Ask outside people for files: check everything against policy, record the open request and mail each
     guest their own link. Uploads stop at `closes_at` (or when the employee closes it); what was received is
-    kept `keep_days` after that, then deleted."""
+    kept `keep_days` after that, then deleted. The request, its event and every guest's link mail commit
+    together; the result says which mails SES accepted and which the outbox is still retrying."""
     now = utc(now)
     addresses = policy.recipients_checked(recipients)
     closes_in = policy.expiry_checked(closes_in or timedelta(days=settings.FXFER_DEFAULT_EXPIRY_DAYS))
@@ -201,9 +223,15 @@ def request_create(
     message = policy.message_checked(message)
     if not sender.email:
         raise TransferError("invalid", "The sender has no e-mail address.")
-    request = _request_write(
+    request_id = new_id()
+    guests = [(new_id(), address) for address in addresses]
+    nonces = {rid: new_nonce() for rid, _email in guests}
+    change = Change(op=f"request:{request_id}", now=now)
+    request = _request_prepare(
+        change=change,
+        request_id=request_id,
         sender=sender,
-        recipients=[(new_id(), address) for address in addresses],
+        recipients=guests,
         subject=subject,
         message=message,
         closes_at=now + closes_in,
@@ -213,17 +241,25 @@ def request_create(
         ip=ip,
         user_agent=user_agent,
         now=now,
+        # The links work once the request exists, which the same transaction as their mails makes it.
+        token_hashes={rid: token_hash(link_token(nonce)) for rid, nonce in nonces.items()},
     )
-    sent = sum(
-        send_link(transfer=request, recipient=recipient, files=[], now=now)
-        for recipient in Recipient.query(request.transfer_id, consistent_read=True)
-    )
+    for rid, email in guests:
+        add_link_mail(
+            change,
+            transfer=request,
+            recipient=Recipient(parent_id=request_id, recipient_id=rid, email=email),
+            files=[],
+            key=link_mail_key(request_id, rid, RELEASE_MAIL),
+            nonce=nonces[rid],
+        )
+    outcomes = commit_recognised(change)
     return RequestCreated(
-        request_id=request.transfer_id,
+        request_id=request_id,
         closes_at=request.closes_at,
         expires_at=request.expires_at,
         recipients=tuple(addresses),
-        mails_sent=sent,
+        mails=outcomes,
     )
 
 
@@ -234,12 +270,14 @@ def reply_request_create(
     subject: str,
     recipients: list[tuple[str, str]],
     closes_at: datetime,
+    change: Change,
     ip: str | None,
     user_agent: str | None,
     now: datetime,
 ) -> str:
-    """The request through which a transfer's recipients may send files back (called by transfer_create). Its
-    guests have the recipients' ids; no link is mailed: they come in from the transfer's guest page."""
+    """The request through which a transfer's recipients may send files back (called by transfer_create, whose
+    `change` then commits it with the transfer: never one without the other). Its guests have the recipients'
+    ids; no link is mailed: they come in from the transfer's guest page."""
     limits = policy.request_limits_checked(
         max_files=settings.FXFER_REQUEST_DEFAULT_MAX_FILES,
         max_file_bytes=settings.FXFER_MAX_FILE_BYTES,
@@ -247,7 +285,9 @@ def reply_request_create(
         allowed_extensions=[],
     )
     reply_subject = (_("Reply: %(subject)s") % {"subject": subject}) if subject else _("Reply")
-    request = _request_write(
+    request = _request_prepare(
+        change=change,
+        request_id=new_id(),
         sender=sender,
         recipients=recipients,
         subject=policy.subject_checked(reply_subject),
@@ -407,9 +447,11 @@ class RequestFinished:
     request_id: str
     files: int
     dropped: int  # unfinished uploads removed when the guest finished
-    mailed: bool
+    mailed: bool  # SES accepted the employee's mail now (otherwise the outbox retries it)
+    mail_status: str = "sent"  # "sent", "pending" (retrying) or "failed"
 
 
+@unavailable_when_aws_fails
 def request_finish(
     *,
     transfer_id: str,
@@ -421,16 +463,16 @@ def request_finish(
     now: datetime | None = None,
 ) -> RequestFinished:
     """The guest is done: uploads they did not complete are dropped, their note is kept, the employee gets a
-    mail listing what arrived. Finishing again later (after more uploads) tells the employee again."""
+    mail listing what arrived. Finishing again later (after more uploads) tells the employee again. The finish,
+    its event and the employee's mail commit together."""
     now = utc(now)
     request, guest = guest_access(
         transfer_id=transfer_id, recipient_id=recipient_id, grant=grant, now=now, kind=KIND_REQUEST
     )
     note = policy.message_checked(note)
     # Each finish mails the employee: a guest may not turn that into a mail cannon.
-    if rate_limited(
-        counter=f"request-finish:{recipient_ref(transfer_id, recipient_id)}", limit=3, window_seconds=3600, now=now
-    ):
+    counter = f"request-finish:{recipient_ref(transfer_id, recipient_id)}"
+    if rate_limited(counter=counter, limit=3, window_seconds=3600, now=now):
         audit(
             "request.finished",
             actor=f"guest:{recipient_id}",
@@ -441,6 +483,18 @@ def request_finish(
             reason="rate_limited",
         )
         raise TransferError("rate_limited", _("You have finished several times in the last hour. Please wait a while."))
+    try:
+        return _finish(request=request, guest=guest, grant=grant, note=note, ip=ip, user_agent=user_agent, now=now)
+    except Exception:
+        # Nothing was finished: the guest's allowance is given back for the next try.
+        rate_limit_refund(counter=counter, window_seconds=3600, now=now)
+        raise
+
+
+def _finish(
+    *, request: Transfer, guest: Recipient, grant: str, note: str, ip: str | None, user_agent: str | None, now: datetime
+) -> RequestFinished:
+    transfer_id, recipient_id = request.transfer_id, guest.recipient_id
     mine = [f for f in File.query(transfer_id, consistent_read=True) if f.uploader_id == recipient_id]
     verified = [f for f in mine if f.state == FILE_VERIFIED]
     if not verified and not note:
@@ -448,15 +502,17 @@ def request_finish(
     unfinished = [f for f in mine if f.state not in {FILE_VERIFIED, FILE_CANCELLED}]
     for file in unfinished:
         upload_cancel(transfer_id=transfer_id, file_id=file.file_id, recipient_id=recipient_id, grant=grant, now=now)
-    guest.update(
-        actions=[Recipient.finished_at.set(now), Recipient.note.set(note) if note else Recipient.note.remove()]
+    finish_id = new_id()
+    change = Change(op=f"finish:{transfer_id}:{recipient_id}:{finish_id}", now=now)
+    change.update(
+        guest,
+        actions=[Recipient.finished_at.set(now), Recipient.note.set(note) if note else Recipient.note.remove()],
+        condition=Recipient.token_hash.exists(),
     )
-    actor = f"guest:{recipient_id}"
-    audit(
+    change.audit(
         "request.finished",
-        actor=actor,
-        transfer_id=transfer_id,
-        now=now,
+        actor=f"guest:{recipient_id}",
+        subject=f"transfer:{transfer_id}",
         ip=ip,
         user_agent=user_agent,
         files=[{"file_id": f.file_id, "name": f.name, "size": int(f.verified_size or 0)} for f in verified],
@@ -465,23 +521,30 @@ def request_finish(
     )
     link_to = request.reply_to if request.reply_to else transfer_id
     path = "transfers" if request.reply_to else "requests"
-    mailed = mail_and_audit(
-        lambda: mails.request_finished_mail(
-            to=request.owner_email,
-            guest=guest.email,
-            subject=request.subject,
-            note=note,
-            files=[(f.name, int(f.verified_size or 0)) for f in verified],
-            link=f"{settings.FXFER_BASE_URL}/{path}/{link_to}/",
-            reply=bool(request.reply_to),
-            at=now,
-        ),
-        kind="request_finished",
+    draft = mails.request_finished_mail(
         to=request.owner_email,
-        transfer_id=transfer_id,
-        now=now,
+        guest=guest.email,
+        subject=request.subject,
+        note=note,
+        files=[(f.name, int(f.verified_size or 0)) for f in verified],
+        link=f"{settings.FXFER_BASE_URL}/{path}/{link_to}/",
+        reply=bool(request.reply_to),
+        at=now,
     )
-    return RequestFinished(request_id=transfer_id, files=len(verified), dropped=len(unfinished), mailed=mailed)
+    change.mail(
+        key=f"request_finished:{transfer_id}:{recipient_id}:{finish_id}",
+        kind="request_finished",
+        parent_id=transfer_id,
+        **draft.fields(),
+    )
+    [mail] = commit_recognised(change)
+    return RequestFinished(
+        request_id=transfer_id,
+        files=len(verified),
+        dropped=len(unfinished),
+        mailed=mail.sent,
+        mail_status=mail.status,
+    )
 
 
 # --- the employee -------------------------------------------------------------------------------------------
@@ -494,6 +557,7 @@ class RequestClosed:
     expires_at: datetime
 
 
+@unavailable_when_aws_fails
 def request_close(
     *,
     owner_id: str,
@@ -503,33 +567,35 @@ def request_close(
     now: datetime | None = None,
 ) -> RequestClosed:
     """Close an open request early: its links and guest sessions stop at once, unfinished uploads are
-    aborted, and what was received is kept `keep_days` from now (never longer than it would have been)."""
+    aborted, and what was received is kept `keep_days` from now (never longer than it would have been). The
+    status and its event commit together; the aborts follow (safe to repeat)."""
     now = utc(now)
     request = owned_transfer(owner_id=owner_id, transfer_id=transfer_id, kind=KIND_REQUEST)
     if status_at(request, now) != READY:
         raise TransferError("state_conflict", _("This request is no longer open."))
     expires_at = min(request.expires_at, now + timedelta(days=int(request.keep_days or 0)))
-    try:
-        request.update(
-            actions=[Transfer.status.set(CLOSED), Transfer.closes_at.set(now), Transfer.expires_at.set(expires_at)],
-            condition=(Transfer.status == READY) & (Transfer.closes_at > now),
-        )
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            raise TransferError("state_conflict", _("This request is no longer open.")) from None
-        raise
-    for file in File.query(transfer_id, consistent_read=True):
-        if file.state == FILE_PENDING and file.multipart_upload_id:
-            storage.multipart_abort(key=file.s3_key, upload_id=file.multipart_upload_id)
-    audit(
+    change = Change(op=f"close:{transfer_id}:{new_id()}", now=now)
+    change.update(
+        request,
+        actions=[Transfer.status.set(CLOSED), Transfer.closes_at.set(now), Transfer.expires_at.set(expires_at)],
+        condition=(Transfer.status == READY) & (Transfer.closes_at > now),
+        label="request",
+    )
+    change.audit(
         "request.closed",
         actor=f"user:{owner_id}",
-        transfer_id=transfer_id,
-        now=now,
+        subject=f"transfer:{transfer_id}",
         ip=ip,
         user_agent=user_agent,
         expires_at=expires_at.isoformat(),
     )
+    try:
+        commit_recognised(change)
+    except ChangeRefused as exc:
+        if exc.failed("request") is not None:
+            raise TransferError("state_conflict", _("This request is no longer open.")) from None
+        raise
+    abort_unfinished_uploads(transfer_id)
     return RequestClosed(request_id=transfer_id, closed_at=now, expires_at=expires_at)
 
 

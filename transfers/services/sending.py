@@ -1,12 +1,25 @@
-"""The sender's side: create a transfer, release it to its recipients, revoke, extend, resend a link."""
+"""The sender's side: create a transfer, release it to its recipients, revoke, extend, resend a link.
 
+Every state change here commits with its audit event (and the mails it causes, as outbox items) in one
+transaction (fxfer.change.Change, STYLE shape 7). A call that failed after its commit took effect (a lost
+answer that outlasted botocore's retries) recognises its own effect by its audit event, whose id derives from the
+operation, and finishes the rest; side effects (aborting multipart uploads, sending mails) run after the commit
+and are safe to repeat. What a service returns about mails is what SES did: accepted now, still pending (the
+outbox retries it), or failed with its reason.
+"""
+
+import functools
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import PynamoDBException
 
+from fxfer.change import Change, ChangeRefused
+from reports.models import AuditEvent
 from reports.services import local_day
 from transfers import mails, policy, storage
 from transfers.errors import TransferError
@@ -17,26 +30,25 @@ from transfers.models import (
     FILE_VERIFIED,
     KIND_REQUEST,
     KIND_SEND,
+    MAIL_FAILED,
+    MAIL_PENDING,
+    MAIL_SENT,
     PENDING,
     READY,
     REVOKED,
     UPLOAD_MULTIPART,
     UPLOAD_POST,
     File,
-    OneTimeCode,
+    OutboxMail,
     Recipient,
     Transfer,
     TransferSearchTerm,
 )
+from transfers.outbox import PLACEHOLDER, MailSent, link_token, new_nonce, outbox_send
 from transfers.policy import FileDeclared
 from transfers.services.common import (
-    audit,
-    conditional_failed,
-    mail_and_audit,
     new_id,
-    new_token,
     owned_transfer,
-    recipient_ref,
     request_limits,
     status_at,
     sweep_shard,
@@ -45,6 +57,89 @@ from transfers.services.common import (
     utc,
     valid_id,
 )
+
+logger = logging.getLogger(__name__)
+
+# What AWS failing looks like through boto3 and PynamoDB once their retries are spent.
+AWS_FAILURES = (PynamoDBException, BotoCoreError, ClientError)
+
+
+def unavailable_when_aws_fails(service):
+    """A person's action whose AWS calls kept failing answers TransferError("unavailable") (503, "nothing was
+    lost; try again"): a retry is safe, because each change commits whole or not at all, and one that did commit
+    was recognised inside the service and is not reported as a failure."""
+
+    @functools.wraps(service)
+    def wrapped(*args, **kwargs):
+        try:
+            return service(*args, **kwargs)
+        except AWS_FAILURES as exc:
+            logger.warning(
+                "transfers.aws_unavailable", extra={"service": service.__name__, "error": type(exc).__name__}
+            )
+            raise TransferError("unavailable") from exc
+        except ChangeRefused as exc:
+            if not exc.conflict():
+                raise
+            raise TransferError("unavailable") from exc  # another transaction held an item: trying again works
+
+    return wrapped
+
+
+@dataclass(frozen=True)
+class MailOutcome:
+    """What happened to one mail right after its change committed."""
+
+    mail_key: str
+    to: str
+    status: str  # "sent" (SES accepted it), "pending" (the outbox retries it), "failed" (given up: `error`)
+    error: str | None = None
+
+    @property
+    def sent(self) -> bool:
+        return self.status == MAIL_SENT
+
+
+def send_now(mails_to: dict[str, str]) -> tuple[MailOutcome, ...]:
+    """Send committed outbox mails (key → address) once now; what fails stays in the outbox for its retry job."""
+    outcomes = []
+    for key, to in mails_to.items():
+        try:
+            result = outbox_send(mail_key=key)
+        except Exception as exc:  # committed, so not lost: the retry job sends it
+            logger.exception("transfers.mail_send_failed", extra={"mail_kind": key.split(":", 1)[0]})
+            result = MailSent(mail_key=key, sent=False, status=MAIL_PENDING, error=type(exc).__name__)
+        status = result.status if result.status in {MAIL_SENT, MAIL_FAILED} else MAIL_PENDING
+        if result.sent and status != MAIL_FAILED:
+            status = MAIL_SENT
+        outcomes.append(MailOutcome(mail_key=key, to=to, status=status, error=result.error))
+    return tuple(outcomes)
+
+
+def commit_recognised(change: Change) -> tuple[MailOutcome, ...]:
+    """Commit `change` and send its mails once. A failure after which the change is found committed (its first
+    audit event exists: an answer lost for good, or an earlier attempt of the same operation) is not a failure:
+    the mails it committed are sent and the caller goes on. Raises ChangeRefused or the AWS error otherwise."""
+    events = [item for _label, kind, item, _kw in change._ops if kind == "save" and isinstance(item, AuditEvent)]
+    outbox = {item.mail_key: item.to for _label, kind, item, _kw in change._ops if isinstance(item, OutboxMail)}
+    try:
+        change.commit(send_mails=False)
+    except ChangeRefused as exc:
+        if not exc.own_effect():
+            raise
+    except AWS_FAILURES:
+        if not events or not _exists(events[0].event_id):
+            raise
+        logger.warning("transfers.commit_recognised", extra={"op_kind": change.op.split(":", 1)[0]})
+    return send_now(outbox)
+
+
+def _exists(event_id: str) -> bool:
+    try:
+        AuditEvent.get(event_id, consistent_read=True)
+    except AuditEvent.DoesNotExist:
+        return False
+    return True
 
 
 class SenderIdentity(Protocol):
@@ -131,6 +226,7 @@ def search_terms(*, sender_email: str, recipients: list[str], file_names: list[s
     return terms
 
 
+@unavailable_when_aws_fails
 def transfer_create(
     *,
     sender: SenderIdentity,
@@ -148,7 +244,12 @@ def transfer_create(
 ) -> TransferCreated:
     """Check the whole request against policy, then record the transfer (pending) with its files and
     recipients. Nothing is uploaded yet; each file then asks upload_authorize for its own upload.
-    `allow_replies`: its recipients may send files back, through an upload request tied to the transfer."""
+    `allow_replies`: its recipients may send files back, through an upload request tied to the transfer.
+
+    The children (files, recipients, search terms; the reply request's guests and terms) are written first:
+    nothing reaches them until their parent exists. Then one transaction puts the transfer, its
+    "transfer.created" event and, with replies, the reply request and its "request.created" event: a failure
+    leaves neither a transfer without its event nor a reply request without its transfer."""
     now = utc(now)
     addresses = policy.recipients_checked(recipients)
     declared = policy.files_checked(files)
@@ -160,12 +261,21 @@ def transfer_create(
         raise TransferError("invalid", "The sender has no e-mail address.")
 
     transfer_id = new_id()
+    change = Change(op=f"create:{transfer_id}", now=now)
     purge_at = metadata_purge_at(now + timedelta(days=settings.FXFER_MAX_RETENTION_DAYS))
     file_items = [file_item(parent_id=transfer_id, declared=item, now=now, purge_at=purge_at) for item in declared]
     recipient_items = [
         Recipient(parent_id=transfer_id, recipient_id=new_id(), email=address, purge_at=purge_at)
         for address in addresses
     ]
+    sort_key = search_sort_key(created_at=now, transfer_id=transfer_id)
+    term_items = [
+        TransferSearchTerm(term=term, sort_key=sort_key, transfer_id=transfer_id, created_at=now, purge_at=purge_at)
+        for term in search_terms(sender_email=sender.email, recipients=addresses, file_names=[f.name for f in declared])
+    ]
+    # Children first, the transfer last: until the transfer item exists nothing can reach them, so a crash
+    # in between leaves only unreachable items that their TTL removes.
+    save_all((File, file_items), (Recipient, recipient_items), (TransferSearchTerm, term_items))
     reply_request_id = None
     if allow_replies:
         from transfers.services.requests import reply_request_create  # it builds on this module
@@ -176,18 +286,11 @@ def transfer_create(
             subject=subject,
             recipients=[(r.recipient_id, r.email) for r in recipient_items],
             closes_at=now + expires_in,
+            change=change,
             ip=ip,
             user_agent=user_agent,
             now=now,
         )
-    sort_key = search_sort_key(created_at=now, transfer_id=transfer_id)
-    term_items = [
-        TransferSearchTerm(term=term, sort_key=sort_key, transfer_id=transfer_id, created_at=now, purge_at=purge_at)
-        for term in search_terms(sender_email=sender.email, recipients=addresses, file_names=[f.name for f in declared])
-    ]
-    # Children first, the transfer last: until the transfer item exists nothing can reach them, so a crash
-    # in between leaves only unreachable items that their TTL removes.
-    save_all((File, file_items), (Recipient, recipient_items), (TransferSearchTerm, term_items))
     transfer = Transfer(
         transfer_id=transfer_id,
         **owner_fields(sender, now),
@@ -207,12 +310,11 @@ def transfer_create(
         kind=KIND_SEND,
         reply_request_id=reply_request_id,
     )
-    transfer.save(condition=Transfer.transfer_id.does_not_exist())
-    audit(
+    change.put(transfer, condition=Transfer.transfer_id.does_not_exist())
+    change.audit(
         "transfer.created",
         actor=f"user:{sender.id}",
-        transfer_id=transfer_id,
-        now=now,
+        subject=f"transfer:{transfer_id}",
         ip=ip,
         user_agent=user_agent,
         recipients=addresses,
@@ -222,6 +324,7 @@ def transfer_create(
         download_limit=download_limit,
         reply_request_id=reply_request_id,
     )
+    commit_recognised(change)
     return TransferCreated(
         transfer_id=transfer_id,
         expires_at=transfer.expires_at,
@@ -236,81 +339,142 @@ def transfer_create(
 @dataclass(frozen=True)
 class TransferReleased:
     transfer_id: str
-    released: bool  # False: it was released before (or cannot be): nothing was sent this time
-    mails_sent: int
+    released: bool  # this call released it; False: released before (or not releasable yet)
+    mails_sent: int = 0  # link mails SES accepted during this call
+    mails_pending: int = 0  # committed link mails not accepted yet: the outbox retries them
+    mails_failed: int = 0  # link mails given up (the transfer page shows why)
+    mails: tuple[MailOutcome, ...] = ()
+
+
+RELEASE_MAIL = "release"
+
+
+def link_mail_key(parent_id: str, recipient_id: str, cause: str) -> str:
+    """The outbox key of a recipient's link mail: one per release, one per resend."""
+    return f"link:{parent_id}:{recipient_id}:{cause}"
 
 
 def transfer_release(*, transfer_id: str, now: datetime | None = None) -> TransferReleased:
     """Once every file is verified: mark the transfer ready and mail each recipient their own new link.
-    Idempotent: the conditional status change lets exactly one caller send the mails."""
+
+    One transaction (op "release:<transfer id>") sets the status pending → ready, records "transfer.released",
+    gives each recipient their new link's token hash and puts each recipient's link mail in the outbox; then the
+    mails are sent. Re-entrant: called again (a second S3 event, the upload's "done", the healing job) after the
+    transfer was released, by this caller or another, it sends the committed link mails that are still pending,
+    so a verified transfer always reaches its recipients."""
     now = utc(now)
     transfer = transfer_get(transfer_id)
     if transfer is None:
         raise TransferError("not_found")
-    files = [f for f in File.query(transfer_id, consistent_read=True) if f.state != FILE_CANCELLED]
-    if transfer.status != PENDING or not files or any(f.state != FILE_VERIFIED for f in files):
-        return TransferReleased(transfer_id=transfer_id, released=False, mails_sent=0)
-    try:
-        transfer.update(
+    if transfer.status == PENDING:
+        files = [f for f in File.query(transfer_id, consistent_read=True) if f.state != FILE_CANCELLED]
+        if not files or any(f.state != FILE_VERIFIED for f in files):
+            return TransferReleased(transfer_id=transfer_id, released=False)
+        recipients = list(Recipient.query(transfer_id, consistent_read=True))
+        change = Change(op=f"release:{transfer_id}", now=now)
+        change.update(
+            transfer,
             actions=[Transfer.status.set(READY), Transfer.released_at.set(now), Transfer.pending_shard.remove()],
             # Not while its deletion runs (an abandoned upload's, or the sender's "delete now").
             condition=(Transfer.status == PENDING)
             & (Transfer.expires_at > now)
             & Transfer.deletion_claimed_at.does_not_exist()
             & Transfer.deleted_at.does_not_exist(),
+            label="transfer",
         )
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            return TransferReleased(transfer_id=transfer_id, released=False, mails_sent=0)
-        raise
-    audit("transfer.released", actor="system", transfer_id=transfer_id, now=now, file_count=len(files))
-    sent = 0
+        change.audit("transfer.released", actor="system", subject=f"transfer:{transfer_id}", file_count=len(files))
+        for recipient in recipients:
+            nonce = new_nonce()
+            # The link only works once the transfer is ready, which this same transaction makes it.
+            change.update(
+                recipient,
+                actions=[Recipient.token_hash.set(token_hash(link_token(nonce)))],
+                condition=Recipient.recipient_id.exists(),
+            )
+            add_link_mail(
+                change,
+                transfer=transfer,
+                recipient=recipient,
+                files=files,
+                key=link_mail_key(transfer_id, recipient.recipient_id, RELEASE_MAIL),
+                nonce=nonce,
+            )
+        try:
+            outcomes = commit_recognised(change)
+        except ChangeRefused as exc:
+            if exc.failed("transfer") is None:
+                raise
+            # Released (or being deleted) by someone else meanwhile: make sure its mails go, below.
+            transfer = transfer_get(transfer_id)
+        else:
+            return _released(transfer_id, released=True, outcomes=outcomes)
+    if transfer is None or transfer.status != READY or status_at(transfer, now) != READY:
+        return TransferReleased(transfer_id=transfer_id, released=False)
+    return _released(transfer_id, released=False, outcomes=release_mails_finish(transfer_id))
+
+
+def release_mails_finish(transfer_id: str) -> tuple[MailOutcome, ...]:
+    """Send a released transfer's link mails that are still pending (the outbox's retry job does the same on
+    its schedule). Mails already accepted or given up are left alone."""
+    pending = {}
     for recipient in Recipient.query(transfer_id, consistent_read=True):
-        sent += send_link(transfer=transfer, recipient=recipient, files=files, now=now)
-    return TransferReleased(transfer_id=transfer_id, released=True, mails_sent=sent)
+        key = link_mail_key(transfer_id, recipient.recipient_id, RELEASE_MAIL)
+        try:
+            mail = OutboxMail.get(key, consistent_read=True)
+        except OutboxMail.DoesNotExist:
+            continue
+        if mail.status == MAIL_PENDING:
+            pending[key] = mail.to
+    return send_now(pending)
 
 
-def send_link(*, transfer: Transfer, recipient: Recipient, files: list[File], now: datetime) -> int:
-    """Give the recipient (of a transfer or a request) a new link token (only its hash is kept; the old link
-    dies) and mail it."""
-    token = new_token()
-    recipient.update(
-        actions=[
-            Recipient.token_hash.set(token_hash(token)),
-            Recipient.link_sent_at.set(now),
-            Recipient.failed_code_attempts.set(0),
-            Recipient.locked.set(False),
-            Recipient.locked_at.remove(),
-        ]
+def _released(transfer_id: str, *, released: bool, outcomes: tuple[MailOutcome, ...]) -> TransferReleased:
+    return TransferReleased(
+        transfer_id=transfer_id,
+        released=released,
+        mails_sent=sum(o.status == MAIL_SENT for o in outcomes),
+        mails_pending=sum(o.status == MAIL_PENDING for o in outcomes),
+        mails_failed=sum(o.status == MAIL_FAILED for o in outcomes),
+        mails=outcomes,
     )
-    # A code sent for the old link must not open the new one.
-    OneTimeCode(recipient_ref=recipient_ref(transfer.transfer_id, recipient.recipient_id)).delete()
-    link = f"{settings.FXFER_BASE_URL}/t/{token}"
+
+
+def add_link_mail(
+    change: Change,
+    *,
+    transfer: Transfer,
+    recipient: Recipient,
+    files: list[File],
+    key: str,
+    nonce: str,
+    activates_token_hash: str | None = None,
+) -> str:
+    """Add the recipient's (of a transfer or a request) link mail to `change`. The link is derived from `nonce`
+    when the mail is sent; only its hash is ever stored. `activates_token_hash`: a resent link, which replaces
+    the old one only once SES has accepted the mail."""
     who = {
         "to": recipient.email,
-        "link": link,
+        "link": PLACEHOLDER,
         "sender_name": transfer.owner_name,
         "sender_email": transfer.owner_email,
     }
     what = {"subject": transfer.subject, "message": transfer.message}
-
-    def send() -> mails.Draft:
-        if transfer.kind == KIND_REQUEST:
-            limits = policy.limits_text(request_limits(transfer))
-            return mails.request_mail(**who, **what, closes_at=transfer.closes_at, limits=limits)
-        else:
-            listed = [(f.name, int(f.declared_size)) for f in files]
-            return mails.link_mail(**who, **what, files=listed, expires_at=transfer.expires_at)
-
-    sent = mail_and_audit(
-        send,
+    if transfer.kind == KIND_REQUEST:
+        limits = policy.limits_text(request_limits(transfer))
+        draft = mails.request_mail(**who, **what, closes_at=transfer.closes_at, limits=limits)
+    else:
+        listed = [(f.name, int(f.declared_size)) for f in files]
+        draft = mails.link_mail(**who, **what, files=listed, expires_at=transfer.expires_at)
+    return change.mail(
+        key=key,
         kind="request_link" if transfer.kind == KIND_REQUEST else "link",
-        to=recipient.email,
-        transfer_id=transfer.transfer_id,
-        now=now,
+        parent_id=transfer.transfer_id,
         recipient_id=recipient.recipient_id,
+        derive="link",
+        nonce=nonce,
+        activates_token_hash=activates_token_hash,
+        **draft.fields(),
     )
-    return int(sent)
 
 
 @dataclass(frozen=True)
@@ -319,6 +483,7 @@ class TransferRevoked:
     revoked_at: datetime
 
 
+@unavailable_when_aws_fails
 def transfer_revoke(
     *, owner_id: str, transfer_id: str, ip: str | None = None, now: datetime | None = None
 ) -> TransferRevoked:
@@ -331,23 +496,47 @@ def revoke(
     *, transfer: Transfer, actor: str, now: datetime, ip: str | None = None, user_agent: str | None = None, **details
 ) -> TransferRevoked:
     """Stop `transfer` for `actor` (its sender, or a compliance officer with `details` such as the reason): every
-    link, code and guest session of it stops working on its next use. Unfinished multipart uploads are aborted;
-    the expiry sweep deletes the stored files."""
+    link, code and guest session of it stops working on its next use. The status and its "transfer.revoked"
+    event commit together; then unfinished multipart uploads are aborted (a failure there is logged, and the
+    expiry sweep deletes what is stored either way)."""
+    change = Change(op=f"revoke:{transfer.transfer_id}:{new_id()}", now=now)
+    change.update(
+        transfer,
+        actions=[Transfer.status.set(REVOKED), Transfer.revoked_at.set(now)],
+        condition=Transfer.status.is_in(PENDING, READY, CLOSED),
+        label="transfer",
+    )
+    change.audit(
+        "transfer.revoked",
+        actor=actor,
+        subject=f"transfer:{transfer.transfer_id}",
+        ip=ip,
+        user_agent=user_agent,
+        **details,
+    )
     try:
-        transfer.update(
-            actions=[Transfer.status.set(REVOKED), Transfer.revoked_at.set(now)],
-            condition=Transfer.status.is_in(PENDING, READY, CLOSED),
-        )
-    except UpdateError as exc:
-        if conditional_failed(exc):
+        commit_recognised(change)
+    except ChangeRefused as exc:
+        if exc.failed("transfer") is not None:
             raise TransferError("state_conflict") from None
         raise
-    for file in File.query(transfer.transfer_id, consistent_read=True):
-        if file.state == FILE_PENDING and file.multipart_upload_id:
-            storage.multipart_abort(key=file.s3_key, upload_id=file.multipart_upload_id)
-    ids = {"transfer_id": transfer.transfer_id, "now": now, "ip": ip, "user_agent": user_agent}
-    audit("transfer.revoked", actor=actor, **ids, **details)
+    abort_unfinished_uploads(transfer.transfer_id)
     return TransferRevoked(transfer_id=transfer.transfer_id, revoked_at=now)
+
+
+def abort_unfinished_uploads(parent_id: str) -> int:
+    """After a transfer or request stopped: abort its unfinished multipart uploads, so no part is kept. Safe to
+    repeat; a failure is logged, not raised (the change it follows has committed, and the bucket's lifecycle
+    rule aborts what is left)."""
+    aborted = 0
+    try:
+        for file in File.query(parent_id, consistent_read=True):
+            if file.state == FILE_PENDING and file.multipart_upload_id:
+                storage.multipart_abort(key=file.s3_key, upload_id=file.multipart_upload_id)
+                aborted += 1
+    except AWS_FAILURES:
+        logger.warning("transfers.multipart_abort_failed", exc_info=True)
+    return aborted
 
 
 @dataclass(frozen=True)
@@ -356,6 +545,7 @@ class TransferExtended:
     expires_at: datetime
 
 
+@unavailable_when_aws_fails
 def transfer_extend(
     *, owner_id: str, transfer_id: str, expires_at: datetime, ip: str | None = None, now: datetime | None = None
 ) -> TransferExtended:
@@ -389,61 +579,81 @@ def extend(
 ) -> TransferExtended:
     """Move the expiry of a pending or ready `transfer` (an open or closed request: when its received files are
     deleted) later, at most to latest_expiry(), for `actor`. "state_conflict" when it is in another state (or
-    changed meanwhile), "expiry_invalid" otherwise."""
+    changed meanwhile), "expiry_invalid" otherwise. A transfer's open reply request follows it in the same
+    transaction, with its own event."""
     if status_at(transfer, now) not in _extendable(transfer):
         raise TransferError("state_conflict")
     if expires_at.tzinfo is None or not transfer.expires_at < expires_at <= latest_expiry(transfer):
         raise TransferError("expiry_invalid")
     previous = transfer.expires_at
-    try:
-        transfer.update(
+    reply = transfer_get(transfer.reply_request_id) if transfer.reply_request_id else None
+    op = f"extend:{transfer.transfer_id}:{new_id()}"
+    follow = reply is not None and _reply_follows(reply, closes_at=expires_at)
+    while True:
+        change = Change(op=op + (":reply" if follow else ""), now=now)
+        change.update(
+            transfer,
             actions=[Transfer.expires_at.set(expires_at)],
             condition=Transfer.status.is_in(*_extendable(transfer)) & (Transfer.expires_at == previous),
+            label="transfer",
         )
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            raise TransferError("state_conflict") from None
-        raise
-    audit(
-        "transfer.extended",
-        actor=actor,
-        transfer_id=transfer.transfer_id,
-        now=now,
-        ip=ip,
-        user_agent=user_agent,
-        expires_at=expires_at.isoformat(),
-        previous_expires_at=previous.isoformat(),
-        **details,
-    )
-    if transfer.reply_request_id:
-        _reply_window_follow(transfer.reply_request_id, closes_at=expires_at)
-    return TransferExtended(transfer_id=transfer.transfer_id, expires_at=expires_at)
-
-
-def _reply_window_follow(request_id: str, *, closes_at: datetime) -> None:
-    """Replies stay open as long as the transfer is available: its reply request closes (and keeps what it
-    received) later too, unless it was closed or ended meanwhile."""
-    reply = transfer_get(request_id)
-    if reply is None or reply.keep_days is None:
-        return
-    try:
-        reply.update(
-            actions=[
-                Transfer.closes_at.set(closes_at),
-                Transfer.expires_at.set(
-                    min(
-                        closes_at + timedelta(days=int(reply.keep_days)),
-                        reply.created_at + timedelta(days=settings.FXFER_MAX_RETENTION_DAYS),
-                    )
-                ),
-            ],
-            condition=(Transfer.status == READY)
-            & (Transfer.closes_at < closes_at)
-            & Transfer.deleted_at.does_not_exist(),
+        change.audit(
+            "transfer.extended",
+            actor=actor,
+            subject=f"transfer:{transfer.transfer_id}",
+            ip=ip,
+            user_agent=user_agent,
+            expires_at=expires_at.isoformat(),
+            previous_expires_at=previous.isoformat(),
+            **details,
         )
-    except UpdateError as exc:
-        if not conditional_failed(exc):
+        if follow:
+            _reply_window_follow(change, reply, closes_at=expires_at, actor=actor)
+        try:
+            commit_recognised(change)
+        except ChangeRefused as exc:
+            if exc.failed("transfer") is not None:
+                raise TransferError("state_conflict") from None
+            if follow and exc.failed("reply") is not None:
+                follow = False  # the reply request closed or ended meanwhile: extend the transfer alone
+                continue
             raise
+        return TransferExtended(transfer_id=transfer.transfer_id, expires_at=expires_at)
+
+
+def _reply_follows(reply: Transfer, *, closes_at: datetime) -> bool:
+    return (
+        reply.keep_days is not None
+        and reply.status == READY
+        and reply.closes_at is not None
+        and reply.closes_at < closes_at
+        and not reply.deleted_at
+    )
+
+
+def _reply_window_follow(change: Change, reply: Transfer, *, closes_at: datetime, actor: str) -> None:
+    """Replies stay open as long as the transfer is available: its reply request closes (and keeps what it
+    received) later too, unless it was closed or ended meanwhile (the condition; the caller then extends the
+    transfer alone)."""
+    reply_expires_at = min(
+        closes_at + timedelta(days=int(reply.keep_days)),
+        reply.created_at + timedelta(days=settings.FXFER_MAX_RETENTION_DAYS),
+    )
+    change.update(
+        reply,
+        actions=[Transfer.closes_at.set(closes_at), Transfer.expires_at.set(reply_expires_at)],
+        condition=(Transfer.status == READY) & (Transfer.closes_at < closes_at) & Transfer.deleted_at.does_not_exist(),
+        label="reply",
+    )
+    change.audit(
+        "request.extended",
+        actor=actor,
+        subject=f"transfer:{reply.transfer_id}",
+        closes_at=closes_at.isoformat(),
+        expires_at=reply_expires_at.isoformat(),
+        previous_closes_at=reply.closes_at.isoformat(),
+        reason="follows_transfer",
+    )
 
 
 @dataclass(frozen=True)
@@ -451,8 +661,15 @@ class LinkResent:
     transfer_id: str
     recipient_id: str
     email: str
+    status: str = MAIL_SENT  # "sent" (the new link works now), "pending" (retrying), "failed" (see `error`)
+    error: str | None = None
+
+    @property
+    def mailed(self) -> bool:
+        return self.status == MAIL_SENT
 
 
+@unavailable_when_aws_fails
 def recipient_resend(
     *,
     owner_id: str,
@@ -462,8 +679,10 @@ def recipient_resend(
     ip: str | None = None,
     now: datetime | None = None,
 ) -> LinkResent:
-    """Mail the recipient a new link. The old link, its codes and its guest sessions die; a lock is lifted
-    (the sender vouches for the recipient by resending)."""
+    """Mail the recipient a new link. Until SES accepts that mail the old link keeps working; once it has, the
+    old link, its codes and its guest sessions die and a lock is lifted (the sender vouches for the recipient by
+    resending) — the outbox swaps the token hash when it records the mail as sent. The event and the mail
+    commit together; the result says whether the mail went, is being retried, or failed and why."""
     now = utc(now)
     transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id, kind=kind)
     if status_at(transfer, now) != READY or transfer.reply_to:
@@ -475,15 +694,36 @@ def recipient_resend(
     except Recipient.DoesNotExist:
         raise TransferError("not_found") from None
     files = [f for f in File.query(transfer_id, consistent_read=True) if f.state == FILE_VERIFIED]
-    audit(
+    nonce = new_nonce()
+    change = Change(op=f"resend:{transfer_id}:{recipient_id}:{nonce}", now=now)
+    change.check(transfer, condition=Transfer.status == READY, label="transfer")
+    change.audit(
         "link.resent",
         actor=f"user:{owner_id}",
-        transfer_id=transfer_id,
-        now=now,
+        subject=f"transfer:{transfer_id}",
         ip=ip,
         recipient_id=recipient_id,
         was_locked=bool(recipient.locked),
     )
-    if not send_link(transfer=transfer, recipient=recipient, files=files, now=now):
-        raise TransferError("invalid", "The mail could not be sent. Try again later.")
-    return LinkResent(transfer_id=transfer_id, recipient_id=recipient_id, email=recipient.email)
+    add_link_mail(
+        change,
+        transfer=transfer,
+        recipient=recipient,
+        files=files,
+        key=link_mail_key(transfer_id, recipient_id, f"resend:{nonce}"),
+        nonce=nonce,
+        activates_token_hash=token_hash(link_token(nonce)),
+    )
+    try:
+        [outcome] = commit_recognised(change)
+    except ChangeRefused as exc:
+        if exc.failed("transfer") is not None:
+            raise TransferError("state_conflict") from None
+        raise
+    return LinkResent(
+        transfer_id=transfer_id,
+        recipient_id=recipient_id,
+        email=recipient.email,
+        status=outcome.status,
+        error=outcome.error,
+    )

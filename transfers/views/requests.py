@@ -13,6 +13,7 @@ from transfers.errors import TransferError
 from transfers.forms import RequestForm
 from transfers.models import KIND_REQUEST
 from transfers.views.common import client, local_time, sender_page
+from transfers.views.sender import mails_message, resent_message
 
 # Which form field a policy refusal is about, so the page can show it there.
 _FIELD_OF = {
@@ -36,15 +37,17 @@ _FIELD_OF = {
 def request_new(request):
     """The Request files form; a valid one creates the request and mails each guest their link."""
     form = RequestForm(request.POST if request.method == "POST" else None)
+    status = 400 if form.is_bound else 200
     if form.is_valid():
         try:
             created = services.request_create(sender=request.user, **form.service_arguments(), **client(request))
         except TransferError as error:
             form.add_error(_FIELD_OF.get(error.code), error.message)
+            status = error.status  # 503 when AWS kept failing: nothing was created, the form is kept to try again
         else:
-            messages.success(request, _("Each person was mailed their own upload link."))
+            mails_message(request, created.mails, all_sent=_("Each person was mailed their own upload link."))
             return redirect("transfers:request_detail", created.request_id)
-    return render(request, "transfers/requests/new.html", {"form": form}, status=400 if form.is_bound else 200)
+    return render(request, "transfers/requests/new.html", {"form": form}, status=status)
 
 
 @sender_page
@@ -115,7 +118,5 @@ def request_resend(request, request_id: str, recipient_id: str):
         kind=KIND_REQUEST,
         ip=client(request)["ip"],
     )
-    messages.success(
-        request, _("A new link was sent to %(email)s. The old one no longer works.") % {"email": sent.email}
-    )
+    resent_message(request, sent)
     return redirect("transfers:request_detail", request_id)

@@ -41,7 +41,8 @@ _UPLOADER_STRINGS = {
     "checking": _lazy("Checking the transfer…"),
     "uploading": _lazy("Uploading. Keep this page open until every file is done."),
     "verifying": _lazy("Checking the file…"),
-    "released": _lazy("Sent: every file arrived and was checked. Each recipient has been mailed their own link."),
+    # Whether each mail went out is on the transfer's page, which the uploader opens next (mail state per recipient).
+    "released": _lazy("Sent: every file arrived and was checked. The transfer's page shows each recipient's mail."),
     "allVerified": _lazy("Every file arrived and was checked."),
     "someFailed": _lazy("Some files did not arrive. Retry them, or remove them to send the rest."),
     "refused": _lazy("%(name)s was refused after upload (%(reason)s). Add it again to retry."),
@@ -176,7 +177,52 @@ def recipient_resend(request, transfer_id: str, recipient_id: str):
         kind=KIND_SEND,
         ip=client(request)["ip"],
     )
-    messages.success(
-        request, _("A new link was sent to %(email)s. The old one no longer works.") % {"email": sent.email}
-    )
+    resent_message(request, sent)
     return redirect("transfers:detail", transfer_id)
+
+
+def resent_message(request, sent: services.LinkResent) -> None:
+    """Say what happened to a resent link's mail: only an accepted mail replaces the old link."""
+    if sent.status == "sent":
+        messages.success(
+            request, _("A new link was sent to %(email)s. The old one no longer works.") % {"email": sent.email}
+        )
+    elif sent.status == "failed":
+        messages.error(
+            request,
+            _("The new link could not be sent to %(email)s (%(reason)s). The old link still works.")
+            % {"email": sent.email, "reason": sent.error or _("refused")},
+        )
+    else:
+        messages.warning(
+            request,
+            _(
+                "The mail to %(email)s could not be sent yet; it is being retried. The old link works until the "
+                "new one has been sent."
+            )
+            % {"email": sent.email},
+        )
+
+
+def mails_message(request, outcomes, *, all_sent: str) -> None:
+    """One message per outcome of the mails a change caused: all accepted, being retried, or failed and why."""
+    sent = [m.to for m in outcomes if m.status == "sent"]
+    pending = [m.to for m in outcomes if m.status == "pending"]
+    failed = [m for m in outcomes if m.status == "failed"]
+    if sent and not pending and not failed:
+        messages.success(request, all_sent)
+        return
+    if sent:
+        messages.success(request, _("Mailed: %(emails)s.") % {"emails": ", ".join(sent)})
+    if pending:
+        messages.warning(
+            request,
+            _("Not mailed yet, being retried: %(emails)s. This page shows when each mail has gone out.")
+            % {"emails": ", ".join(pending)},
+        )
+    for mail in failed:
+        messages.error(
+            request,
+            _("The mail to %(email)s could not be sent (%(reason)s).")
+            % {"email": mail.to, "reason": mail.error or _("refused")},
+        )
