@@ -608,6 +608,24 @@ def guest_access(
     return transfer, recipient
 
 
+def _counted_before(base_op: str, *, recipient: Recipient, now: datetime) -> int | bool | None:
+    """Did an earlier run of this same press count a download? False: no. The download number it counted,
+    when that was through the recipient's current link and its URL's lifetime has not ended. None: it did,
+    but that second chance is over."""
+    from reports.services import event_id_for
+
+    try:
+        event = AuditEvent.get(event_id_for(base_op, 0), consistent_read=True)
+    except AuditEvent.DoesNotExist:
+        return False
+    details = event.details or {}
+    if event.actor != f"guest:{recipient.recipient_id}" or details.get("link") != (recipient.token_hash or "")[:16]:
+        return None
+    if (now - event.at).total_seconds() >= settings.FXFER_DOWNLOAD_URL_SECONDS:
+        return None
+    return int(details.get("download") or 0)
+
+
 @dataclass(frozen=True)
 class DownloadIssued:
     url: str
@@ -624,6 +642,7 @@ def guest_download_url(
     recipient_id: str,
     grant: str,
     file_id: str,
+    request_id: str | None = None,
     ip: str | None = None,
     user_agent: str | None = None,
     now: datetime | None = None,
@@ -631,7 +650,12 @@ def guest_download_url(
     """A presigned GET of one verified file, valid a few minutes. Issuing it uses one of the recipient's
     downloads of that file, with its "download.url_issued" event and the sender's notice (when they asked for
     one) in one commit: with a limit of 1, of any number of simultaneous requests exactly one gets a URL, and
-    a download counted always came with its URL (a lost answer is recognised as this call's own effect)."""
+    a download counted always came with its URL (a lost answer is recognised as this call's own effect).
+
+    `request_id` names the guest's press of the button (the files page puts one in its forms): the same press
+    sent again, because the answer never reached the browser (a Lambda killed after the commit, a timeout), gets
+    a URL for the download it already counted instead of counting another, within the URL's lifetime (in which
+    the first URL could have been used again anyway)."""
     now = utc(now)
     transfer, recipient = guest_access(transfer_id=transfer_id, recipient_id=recipient_id, grant=grant, now=now)
     actor = f"guest:{recipient_id}"
@@ -652,16 +676,31 @@ def guest_download_url(
     # Signed before anything is used up: a URL that cannot be made costs no download.
     url = storage.download_url(key=file.s3_key, version_id=file.version_id, filename=file.name)
     expires_at = later(now, settings.FXFER_DOWNLOAD_URL_SECONDS)
-    attempt = new_nonce()
+    attempt = request_id if request_id and valid_id(request_id) else new_nonce()
+    base_op = f"download:{transfer_id}:{recipient_id}:{file_id}:{attempt}"
+    earlier = _counted_before(base_op, recipient=recipient, now=now) if attempt == request_id else False
+    if earlier is None:
+        # That press counted a download long ago (or through another link): this is a new download.
+        attempt = new_nonce()
+        base_op = f"download:{transfer_id}:{recipient_id}:{file_id}:{attempt}"
+    elif earlier is not False:
+        logger.info("transfers.guest.download_again", extra={"transfer_id": transfer_id})
+        return DownloadIssued(
+            url=url,
+            expires_at=expires_at,
+            file_name=file.name,
+            size=int(file.verified_size or 0),
+            downloads_left=max(0, limit - earlier),
+        )
     used = Recipient.file_downloads[file_id]
-    for _round in range(limit + 3):
+    for round_ in range(limit + 3):
         if locked:
             audit("download.url_issued", **ids, outcome="refused", reason="locked", file_id=file_id)
             raise TransferError("locked")
         if count >= limit:
             audit("download.url_issued", **ids, outcome="refused", reason="download_limit_reached", file_id=file_id)
             raise TransferError("download_limit_reached")
-        op = f"download:{transfer_id}:{recipient_id}:{file_id}:{attempt}:{count}"
+        op = base_op if round_ == 0 else f"{base_op}:{round_}:{count}"
         change = Change(op=op, now=now)
         proof = change.audit(
             "download.url_issued",
@@ -673,6 +712,7 @@ def guest_download_url(
             name=file.name,
             size=int(file.verified_size or 0),
             download=count + 1,
+            link=(link or "")[:16],  # which of the recipient's links (a resend ends a press's second chance)
         )
         if transfer.notify_on_download:
             # The guest still gets the file when the notice is not sent at once: the outbox retries it.

@@ -23,6 +23,7 @@ from transfers import selectors, services
 from transfers.errors import TransferError
 from transfers.forms import CodeForm, FinishForm, declared_files
 from transfers.models import KIND_REQUEST
+from transfers.outbox import new_nonce
 from transfers.services.guests import transient_aws_failure
 from transfers.views.common import (
     GUEST_DOWNLOAD_SESSION,
@@ -143,14 +144,18 @@ def _open_session(request, granted: services.AccessGranted):
 def files(request):
     """The files of the transfer this session may see: name, size, checksum, a Download button each."""
     shown = selectors.guest_files(**_access(request))
-    return render(request, "transfers/guest/files.html", {"shown": shown})
+    # Names this page's download presses: a press sent again (the answer never came) is recognised, not recounted.
+    context = {"shown": shown, "download_request": new_nonce()}
+    return render(request, "transfers/guest/files.html", context)
 
 
 @guest_page
 @require_POST
 def download(request, file_id: str):
     """Use one download of the file and send the browser to a short-lived presigned GET (303)."""
-    issued = services.guest_download_url(**_access(request), file_id=file_id, **client(request))
+    issued = services.guest_download_url(
+        **_access(request), file_id=file_id, request_id=request.POST.get("request_id"), **client(request)
+    )
     return HttpResponseRedirect(issued.url, status=303)
 
 
