@@ -100,12 +100,12 @@ class MailOutcome:
         return self.status == MAIL_SENT
 
 
-def send_now(mails_to: dict[str, str]) -> tuple[MailOutcome, ...]:
+def send_now(mails_to: dict[str, str], *, now: datetime | None = None) -> tuple[MailOutcome, ...]:
     """Send committed outbox mails (key → address) once now; what fails stays in the outbox for its retry job."""
     outcomes = []
     for key, to in mails_to.items():
         try:
-            result = outbox_send(mail_key=key)
+            result = outbox_send(mail_key=key, now=now)
         except Exception as exc:  # committed, so not lost: the retry job sends it
             logger.exception("transfers.mail_send_failed", extra={"mail_kind": key.split(":", 1)[0]})
             result = MailSent(mail_key=key, sent=False, status=MAIL_PENDING, error=type(exc).__name__)
@@ -131,7 +131,7 @@ def commit_recognised(change: Change) -> tuple[MailOutcome, ...]:
         if not events or not _exists(events[0].event_id):
             raise
         logger.warning("transfers.commit_recognised", extra={"op_kind": change.op.split(":", 1)[0]})
-    return send_now(outbox)
+    return send_now(outbox, now=change.now)
 
 
 def _exists(event_id: str) -> bool:
@@ -410,10 +410,10 @@ def transfer_release(*, transfer_id: str, now: datetime | None = None) -> Transf
             return _released(transfer_id, released=True, outcomes=outcomes)
     if transfer is None or transfer.status != READY or status_at(transfer, now) != READY:
         return TransferReleased(transfer_id=transfer_id, released=False)
-    return _released(transfer_id, released=False, outcomes=release_mails_finish(transfer_id))
+    return _released(transfer_id, released=False, outcomes=release_mails_finish(transfer_id, now=now))
 
 
-def release_mails_finish(transfer_id: str) -> tuple[MailOutcome, ...]:
+def release_mails_finish(transfer_id: str, *, now: datetime | None = None) -> tuple[MailOutcome, ...]:
     """Send a released transfer's link mails that are still pending (the outbox's retry job does the same on
     its schedule). Mails already accepted or given up are left alone."""
     pending = {}
@@ -425,7 +425,7 @@ def release_mails_finish(transfer_id: str) -> tuple[MailOutcome, ...]:
             continue
         if mail.status == MAIL_PENDING:
             pending[key] = mail.to
-    return send_now(pending)
+    return send_now(pending, now=now)
 
 
 def _released(transfer_id: str, *, released: bool, outcomes: tuple[MailOutcome, ...]) -> TransferReleased:
