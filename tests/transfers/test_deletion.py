@@ -194,3 +194,47 @@ def test_another_sender_gets_the_same_404_for_delete(client, mailoutbox):
     assert client.get(f"/transfers/{created.transfer_id}/delete").status_code == 404
     assert client.post(f"/transfers/{created.transfer_id}/delete").status_code == 404
     assert _versions(created.files[0].key)
+
+
+# --- crash consistency (issue 11) ------------------------------------------------------------------------------
+
+
+def test_a_delete_now_killed_midway_is_finished_by_the_hourly_job_with_the_senders_receipt(mailoutbox):
+    from tests.faults import ERROR, inject
+    from transfers.jobs import expire_sweep
+
+    created, tokens = _ready_transfer(recipients=[BOB], mailoutbox=mailoutbox)
+    key = created.files[0].key
+    versions = [v["VersionId"] for v in _versions(key)]
+    # Killed after S3 deleted the object, before the file's state and receipt committed.
+    with inject(ERROR, service="dynamodb", operation="TransactWriteItems", nth=2, times=10):
+        with pytest.raises(Exception):  # noqa: B017 - whatever the killed request saw
+            services.transfer_delete_now(owner_id=ALICE.id, transfer_id=created.transfer_id, now=later(5))
+    assert _versions(key) == [] and _receipts(created.transfer_id) == []
+    _refused("not_found", lambda: services.guest_link_open(token=tokens[BOB], now=later(6)))  # links died first
+
+    result = expire_sweep({"time": later(65).isoformat()}, None)  # well before the transfer's expiry
+    assert result["deletions_finished"] == 1
+    [receipt] = _receipts(created.transfer_id)
+    assert receipt.details["version_ids"] == versions and receipt.details["by"] == "sender"
+    # The job wrote it, finishing what the sender asked for.
+    assert receipt.actor == "job:expire_sweep" and receipt.details["reason"] == "finishing an interrupted deletion"
+    transfer = Transfer.get(created.transfer_id)
+    assert transfer.status == "deleted" and transfer.deleted_by == "sender" and transfer.pending_shard is None
+    [ended] = [
+        e for e in AuditEvent.by_subject.query(f"transfer:{created.transfer_id}") if e.action == "transfer.deleted"
+    ]
+    assert ended.outcome == "ok" and ended.details["files_deleted"] == 1
+
+
+def test_a_lost_answer_on_the_legal_hold_leaves_it_held_with_one_event(mailoutbox):
+    from tests.faults import LOST, inject
+
+    created, _tokens = _ready_transfer(recipients=[BOB], mailoutbox=mailoutbox)
+    with inject(LOST, service="dynamodb", operation="TransactWriteItems") as fault:
+        held = services.transfer_hold_set(officer_id=OFFICER, transfer_id=created.transfer_id, reason="Case 2026-22")
+    assert fault.fired == 1 and held.held and Transfer.get(created.transfer_id).held
+    events = [e for e in AuditEvent.by_subject.query(f"transfer:{created.transfer_id}") if e.action == "legal_hold.set"]
+    assert [e.outcome for e in events] == ["ok"]
+    assert services.expiry_sweep(now=Transfer.get(created.transfer_id).expires_at).files_deleted == 0
+    assert _versions(created.files[0].key)

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from fxfer import aws, dynamo
 from reports.models import AuditEvent
+from tests.faults import ERROR, LOST, inject
 from tests.transfers.conftest import ALICE, NOW, code_from, create, later, put_object_as_browser, ready_transfer
 from transfers import services, storage
 from transfers.errors import TransferError
@@ -328,3 +329,127 @@ def test_compliance_search_keeps_finding_a_held_transfer_after_the_audit_retenti
     released = [t for t in TransferSearchTerm.query(f"recipient:{BOB}") if t.transfer_id == created.transfer_id]
     assert released and all(term.purge_at is not None for term in released)
     assert len(released) == len(held_terms)
+
+
+# --- crash consistency (issue 11) ------------------------------------------------------------------------------
+
+
+def test_a_lost_answer_on_the_files_deleted_write_still_leaves_one_receipt_with_its_versions(ready):
+    created, _tokens = ready
+    key = created.files[0].key
+    put_object_as_browser(key, b"a second version")
+    versions = sorted(v["VersionId"] for v in _versions(key))
+    # The sweep's transactions: the claim, the file's deleted state with its receipt, the transfer's end.
+    with inject(LOST, service="dynamodb", operation="TransactWriteItems", nth=2) as fault:
+        swept = services.expiry_sweep(now=_expires_at(created))
+    assert fault.fired == 1 and swept.transfers_expired == 1
+    [receipt] = _events(created.transfer_id, "file.deleted")
+    assert sorted(receipt.details["version_ids"]) == versions
+    assert _versions(key) == []
+
+
+def test_a_sweep_killed_between_s3_and_dynamodb_finishes_the_same_receipt_next_hour(ready):
+    created, _tokens = ready
+    key = created.files[0].key
+    put_object_as_browser(key, b"a second version")
+    versions = sorted(v["VersionId"] for v in _versions(key))
+    expires_at = _expires_at(created)
+    with inject(ERROR, service="dynamodb", operation="TransactWriteItems", nth=2, times=10):
+        with pytest.raises(Exception):  # noqa: B017 - whatever the killed run saw
+            services.expiry_sweep(now=expires_at)
+    assert _versions(key) == []  # S3 deleted them; the receipt is still to be written
+    assert _events(created.transfer_id, "file.deleted") == []
+
+    result = expire_sweep({"time": (expires_at + timedelta(hours=1)).isoformat()}, None)
+    assert result["transfers_expired"] == 1
+    [receipt] = _events(created.transfer_id, "file.deleted")
+    assert sorted(receipt.details["version_ids"]) == versions  # the versions it claimed before deleting them
+    assert receipt.details["deleted_at"] == expires_at.isoformat()
+    assert len(_events(created.transfer_id, "transfer.expired")) == 1
+
+
+class _Lambda:
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_the_sweep_stops_before_the_lambdas_time_ends_and_the_next_run_goes_on(ready):
+    created, _tokens = ready
+    expires_at = _expires_at(created)
+    event = {"time": expires_at.isoformat()}
+    result = expire_sweep(event, _Lambda(remaining_ms=2_000))  # less than the margin one deletion needs
+    assert result["complete"] is False and result["transfers_expired"] == 0
+    assert _versions(created.files[0].key) and Transfer.get(created.transfer_id).deletion_claimed_at is None
+    result = expire_sweep(event, _Lambda(remaining_ms=60_000))
+    assert result["complete"] is True and result["transfers_expired"] == 1
+    assert _versions(created.files[0].key) == []
+
+
+def test_the_orphan_cursor_moves_only_after_its_page_is_done(settings):
+    settings.FXFER_ORPHAN_KEYS_PER_RUN = 2
+    keys = [f"files/{c * 16}/{'Q' * 16}" for c in "ABCD"]
+    for key in keys:
+        put_object_as_browser(key, b"x")
+    # The run dies at the second key of its page (S3 refuses its deletion for longer than botocore retries).
+    with inject(ERROR, service="s3", operation="DeleteObject", nth=2, times=10):
+        with pytest.raises(Exception):  # noqa: B017 - whatever the killed run saw
+            services.expiry_sweep(now=NOW)
+    assert _versions(keys[0]) == [] and _versions(keys[1])
+    # The next run takes the same page again: the second key is not skipped.
+    assert services.expiry_sweep(now=later(60)).orphan_keys_checked == 2
+    assert _versions(keys[1]) == []
+    services.expiry_sweep(now=later(120))
+    assert all(_versions(k) == [] for k in keys)
+    for key in keys:
+        receipts = [e for e in AuditEvent.scan() if e.action == "file.deleted" and e.details["key"] == key]
+        assert len(receipts) == 1 and len(receipts[0].details["version_ids"]) == 1
+
+
+def test_the_hourly_job_releases_a_verified_transfer_instead_of_deleting_it_as_abandoned(mailoutbox):
+    created = create(recipients=[BOB])
+    file = created.files[0]
+    services.upload_authorize(owner_id=ALICE.id, transfer_id=created.transfer_id, file_id=file.file_id, now=NOW)
+    put_object_as_browser(file.key, b"hello world")
+    # What a crash right after the file's "verified" write left: the file verified, the transfer pending.
+    File(parent_id=created.transfer_id, file_id=file.file_id).update(
+        actions=[
+            File.state.set("verified"),
+            File.verified_size.set(11),
+            File.version_id.set(_versions(file.key)[0]["VersionId"]),
+            File.verified_at.set(NOW),
+        ]
+    )
+    result = expire_sweep({"time": later(days=1, minutes=60).isoformat()}, None)
+    assert result["released"] == 1 and result["abandoned_deleted"] == 0
+    transfer = Transfer.get(created.transfer_id)
+    assert transfer.status == "ready" and transfer.deleted_at is None
+    assert [m for m in mailoutbox if m.to == [BOB]]
+    assert _versions(file.key)
+
+
+def test_an_orphan_reply_request_is_removed_with_its_event_and_never_listed():
+    from transfers import selectors
+    from transfers.services.requests import reply_request_create
+
+    reply_id = reply_request_create(
+        sender=ALICE,
+        transfer_id="NeverCommitted00",
+        subject="Figures",
+        recipients=[("r0000000000000001", BOB)],
+        closes_at=NOW + timedelta(days=3),
+        ip=None,
+        user_agent=None,
+        now=NOW,
+    )
+    assert reply_id in [r.request_id for r in selectors.request_list_for_owner(owner_id=ALICE.id, now=NOW).items]
+    # Within the grace time the transfer may still commit: the request stays.
+    assert expire_sweep({"time": later(5).isoformat()}, None)["orphan_replies_removed"] == 0
+    assert expire_sweep({"time": later(60).isoformat()}, None)["orphan_replies_removed"] == 1
+    assert selectors.request_list_for_owner(owner_id=ALICE.id, now=later(61)).items == ()
+    assert list(Recipient.query(reply_id)) == []
+    [removed] = _events(reply_id, "reply_request.removed")
+    assert removed.details["reply_to"] == "NeverCommitted00"
+    assert expire_sweep({"time": later(120).isoformat()}, None)["orphan_replies_removed"] == 0
