@@ -6,10 +6,13 @@ from email import message_from_string, policy
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
+from pynamodb.exceptions import TransactWriteError
 
 from reports.models import AuditEvent
+from tests.faults import ERROR, LOST, inject
 from tests.transfers.conftest import (
     ALICE,
+    LINK,
     MALLORY,
     NOW,
     code_from,
@@ -20,7 +23,8 @@ from tests.transfers.conftest import (
 )
 from transfers import selectors, services
 from transfers.errors import TransferError
-from transfers.models import Recipient, Transfer
+from transfers.models import File, Recipient, Transfer
+from transfers.outbox import outbox_retry
 from transfers.policy import FileDeclared
 
 BOB = "bob@partner.example"
@@ -161,3 +165,107 @@ def test_a_refused_file_shows_why_in_the_detail():
     services.upload_done(owner_id=ALICE.id, transfer_id=created.transfer_id, file_id=created.files[0].file_id)
     detail = selectors.transfer_detail_for_owner(owner_id=ALICE.id, transfer_id=created.transfer_id)
     assert [(f.state, f.refused_reason) for f in detail.files] == [("refused", "size")]
+
+
+# --- crash consistency (issue 11: items 2, 3, 7, 9) --------------------------------------------------------------
+
+
+def _ses_sent(settings) -> list:
+    return ses_backends[DEFAULT_ACCOUNT_ID][settings.AWS_SES_REGION_NAME].sent_messages
+
+
+def _verified_not_released(recipients):
+    created = create(recipients=recipients)
+    put_object_as_browser(created.files[0].key, b"hello world")
+    File(parent_id=created.transfer_id, file_id=created.files[0].file_id).update(
+        actions=[File.state.set("verified"), File.verified_size.set(11), File.verified_at.set(NOW)]
+    )
+    return created
+
+
+def test_a_release_whose_mails_ses_throttled_says_so_and_the_next_call_sends_them(settings):
+    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    created = _verified_not_released([BOB, "carol@other.example"])
+    with inject(ERROR, service="ses", operation="SendRawEmail", times=100):
+        released = services.transfer_release(transfer_id=created.transfer_id, now=NOW)
+    assert (released.released, released.mails_sent, released.mails_pending) == (True, 0, 2)
+    assert _ses_sent(settings) == []
+    # link_sent_at only once a mail was accepted; the page shows the retry.
+    assert all(r.link_sent_at is None for r in Recipient.query(created.transfer_id))
+    detail = selectors.transfer_detail_for_owner(owner_id=ALICE.id, transfer_id=created.transfer_id, now=NOW)
+    assert all(r.link_mail.retrying and r.link_mail.last_error == "Throttling" for r in detail.summary.recipients)
+    # Released before: a later call (the S3 event again, the hourly job) still sends what is pending.
+    again = services.transfer_release(transfer_id=created.transfer_id, now=later(5))
+    assert (again.released, again.mails_sent, again.mails_pending) == (False, 2, 0)
+    assert sorted(tuple(set(m.destinations)) for m in _ses_sent(settings)) == [(BOB,), ("carol@other.example",)]
+    assert all(r.link_sent_at == later(5) for r in Recipient.query(created.transfer_id))
+    assert [a for a in _actions() if a[0] == "transfer.released"] == [("transfer.released", "ok")]
+
+
+def test_a_release_that_failed_to_commit_changes_nothing_and_the_next_call_releases(mailoutbox):
+    created = _verified_not_released([BOB])
+    fault = inject(ERROR, service="dynamodb", operation="TransactWriteItems", times=100)
+    with fault, pytest.raises(TransactWriteError):
+        services.transfer_release(transfer_id=created.transfer_id, now=NOW)
+    assert Transfer.get(created.transfer_id).status == "pending" and mailoutbox == []
+    assert ("transfer.released", "ok") not in _actions()
+    released = services.transfer_release(transfer_id=created.transfer_id, now=NOW)
+    assert (released.released, released.mails_sent) == (True, 1) and [m.to for m in mailoutbox] == [[BOB]]
+
+
+@pytest.mark.parametrize("times", [1, 100])
+def test_a_lost_answer_on_create_is_not_an_error_for_a_transfer_that_exists(times):
+    with inject(LOST, service="dynamodb", operation="TransactWriteItems", times=times):
+        created = create(allow_replies=True)
+    transfer = Transfer.get(created.transfer_id)
+    assert transfer.status == "pending" and transfer.reply_request_id
+    assert _actions().count(("transfer.created", "ok")) == 1
+    assert _actions().count(("request.created", "ok")) == 1
+
+
+def test_a_failed_create_with_replies_leaves_no_orphan_reply_request():
+    with inject(ERROR, service="dynamodb", operation="TransactWriteItems", times=100):
+        _refused("unavailable", lambda: create(allow_replies=True))
+    assert selectors.request_list_for_owner(owner_id=ALICE.id).items == ()
+    assert selectors.transfer_list_for_owner(owner_id=ALICE.id).items == ()
+    assert _actions() == []
+
+
+def test_a_resend_ses_throttled_keeps_the_old_link_until_the_new_mail_is_accepted(settings, mailoutbox):
+    created, tokens = ready_transfer(recipients=[BOB], mailoutbox=mailoutbox)
+    [bob] = Recipient.query(created.transfer_id)
+    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    ids = {"owner_id": ALICE.id, "transfer_id": created.transfer_id, "recipient_id": bob.recipient_id}
+    with inject(ERROR, service="ses", operation="SendRawEmail", times=100):
+        resent = services.recipient_resend(**ids, now=later(1))
+    assert (resent.status, resent.mailed, resent.error) == ("pending", False, "Throttling")
+    assert services.guest_link_open(token=tokens[BOB], now=later(2)).recipient_id == bob.recipient_id
+    assert Recipient.get(created.transfer_id, bob.recipient_id).link_sent_at == NOW
+    outbox_retry(now=later(30))
+    [raw] = _ses_sent(settings)
+    new_token = LINK.search(message_from_string(raw.raw_data).get_payload(decode=True).decode())[1]
+    _refused("not_found", lambda: services.guest_link_open(token=tokens[BOB], now=later(31)))
+    assert services.guest_link_open(token=new_token, now=later(31)).recipient_id == bob.recipient_id
+    assert Recipient.get(created.transfer_id, bob.recipient_id).link_sent_at == later(30)
+
+
+def test_revoke_and_its_event_commit_together():
+    created = create()
+    with inject(ERROR, service="dynamodb", operation="TransactWriteItems", times=100):
+        _refused("unavailable", lambda: services.transfer_revoke(owner_id=ALICE.id, transfer_id=created.transfer_id))
+    assert Transfer.get(created.transfer_id).status == "pending" and ("transfer.revoked", "ok") not in _actions()
+    with inject(LOST, service="dynamodb", operation="TransactWriteItems", times=100):
+        services.transfer_revoke(owner_id=ALICE.id, transfer_id=created.transfer_id, now=NOW)
+    assert Transfer.get(created.transfer_id).status == "revoked"
+    assert _actions().count(("transfer.revoked", "ok")) == 1
+
+
+def test_an_expired_transfer_refuses_release_by_its_own_condition():
+    created = create(expires_in=timedelta(hours=1))
+    put_object_as_browser(created.files[0].key, b"hello world")
+    File(parent_id=created.transfer_id, file_id=created.files[0].file_id).update(
+        actions=[File.state.set("verified"), File.verified_size.set(11)]
+    )
+    # The item says pending, the clock says expired: the transaction's condition refuses, nothing is mailed.
+    assert services.transfer_release(transfer_id=created.transfer_id, now=later(61)).released is False
+    assert Transfer.get(created.transfer_id).status == "pending"
