@@ -200,16 +200,20 @@ def test_heal_under_faults():
         n = next(_numbers)
         address = f"carl{n}@partner.example"
         transfer_id = _verified_but_unreleased(address)
+        # A reply request alone: what a crash left before transfer_create committed both together.
+        orphan = Change(op=f"create:never-committed-{n:04d}", now=NOW - timedelta(hours=1))
         reply_id = reply_request_create(
             sender=ALICE,
             transfer_id=f"never-committed-{n:04d}",
             subject="Lost",
             recipients=[("r0000000000000001", f"dana{n}@partner.example")],
             closes_at=NOW + timedelta(days=3),
+            change=orphan,
             ip=None,
             user_agent=None,
             now=NOW - timedelta(hours=1),
         )
+        orphan.commit()
         change = Change(op=f"notice:{n}", now=NOW)
         mail_key = change.mail(
             key=f"notice:{n}", kind="notice", to=f"erin{n}@partner.example", subject="Hi", body="A notice."
