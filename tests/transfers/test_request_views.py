@@ -623,3 +623,38 @@ def test_without_allow_replies_the_recipient_cannot_reply(alice, mailoutbox):
 def test_no_reply_without_a_download_session():
     response = Client().post("/guest/reply")
     assert response.status_code == 403 and "Your access has ended" in text(response)
+
+
+# --- pages tell the truth about mails (issue 11, item 7) ---------------------------------------------------------
+
+
+def test_a_throttled_request_mail_is_reported_as_being_retried_and_a_bounce_shows_on_the_page(alice, settings):
+    from tests.faults import ERROR, inject
+    from transfers.models import OutboxMail
+    from transfers.outbox import outbox_retry
+
+    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    with inject(ERROR, service="ses", operation="SendRawEmail", times=100):
+        response = alice.post("/requests/new", request_form(), follow=True)
+    page = text(response)
+    assert "Each person was mailed their own upload link." not in page
+    assert f"Not mailed yet, being retried: {BOB}, {CAROL}." in page
+    assert page.count("Not sent yet (Throttling, 1 attempt); retrying") == 2
+    request_id = response.redirect_chain[-1][0].split("/")[2]
+    outbox_retry(now=datetime.now(UTC) + timedelta(hours=1))
+    page = text(alice.get(f"/requests/{request_id}/"))
+    assert page.count("Mailed ") >= 2 and "retrying" not in page
+    # The bounce handler marks the mail; the page says so.
+    [bob_mail] = [m for m in OutboxMail.by_parent.query(request_id) if m.to == BOB]
+    bob_mail.update(actions=[OutboxMail.status.set("bounced"), OutboxMail.bounce_reason.set("mailbox does not exist")])
+    assert "Bounced: mailbox does not exist" in text(alice.get(f"/requests/{request_id}/"))
+
+
+def test_an_aws_failure_on_request_files_keeps_the_form_and_says_nothing_was_lost(alice):
+    from tests.faults import ERROR, inject
+
+    with inject(ERROR, service="dynamodb", operation="TransactWriteItems", times=100):
+        response = alice.post("/requests/new", request_form())
+    assert response.status_code == 503
+    assert "Nothing was lost" in text(response)
+    assert not [t for t in Transfer.scan() if t.kind == "request"]
