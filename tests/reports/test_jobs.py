@@ -6,7 +6,7 @@ import pytest
 from pynamodb.exceptions import QueryError
 
 from reports import services
-from reports.jobs import aggregate_daily
+from reports.jobs import aggregate_daily, every_minute
 from reports.models import DailyStats
 from reports.services import audit_record
 from tests.faults import ERROR, inject
@@ -110,3 +110,66 @@ def test_backfill_command_refuses_a_reversed_range():
 
     with pytest.raises(CommandError, match="before the first"):
         call_command("aggregate_days", "2026-11-03", "2026-11-01")
+
+
+# --- The minute job: the chainer, then the outbox -------------------------------------------------------------
+
+
+class _LambdaContext:
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def _unsent_mail(key: str = "notice:1") -> None:
+    from transfers.outbox import outbox_item
+
+    outbox_item(key=key, kind="notice", to="bob@example.com", subject="Hello", body="Hi", now=datetime.now(UTC)).save()
+
+
+def test_every_minute_links_new_events_and_sends_due_mails():
+    from django.core import mail
+
+    from reports.chain import audit_chain_verify
+    from reports.models import AuditEvent
+
+    _record("transfer.created", datetime.now(UTC))
+    _unsent_mail()
+    result = every_minute({"detail-type": "Scheduled Event"}, _LambdaContext(30_000))
+    assert (result["linked"], result["mails_sent"]) == (1, 1)
+    assert [m.to for m in mail.outbox] == [["bob@example.com"]]
+    events = {e.action: e for e in AuditEvent.scan()}
+    assert events["transfer.created"].seq == 1
+    assert events["mail.sent"].seq is None  # written after this minute's chaining: the next minute links it
+    assert every_minute({}, _LambdaContext(30_000))["linked"] == 1
+    assert audit_chain_verify().ok
+
+
+def test_every_minute_starts_nothing_when_the_lambda_has_no_time_left():
+    from django.core import mail
+
+    _record("transfer.created", datetime.now(UTC))
+    _unsent_mail()
+    result = every_minute({}, _LambdaContext(3_000))  # less than the safety margin
+    assert (result["linked"], result["chain_complete"], result["outbox_complete"]) == (0, False, False)
+    assert mail.outbox == []
+    again = every_minute({}, None)  # the next minute (locally: no context, no limit)
+    assert (again["linked"], again["mails_sent"]) == (1, 1)
+
+
+def test_a_throttled_minute_is_raised_for_lambda_to_retry_and_the_mails_still_go():
+    from django.core import mail
+
+    _record("transfer.created", datetime.now(UTC))
+    _unsent_mail()
+    with (
+        inject(ERROR, service="dynamodb", operation="BatchGetItem", times=ALWAYS),
+        pytest.raises(Exception) as raised,
+    ):
+        every_minute({}, None)
+    from reports.jobs import transient
+
+    assert transient(raised.value)
+    assert len(mail.outbox) == 1
