@@ -11,12 +11,13 @@ RUNTIME_VENV := .venv-runtime
 APT_PACKAGES := xmlsec1 chromium
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup run test test-fast test-integration test-package package lint format clean bench-coldstart bench-upload bench-aggregate
+.PHONY: help setup run test test-fast test-integration test-package fault-matrix package lint format clean bench-coldstart bench-upload bench-aggregate
 
 help:
 	@echo "make run      set up and start fxfer locally on stand-ins for AWS (http://127.0.0.1:8000)"
 	@echo "make test     set up and run every test (fast, integration, package)"
 	@echo "make package  build the Lambda package into dist/"
+	@echo "make fault-matrix  inject every fault at every AWS call of every flow; the matrix in dist/fault-matrix.md"
 	@echo "make lint     ruff"
 
 # --- set-up (idempotent: a second run reuses what the first installed) ---------------------------------------
@@ -70,6 +71,14 @@ test-integration: setup
 # The built Lambda package, called through Zappa's own handler.
 test-package: package
 	$(PY) -m pytest -m package
+
+# Every flow under every fault kind at every AWS call (tests/reliability), one process (the matrix is collected
+# in it), written to $(FAULT_MATRIX) and printed.
+FAULT_MATRIX ?= dist/fault-matrix.md
+fault-matrix: setup
+	@mkdir -p $(dir $(FAULT_MATRIX)) && rm -f $(FAULT_MATRIX)
+	FXFER_FAULT_MATRIX=$(FAULT_MATRIX) $(PY) -m pytest -p no:xdist -q tests/reliability || status=$$?; \
+	cat $(FAULT_MATRIX) 2>/dev/null || true; exit $${status:-0}
 
 # --- Lambda package ----------------------------------------------------------------------------------------
 package: setup

@@ -5,14 +5,39 @@ Ports can be moved with FXFER_DEV_PORT (Django), FXFER_DEV_MOTO_PORT and FXFER_D
 """
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 
 from devtools.stack import ROOT, port_open, provision, stack, stop_on_signals
 
 SETTINGS = "fxfer.settings.local"
+# What Lambda runs every minute (reports.jobs.every_minute: the chainer, then the outbox retry), more often here
+# so a local change shows in the audit trail and the mailbox within seconds.
+JOBS_EVERY_SECONDS = 10
+
+
+def start_minute_jobs(env: dict[str, str], stop: threading.Event) -> threading.Thread:
+    """Run the minute job in a thread of this process every JOBS_EVERY_SECONDS until `stop` is set."""
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from reports.jobs import every_minute
+
+    def loop() -> None:
+        while not stop.wait(JOBS_EVERY_SECONDS):
+            try:
+                every_minute(None, None)
+            except Exception:  # logged by the job; the next round tries again, as the next minute would
+                logging.getLogger("devtools.run").warning("minute job failed; trying again shortly")
+
+    thread = threading.Thread(target=loop, name="fxfer-minute-jobs", daemon=True)
+    thread.start()
+    return thread
 
 
 def main() -> int:
@@ -28,6 +53,8 @@ def main() -> int:
     ) as aws_env:
         env = {**os.environ, **aws_env, "DJANGO_SETTINGS_MODULE": SETTINGS, "FXFER_BASE_URL": base_url}
         provision(env, SETTINGS)
+        stop_jobs = threading.Event()
+        jobs = start_minute_jobs(env, stop_jobs)
         server = subprocess.Popen(
             [sys.executable, "manage.py", "runserver", f"127.0.0.1:{web_port}"],
             cwd=ROOT,
@@ -40,6 +67,7 @@ fxfer is running.
   Open          {base_url}/
   Health        {base_url}/healthz
   Local mailbox {base_url}/dev/mailbox/   (mail sent to guests and employees)
+  Minute job    every {JOBS_EVERY_SECONDS} s here (links audit events into the chain, retries unsent mail)
 Press Ctrl-C to stop everything.
 """,
             flush=True,
@@ -50,6 +78,8 @@ Press Ctrl-C to stop everything.
             print("\nStopping ...", flush=True)
             return 0
         finally:
+            stop_jobs.set()
+            jobs.join(30)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(server.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -1,5 +1,5 @@
-"""The local stand-ins for AWS: moto (DynamoDB, SES) and LocalStack (S3 and KMS, enforcing POST policies,
-CORS and presigned-URL signatures). Used by `make run` and by the integration test tier.
+"""The local stand-ins for AWS: moto (DynamoDB, SES; SNS and SQS for provisioning) and LocalStack (S3 and KMS,
+enforcing POST policies, CORS and presigned-URL signatures). Used by `make run` and by the integration test tier.
 
     python -m devtools.stack [--provision] -- COMMAND ...
 
@@ -157,6 +157,9 @@ def stack(*, moto_port: int | None = None, localstack_port: int | None = None) -
             **FAKE_AWS,
             "FXFER_DYNAMODB_ENDPOINT": moto_url,
             "FXFER_SES_ENDPOINT": moto_url,
+            # Provisioning only: the SES notifications topic and the failed-events queue.
+            "FXFER_SNS_ENDPOINT": moto_url,
+            "FXFER_SQS_ENDPOINT": moto_url,
             "FXFER_S3_ENDPOINT": localstack_url,
             "FXFER_KMS_ENDPOINT": localstack_url,
         }
