@@ -5,4 +5,5 @@ from devtools import views
 app_name = "devtools"
 urlpatterns = [
     path("mailbox/", views.mailbox, name="mailbox"),
+    path("mailbox/<str:message_id>/<str:kind>", views.mailbox_simulate, name="mailbox_simulate"),
 ]

@@ -2,11 +2,14 @@
 one audit event and tells the sender once, however often it is delivered; anything else is ignored."""
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 import pytest
 from django.conf import settings
+from django.core.mail import send_mail
+from django.test import Client
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
@@ -220,3 +223,51 @@ def test_a_fresh_notification_for_a_mail_not_found_yet_raises_so_lambda_retries(
     event = sns_event(ses_bounce_message(message_id="sent-a-moment-ago", to=GUEST))
     with pytest.raises(Exception, match="Lambda retries"):
         on_ses_notification(event, None)
+
+
+# --- the local dev mailbox: "Simulate bounce" -------------------------------------------------------------------
+
+CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def test_the_dev_mailbox_bounces_a_mail_the_way_ses_reports_it():
+    created, _ = ready_transfer(recipients=[GUEST], subject="Quarterly figures")
+    (link,) = mail_to(GUEST)
+    browser = Client(enforce_csrf_checks=True)
+    page = browser.get("/dev/mailbox/").content.decode()
+    action = f"/dev/mailbox/{link['id']}/bounce"
+    assert f'action="{action}"' in page
+    assert "Simulate complaint" in page
+
+    assert browser.post(action).status_code == 403  # no CSRF token: nothing happens
+    assert recipient_state(created.transfer_id).status == MAIL_SENT
+
+    response = browser.post(action, {"csrfmiddlewaretoken": CSRF_FIELD.search(page)[1]})
+    assert response.status_code == 302
+    page = browser.get(response["Location"]).content.decode()
+
+    assert f"Simulated bounce of the mail to {GUEST}: The mail is marked bounced" in page
+    assert f"Mail to {GUEST} could not be delivered" in page  # the sender's notice, in the same mailbox
+    state = recipient_state(created.transfer_id)
+    assert state.status == MAIL_BOUNCED
+    assert state.bounce_reason.startswith("the address does not exist")
+    (notice,) = mail_to(ALICE.email)
+    assert "the address does not exist" in notice["body"]
+
+
+def test_the_dev_mailbox_simulates_a_complaint_and_says_when_a_mail_is_not_ours(settings):
+    created, _ = ready_transfer(recipients=[GUEST])
+    (link,) = mail_to(GUEST)
+    browser = Client()
+    response = browser.post(f"/dev/mailbox/{link['id']}/complaint", follow=True)
+    assert "The mail is marked as a complaint" in response.content.decode()
+    assert recipient_state(created.transfer_id).status == MAIL_COMPLAINED
+
+    # A mail that did not go through the outbox (sent a moment ago): the handler would have Lambda retry it.
+    send_mail("Hello", "Just a note.", None, ["someone@partner.example"])
+    (direct,) = mail_to("someone@partner.example")
+    response = browser.post(f"/dev/mailbox/{direct['id']}/bounce", follow=True)
+    assert "Not recorded: the handler raised" in response.content.decode()
+    assert browser.post("/dev/mailbox/no-such-message/bounce").status_code == 404
+    assert browser.post(f"/dev/mailbox/{link['id']}/explode").status_code == 404
+    assert browser.get(f"/dev/mailbox/{link['id']}/bounce").status_code == 405
