@@ -33,6 +33,25 @@ from transfers.services.requests import reply_request_create
 
 OFFICER = "u-carol"
 _numbers = itertools.count()
+# The calls that change something (and S3's listing, which decides what is deleted): a read that fails only
+# makes the run fail earlier, which the next run covers the same way. Every call of these flows would take
+# longer than the suite may (each case provisions a released transfer).
+_WRITES = {
+    "TransactWriteItems",
+    "UpdateItem",
+    "PutItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "DeleteObject",
+    "ListObjectVersions",
+    "PutObjectLegalHold",
+    "SendRawEmail",
+    "SendEmail",
+}
+
+
+def _changes(service: str, operation: str) -> bool:
+    return operation in _WRITES
 
 
 def _versions(key: str) -> list[str]:
@@ -105,7 +124,7 @@ def test_expiry_sweep_of_an_expired_transfer_under_faults():
             assert result.files_deleted <= 1
         _chain_verifies()
 
-    sweep_faults("expiry sweep", setup=setup, act=act, check=check, heal=heal)
+    sweep_faults("expiry sweep", setup=setup, act=act, check=check, heal=heal, only=_changes)
 
 
 # --- delete now ---------------------------------------------------------------------------------------------------
@@ -137,7 +156,7 @@ def test_delete_now_under_faults():
             assert [r.key for r in result.receipts] == [state["key"]], "the sender was shown no receipt"
         _chain_verifies()
 
-    sweep_faults("delete now", setup=setup, act=act, check=check, heal=heal)
+    sweep_faults("delete now", setup=setup, act=act, check=check, heal=heal, only=_changes)
 
 
 # --- the orphan check -------------------------------------------------------------------------------------------
@@ -171,7 +190,7 @@ def test_orphan_check_under_faults(settings):
         for key in state["keys"]:  # the next case starts from an empty bucket and a fresh cursor
             assert _versions(key) == []
 
-    sweep_faults("orphan check", setup=setup, act=act, check=check, heal=heal)
+    sweep_faults("orphan check", setup=setup, act=act, check=check, heal=heal, only=_changes)
 
 
 # --- healing ------------------------------------------------------------------------------------------------------
@@ -237,4 +256,4 @@ def test_heal_under_faults():
         assert len(removed) == 1, f"{len(removed)} events for one removal"
         _chain_verifies()
 
-    sweep_faults("heal", setup=setup, act=act, check=check, heal=heal)
+    sweep_faults("heal", setup=setup, act=act, check=check, heal=heal, only=_changes)
