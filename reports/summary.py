@@ -122,6 +122,8 @@ FIGURE_LABELS = {
     "external_domains": "External domains",
     "failed_codes": "Failed one-time codes",
     "failed_signins": "Failed sign-ins",
+    "mails_bounced": "Mails bounced",
+    "mails_complained": "Spam complaints",
 }
 
 

@@ -143,11 +143,18 @@ def outbox_send(*, mail_key: str, now: datetime | None = None) -> MailSent:
         if getattr(exc, "cause_response_code", "") == "ConditionalCheckFailedException":
             return MailSent(mail_key=mail_key, sent=False, status=MAIL_PENDING)  # someone else is sending it
         raise
+    if attempt > MAX_ATTEMPTS:
+        # Sent or tried often enough, and still not recorded as sent: stop rather than mail someone forever.
+        return _failed(mail, attempt=attempt, exc=GaveUp("attempts"), now=now)
     try:
         message_id = _deliver(mail)
     except Exception as exc:  # any failure of the mail backend: record it, retry later or give up
         return _failed(mail, attempt=attempt, exc=exc, now=now)
     return _sent(mail, message_id=message_id, now=now)
+
+
+class GaveUp(Exception):
+    """The outbox stopped trying a mail."""
 
 
 def _deliver(mail: OutboxMail) -> str | None:
@@ -163,7 +170,29 @@ def _deliver(mail: OutboxMail) -> str | None:
 
 
 def _sent(mail: OutboxMail, *, message_id: str | None, now: datetime) -> MailSent:
-    change = Change(op=f"mail-sent:{mail.mail_key}", now=now)
+    from fxfer.change import ChangeRefused
+
+    try:
+        try:
+            _commit_outcome(_sent_change(mail, message_id=message_id, now=now, with_recipient=True))
+        except ChangeRefused as exc:
+            if not exc.failed(_recipient_label(mail)):
+                raise
+            # The recipient is gone (its transfer was deleted meanwhile): the mail was still sent.
+            _commit_outcome(_sent_change(mail, message_id=message_id, now=now, with_recipient=False))
+    except Exception:
+        # SES has it; recording that failed. The claim lapses and the retry job sends it again: a rare
+        # duplicate, never a lost mail (and never more than MAX_ATTEMPTS).
+        logger.exception("outbox.record.failed", extra={"mail_kind": mail.kind})
+    return MailSent(mail_key=mail.mail_key, sent=True, status=MAIL_SENT)
+
+
+def _recipient_label(mail: OutboxMail) -> str:
+    return f"recipient:{mail.parent_id}:{mail.recipient_id}"
+
+
+def _sent_change(mail: OutboxMail, *, message_id: str | None, now: datetime, with_recipient: bool) -> Change:
+    change = Change(op=f"mail-sent:{mail.mail_key}" + ("" if with_recipient else ":alone"), now=now)
     actions = [
         OutboxMail.status.set(MAIL_SENT),
         OutboxMail.sent_at.set(now),
@@ -174,7 +203,7 @@ def _sent(mail: OutboxMail, *, message_id: str | None, now: datetime) -> MailSen
     if message_id:
         actions.append(OutboxMail.ses_message_id.set(message_id))
     change.update(mail, actions=actions, condition=OutboxMail.status == MAIL_PENDING)
-    if mail.recipient_id and mail.parent_id and mail.kind in LINK_KINDS:
+    if with_recipient and mail.recipient_id and mail.parent_id and mail.kind in LINK_KINDS:
         recipient = Recipient(parent_id=mail.parent_id, recipient_id=mail.recipient_id)
         link_actions = [Recipient.link_sent_at.set(now)]
         if mail.activates_token_hash:
@@ -186,7 +215,12 @@ def _sent(mail: OutboxMail, *, message_id: str | None, now: datetime) -> MailSen
                 Recipient.locked_at.remove(),
             ]
             change.delete(OneTimeCode(recipient_ref=f"{mail.parent_id}#{mail.recipient_id}"))
-        change.update(recipient, actions=link_actions, condition=Recipient.recipient_id.exists())
+        change.update(
+            recipient,
+            actions=link_actions,
+            condition=Recipient.recipient_id.exists(),
+            label=_recipient_label(mail),
+        )
     change.audit(
         "mail.sent",
         actor="system",
@@ -196,13 +230,7 @@ def _sent(mail: OutboxMail, *, message_id: str | None, now: datetime) -> MailSen
         recipient_id=mail.recipient_id,
         attempts=int(mail.attempts or 1),
     )
-    try:
-        _commit_outcome(change)
-    except Exception:
-        # SES has it; recording that failed. The claim lapses and the retry job sends it again: a rare
-        # duplicate, never a lost mail.
-        logger.exception("outbox.record.failed", extra={"mail_kind": mail.kind})
-    return MailSent(mail_key=mail.mail_key, sent=True, status=MAIL_SENT)
+    return change
 
 
 def _failed(mail: OutboxMail, *, attempt: int, exc: Exception, now: datetime) -> MailSent:
