@@ -12,10 +12,13 @@ from django.conf import settings
 
 from fxfer import aws
 from reports.models import AuditEvent
+from tests import faults
+from tests.faults import ERROR, KILLED, LOST, Killed, inject
 from tests.transfers.conftest import (
     ALICE,
     MALLORY,
     NOW,
+    Sender,
     browser_post,
     browser_put_parts,
     create,
@@ -26,6 +29,7 @@ from transfers.errors import TransferError
 from transfers.jobs import on_object_created
 from transfers.models import File, Recipient, Transfer, TransferSearchTerm
 from transfers.policy import FileDeclared
+from transfers.services.uploads import aws_busy
 
 MiB = 1024**2
 
@@ -356,3 +360,128 @@ def test_uploads_stop_when_the_transfer_is_revoked(small_parts):
     with pytest.raises(TransferError) as caught:
         _authorize(created)
     assert caught.value.code == "state_conflict"
+
+
+# --- crash consistency (issue 11): a lost answer, a throttle or a killed Lambda never strands a file --------------
+
+
+def _links_to(mailoutbox, address: str) -> int:
+    return sum(1 for m in mailoutbox if m.to == [address] and "/t/" in m.body)
+
+
+def _posted(recipients=("bob@partner.example", "carol@other.example")):
+    created = create(recipients=list(recipients))
+    put_object_as_browser(created.files[0].key, b"hello world")
+    return created
+
+
+@pytest.mark.parametrize("kind", [LOST, KILLED])
+def test_a_verified_write_whose_answer_was_lost_still_releases_and_mails_everyone(kind, mailoutbox):
+    created = _posted()
+    with inject(kind, service="dynamodb", operation="TransactWriteItems", nth=1) as fault:
+        try:
+            _done(created)
+        except Killed:
+            pass  # the Lambda died right after the write: the browser got no answer and calls again
+    assert fault.fired == 1
+    verified = _done(created) if kind == KILLED else None
+    assert verified is None or verified.outcome == "verified"
+    assert Transfer.get(created.transfer_id).status == "ready"
+    assert _links_to(mailoutbox, "bob@partner.example") == _links_to(mailoutbox, "carol@other.example") == 1
+    assert [e.outcome for e in _events("file.verified")] == ["ok"]
+
+
+def test_a_release_that_keeps_failing_after_the_verification_is_finished_by_the_next_s3_event(mailoutbox):
+    created = _posted()
+    # The verification commits (transaction 1); every attempt of the release's commit (transaction 2) fails.
+    with inject(ERROR, service="dynamodb", operation="TransactWriteItems", nth=2, times=10):
+        with pytest.raises(TransferError) as caught:
+            _done(created)
+    assert (caught.value.code, caught.value.status) == ("unavailable", 503)
+    assert File.get(created.transfer_id, created.files[0].file_id).state == "verified"
+    assert Transfer.get(created.transfer_id).status == "pending" and mailoutbox == []
+    version = storage.object_head(key=created.files[0].key).version_id
+    assert on_object_created(_event(created.files[0].key, version), None)["records"][0]["outcome"] == "verified"
+    assert Transfer.get(created.transfer_id).status == "ready"
+    assert _links_to(mailoutbox, "bob@partner.example") == _links_to(mailoutbox, "carol@other.example") == 1
+    assert [e.outcome for e in _events("file.verified")] == ["ok"]
+
+
+@pytest.mark.parametrize(("service", "operation"), [("s3", "HeadObject"), ("kms", "DescribeKey")])
+def test_aws_busy_during_the_s3_event_raises_for_lambda_to_retry_and_never_refuses(service, operation, mailoutbox):
+    created = _posted()
+    storage.forget_kms_key_arn()  # a cold Lambda looks the key up
+    with inject(ERROR, service=service, operation=operation, times=10), pytest.raises(Exception) as caught:
+        on_object_created(_event(created.files[0].key), None)
+    assert aws_busy(caught.value)
+    assert File.get(created.transfer_id, created.files[0].file_id).state == "pending"
+    assert _events("file.verified") == []
+    assert on_object_created(_event(created.files[0].key), None)["records"][0]["outcome"] == "verified"
+    assert len(mailoutbox) == 2
+
+
+def test_an_error_retrying_cannot_fix_ends_the_s3_event(monkeypatch):
+    created = _posted()
+    too_large = b'{"__type":"com.amazon.coral.validate#ValidationException","message":"Item size has exceeded"}'
+    monkeypatch.setitem(faults._THROTTLE, "dynamodb", (400, "application/x-amz-json-1.0", too_large))
+    with inject(ERROR, service="dynamodb", operation="TransactWriteItems", times=10) as fault:
+        result = on_object_created(_event(created.files[0].key), None)  # logged, not raised: no retry
+    assert fault.fired == 1  # not retried either
+    assert result["records"][0]["outcome"] == "error"
+    assert File.get(created.transfer_id, created.files[0].file_id).state == "pending"
+
+
+def test_the_done_endpoint_answers_503_when_s3_stays_busy_and_nothing_is_lost(client, mailoutbox):
+    from tests.transfers.test_views import alice_id, sign_in
+
+    sign_in(client)
+    created = create(sender=Sender(id=alice_id(), email="alice@example.com", display_name="Alice"))
+    put_object_as_browser(created.files[0].key, b"hello world")
+    url = f"/transfers/{created.transfer_id}/files/{created.files[0].file_id}/done"
+    with inject(ERROR, service="s3", operation="HeadObject", times=10):
+        busy = client.post(url, "{}", content_type="application/json")
+    assert busy.status_code == 503 and busy.json()["error"] == "unavailable"
+    assert File.get(created.transfer_id, created.files[0].file_id).state == "pending"
+    done = client.post(url, "{}", content_type="application/json")
+    assert done.json() == {"outcome": "verified", "reason": None, "released": True}
+    assert len(mailoutbox) == 1
+
+
+def test_a_lost_answer_on_completing_a_multipart_upload_still_verifies_it(settings, mailoutbox):
+    settings.FXFER_MULTIPART_THRESHOLD = 1024
+    body = bytes(range(256)) * 8
+    created = create(files=[FileDeclared(name="big.bin", size=len(body))])
+    authorized = _authorize(created)
+    browser_put_parts(authorized.part_urls, body, authorized.part_size)
+    ids = {"owner_id": ALICE.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
+    with inject(LOST, service="s3", operation="CompleteMultipartUpload", times=10):
+        verified = services.upload_complete_multipart(**ids, upload_id=authorized.upload_id)
+    assert (verified.outcome, verified.released) == ("verified", True)
+    assert len(mailoutbox) == 1
+    again = services.upload_complete_multipart(**ids, upload_id=authorized.upload_id)  # the browser's retry
+    assert again.outcome == "verified" and len(mailoutbox) == 1
+
+
+def test_a_lost_answer_on_a_cancellation_is_not_a_conflict_and_shrinks_the_totals_once(mailoutbox):
+    created = create(files=[FileDeclared(name="a.pdf", size=11), FileDeclared(name="b.pdf", size=3)])
+    put_object_as_browser(created.files[0].key, b"hello world")
+    assert _done(created, 0).released is False
+    ids = {"owner_id": ALICE.id, "transfer_id": created.transfer_id, "file_id": created.files[1].file_id}
+    with inject(LOST, service="dynamodb", operation="TransactWriteItems", times=10):
+        cancelled = services.upload_cancel(**ids)
+    assert cancelled.outcome == "cancelled"
+    assert services.upload_cancel(**ids).outcome == "cancelled"  # the browser's retry
+    transfer = Transfer.get(created.transfer_id)
+    assert (transfer.status, transfer.file_count, transfer.total_bytes) == ("ready", 1, 11)
+    assert len(_events("upload.cancelled")) == 1 and len(mailoutbox) == 1
+
+
+def test_a_lost_answer_when_a_refused_file_is_uploaded_again_is_not_an_error():
+    created = create()
+    put_object_as_browser(created.files[0].key, b"wrong size!!")
+    assert _done(created).outcome == "refused"
+    with inject(LOST, service="dynamodb", operation="UpdateItem"):
+        authorized = _authorize(created)
+    assert authorized.mode == "post"
+    assert File.get(created.transfer_id, created.files[0].file_id).state == "pending"
+    assert storage.object_head(key=created.files[0].key) is None  # the refused object is gone
