@@ -27,8 +27,10 @@ from tests.transfers.conftest import (
     as_guest,
     create,
     create_request,
+    guest_grant,
     guest_upload,
     put_object_as_browser,
+    tokens_from,
 )
 from transfers import selectors, services
 from transfers.errors import TransferError
@@ -303,16 +305,20 @@ def test_request_create_under_every_fault():
 
 
 def _finishing_guest():
-    to = _address("dave")
-    created = create_request(recipients=[to], subject=f"contract {next(_n)}")
-    [guest] = Recipient.query(created.request_id)
-    from transfers.services.guests import _grant
+    """A request's guest who proved their address and uploaded one file (set up with mail kept in memory, to read
+    the link and the code)."""
+    from django.core import mail
+    from django.test.utils import override_settings
 
-    request = Transfer.get(created.request_id)
-    ids = {"actor": f"guest:{guest.recipient_id}", "transfer_id": created.request_id, "now": NOW, "ip": None}
-    access = _grant(transfer=request, recipient=guest, ids={**ids, "user_agent": None}, now=NOW)
-    declared = services.request_files_declare(**as_guest(access), files=[FileDeclared(name="s.pdf", size=5)], now=NOW)
-    guest_upload(access, declared.files[0], b"hello", now=NOW)
+    to = _address("dave")
+    with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+        mail.outbox = []
+        created = create_request(recipients=[to], subject=f"contract {next(_n)}")
+        access = guest_grant(tokens_from(mail.outbox)[to], mail.outbox, to)
+        declared = services.request_files_declare(
+            **as_guest(access), files=[FileDeclared(name="s.pdf", size=5)], now=NOW
+        )
+        guest_upload(access, declared.files[0], b"hello", now=NOW)
     return {"access": access, "request_id": created.request_id}
 
 
@@ -335,7 +341,9 @@ def _finish_check(state, result, error):
     _chain_verifies()
 
 
-def test_request_finish_under_every_fault():
+def test_request_finish_under_every_fault(settings):
+    settings.FXFER_LINK_LOOKUPS_PER_IP = 100_000  # every set-up opens a link from the same (test) address
+    settings.FXFER_CODE_SENDS_PER_WINDOW = 100_000
     sweep_faults(
         "request finish", setup=_finishing_guest, act=_finish_act, check=_finish_check, heal=lambda state: _heal()
     )
