@@ -129,20 +129,21 @@ def outbox_send(*, mail_key: str, now: datetime | None = None) -> MailSent:
     if mail.status != MAIL_PENDING:
         return MailSent(mail_key=mail_key, sent=mail.status != MAIL_FAILED, status=mail.status)
     attempt = int(mail.attempts or 0) + 1
+    claim = now + timedelta(seconds=CLAIM_SECONDS)
     try:
         mail.update(
-            actions=[
-                OutboxMail.claimed_until.set(now + timedelta(seconds=CLAIM_SECONDS)),
-                OutboxMail.attempts.set(attempt),
-            ],
+            actions=[OutboxMail.claimed_until.set(claim), OutboxMail.attempts.set(attempt)],
             condition=(OutboxMail.status == MAIL_PENDING)
             & (OutboxMail.attempts == int(mail.attempts or 0))
             & (OutboxMail.claimed_until.does_not_exist() | (OutboxMail.claimed_until < now)),
         )
     except UpdateError as exc:
-        if getattr(exc, "cause_response_code", "") == "ConditionalCheckFailedException":
-            return MailSent(mail_key=mail_key, sent=False, status=MAIL_PENDING)  # someone else is sending it
-        raise
+        if getattr(exc, "cause_response_code", "") != "ConditionalCheckFailedException":
+            raise
+        mail.refresh(consistent_read=True)
+        # Our own claim, whose answer was lost (botocore's retry met it): go on. Anyone else's: theirs to send.
+        if not (mail.status == MAIL_PENDING and int(mail.attempts or 0) == attempt and mail.claimed_until == claim):
+            return MailSent(mail_key=mail_key, sent=False, status=MAIL_PENDING)
     if attempt > MAX_ATTEMPTS:
         # Sent or tried often enough, and still not recorded as sent: stop rather than mail someone forever.
         return _failed(mail, attempt=attempt, exc=GaveUp("attempts"), now=now)

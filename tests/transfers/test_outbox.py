@@ -74,3 +74,20 @@ def test_a_mail_that_cannot_be_recorded_as_sent_stops_after_max_attempts(mailout
     assert len(mailoutbox) == MAX_ATTEMPTS  # duplicates, as SES has no idempotency key, but bounded
     outbox_send(mail_key="notice:1", now=at)
     assert OutboxMail.get("notice:1").status == MAIL_FAILED
+
+
+def test_a_lost_answer_on_the_claim_is_recognised_and_the_mail_goes_at_once(mailoutbox):
+    from tests.faults import LOST
+
+    _commit()
+    with inject(LOST, service="dynamodb", operation="UpdateItem"):
+        assert outbox_send(mail_key="notice:1", now=NOW).sent
+    assert len(mailoutbox) == 1 and OutboxMail.get("notice:1").status == MAIL_SENT
+
+
+def test_a_mail_claimed_by_another_sender_is_left_to_it(mailoutbox):
+    _commit()
+    OutboxMail.get("notice:1").update(actions=[OutboxMail.claimed_until.set(NOW + timedelta(seconds=60))])
+    assert not outbox_send(mail_key="notice:1", now=NOW).sent
+    assert mailoutbox == []
+    assert outbox_send(mail_key="notice:1", now=NOW + timedelta(seconds=61)).sent
