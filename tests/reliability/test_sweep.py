@@ -168,7 +168,7 @@ def test_orphan_check_under_faults(settings):
     def setup():
         SweepCursor(name=ORPHAN_CURSOR).delete()  # each case starts its own listing
         n = next(_numbers)
-        keys = [f"files/{c * 15}{n % 10}/{'Q' * 16}" for c in "ABC"]
+        keys = [f"files/{c * 12}{n:04d}/{'Q' * 16}" for c in "ABC"]  # never a key an earlier case used
         put_object_as_browser(keys[0], b"one")
         put_object_as_browser(keys[0], b"one, again")  # two versions: the receipt names both
         for key in keys[1:]:
@@ -179,9 +179,10 @@ def test_orphan_check_under_faults(settings):
         return orphan_objects_sweep(now=NOW)
 
     def heal(state):
-        # Two more hourly runs: pages of two keys, three keys. A page skipped would leave its key behind.
-        orphan_objects_sweep(now=NOW + timedelta(hours=1))
-        orphan_objects_sweep(now=NOW + timedelta(hours=2))
+        # The next hourly runs: a page holds two versions (the first key alone fills one), and an earlier case
+        # may have left a key too. Four runs reach the end of the listing; a page skipped leaves its key behind.
+        for hours in range(1, 5):
+            orphan_objects_sweep(now=NOW + timedelta(hours=hours))
 
     def check(state, result, error):
         for key in state["keys"]:
