@@ -213,6 +213,9 @@ class File(Model):
     etag = UnicodeAttribute(null=True)
     checksum_sha256 = UnicodeAttribute(null=True)  # base64, as S3 reports it
     version_id = UnicodeAttribute(null=True)  # the verified version; downloads are pinned to it
+    # The deletion claim: the versions about to be deleted (JSON: versions, markers, size, etag, at), recorded
+    # before S3 is asked, so whichever run comes next finishes the same receipt (transfers.services.deletion).
+    deletion_claim = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     verified_at = UTCDateTimeAttribute(null=True)
     deleted_at = UTCDateTimeAttribute(null=True)
@@ -285,6 +288,11 @@ class SweepCursor(Model):
     key_marker = UnicodeAttribute(null=True)  # the last key of the page taken; the next page starts after it
     pass_number = NumberAttribute(default=0)  # pages taken so far; a conditional write lets one sweep take each
     updated_at = UTCDateTimeAttribute(null=True)
+    # The lease of the one run working on the page, and that run's deletion claims (key → parent, file and
+    # versions, recorded before S3 is asked): a run killed between S3 and DynamoDB leaves them for the next.
+    lease_op = UnicodeAttribute(null=True)
+    lease_until = UTCDateTimeAttribute(null=True)
+    claims = UnicodeAttribute(null=True)  # JSON
 
 
 class OutboxByParent(GlobalSecondaryIndex):

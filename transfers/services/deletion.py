@@ -30,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.utils.translation import gettext as _
-from pynamodb.attributes import UnicodeAttribute
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from fxfer.change import Change, ChangeRefused, old_value
@@ -70,14 +69,6 @@ logger = logging.getLogger(__name__)
 CLAIM_SECONDS = 15 * 60
 BY_SWEEP, BY_SENDER, BY_COMPLIANCE, BY_ORPHAN_SWEEP = "sweep", "sender", "compliance", "orphan-sweep"
 SWEEP_ACTOR = "job:expire_sweep"
-
-
-class FileDeleting(File):
-    """The file item with its deletion claim: the versions about to be deleted, recorded before S3 is asked,
-    so the receipt can be finished by whichever run comes next. (A subclass on the same table: other code
-    reads and updates files without knowing the claim, and the claim goes with the `deleted` state.)"""
-
-    deletion_claim = UnicodeAttribute(null=True)  # JSON: versions, markers, size, etag, at
 
 
 @dataclass(frozen=True)
@@ -283,7 +274,7 @@ _HELD = "held"
 
 
 def _delete_file(
-    file: FileDeleting, *, parent_id: str, by: str, actor: str, now: datetime, ip, user_agent, reason
+    file: File, *, parent_id: str, by: str, actor: str, now: datetime, ip, user_agent, reason
 ) -> Receipt | str | None:
     """Delete one file's object (the versions its claim names) and commit its state with its receipt. The
     receipt, None (nothing was stored: no receipt), or "held" (S3 refused a version)."""
@@ -296,7 +287,7 @@ def _delete_file(
         return None  # never stored anything: nothing to delete, nothing to receipt
     if claim != earlier:
         try:
-            file.update(actions=[FileDeleting.deletion_claim.set(claim.text())], condition=File.state != FILE_DELETED)
+            file.update(actions=[File.deletion_claim.set(claim.text())], condition=File.state != FILE_DELETED)
         except UpdateError as exc:
             if conditional_failed(exc):
                 return None  # finished by a run before us, with its receipt
@@ -314,7 +305,7 @@ def _delete_file(
             File.state.set(FILE_DELETED),
             File.deleted_at.set(claim.at),
             File.multipart_upload_id.remove(),
-            FileDeleting.deletion_claim.remove(),
+            File.deletion_claim.remove(),
         ],
         condition=File.state != FILE_DELETED,
         label="file",
@@ -335,7 +326,7 @@ def _delete_files(
 ) -> tuple[list[Receipt], str | None]:
     """Delete each file's object with its receipt; (receipts, None | "held" | "stopped")."""
     receipts = []
-    for file in FileDeleting.query(transfer.transfer_id, consistent_read=True):
+    for file in File.query(transfer.transfer_id, consistent_read=True):
         if file.state == FILE_DELETED:
             continue  # a deleter before us finished this one (and wrote its receipt)
         if out_of_time(deadline):

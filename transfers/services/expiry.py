@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from pynamodb.attributes import UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import UpdateError
 
 from fxfer.change import Change, ChangeRefused
@@ -179,76 +178,64 @@ def expiry_sweep(*, now: datetime | None = None, limit: int = 200, deadline: dat
 # --- objects without a live record ---------------------------------------------------------------------------
 
 
-class OrphanCursor(SweepCursor):
-    """The orphan listing's cursor with the lease of the one run working on its page, and that run's
-    deletion claims (the versions of each key it is deleting, recorded before S3 is asked): a run killed
-    between S3 and DynamoDB leaves them, and the next run finishes their receipts."""
-
-    lease_op = UnicodeAttribute(null=True)
-    lease_until = UTCDateTimeAttribute(null=True)
-    claims = UnicodeAttribute(null=True)  # JSON: key → {"parent_id", "file_id", "claim"}
-
-
-def _lease(now: datetime, run: str) -> OrphanCursor | None:
+def _lease(now: datetime, run: str) -> SweepCursor | None:
     """Take the page for this run (one sweep at a time; a lease a killed run left expires); None when another
     sweep holds it."""
     try:
-        cursor = OrphanCursor.get(ORPHAN_CURSOR, consistent_read=True)
-    except OrphanCursor.DoesNotExist:
+        cursor = SweepCursor.get(ORPHAN_CURSOR, consistent_read=True)
+    except SweepCursor.DoesNotExist:
         cursor = None
     if cursor is not None and cursor.lease_op and cursor.lease_until and cursor.lease_until > now:
         return None
-    free = OrphanCursor.lease_until.does_not_exist() | (OrphanCursor.lease_until <= now)
+    free = SweepCursor.lease_until.does_not_exist() | (SweepCursor.lease_until <= now)
     try:
-        OrphanCursor(name=ORPHAN_CURSOR).update(
+        SweepCursor(name=ORPHAN_CURSOR).update(
             actions=[
-                OrphanCursor.lease_op.set(run),
-                OrphanCursor.lease_until.set(now + timedelta(seconds=CLAIM_SECONDS)),
+                SweepCursor.lease_op.set(run),
+                SweepCursor.lease_until.set(now + timedelta(seconds=CLAIM_SECONDS)),
             ],
             # A retry after a lost answer meets its own lease and goes on.
-            condition=free | (OrphanCursor.lease_op == run),
+            condition=free | (SweepCursor.lease_op == run),
         )
     except UpdateError as exc:
         if conditional_failed(exc):
             return None
         raise
-    return OrphanCursor.get(ORPHAN_CURSOR, consistent_read=True)
+    return SweepCursor.get(ORPHAN_CURSOR, consistent_read=True)
 
 
-def _claims(cursor: OrphanCursor) -> dict:
+def _claims(cursor: SweepCursor) -> dict:
     return json.loads(cursor.claims) if cursor.claims else {}
 
 
 def _save_claims(claims: dict, run: str) -> None:
-    OrphanCursor(name=ORPHAN_CURSOR).update(
-        actions=[
-            OrphanCursor.claims.set(json.dumps(claims, sort_keys=True)) if claims else OrphanCursor.claims.remove()
-        ],
-        condition=OrphanCursor.lease_op == run,
+    SweepCursor(name=ORPHAN_CURSOR).update(
+        actions=[SweepCursor.claims.set(json.dumps(claims, sort_keys=True)) if claims else SweepCursor.claims.remove()],
+        condition=SweepCursor.lease_op == run,
     )
 
 
-def _page_done(cursor: OrphanCursor, page: storage.VersionsPage, *, now: datetime, run: str) -> None:
+def _page_done(cursor: SweepCursor, page: storage.VersionsPage, *, now: datetime, run: str) -> None:
     """Move the cursor past the page whose work is done (at the end, back to the start) and free the lease."""
     last_key = page.next_key_marker  # the last key listed (S3's NextKeyMarker); None: the listing is complete
-    OrphanCursor(name=ORPHAN_CURSOR).update(
+    SweepCursor(name=ORPHAN_CURSOR).update(
         actions=[
-            OrphanCursor.pass_number.set(int(cursor.pass_number or 0) + 1),
-            OrphanCursor.updated_at.set(now),
-            OrphanCursor.key_marker.set(last_key) if last_key else OrphanCursor.key_marker.remove(),
-            OrphanCursor.lease_op.remove(),
-            OrphanCursor.lease_until.remove(),
+            SweepCursor.pass_number.set(int(cursor.pass_number or 0) + 1),
+            SweepCursor.updated_at.set(now),
+            SweepCursor.key_marker.set(last_key) if last_key else SweepCursor.key_marker.remove(),
+            SweepCursor.lease_op.remove(),
+            SweepCursor.lease_until.remove(),
         ],
-        condition=OrphanCursor.lease_op == run,
+        condition=SweepCursor.lease_op == run,
     )
 
 
 def _lease_free(run: str) -> None:
     """Out of time: give the page back unfinished; the next run lists it again from the same place."""
     try:
-        OrphanCursor(name=ORPHAN_CURSOR).update(
-            actions=[OrphanCursor.lease_op.remove(), OrphanCursor.lease_until.remove()],
-            condition=OrphanCursor.lease_op == run,
+        SweepCursor(name=ORPHAN_CURSOR).update(
+            actions=[SweepCursor.lease_op.remove(), SweepCursor.lease_until.remove()],
+            condition=SweepCursor.lease_op == run,
         )
     except UpdateError as exc:
         if not conditional_failed(exc):
