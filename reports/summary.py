@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.template.loader import render_to_string
-from pynamodb.exceptions import PutError
 
 from reports.models import DailyStats
 from reports.services import SCOPE_ALL
@@ -71,23 +69,16 @@ def day_anomalies(*, day: date, figures: dict) -> tuple[Anomaly, ...]:
 
 
 def daily_summary_send(*, day: date, figures: dict, now: datetime | None = None) -> SummarySent:
-    """Mail the day's figures and anomalies to FXFER_COMPLIANCE_SUMMARY_TO, once per day: a conditional write
-    claims the day first, so a retried or repeated job does not send it again (a failed send gives it back)."""
+    """Mail the day's figures and anomalies to FXFER_COMPLIANCE_SUMMARY_TO, once per day: the day's claim and
+    its outbox mail commit together (op "summary:<day>"), so a retried or repeated job neither sends
+    it twice nor loses it; what SES does not take now, the outbox retries. `sent`: every mail went now."""
+    from fxfer.change import Change, ChangeRefused
+
     recipients = tuple(settings.FXFER_COMPLIANCE_SUMMARY_TO)
     anomalies = day_anomalies(day=day, figures=figures)
     if not recipients:
         return SummarySent(day=day, sent=False, recipients=(), anomalies=anomalies)
-    claim = DailyStats(
-        day=day.isoformat(),
-        scope=SUMMARY_SCOPE,
-        status="sent",
-        figures={"to": list(recipients)},
-        computed_at=now or datetime.now(UTC),
-    )
-    try:
-        claim.save(condition=DailyStats.scope.does_not_exist())
-    except PutError:
-        return SummarySent(day=day, sent=False, recipients=recipients, anomalies=anomalies)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     context = {
         "day": day,
         "figures": figures,
@@ -96,18 +87,34 @@ def daily_summary_send(*, day: date, figures: dict, now: datetime | None = None)
         "report_url": f"{settings.FXFER_BASE_URL}/admin/reports/daily/?day={day.isoformat()}",
     }
     subject = f"fxfer daily summary {day.isoformat()}" + (f": {len(anomalies)} to look at" if anomalies else "")
+    body = render_to_string("reports/summary_mail.txt", context)
+    change = Change(op=f"summary:{day.isoformat()}", now=now)
+    change.put(
+        DailyStats(
+            day=day.isoformat(),
+            scope=SUMMARY_SCOPE,
+            status="sent",
+            figures={"to": list(recipients)},
+            computed_at=now,
+        ),
+        condition=DailyStats.scope.does_not_exist(),
+    )
+    change.mail(
+        key=f"summary:{day.isoformat()}",
+        kind="summary",
+        to=",".join(recipients),
+        subject=subject,
+        body=body,
+        audit_subject="system",
+    )
     try:
-        send_mail(
-            subject=subject,
-            message=render_to_string("reports/summary_mail.txt", context),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=list(recipients),
-        )
-    except Exception:
-        claim.delete()  # the next run tries again
-        logger.exception("reports.summary_mail.failed", extra={"day": day.isoformat()})
-        raise
-    return SummarySent(day=day, sent=True, recipients=recipients, anomalies=anomalies)
+        committed = change.commit()
+    except ChangeRefused:
+        return SummarySent(day=day, sent=False, recipients=recipients, anomalies=anomalies)  # sent before
+    sent = all(committed.sent.values())
+    if not sent:
+        logger.warning("reports.summary_mail.pending", extra={"day": day.isoformat()})
+    return SummarySent(day=day, sent=sent, recipients=recipients, anomalies=anomalies)
 
 
 FIGURE_LABELS = {

@@ -43,6 +43,7 @@ CLAIM_SECONDS = 90
 # SES errors that the same message will meet again: give up at once.
 PERMANENT_ERRORS = {"MessageRejected", "InvalidParameterValue", "MailFromDomainNotVerifiedException"}
 LINK_KINDS = {"link", "request_link"}
+STAFF_KINDS = {"summary"}
 
 
 def new_nonce() -> str:
@@ -163,8 +164,14 @@ def _deliver(mail: OutboxMail) -> str | None:
     secret = derived_text(mail.derive, mail.nonce)
     if secret is not None:
         body = body.replace(PLACEHOLDER, secret)
+    # `to` is one address; only a mail to staff named in settings (the daily summary) lists several. A guest's
+    # address is never split: a quoted local part may hold a comma.
+    to = [a.strip() for a in mail.to.split(",")] if mail.kind in STAFF_KINDS else [mail.to]
     message = EmailMessage(
-        subject=mail.subject, body=body, to=[mail.to], reply_to=[mail.reply_to] if mail.reply_to else None
+        subject=mail.subject,
+        body=body,
+        to=to,
+        reply_to=[mail.reply_to] if mail.reply_to else None,
     )
     message.send()
     return message.extra_headers.get("message_id")

@@ -70,15 +70,17 @@ def test_no_mail_without_recipients(settings, mailoutbox):
     assert mailoutbox == []
 
 
-def test_a_failed_send_is_tried_again_next_run(busy_day, mailoutbox, monkeypatch):
-    from reports import summary
+def test_a_failed_send_is_retried_by_the_outbox_and_never_sent_twice(busy_day, mailoutbox, settings):
+    from tests.faults import ERROR, inject
+    from transfers.models import MAIL_PENDING, OutboxMail
+    from transfers.outbox import outbox_retry
 
-    def down(**kwargs):
-        raise ConnectionError("SES unreachable")
-
-    monkeypatch.setattr(summary, "send_mail", down)
-    with pytest.raises(ConnectionError):
-        aggregate_daily(FIRED, None)
-    monkeypatch.undo()
-    aggregate_daily(FIRED, None)
-    assert len(mailoutbox) == 1
+    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    with inject(ERROR, service="ses", operation="SendRawEmail", times=10):
+        aggregate_daily(FIRED, None)  # the figures are in; the mail waits in the outbox
+    aggregate_daily(FIRED, None)  # a repeated run does not mail again
+    [mail] = [m for m in OutboxMail.scan() if m.kind == "summary"]
+    assert (mail.status, mail.last_error) == (MAIL_PENDING, "Throttling")
+    assert outbox_retry(now=mail.next_attempt_at).sent == 1  # the minute job's retry
+    assert OutboxMail.get(mail.mail_key).status == "sent"
+    assert outbox_retry(now=mail.next_attempt_at + timedelta(hours=1)).tried == 0
