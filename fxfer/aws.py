@@ -5,7 +5,8 @@ Only boundary modules (transfers/storage.py for S3, fxfer/provisioning.py for se
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from django.conf import settings
 
 _ENDPOINT_SETTINGS = {
@@ -14,6 +15,65 @@ _ENDPOINT_SETTINGS = {
     "dynamodb": "FXFER_DYNAMODB_ENDPOINT",
     "ses": "FXFER_SES_ENDPOINT",
 }
+
+
+# Error codes that mean "not now": the same call later may succeed (botocore's own retryable codes, DynamoDB's
+# transaction contention, KMS's and S3's own failures).
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "TransactionInProgressException",
+        "TransactionConflict",
+        "TransactionConflictException",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "KMSInternalException",
+        "KeyUnavailableException",
+    }
+)
+
+
+def transient(exc: BaseException | None) -> bool:
+    """Whether AWS failed in a way a later attempt may not meet: no answer (a timeout, a dropped connection), a
+    throttle, a 5xx, a conflicting transaction, anywhere in the exception's chain (PynamoDB wraps botocore's
+    error in `cause`; services chain theirs). A validation error, a refused permission or a failed condition is
+    not: retrying meets it again, so it is not retried and not reported as "try again"."""
+    seen = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, BotocoreConnectionError | HTTPClientError):
+            return True
+        if isinstance(current, ClientError):
+            error = current.response.get("Error", {})
+            status = current.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if error.get("Code") in TRANSIENT_CODES or int(status) >= 500:
+                return True
+            reasons = current.response.get("CancellationReasons") or []
+            if any((r or {}).get("Code") in TRANSIENT_CODES for r in reasons):
+                return True
+        conflict = getattr(current, "conflict", None)
+        if callable(conflict) and conflict():  # fxfer.change.ChangeRefused: another transaction held an item
+            return True
+        pending += [getattr(current, "cause", None), current.__cause__, current.__context__]
+    return False
 
 
 def endpoint_url(service: str) -> str | None:

@@ -15,7 +15,7 @@ Idempotency, twice over:
   lost (the write happened) is then a no-op that succeeds, for ten minutes.
 - Audit event ids and outbox keys derive from `op` too, and are put with "does not exist": a later retry of the
   same operation (a job healing it, a second S3 event) fails its conditions instead of writing twice, and
-  `ChangeRefused.own_effect()` tells it that the earlier attempt committed, so it goes on with the rest.
+  `commit()` reports the earlier attempt as committed (`Committed.repeated`), so the caller goes on with the rest.
 
 A transaction holds at most 100 items. A service whose change is larger writes the items nothing can reach yet
 (a new transfer's files and recipients) first, then commits the parent, its audit event and its outbox items.
@@ -72,11 +72,15 @@ class ChangeRefused(Exception):
         return any(r.code == "TransactionConflict" for r in self.refusals)
 
     def own_effect(self) -> bool:
-        """An earlier attempt of this same operation committed: every refusal is a failed "does not exist" of an
-        item it derived from its op (its audit events and outbox items), so nothing else stood in the way."""
-        return bool(self.refusals) and all(
-            r.code == SAME_OP or (r.code == CONDITION_FAILED and self.labels[r.index].startswith(_OWN))
-            for r in self.refusals
+        """An earlier attempt of this same operation committed: one of its audit events is already there (their
+        ids derive from the operation and commit with it or not at all), or every refusal is a failed "does not
+        exist" of an item it derived from its op, or AWS remembers its token with other values."""
+        return bool(self.refusals) and (
+            any(r.code == SAME_OP for r in self.refusals)
+            or any(
+                r.code == CONDITION_FAILED and self.labels[r.index].startswith(f"{_OWN}audit:") for r in self.refusals
+            )
+            or all(r.code == CONDITION_FAILED and self.labels[r.index].startswith(_OWN) for r in self.refusals)
         )
 
 
@@ -90,6 +94,8 @@ class Committed:
     events: list[str] = field(default_factory=list)  # audit event ids
     mails: list[str] = field(default_factory=list)  # outbox keys
     sent: dict[str, bool] = field(default_factory=dict)  # outbox key → accepted by SES right after the commit
+    outcomes: dict = field(default_factory=dict)  # outbox key → transfers.outbox.MailSent (status, error)
+    repeated: bool = False  # an earlier attempt of this operation had committed it (or its answer was lost)
 
 
 class Change:
@@ -167,7 +173,10 @@ class Change:
     # --- commit ----------------------------------------------------------------------------------------------
     def commit(self, *, send_mails: bool = True) -> Committed:
         """One TransactWriteItems; then each outbox mail is sent once (failures stay in the outbox for the
-        retry job). Raises ChangeRefused when a condition failed."""
+        retry job). An operation that had committed before (its own events and mails are there, its token is
+        remembered with other values, or its answer was lost for good and its first event is found) counts as
+        committed: `Committed.repeated`, and its mails are sent if still pending. Raises ChangeRefused when
+        another condition failed, and the AWS error when nothing shows that it committed."""
         if len(self._ops) > MAX_ITEMS:
             raise ChangeTooLarge(f"{self.op}: {len(self._ops)} items in one transaction (at most {MAX_ITEMS})")
         # PynamoDB sends condition checks, then deletes, puts and updates: the cancellation reasons come in that
@@ -189,26 +198,74 @@ class Change:
                 if getattr(exc, "cause_response_code", "") == "IdempotentParameterMismatchException":
                     # The same operation committed within the last ten minutes with other values (a concurrent
                     # caller, a retry at another time): its effect is there.
-                    raise ChangeRefused([Refusal(index=0, code=SAME_OP, old=None)], [f"{_OWN}op", *labels]) from None
+                    return self._done(repeated=True, send_mails=send_mails)
                 reasons = exc.cancellation_reasons or []
                 refusals = [
                     Refusal(index=i, code=reason.code, old=reason.raw_item)
                     for i, reason in enumerate(reasons)
                     if reason is not None
                 ]
-                if not refusals:
+                if refusals:
+                    refused = ChangeRefused(refusals, labels)
+                    if refused.own_effect():
+                        return self._done(repeated=True, send_mails=send_mails)
+                    raise refused from None
+                if not self._committed_before(exc):
                     raise
-                raise ChangeRefused(refusals, labels) from None
+                return self._done(repeated=True, send_mails=send_mails)
+            except Exception as exc:
+                if not self._committed_before(exc):
+                    raise
+                return self._done(repeated=True, send_mails=send_mails)
+        return self._done(repeated=False, send_mails=send_mails)
+
+    def _committed_before(self, exc: BaseException) -> bool:
+        """After a failure that left no answer (botocore gave up on lost answers or timeouts), whether the
+        transaction took effect anyway: its first audit event commits with it or not at all."""
+        from fxfer.aws import transient
+        from reports.models import AuditEvent
+
+        if not self._events or not transient(exc):
+            return False
+        try:
+            AuditEvent.get(self._events[0].event_id, consistent_read=True)
+        except AuditEvent.DoesNotExist:
+            return False
+        except Exception:
+            return False  # still no answer: report the original failure
+        logger.warning("change.recognised", extra={"op_kind": self.op.split(":", 1)[0]})
+        return True
+
+    def _done(self, *, repeated: bool, send_mails: bool) -> Committed:
         from reports.services import log_event
 
         for event in self._events:
             log_event(event)
         committed = Committed(
-            op=self.op, events=[e.event_id for e in self._events], mails=[m.mail_key for m in self._mails]
+            op=self.op,
+            events=[e.event_id for e in self._events],
+            mails=[m.mail_key for m in self._mails],
+            repeated=repeated,
         )
         if send_mails:
-            committed.sent = send_committed(committed.mails)
+            committed.outcomes = send_committed(committed.mails, now=self.now)
+            committed.sent = {key: outcome.sent for key, outcome in committed.outcomes.items()}
         return committed
+
+    @property
+    def events(self) -> list[str]:
+        """The ids of the audit events this change writes."""
+        return [e.event_id for e in self._events]
+
+    @property
+    def mail_keys(self) -> list[str]:
+        """The outbox keys of the mails this change writes."""
+        return [m.mail_key for m in self._mails]
+
+    @property
+    def mail_items(self) -> list:
+        """The outbox mails (OutboxMail items) this change writes."""
+        return list(self._mails)
 
     @property
     def token(self) -> str:
@@ -219,19 +276,20 @@ class Change:
         self._ops.append((label, kind, item, {k: v for k, v in kwargs.items() if v is not None}))
 
 
-def send_committed(mail_keys: list[str]) -> dict[str, bool]:
-    """Send committed outbox mails now (the retry job sends what fails here)."""
-    from transfers.outbox import outbox_send
+def send_committed(mail_keys: list[str], *, now: datetime | None = None) -> dict:
+    """Send committed outbox mails now, each once (the retry job sends what fails here): key → MailSent."""
+    from transfers.models import MAIL_PENDING
+    from transfers.outbox import MailSent, outbox_send
 
-    sent = {}
+    outcomes = {}
     for key in mail_keys:
         try:
-            sent[key] = outbox_send(mail_key=key).sent
-        except Exception:
+            outcomes[key] = outbox_send(mail_key=key, now=now)
+        except Exception as exc:
             # Committed, so not lost: the retry job sends it. The caller tells the user it is not sent yet.
             logger.exception("outbox.send.error", extra={"mail_key_kind": key.split(":", 1)[0]})
-            sent[key] = False
-    return sent
+            outcomes[key] = MailSent(mail_key=key, sent=False, status=MAIL_PENDING, error=type(exc).__name__)
+    return outcomes
 
 
 def _label(item: Model) -> str:

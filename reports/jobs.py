@@ -16,69 +16,15 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
-
+from fxfer.aws import transient
 from fxfer.events import scheduled_time
 from reports import services
 
 logger = logging.getLogger(__name__)
 
-# Errors a later attempt may not meet (botocore's own retryable codes, and DynamoDB's transaction contention).
-TRANSIENT_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "LimitExceededException",
-        "SlowDown",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "PriorRequestNotComplete",
-        "TransactionInProgressException",
-        "TransactionConflict",
-        "TransactionConflictException",
-        "InternalServerError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "KMSInternalException",
-        "KeyUnavailableException",
-    }
-)
 # Stop starting new work this long before the Lambda's time ends: one more step (a transaction, an SES call
 # with its retries) must still fit.
 SAFETY_MARGIN = timedelta(seconds=8)
-
-
-def transient(exc: BaseException) -> bool:
-    """Whether a later attempt of the same event may succeed: a throttle, a timeout or connection failure, a
-    5xx, a transaction conflict, anywhere in the exception's chain (PynamoDB wraps botocore's error)."""
-    seen = set()
-    pending = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, (BotocoreConnectionError, HTTPClientError)):
-            return True
-        if isinstance(current, ClientError):
-            error = current.response.get("Error", {})
-            status = current.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-            if error.get("Code") in TRANSIENT_CODES or status >= 500:
-                return True
-            reasons = current.response.get("CancellationReasons") or []
-            if any((r or {}).get("Code") in TRANSIENT_CODES for r in reasons):
-                return True
-        conflict = getattr(current, "conflict", None)
-        if callable(conflict) and conflict():  # fxfer.change.ChangeRefused: another transaction held an item
-            return True
-        pending += [getattr(current, "cause", None), current.__cause__, current.__context__]
-    return False
 
 
 def job_entry_point(function):

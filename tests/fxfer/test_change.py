@@ -68,10 +68,26 @@ def test_the_same_operation_later_recognises_its_own_effect():
     from devtools.moto_atomic import forget_transaction_tokens
 
     forget_transaction_tokens()  # past the ten minutes a token lasts
-    with pytest.raises(ChangeRefused) as refused:
-        change.commit()
-    assert refused.value.own_effect()
-    assert len(list(AuditEvent.scan())) == 1
+    assert change.commit().repeated  # and it sends the mail the first attempt left pending
+    assert sorted(e.action for e in AuditEvent.scan()) == ["mail.sent", "thing.made"]
+
+
+def test_a_commit_whose_answer_was_lost_for_good_is_recognised_by_its_event():
+    with inject(LOST, service="dynamodb", operation="TransactWriteItems", times=10):
+        committed = _change().commit(send_mails=False)
+    assert committed.repeated
+    assert RateLimit.get("thing").count == 1
+
+
+def test_a_commit_that_never_happened_is_reported():
+    from pynamodb.exceptions import TransactWriteError
+
+    with (
+        inject(TIMEOUT, service="dynamodb", operation="TransactWriteItems", times=10),
+        pytest.raises(TransactWriteError),
+    ):
+        _change().commit(send_mails=False)
+    assert list(AuditEvent.scan()) == []
 
 
 def test_chainer_links_events_and_the_check_passes():

@@ -11,6 +11,7 @@ import requests
 from django.conf import settings
 
 from fxfer import aws
+from fxfer.aws import transient
 from reports.models import AuditEvent
 from tests import faults
 from tests.faults import ERROR, KILLED, LOST, Killed, inject
@@ -29,7 +30,6 @@ from transfers.errors import TransferError
 from transfers.jobs import on_object_created
 from transfers.models import File, Recipient, Transfer, TransferSearchTerm
 from transfers.policy import FileDeclared
-from transfers.services.uploads import aws_busy
 
 MiB = 1024**2
 
@@ -413,7 +413,7 @@ def test_aws_busy_during_the_s3_event_raises_for_lambda_to_retry_and_never_refus
     storage.forget_kms_key_arn()  # a cold Lambda looks the key up
     with inject(ERROR, service=service, operation=operation, times=10), pytest.raises(Exception) as caught:
         on_object_created(_event(created.files[0].key), None)
-    assert aws_busy(caught.value)
+    assert transient(caught.value)
     assert File.get(created.transfer_id, created.files[0].file_id).state == "pending"
     assert _events("file.verified") == []
     assert on_object_created(_event(created.files[0].key), None)["records"][0]["outcome"] == "verified"

@@ -1,5 +1,6 @@
 """Helpers the transfer services share: ids, hashes, time, loading with ownership, audit, rate limits."""
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from django.utils.crypto import salted_hmac
 from pynamodb.exceptions import UpdateError
 
+from fxfer.aws import transient
 from fxfer.change import Change
 from reports.services import audit_record
 from transfers import policy
@@ -151,6 +153,27 @@ def audit(
         details={k: v for k, v in details.items() if v is not None} or None,
         now=now,
     )
+
+
+def unavailable_when_aws_fails(service):
+    """A person's action (a page, the uploader) whose AWS calls kept failing after botocore's retries answers
+    TransferError("unavailable") (503: "nothing was lost; try again"), never a server error. That is true: each
+    change commits whole or not at all, one that did commit is recognised (Change.commit), and calling again
+    finishes what an earlier call left. Errors retrying cannot fix stay errors."""
+
+    @functools.wraps(service)
+    def wrapped(*args, **kwargs):
+        try:
+            return service(*args, **kwargs)
+        except TransferError:
+            raise
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            logger.warning("transfers.aws_unavailable", extra={"service": service.__name__, "error": repr(exc)})
+            raise TransferError("unavailable") from exc
+
+    return wrapped
 
 
 def conditional_failed(exc: Exception) -> bool:

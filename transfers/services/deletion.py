@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.utils.translation import gettext as _
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from fxfer.change import Change, ChangeRefused, old_value
 from transfers import storage
@@ -133,20 +133,9 @@ class TransferDeleted:
 
 
 def commit_once(change: Change) -> bool:
-    """Commit `change`; True when it committed now, False when an earlier attempt of the same op had
-    committed (its own audit events and outbox items are there, or AWS still remembers the token with other
-    contents: a rebuilt change is never byte-identical). Other refusals propagate as ChangeRefused."""
-    try:
-        change.commit()
-        return True
-    except ChangeRefused as refused:
-        if refused.own_effect():
-            return False
-        raise
-    except TransactWriteError as exc:
-        if getattr(exc, "cause_response_code", "") == "IdempotentParameterMismatchException":
-            return False
-        raise
+    """Commit `change`; True when it committed now, False when an earlier attempt of the same op had (Change
+    recognises it). Other refusals propagate as ChangeRefused."""
+    return not change.commit().repeated
 
 
 # --- the transfer's claim ------------------------------------------------------------------------------------

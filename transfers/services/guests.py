@@ -20,17 +20,16 @@ Two writes stay outside: the per-IP lookup brake (a lost answer may count one lo
 allowance) and a request grant's sliding expiry (a session refresh, idempotent, not an access decision).
 """
 
-import functools
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError
 from django.conf import settings
 from django.utils.translation import gettext as _
 from pynamodb.exceptions import PynamoDBException
 
-from fxfer.change import Change, ChangeRefused, Committed, send_committed
+from fxfer.change import Change, ChangeRefused, Committed
 from reports.models import AuditEvent
 from reports.services import audit_count
 from transfers import mails, storage
@@ -61,6 +60,7 @@ from transfers.services.common import (
     token_hash,
     token_well_formed,
     transfer_get,
+    unavailable_when_aws_fails,
     utc,
     valid_id,
 )
@@ -68,85 +68,16 @@ from transfers.services.common import (
 logger = logging.getLogger(__name__)
 CODE_DIGITS = 6
 
-# Answers that say "not now" rather than "never": throttling, AWS's own failures. Anything else (a validation
-# error, an item too large) is a bug that retrying cannot fix, and stays a 500 with its trace.
-_TRANSIENT_CODES = {
-    "ThrottlingException",
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionInProgressException",
-    "SlowDown",
-    "Throttling",
-}
-
-
-def transient_aws_failure(exc: BaseException | None) -> bool:
-    """An AWS failure a later try may not meet: a timeout, a lost connection, a throttle, a 5xx."""
-    for _depth in range(5):
-        if exc is None:
-            return False
-        if isinstance(exc, BotoCoreError):
-            return True
-        if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-            return error.get("Code") in _TRANSIENT_CODES or status >= 500
-        if isinstance(exc, ChangeRefused):
-            return exc.conflict()
-        exc = getattr(exc, "cause", None) or exc.__cause__
-    return False
-
-
-def _unavailable_when_aws_fails(service):
-    """A guest service whose AWS calls fail for good (after botocore's retries) refuses with `unavailable`:
-    the page says nothing was lost and to try again, instead of a server error."""
-
-    @functools.wraps(service)
-    def wrapped(*args, **kwargs):
-        try:
-            return service(*args, **kwargs)
-        except (PynamoDBException, BotoCoreError, ClientError, ChangeRefused) as exc:
-            if not transient_aws_failure(exc):
-                raise
-            logger.warning("transfers.guest.unavailable", extra={"service": service.__name__, "error": repr(exc)})
-            raise TransferError("unavailable") from exc
-
-    return wrapped
-
-
 # PynamoDB sends a transaction's items grouped: condition checks, deletes, puts (audit events and outbox mails
 # are puts), then updates, while ChangeRefused labels refusals by the order items were added. Every change
 # here adds its items in that same order, so a refusal's label names the item that was refused.
 
 
 def _commit(change: Change, *, proof: str) -> Committed:
-    """Commit `change`, whose audit event `proof` commits with it or not at all. When no answer came (botocore
-    gave up after lost answers or timeouts), that event tells whether the change took effect: if it did, the
-    call goes on as committed (and sends the change's mails); if not, nothing happened: `unavailable`."""
-    try:
-        return change.commit()
-    except ChangeRefused as refused:
-        if refused.failed(f"own:audit:{proof}") is None:
-            raise
-        # An earlier attempt of this very operation committed (its token had lapsed): finish it.
-        return _finish(change)
-    except (PynamoDBException, BotoCoreError) as exc:
-        if not transient_aws_failure(exc):
-            raise
-        try:
-            AuditEvent.get(proof, consistent_read=True)
-        except AuditEvent.DoesNotExist:
-            raise TransferError("unavailable") from exc
-        logger.warning("transfers.guest.commit_recovered", extra={"op_kind": change.op.split(":", 1)[0]})
-        return _finish(change)
-
-
-def _finish(change: Change) -> Committed:
-    # The outbox keys are in the change's own labels ("own:mail:<key>").
-    keys = [label.removeprefix("own:mail:") for label, *_ in change._ops if label.startswith("own:mail:")]
-    return Committed(op=change.op, mails=keys, sent=send_committed(keys))
+    """Commit `change`, whose audit event `proof` commits with it or not at all: Change.commit recognises an
+    earlier commit of the same operation by it (an answer lost for good, a token that lapsed) and goes on."""
+    committed = change.commit()
+    return committed
 
 
 def _old_number(old: dict | None, *path: str) -> int:
@@ -222,7 +153,7 @@ class GuestLink:
     closes_at: datetime | None = None
 
 
-@_unavailable_when_aws_fails
+@unavailable_when_aws_fails
 def guest_link_open(
     *, token: str, ip: str | None = None, user_agent: str | None = None, now: datetime | None = None
 ) -> GuestLink:
@@ -266,7 +197,7 @@ def _window(counter: str, window_seconds: int, now: datetime) -> tuple[RateLimit
     return RateLimit(counter=f"{counter}#{start}"), datetime.fromtimestamp(start + 2 * window_seconds, UTC)
 
 
-@_unavailable_when_aws_fails
+@unavailable_when_aws_fails
 def guest_code_send(
     *, token: str, ip: str | None = None, user_agent: str | None = None, now: datetime | None = None
 ) -> CodeSent:
@@ -378,7 +309,7 @@ def _live(recipient: Recipient, link: str | None = None):
     return (Recipient.locked == False) & (Recipient.token_hash == (link or recipient.token_hash))  # noqa: E712
 
 
-@_unavailable_when_aws_fails
+@unavailable_when_aws_fails
 def guest_code_verify(
     *, token: str, code: str, ip: str | None = None, user_agent: str | None = None, now: datetime | None = None
 ) -> AccessGranted:
@@ -565,7 +496,7 @@ def _failed_try(
     raise TransferError("unavailable")  # the count kept moving under us: busy, nothing of this try was counted
 
 
-@_unavailable_when_aws_fails
+@unavailable_when_aws_fails
 def guest_access(
     *, transfer_id: str, recipient_id: str, grant: str, now: datetime, kind: str = KIND_SEND
 ) -> tuple[Transfer, Recipient]:
@@ -635,7 +566,7 @@ class DownloadIssued:
     downloads_left: int
 
 
-@_unavailable_when_aws_fails
+@unavailable_when_aws_fails
 def guest_download_url(
     *,
     transfer_id: str,

@@ -50,6 +50,7 @@ from transfers.services.common import (
     sweep_shard,
     token_hash,
     transfer_get,
+    unavailable_when_aws_fails,
     utc,
     valid_id,
 )
@@ -69,7 +70,6 @@ from transfers.services.sending import (
     save_all,
     search_sort_key,
     search_terms,
-    unavailable_when_aws_fails,
 )
 from transfers.services.uploads import upload_cancel
 

@@ -8,7 +8,6 @@ and are safe to repeat. What a service returns about mails is what SES did: acce
 outbox retries it), or failed with its reason.
 """
 
-import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +18,6 @@ from django.conf import settings
 from pynamodb.exceptions import PynamoDBException
 
 from fxfer.change import Change, ChangeRefused
-from reports.models import AuditEvent
 from reports.services import local_day
 from transfers import mails, policy, storage
 from transfers.errors import TransferError
@@ -54,38 +52,15 @@ from transfers.services.common import (
     sweep_shard,
     token_hash,
     transfer_get,
+    unavailable_when_aws_fails,
     utc,
     valid_id,
 )
 
 logger = logging.getLogger(__name__)
 
+
 # What AWS failing looks like through boto3 and PynamoDB once their retries are spent.
-AWS_FAILURES = (PynamoDBException, BotoCoreError, ClientError)
-
-
-def unavailable_when_aws_fails(service):
-    """A person's action whose AWS calls kept failing answers TransferError("unavailable") (503, "nothing was
-    lost; try again"): a retry is safe, because each change commits whole or not at all, and one that did commit
-    was recognised inside the service and is not reported as a failure."""
-
-    @functools.wraps(service)
-    def wrapped(*args, **kwargs):
-        try:
-            return service(*args, **kwargs)
-        except AWS_FAILURES as exc:
-            logger.warning(
-                "transfers.aws_unavailable", extra={"service": service.__name__, "error": type(exc).__name__}
-            )
-            raise TransferError("unavailable") from exc
-        except ChangeRefused as exc:
-            if not exc.conflict():
-                raise
-            raise TransferError("unavailable") from exc  # another transaction held an item: trying again works
-
-    return wrapped
-
-
 @dataclass(frozen=True)
 class MailOutcome:
     """What happened to one mail right after its change committed."""
@@ -117,29 +92,10 @@ def send_now(mails_to: dict[str, str], *, now: datetime | None = None) -> tuple[
 
 
 def commit_recognised(change: Change) -> tuple[MailOutcome, ...]:
-    """Commit `change` and send its mails once. A failure after which the change is found committed (its first
-    audit event exists: an answer lost for good, or an earlier attempt of the same operation) is not a failure:
-    the mails it committed are sent and the caller goes on. Raises ChangeRefused or the AWS error otherwise."""
-    events = [item for _label, kind, item, _kw in change._ops if kind == "save" and isinstance(item, AuditEvent)]
-    outbox = {item.mail_key: item.to for _label, kind, item, _kw in change._ops if isinstance(item, OutboxMail)}
-    try:
-        change.commit(send_mails=False)
-    except ChangeRefused as exc:
-        if not exc.own_effect():
-            raise
-    except AWS_FAILURES:
-        if not events or not _exists(events[0].event_id):
-            raise
-        logger.warning("transfers.commit_recognised", extra={"op_kind": change.op.split(":", 1)[0]})
-    return send_now(outbox, now=change.now)
-
-
-def _exists(event_id: str) -> bool:
-    try:
-        AuditEvent.get(event_id, consistent_read=True)
-    except AuditEvent.DoesNotExist:
-        return False
-    return True
+    """Commit `change` (an earlier commit of the same operation counts as this one: Change.commit), then send
+    its mails once with the service's own clock; what fails stays in the outbox for the retry job."""
+    change.commit(send_mails=False)
+    return send_now({item.mail_key: item.to for item in change.mail_items}, now=change.now)
 
 
 class SenderIdentity(Protocol):
@@ -534,7 +490,7 @@ def abort_unfinished_uploads(parent_id: str) -> int:
             if file.state == FILE_PENDING and file.multipart_upload_id:
                 storage.multipart_abort(key=file.s3_key, upload_id=file.multipart_upload_id)
                 aborted += 1
-    except AWS_FAILURES:
+    except (PynamoDBException, BotoCoreError, ClientError):
         logger.warning("transfers.multipart_abort_failed", exc_info=True)
     return aborted
 

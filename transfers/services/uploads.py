@@ -21,18 +21,17 @@ TransferError("unavailable") (503, nothing lost), and the S3 event handler raise
 is never refused because AWS was busy. Errors that retrying cannot fix are logged and end the event.
 """
 
-import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as AwsConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.utils.translation import gettext as _
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
+from fxfer.aws import transient
 from fxfer.change import Change, ChangeRefused, ChangeTooLarge, old_value
 from transfers import policy, storage
 from transfers.errors import TransferError
@@ -57,6 +56,7 @@ from transfers.services.common import (
     owned_transfer,
     status_at,
     transfer_get,
+    unavailable_when_aws_fails,
     utc,
     valid_id,
 )
@@ -65,78 +65,12 @@ from transfers.services.sending import transfer_release
 
 logger = logging.getLogger(__name__)
 
-# Error codes that mean "not now": trying the same call later may succeed.
-_BUSY_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "ProvisionedThroughputExceededException",
-        "LimitExceededException",
-        "SlowDown",
-        "ServiceUnavailable",
-        "InternalError",
-        "InternalFailure",
-        "InternalServerError",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "TransactionConflictException",
-        "TransactionInProgressException",
-        "KMSInternalException",
-        "KeyUnavailableException",
-    }
-)
-
-
-def aws_busy(exc: BaseException | None) -> bool:
-    """AWS failed in a way that trying again later can fix: no answer (a timeout, a dropped connection),
-    "slow down", a 5xx, a conflicting transaction. A validation error, a refused permission or a failed
-    condition is not: retrying meets it again."""
-    for _depth in range(5):  # PynamoDB wraps botocore's error in `cause`; services chain theirs
-        if exc is None:
-            return False
-        if isinstance(exc, TransferError):
-            return exc.code == "unavailable"
-        if isinstance(exc, ChangeRefused):
-            return exc.conflict()
-        if isinstance(exc, AwsConnectionError | HTTPClientError):
-            return True
-        if isinstance(exc, ClientError):
-            code = exc.response.get("Error", {}).get("Code", "")
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-            return code in _BUSY_CODES or status >= 500
-        exc = getattr(exc, "cause", None) or exc.__cause__
-    return False
-
 
 def _aws_refused(exc: BaseException) -> bool:
     """An error from AWS (or our own change) that retrying cannot fix."""
-    return not aws_busy(exc) and isinstance(
+    return not transient(exc) and isinstance(
         exc, ClientError | BotoCoreError | PynamoDBException | ChangeRefused | ChangeTooLarge | TransferError
     )
-
-
-def _unavailable_when_busy(service):
-    """A browser-facing service: AWS still busy after botocore's retries is TransferError("unavailable") (503),
-    never a server error. Nothing is lost: each change commits whole or not at all, and calling again finishes
-    whatever an earlier call left."""
-
-    @functools.wraps(service)
-    def wrapped(*args, **kwargs):
-        try:
-            return service(*args, **kwargs)
-        except TransferError:
-            raise
-        except Exception as exc:
-            if not aws_busy(exc):
-                raise
-            logger.warning("upload.aws_busy", extra={"service": service.__name__, "error": type(exc).__name__})
-            raise TransferError("unavailable") from exc
-
-    return wrapped
 
 
 @dataclass(frozen=True)
@@ -215,7 +149,7 @@ def _file(parent_id: str, file_id: str) -> File:
         raise TransferError("not_found") from None
 
 
-@_unavailable_when_busy
+@unavailable_when_aws_fails
 def upload_authorize(
     *,
     transfer_id: str,
@@ -343,7 +277,7 @@ class PartsSigned:
     expires_at: datetime
 
 
-@_unavailable_when_busy
+@unavailable_when_aws_fails
 def upload_parts_sign(
     *,
     transfer_id: str,
@@ -383,7 +317,7 @@ def upload_parts_sign(
     )
 
 
-@_unavailable_when_busy
+@unavailable_when_aws_fails
 def upload_parts_list(
     *,
     transfer_id: str,
@@ -429,7 +363,7 @@ class FileVerified:
     released: bool = False
 
 
-@_unavailable_when_busy
+@unavailable_when_aws_fails
 def upload_complete_multipart(
     *,
     transfer_id: str,
@@ -496,7 +430,7 @@ def upload_complete_multipart(
     return _verify(file=file, version_id=None, actor=actor, now=now)
 
 
-@_unavailable_when_busy
+@unavailable_when_aws_fails
 def upload_cancel(
     *,
     transfer_id: str,
@@ -565,7 +499,7 @@ def _cancel_commit(*, file: File, actor: str, now: datetime) -> None:
         if old_value(refusal, "state") != FILE_CANCELLED:
             raise TransferError("state_conflict") from None  # verified meanwhile
     except Exception as exc:
-        if not aws_busy(exc):
+        if not transient(exc):
             raise
         # Perhaps only the answer was lost: the file tells whether the cancellation committed.
         file.refresh(consistent_read=True)
@@ -573,7 +507,7 @@ def _cancel_commit(*, file: File, actor: str, now: datetime) -> None:
             raise
 
 
-@_unavailable_when_busy
+@unavailable_when_aws_fails
 def upload_done(
     *,
     transfer_id: str,
@@ -717,7 +651,7 @@ def _commit_verdict(change: Change, file: File) -> str:
             raise
         return old_value(refusal, "state") or ""
     except Exception as exc:
-        if not aws_busy(exc):
+        if not transient(exc):
             raise
         # The write may have happened with its answer lost for good: the file tells.
         file.refresh(consistent_read=True)

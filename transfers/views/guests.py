@@ -19,12 +19,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from pynamodb.exceptions import PynamoDBException
 
+from fxfer.aws import transient
 from transfers import selectors, services
 from transfers.errors import TransferError
 from transfers.forms import CodeForm, FinishForm, declared_files
 from transfers.models import KIND_REQUEST
 from transfers.outbox import new_nonce
-from transfers.services.guests import transient_aws_failure
 from transfers.views.common import (
     GUEST_DOWNLOAD_SESSION,
     GUEST_UPLOAD_SESSION,
@@ -45,7 +45,7 @@ def _busy(error: TransferError) -> bool:
 
 def _aws_refusal(exc: Exception) -> TransferError:
     """AWS failing for good (after its retries) on a guest page: the truth is "busy, nothing lost, try again"."""
-    if not transient_aws_failure(exc):
+    if not transient(exc):
         raise exc
     return TransferError("unavailable")
 
