@@ -21,6 +21,7 @@ absorbs; `times=10` outlasts every retry, so the caller sees the failure.
 
 import contextlib
 import itertools
+import os
 from dataclasses import dataclass, field
 
 from botocore.awsrequest import AWSResponse
@@ -176,39 +177,55 @@ MATRIX: list[Row] = []
 PERSISTENT = 10  # more than any client's retries: the caller sees the failure
 
 
+def full_sweep() -> bool:
+    """`make fault-matrix` (FXFER_FAULT_MATRIX or FXFER_FAULT_FULL set) runs every case; `make test` a short
+    sweep: every distinct call once (every commit each time), with the three cases that tell most: an answer
+    lost once (the retry meets its own effect), an error that outlasts the retries (the caller must tell the
+    truth and a later run heal it), and a kill right after the call took effect."""
+    return bool(os.environ.get("FXFER_FAULT_MATRIX") or os.environ.get("FXFER_FAULT_FULL"))
+
+
+SHORT_CASES = ((LOST, 1), (ERROR, PERSISTENT), (KILLED, 1))
+
+
 def sweep_faults(flow, *, setup, act, check, heal=None, kinds=KINDS, times=(1, PERSISTENT), only=None):
     """For each AWS call `act(state)` makes on a clean run (recorded first), inject each fault kind once (what
     botocore's retry absorbs) and persistently (the caller sees it); a kill happens once. After each,
     `heal(state)` runs what would run next in production (the S3 event again, the jobs), then
     `check(state, result, error)` asserts the invariants (`error` is the exception the flow raised, a Killed
-    for a kill). `only(service, operation)` narrows the calls. Every case is a row of MATRIX."""
+    for a kill). `only(service, operation)` narrows the calls. Every case is a row of MATRIX. Outside
+    `make fault-matrix` the sweep is short (see full_sweep)."""
     state = setup()
     with recording() as rec:
         act(state)
     calls = [c for c in distinct_calls(rec) if only is None or only(c[0], c[1])]
     assert calls, f"{flow}: the flow made no AWS call"
+    if full_sweep():
+        cases = [(kind, count) for kind in kinds for count in (times if kind != KILLED else (1,))]
+    else:
+        calls = [c for c in calls if c[2] == 1 or c[1] == "TransactWriteItems"]
+        cases = [case for case in SHORT_CASES if case[0] in kinds]
     problems = []
     for service, operation, nth in calls:
-        for kind in kinds:
-            for count in times if kind != KILLED else (1,):
-                state = setup()
-                result, error = None, None
-                with inject(kind, service=service, operation=operation, nth=nth, times=count):
-                    try:
-                        result = act(state)
-                    except (Exception, Killed) as exc:  # the flow may fail; what it told and left is checked below
-                        error = exc
-                problem = ""
+        for kind, count in cases:
+            state = setup()
+            result, error = None, None
+            with inject(kind, service=service, operation=operation, nth=nth, times=count):
                 try:
-                    if heal is not None:
-                        heal(state)
-                    check(state, result, error)
-                except AssertionError as exc:
-                    problem = str(exc).splitlines()[0][:300] if str(exc) else "assertion failed"
-                outcome = "ok" if error is None else type(error).__name__
-                MATRIX.append(Row(flow, service, operation, nth, kind, count, outcome, not problem, problem))
-                if problem:
-                    problems.append(f"{service}.{operation}#{nth} {kind}x{count}: {problem}")
+                    result = act(state)
+                except (Exception, Killed) as exc:  # the flow may fail; what it told and left is checked below
+                    error = exc
+            problem = ""
+            try:
+                if heal is not None:
+                    heal(state)
+                check(state, result, error)
+            except AssertionError as exc:
+                problem = str(exc).splitlines()[0][:300] if str(exc) else "assertion failed"
+            outcome = "ok" if error is None else type(error).__name__
+            MATRIX.append(Row(flow, service, operation, nth, kind, count, outcome, not problem, problem))
+            if problem:
+                problems.append(f"{service}.{operation}#{nth} {kind}x{count}: {problem}")
     assert not problems, f"{flow}: {len(problems)} cases broke an invariant:\n" + "\n".join(problems[:30])
     return calls
 
