@@ -11,7 +11,7 @@ RUNTIME_VENV := .venv-runtime
 APT_PACKAGES := xmlsec1 chromium
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup run test test-fast test-integration test-package fault-matrix package lint format clean bench-coldstart bench-upload bench-aggregate
+.PHONY: help setup run test test-fast test-integration test-package fault-matrix package lint format clean bench-short bench-coldstart bench-upload bench-aggregate
 
 help:
 	@echo "make run      set up and start fxfer locally on stand-ins for AWS (http://127.0.0.1:8000)"
@@ -83,6 +83,13 @@ fault-matrix: setup
 # --- Lambda package ----------------------------------------------------------------------------------------
 package: setup
 	$(PY) -m devtools.package
+
+# Every bench in a short mode, so CI proves they still run: a small day to aggregate, two cold starts, a 120 MiB
+# upload (the browser's multipart path).
+bench-short: package
+	$(PY) -m bench.aggregate --sizes 500 --background-days 2 --background-events 200
+	$(PY) -m bench.coldstart --runs 2
+	$(PY) -m bench.upload --size-mib 120 --budget-seconds 300
 
 bench-coldstart: package
 	$(PY) -m bench.coldstart
