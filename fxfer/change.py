@@ -73,14 +73,10 @@ class ChangeRefused(Exception):
 
     def own_effect(self) -> bool:
         """An earlier attempt of this same operation committed: one of its audit events is already there (their
-        ids derive from the operation and commit with it or not at all), or every refusal is a failed "does not
-        exist" of an item it derived from its op, or AWS remembers its token with other values."""
-        return bool(self.refusals) and (
-            any(r.code == SAME_OP for r in self.refusals)
-            or any(
-                r.code == CONDITION_FAILED and self.labels[r.index].startswith(f"{_OWN}audit:") for r in self.refusals
-            )
-            or all(r.code == CONDITION_FAILED and self.labels[r.index].startswith(_OWN) for r in self.refusals)
+        ids derive from the operation and commit with it or not at all), or AWS remembers its token with other
+        values. (An outbox key that exists proves nothing: the caller chooses it, and another operation may.)"""
+        return any(r.code == SAME_OP for r in self.refusals) or any(
+            r.code == CONDITION_FAILED and self.labels[r.index].startswith(f"{_OWN}audit:") for r in self.refusals
         )
 
 

@@ -436,3 +436,38 @@ def test_a_lost_answer_on_the_code_send_takes_one_allowance(ready, mailoutbox, s
     _refused("rate_limited", lambda: services.guest_code_send(token=tokens[BOB], now=NOW))
     assert len(mailoutbox) == settings.FXFER_CODE_SENDS_PER_WINDOW
     assert _actions().count(("code.sent", "ok")) == settings.FXFER_CODE_SENDS_PER_WINDOW
+
+
+def test_two_files_downloaded_from_one_page_are_two_downloads_each_with_its_notice(mailoutbox):
+    """The files page names its presses with one request id; each file's press is its own download (found in
+    the browser: the second file's notice shared the first's outbox key and its download was taken for a
+    repeat of the first)."""
+    from tests.transfers.conftest import LINK, create, put_object_as_browser
+    from transfers.policy import FileDeclared
+
+    created = create(files=[FileDeclared(name="a.pdf", size=3), FileDeclared(name="b.pdf", size=3)], recipients=[BOB])
+    for file in created.files:
+        services.upload_authorize(owner_id=ALICE.id, transfer_id=created.transfer_id, file_id=file.file_id, now=NOW)
+        put_object_as_browser(file.key, b"abc")
+        services.upload_done(owner_id=ALICE.id, transfer_id=created.transfer_id, file_id=file.file_id, now=NOW)
+    [token] = [LINK.search(m.body).group(1) for m in mailoutbox if m.to == [BOB]]
+    access = _grant({BOB: token}, mailoutbox)
+    mailoutbox.clear()
+    press = "press-of-one-page-0001"
+    for file in created.files:
+        services.guest_download_url(
+            transfer_id=access.transfer_id,
+            recipient_id=access.recipient_id,
+            grant=access.grant,
+            file_id=file.file_id,
+            request_id=press,
+            now=NOW,
+        )
+    bob = _recipient(created, BOB)
+    assert bob.downloads_used == 2
+    assert bob.file_downloads.as_dict() == {f.file_id: 1 for f in created.files}
+    assert _actions().count(("download.url_issued", "ok")) == 2
+    assert sorted(m.subject for m in mailoutbox if m.to == [ALICE.email]) == [
+        f"{BOB} downloaded a.pdf",
+        f"{BOB} downloaded b.pdf",
+    ]

@@ -648,7 +648,7 @@ def guest_download_url(
         if transfer.notify_on_download:
             # The guest still gets the file when the notice is not sent at once: the outbox retries it.
             change.mail(
-                key=f"download_notice:{transfer_id}:{recipient_id}:{attempt}",
+                key=f"download_notice:{transfer_id}:{recipient_id}:{file_id}:{attempt}",
                 kind="download_notice",
                 parent_id=transfer_id,
                 **mails.download_notice_mail(
