@@ -822,3 +822,34 @@ def test_a_legal_hold_on_a_request_stops_the_sweep(bob):
     )
     assert services.expiry_sweep(now=request.expires_at + timedelta(days=1, hours=1)).files_deleted == 1
     assert _versions(file.key) == []
+
+
+@pytest.mark.parametrize("times", [1, 10])
+def test_a_lost_answer_on_a_declaration_reserves_and_counts_it_once(limited, times):
+    """The reservation, the files, the request's totals and the event commit together: a lost answer (once, or
+    for good) neither reserves the guest's allowance twice nor counts the files twice."""
+    from tests.faults import LOST, inject
+
+    created, access = limited
+    with inject(LOST, service="dynamodb", operation="TransactWriteItems", times=times) as fault:
+        declared = _declare(access[BOB], ("a.pdf", 40))
+    assert fault.fired
+    guest = _guest(created.request_id, BOB)
+    assert (guest.files_reserved, guest.bytes_reserved) == (1, 40)
+    assert [f.file_id for f in File.query(created.request_id)] == [declared.files[0].file_id]
+    request = Transfer.get(created.request_id)
+    assert (request.file_count, request.total_bytes) == (1, 40)
+    assert len([e for e in _events(created.request_id, "upload.started") if e.outcome == "ok"]) == 1
+
+
+def test_a_declaration_while_dynamodb_is_throttled_reserves_nothing_and_says_try_again(limited):
+    from tests.faults import ERROR, inject
+
+    created, access = limited
+    with inject(ERROR, service="dynamodb", operation="TransactWriteItems", times=10):
+        error = _refused("unavailable", lambda: _declare(access[BOB], ("a.pdf", 40)))
+    assert error.status == 503
+    guest = _guest(created.request_id, BOB)
+    assert (guest.files_reserved or 0, guest.bytes_reserved or 0) == (0, 0)
+    assert list(File.query(created.request_id)) == []
+    assert _declare(access[BOB], ("a.pdf", 40)).files  # and then it works

@@ -16,9 +16,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils.translation import gettext as _
-from pynamodb.exceptions import UpdateError
 
-from fxfer.change import Change, ChangeRefused
+from fxfer.change import MAX_ITEMS, Change, ChangeRefused
 from transfers import mails, policy, storage
 from transfers.errors import TransferError
 from transfers.models import (
@@ -37,7 +36,6 @@ from transfers.outbox import link_token, new_nonce
 from transfers.policy import FileDeclared
 from transfers.services.common import (
     audit,
-    conditional_failed,
     later,
     new_id,
     new_token,
@@ -340,6 +338,7 @@ class FilesDeclared:
     files: tuple[FileCreated, ...]
 
 
+@unavailable_when_aws_fails
 def request_files_declare(
     *,
     transfer_id: str,
@@ -370,32 +369,17 @@ def request_files_declare(
         code, message = _over_limit(guest, limits, count=count, total=total)
         audit("upload.started", **ids, outcome="refused", reason=code, files=_names(files))
         raise TransferError(code, message)
-    try:
-        guest.update(
-            actions=[Recipient.files_reserved.add(count), Recipient.bytes_reserved.add(total)],
-            condition=(
-                Recipient.files_reserved.does_not_exist() | (Recipient.files_reserved <= limits.max_files - count)
-            )
-            & (Recipient.bytes_reserved.does_not_exist() | (Recipient.bytes_reserved <= limits.max_total_bytes - total))
-            & (Recipient.token_hash == guest.token_hash),
-        )
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
-        guest.refresh(consistent_read=True)
-        code, message = _over_limit(guest, limits, count=count, total=total)
-        audit("upload.started", **ids, outcome="refused", reason=code, files=_names(files))
-        raise TransferError(code, message) from None
     purge_at = request.purge_at
     extra = {"parent_kind": PARENT_REQUEST, "uploader_id": recipient_id, "uploader_email": guest.email}
     items = [file_item(parent_id=transfer_id, declared=item, now=now, purge_at=purge_at, **extra) for item in declared]
+    if len(items) > MAX_ITEMS - 3:
+        raise TransferError("too_many_files")
+    # The search terms first: until the files commit they lead to nothing new (the request is findable already).
     sort_key = search_sort_key(created_at=request.created_at, transfer_id=transfer_id)
-    with File.batch_write() as batch:
-        for item in items:
-            batch.save(item)
-    with TransferSearchTerm.batch_write() as batch:
-        for name in {f.name.casefold() for f in items}:
-            batch.save(
+    save_all(
+        (
+            TransferSearchTerm,
+            [
                 TransferSearchTerm(
                     term=f"file:{name}",
                     sort_key=sort_key,
@@ -404,14 +388,46 @@ def request_files_declare(
                     created_at=request.created_at,
                     purge_at=purge_at,
                 )
-            )
-    Transfer(transfer_id=transfer_id).update(actions=[Transfer.file_count.add(count), Transfer.total_bytes.add(total)])
-    audit(
+                for name in {f.name.casefold() for f in items}
+            ],
+        )
+    )
+    # The reservation (one conditional write: two tabs cannot together exceed the limits), the files, the
+    # request's totals and the event commit together: a lost answer neither reserves twice nor counts twice.
+    change = Change(op=f"declare:{transfer_id}:{recipient_id}:{items[0].file_id}", now=now)
+    change.update(
+        guest,
+        actions=[Recipient.files_reserved.add(count), Recipient.bytes_reserved.add(total)],
+        condition=(Recipient.files_reserved.does_not_exist() | (Recipient.files_reserved <= limits.max_files - count))
+        & (Recipient.bytes_reserved.does_not_exist() | (Recipient.bytes_reserved <= limits.max_total_bytes - total))
+        & (Recipient.token_hash == guest.token_hash),
+        label="guest",
+    )
+    for item in items:
+        change.put(item, condition=File.file_id.does_not_exist())
+    change.update(
+        Transfer(transfer_id=transfer_id),
+        actions=[Transfer.file_count.add(count), Transfer.total_bytes.add(total)],
+        condition=Transfer.transfer_id.exists(),
+    )
+    change.audit(
         "upload.started",
-        **ids,
+        actor=actor,
+        subject=f"transfer:{transfer_id}",
+        ip=ip,
+        user_agent=user_agent,
         files=[{"file_id": f.file_id, "name": f.name, "size": int(f.declared_size)} for f in items],
         total_bytes=total,
     )
+    try:
+        change.commit()
+    except ChangeRefused as refused:
+        if refused.failed("guest") is None:
+            raise
+        guest.refresh(consistent_read=True)
+        code, message = _over_limit(guest, limits, count=count, total=total)
+        audit("upload.started", **ids, outcome="refused", reason=code, files=_names(files))
+        raise TransferError(code, message) from None
     return FilesDeclared(
         request_id=transfer_id,
         files=tuple(
