@@ -96,7 +96,7 @@ def browser_upload(base_url: str, path: Path, deadline: float) -> float:
             with page.expect_navigation(url=lambda url: "/idp/" not in url):
                 page.locator('button[data-identity="alice"]').click()
             page.wait_for_url(f"{base_url}/transfers/new")
-            page.get_by_label("Recipients").fill("bench@partner.example")
+            page.get_by_label("Recipients", exact=True).fill("bench@partner.example")
             page.get_by_label("Subject").fill("Upload benchmark")
             page.locator("#uploader input[type=file]").first.set_input_files(str(path))
             expect(page.get_by_text(path.name)).to_be_visible()
