@@ -262,7 +262,7 @@ class StandIns:
 
 
 def _endpoints(url: str) -> dict[str, str]:
-    return {f"FXFER_{service}_ENDPOINT": url for service in ("DYNAMODB", "S3", "KMS", "SES")}
+    return {f"FXFER_{service}_ENDPOINT": url for service in ("DYNAMODB", "S3", "KMS", "SES", "SNS", "SQS", "LAMBDA")}
 
 
 def _provision(env: dict[str, str]) -> None:
