@@ -853,3 +853,19 @@ def test_a_declaration_while_dynamodb_is_throttled_reserves_nothing_and_says_try
     assert (guest.files_reserved or 0, guest.bytes_reserved or 0) == (0, 0)
     assert list(File.query(created.request_id)) == []
     assert _declare(access[BOB], ("a.pdf", 40)).files  # and then it works
+
+
+@pytest.mark.parametrize("times", [1, 10])
+def test_a_reply_opened_through_a_lost_answer_works_and_is_recorded_once(mailoutbox, times):
+    """The reply guest's fresh token, its "reply.opened" event and the grant commit together: a lost answer
+    (once, or for good) gives a grant that works and one event."""
+    from tests.faults import LOST, inject
+
+    transfer, tokens = ready_transfer(recipients=[BOB], mailoutbox=mailoutbox, allow_replies=True)
+    downloader = guest_grant(tokens[BOB], mailoutbox, BOB)
+    with inject(LOST, service="dynamodb", operation="TransactWriteItems", times=times) as fault:
+        reply = services.reply_open(**as_guest(downloader), now=NOW)
+    assert fault.fired
+    assert selectors.guest_request(**as_guest(reply), now=NOW).is_reply is True
+    assert [e.outcome for e in _events(transfer.transfer_id, "reply.opened")] == ["ok"]
+    assert len(_events(reply.transfer_id, "access.granted")) == 1

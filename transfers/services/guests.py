@@ -413,9 +413,12 @@ def _grant_into(
     return granted, proof
 
 
-def grant_open(*, transfer: Transfer, recipient: Recipient, ids: dict, now: datetime) -> AccessGranted:
-    """Store a new grant for the recipient and its "access.granted" event, in one commit."""
-    change = Change(op=f"grant:{transfer.transfer_id}:{recipient.recipient_id}:{new_nonce()}", now=now)
+def grant_open(
+    *, transfer: Transfer, recipient: Recipient, ids: dict, now: datetime, change: Change | None = None
+) -> AccessGranted:
+    """Store a new grant for the recipient and its "access.granted" event, in one commit (with whatever else
+    `change` already holds)."""
+    change = change or Change(op=f"grant:{transfer.transfer_id}:{recipient.recipient_id}:{new_nonce()}", now=now)
     granted, proof = _grant_into(change, transfer=transfer, recipient=recipient, ids=ids, now=now)
     _commit(change, proof=proof)
     return granted

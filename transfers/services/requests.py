@@ -304,6 +304,7 @@ def reply_request_create(
 # --- the guest ------------------------------------------------------------------------------------------------
 
 
+@unavailable_when_aws_fails
 def reply_open(
     *,
     transfer_id: str,
@@ -327,9 +328,26 @@ def reply_open(
         guest = Recipient.get(request.transfer_id, recipient_id, consistent_read=True)
     except Recipient.DoesNotExist:
         raise TransferError("not_found") from None
-    guest.update(actions=[Recipient.token_hash.set(token_hash(new_token())), Recipient.link_sent_at.set(now)])
-    audit("reply.opened", **ids, transfer_id=transfer_id, reply_request_id=request.transfer_id)
-    return grant_open(transfer=request, recipient=guest, ids={**ids, "transfer_id": request.transfer_id}, now=now)
+    # The reply guest's fresh token, the "reply.opened" event and the grant commit together.
+    change = Change(op=f"reply:{request.transfer_id}:{recipient_id}:{new_nonce()}", now=now)
+    fresh = token_hash(new_token())
+    change.update(
+        guest,
+        actions=[Recipient.token_hash.set(fresh), Recipient.link_sent_at.set(now)],
+        condition=Recipient.recipient_id.exists(),
+    )
+    change.audit(
+        "reply.opened",
+        actor=ids["actor"],
+        subject=f"transfer:{transfer_id}",
+        ip=ip,
+        user_agent=user_agent,
+        reply_request_id=request.transfer_id,
+    )
+    guest.token_hash = fresh  # the grant is tied to the new token, committed with it
+    return grant_open(
+        transfer=request, recipient=guest, ids={**ids, "transfer_id": request.transfer_id}, now=now, change=change
+    )
 
 
 @dataclass(frozen=True)
