@@ -6,18 +6,15 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.utils.crypto import salted_hmac
 from pynamodb.exceptions import UpdateError
 
 from fxfer.aws import transient
-from fxfer.change import Change
 from reports.services import audit_record
 from transfers import policy
 from transfers.errors import TransferError
-from transfers.mails import Draft
 from transfers.models import CLOSED, EXPIRED, KIND_REQUEST, PENDING, READY, SWEEP_SHARDS, RateLimit, Transfer
 
 logger = logging.getLogger(__name__)
@@ -114,22 +111,6 @@ def owned_transfer(*, owner_id: str, transfer_id: str, kind: str | None = None) 
     if kind is not None and transfer.kind != kind:
         raise TransferError("not_found")
     return transfer
-
-
-def mail_and_audit(
-    draft: Callable[[], "Draft"], *, kind: str, to: str, transfer_id: str, now: datetime, **details
-) -> bool:
-    """Commit one mail to the outbox on its own and send it (the outbox records "mail.sent"). True when SES
-    accepted it now; otherwise the retry job goes on trying. Prefer Change.mail in the change that causes it."""
-    change = Change(op=f"mail:{kind}:{new_id()}", now=now)
-    key = change.mail(
-        key=f"{kind}:{transfer_id}:{new_id()}",
-        kind=kind,
-        parent_id=transfer_id,
-        recipient_id=details.get("recipient_id"),
-        **draft().fields(),
-    )
-    return change.commit().sent.get(key, False)
 
 
 def audit(
