@@ -27,39 +27,23 @@ def test_the_mailbox_shows_a_sent_mail_with_japanese_text_and_its_link(client, s
 def test_simulate_bounce_marks_the_guests_link_mail_and_mails_the_sender(client, settings):
     """What a person clicking through `make run` does: the mailbox reads the stand-in's mail (its message ids
     included) and the button hands SES's notification to the handler, against the same stand-ins."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
-    from fxfer.change import Change
-    from transfers.models import MAIL_BOUNCED, OutboxMail, Recipient, Transfer
+    from tests.transfers.conftest import sent_link_mail
+    from transfers.models import MAIL_BOUNCED
     from transfers.selectors import link_mail_states
 
     settings.EMAIL_BACKEND = "django_ses.SESBackend"
     now = datetime.now(UTC)
     transfer_id, guest = f"t-{uuid.uuid4().hex}", f"nobody-{uuid.uuid4().hex[:8]}@partner.example"
-    Transfer(
+    _key, message_id = sent_link_mail(
         transfer_id=transfer_id,
+        to=guest,
+        now=now,
         owner_id="u-alice",
         owner_email="alice@corp.example",
         subject="Quarterly figures",
-        status="ready",
-        created_at=now,
-        created_day=now.date().isoformat(),
-        expires_at=now + timedelta(days=7),
-        download_limit=3,
-    ).save()
-    Recipient(parent_id=transfer_id, recipient_id="r1", email=guest).save()
-    change = Change(op=f"release:{transfer_id}", now=now)
-    key = change.mail(
-        key=f"link:{transfer_id}:r1",
-        kind="link",
-        to=guest,
-        subject="Files for you",
-        body="Your link.",
-        parent_id=transfer_id,
-        recipient_id="r1",
     )
-    assert change.commit().sent[key]
-    message_id = OutboxMail.get(key).ses_message_id
     assert f'action="/dev/mailbox/{message_id}/bounce"' in client.get("/dev/mailbox/").content.decode()
 
     page = client.post(f"/dev/mailbox/{message_id}/bounce", follow=True).content.decode()

@@ -13,11 +13,11 @@ from django.conf import settings
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
-from fxfer.change import Change
 from reports.chain import audit_chain_link, audit_chain_verify
 from reports.models import AuditEvent
 from tests.faults import sweep_faults
-from transfers.models import MAIL_BOUNCED, MAIL_SENT, OutboxMail, Recipient, Transfer
+from tests.transfers.conftest import sent_link_mail
+from transfers.models import MAIL_BOUNCED, MAIL_SENT, OutboxMail
 from transfers.notifications import on_ses_notification, ses_bounce_message, sns_event
 from transfers.outbox import outbox_retry
 
@@ -36,31 +36,15 @@ def _released_transfer_with_link_mail() -> dict:
     n = next(_numbers)
     now = datetime.now(UTC)
     transfer_id, guest = f"t-bounce-{n}", f"nobody-{n}@partner.example"
-    Transfer(
+    key, message_id = sent_link_mail(
         transfer_id=transfer_id,
+        to=guest,
+        now=now,
         owner_id="u-alice",
         owner_email=SENDER,
         owner_name="Alice",
         subject=f"Figures {n}",
-        status="ready",
-        created_at=now,
-        created_day=now.date().isoformat(),
-        expires_at=now + timedelta(days=7),
-        download_limit=3,
-    ).save()
-    Recipient(parent_id=transfer_id, recipient_id="r1", email=guest).save()
-    change = Change(op=f"release:{transfer_id}", now=now)
-    key = change.mail(
-        key=f"link:{transfer_id}:r1",
-        kind="link",
-        to=guest,
-        subject="Files for you",
-        body="Your link.",
-        parent_id=transfer_id,
-        recipient_id="r1",
     )
-    assert change.commit().sent[key]
-    message_id = OutboxMail.get(key).ses_message_id
     event = sns_event(ses_bounce_message(message_id=message_id, to=guest, bounce_subtype="NoEmail"))
     return {"transfer_id": transfer_id, "guest": guest, "link_key": key, "event": event}
 

@@ -2,15 +2,14 @@
 notified, for the company and for the department of the person whose transfer it was; a soft bounce is not
 counted as a bounce."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pytest
 
-from fxfer.change import Change
 from reports.models import DailyStats
 from reports.services import daily_stats_rebuild
 from tests.reports.conftest import make_user
-from transfers.models import OutboxMail, Recipient, Transfer
+from tests.transfers.conftest import sent_link_mail
 from transfers.notifications import (
     parse_ses_notification,
     ses_bounce_message,
@@ -32,30 +31,15 @@ def through_ses(settings):
 
 def _transfer_with_link_mail(transfer_id: str, owner, to: str) -> str:
     """A transfer of `owner` whose link mail to `to` SES accepted; returns SES's message id."""
-    Transfer(
+    _key, message_id = sent_link_mail(
         transfer_id=transfer_id,
+        to=to,
+        now=_at(0),
         owner_id=owner.user_id,
         owner_email=owner.email,
         owner_name=owner.display_name,
-        subject="Figures",
-        created_at=_at(0),
-        created_day=DAY.isoformat(),
-        expires_at=_at(0) + timedelta(days=7),
-        download_limit=3,
-    ).save()
-    Recipient(parent_id=transfer_id, recipient_id="r1", email=to).save()
-    change = Change(op=f"release:{transfer_id}", now=_at(0))
-    key = change.mail(
-        key=f"link:{transfer_id}:r1",
-        kind="link",
-        to=to,
-        subject="Files for you",
-        body="Your link.",
-        parent_id=transfer_id,
-        recipient_id="r1",
     )
-    assert change.commit().sent[key]
-    return OutboxMail.get(key).ses_message_id
+    return message_id
 
 
 def _record(message: dict, hour: int) -> None:

@@ -177,3 +177,40 @@ def guest(chromium):
     context = chromium.new_context(accept_downloads=True)  # a browser without the sender's session
     yield context.new_page()
     context.close()
+
+
+def sent_link_mail(
+    *, transfer_id: str, to: str, now, owner_id: str, owner_email: str, owner_name: str = "", subject: str = "Figures"
+) -> tuple[str, str]:
+    """A ready transfer whose guest `to` was mailed a link that SES accepted (through the outbox, as a release
+    sends it): for bounce and complaint tests. Returns the outbox key and SES's message id."""
+    from datetime import timedelta
+
+    from fxfer.change import Change
+    from transfers.models import OutboxMail, Recipient, Transfer
+
+    Transfer(
+        transfer_id=transfer_id,
+        owner_id=owner_id,
+        owner_email=owner_email,
+        owner_name=owner_name,
+        subject=subject,
+        status="ready",
+        created_at=now,
+        created_day=now.date().isoformat(),
+        expires_at=now + timedelta(days=7),
+        download_limit=3,
+    ).save()
+    Recipient(parent_id=transfer_id, recipient_id="r1", email=to).save()
+    change = Change(op=f"release:{transfer_id}", now=now)
+    key = change.mail(
+        key=f"link:{transfer_id}:r1",
+        kind="link",
+        to=to,
+        subject="Files for you",
+        body="Your link.",
+        parent_id=transfer_id,
+        recipient_id="r1",
+    )
+    assert change.commit().sent[key]
+    return key, OutboxMail.get(key).ses_message_id
