@@ -165,30 +165,44 @@ def audit_count(
     outcome: str = "refused",
     ip: str | None,
     reason: str | None = None,
+    actor: str = ANONYMOUS,
+    user_agent: str | None = None,
+    details: dict | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Anonymous traffic (junk sign-in posts, login starts) is counted, not logged hit by hit: one event per
-    action, IP, `reason` (a short code from a fixed set, kept in details) and minute whose `count` goes up. Its
-    time is the minute's end, so the chainer links it only once the minute is over (an ADD after that is
-    refused and the hit counted in the next minute's event)."""
+    """Traffic that could flood the trail is counted, not logged hit by hit: one event per action, `actor` (for
+    anonymous traffic: its IP), subject, `reason` (a short code from a fixed set, kept in details) and minute,
+    whose `count` goes up; its ip, user agent and `details` are the minute's first hit's. Its time is the
+    minute's end, so the chainer links it only once the minute is over (an ADD after that is refused and the
+    hit counted in the next minute's event)."""
     at = (now or datetime.now(UTC)).astimezone(UTC)
+    who = ip if actor == ANONYMOUS else actor
     for minute in (at, at + timedelta(minutes=1)):
         start = minute.replace(second=0, microsecond=0)
-        key = f"count:{action}:{outcome}:{ip}:{start.isoformat()}" + (f":{reason}" if reason else "")
+        key = f"count:{action}:{outcome}:{who}:{start.isoformat()}" + (f":{reason}" if reason else "")
+        key += f":{subject}" if subject != "system" else ""
         event_id = event_id_for(key)
         template = audit_event(
             action=action,
-            actor=ANONYMOUS,
+            actor=actor,
             subject=subject,
             outcome=outcome,
             ip=ip,
-            details={"reason": reason} if reason else None,
+            user_agent=user_agent,
+            details={**({"reason": reason} if reason else {}), **(details or {})},
             now=start + timedelta(minutes=1),
             event_id=event_id,
         )
         template.sort_key = f"{template.at.isoformat()}#{0:020d}#{event_id}"
-        fields = ("unchained", "at", "action", "outcome", "actor", "subject", "ip", "sort_key", "day_shard", "details")
-        actions = [getattr(AuditEvent, name).set(getattr(template, name)) for name in fields if getattr(template, name)]
+        fields = ("unchained", "at", "action", "outcome", "actor", "subject", "sort_key", "day_shard")
+        actions = [getattr(AuditEvent, name).set(getattr(template, name)) for name in fields]
+        # What may differ between the minute's hits (an employee's address or browser, the id probed): its first.
+        firsts = ("ip", "user_agent", "details")
+        actions += [
+            getattr(AuditEvent, n).set(getattr(AuditEvent, n) | getattr(template, n))
+            for n in firsts
+            if getattr(template, n)
+        ]
         actions += [AuditEvent.count.add(1), AuditEvent.expires_at.set(template.expires_at)]
         try:
             AuditEvent(event_id=event_id).update(

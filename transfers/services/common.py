@@ -102,12 +102,26 @@ def transfer_get(transfer_id: str) -> Transfer | None:
         return None
 
 
+class AccessDenied(TransferError):
+    """`not_found` for an id that is not the employee's: another employee's transfer or request, or no such id.
+    To the person it is the same `not_found` as any other (same code, status, message, no params); inside, it
+    says which id was probed and whether it exists, so the view can record "access.denied" (the owner check
+    runs in selectors too, which must not write)."""
+
+    def __init__(self, *, transfer_id: str, exists: bool) -> None:
+        super().__init__("not_found")
+        self.transfer_id = transfer_id
+        self.exists = exists
+
+
 def owned_transfer(*, owner_id: str, transfer_id: str, kind: str | None = None) -> Transfer:
     """The owner's transfer (or request: `kind`); another owner's, another kind and a missing one are the same
-    `not_found`."""
+    `not_found` (AccessDenied when the id is not the owner's at all)."""
     transfer = transfer_get(transfer_id)
-    if transfer is None or not hmac.compare_digest(transfer.owner_id.encode(), str(owner_id).encode()):
-        raise TransferError("not_found")
+    if transfer is None:
+        raise AccessDenied(transfer_id=transfer_id, exists=False)
+    if not hmac.compare_digest(transfer.owner_id.encode(), str(owner_id).encode()):
+        raise AccessDenied(transfer_id=transfer_id, exists=True)
     if kind is not None and transfer.kind != kind:
         raise TransferError("not_found")
     return transfer

@@ -11,6 +11,8 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from transfers.errors import TransferError
+from transfers.services.access import access_denied_record
+from transfers.services.common import AccessDenied
 
 
 def client(request) -> dict:
@@ -44,6 +46,7 @@ def employee_json(view):
         try:
             return view(request, *args, **kwargs)
         except TransferError as error:
+            denied(request, error)
             return json_error(error.code, error.message, error.status, **error.params)
 
     return wrapped
@@ -100,9 +103,25 @@ def sender_page(view):
         try:
             return view(request, *args, **kwargs)
         except TransferError as error:
+            denied(request, error)
             return error_page(request, error)
 
     return employee_required(wrapped)
+
+
+def denied(request, error: TransferError) -> None:
+    """An employee refused another's transfer or request (or an id that does not exist): record it for
+    compliance. The answer stays the same 404 whatever happens here."""
+    if isinstance(error, AccessDenied):
+        match = request.resolver_match
+        access_denied_record(
+            actor_id=request.user.id,
+            transfer_id=error.transfer_id,
+            exists=error.exists,
+            route=match.url_name if match else "",
+            method=request.method,
+            **client(request),
+        )
 
 
 def local_time(moment) -> str:
