@@ -1,9 +1,10 @@
-"""Response headers every page gets."""
+"""Response headers every page gets, and the guest pages' referrer policy."""
 
 import functools
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 
 from fxfer import aws
 
@@ -42,11 +43,35 @@ def _policy(bucket: str, s3_endpoint: str, sso_url: str, slo_url: str) -> str:
     )
 
 
+# A guest's pages: the link (/t/<token>, which only moves the token into a cookie) and everything after it.
+GUEST_PATHS = ("/t/", "/guest/")
+
+
+def _same_origin_form_post(request) -> None:
+    """A form posted from a page with `Referrer-Policy: no-referrer` carries `Origin: null` and no Referer
+    (Fetch standard: a non-GET request's origin is serialised as null under that policy), which Django's CSRF
+    check refuses. The browser itself attests in `Sec-Fetch-Site` (a header no page can set) that the request
+    comes from this origin; then it stands for the origin it hides. Cross-site, sandboxed or opaque senders
+    say otherwise and stay refused, and the CSRF token is checked as always."""
+    meta = request.META
+    if meta.get("HTTP_ORIGIN") != "null" or meta.get("HTTP_SEC_FETCH_SITE") != "same-origin":
+        return
+    try:
+        meta["HTTP_ORIGIN"] = f"{request.scheme}://{request.get_host()}"
+    except DisallowedHost:
+        pass  # the host check refuses the request anyway
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        _same_origin_form_post(request)
         response = self.get_response(request)
         response.setdefault("Content-Security-Policy", content_security_policy())
+        if request.path.startswith(GUEST_PATHS):
+            # No Referer from a guest's pages at all, not even to this site (whose default is same-origin): the
+            # mailed link's own request and every page after it leave nothing of their address anywhere.
+            response["Referrer-Policy"] = "no-referrer"
         return response

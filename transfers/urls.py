@@ -36,9 +36,14 @@ urlpatterns = [
         name="request_resend",
     ),
     # Guests
-    path("t/<str:token>", guests.link, name="guest_link"),
-    path("t/<str:token>/code", guests.code_send, name="guest_code_send"),
-    path("t/<str:token>/verify", guests.code_enter, name="guest_code"),
+    # The mailed link only moves its token into a cookie; every page after it is token-free (guests.link).
+    # The code URLs of earlier versions still carried the token: they do the same and nothing else.
+    path("t/<str:token>", guests.link, name="guest_link_token"),
+    path("t/<str:token>/code", guests.link),
+    path("t/<str:token>/verify", guests.link),
+    path("guest/link/<str:link_id>", guests.link_page, name="guest_link"),
+    path("guest/link/<str:link_id>/code", guests.code_send, name="guest_code_send"),
+    path("guest/link/<str:link_id>/verify", guests.code_enter, name="guest_code"),
     path("guest/files/", guests.files, name="guest_files"),
     path("guest/files/<str:file_id>/download", guests.download, name="guest_download"),
     path("guest/reply", guests.reply, name="guest_reply"),

@@ -202,11 +202,15 @@ def stage_resources(stage: str, *, lambda_function: str = "") -> dict:
 globals().update(stage_resources(FXFER_STAGE))
 
 # --- Logging: one JSON object per line, which CloudWatch Logs Insights can query -----------------------------
+# Every handler redacts secrets (link tokens, codes, presigned URLs, SAML messages, session keys: fxfer.logs)
+# from the message, the extra fields and the traceback, including Django's 4xx/5xx warnings with the request
+# path and the runserver access line (django.request and django.server propagate to "django").
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "fxfer.logs.RedactSecrets"}},
     "formatters": {"json": {"()": "fxfer.logs.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.optional("FXFER_LOG_LEVEL", "INFO")},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},

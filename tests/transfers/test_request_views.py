@@ -16,6 +16,7 @@ from django.test import Client
 from fxfer import aws
 from reports.models import AuditEvent
 from tests.transfers.conftest import MALLORY, browser_put_parts, create_request, put_object_as_browser
+from tests.transfers.guest_links import open_link
 from tests.transfers.test_views import (
     SMALL,
     alice_id,
@@ -77,8 +78,9 @@ def guest_in(mailoutbox, link: str, to: str = BOB) -> Client:
     """A guest's browser: the link's code mailed and typed in, landing on the upload page."""
     guest = Client()
     guest.defaults["HTTP_USER_AGENT"] = "guest-browser/1.0"
-    assert guest.post(f"{link}/code").status_code == 303
-    response = guest.post(f"{link}/verify", {"code": code_for(mailoutbox, to)})
+    page = open_link(guest, link)
+    assert guest.post(f"{page}/code").status_code == 303
+    response = guest.post(f"{page}/verify", {"code": code_for(mailoutbox, to)})
     assert (response.status_code, response["Location"]) == (303, "/guest/upload/")
     return guest
 
@@ -219,7 +221,7 @@ def test_compliance_staff_and_signed_out_people_cannot_request_files(client):
 def test_the_link_shows_who_asks_uses_nothing_up_and_the_code_leads_to_the_upload_page(asked, mailoutbox):
     request_id, found = asked
     for _ in range(3):  # a mail scanner prefetching, then the person
-        response = Client().get(found[BOB])
+        response = Client().get(found[BOB], follow=True)
         assert response.status_code == 200
     page = text(response)
     assert "Alice Example asks you for files" in page and "Signed contract" in page
@@ -227,10 +229,11 @@ def test_the_link_shows_who_asks_uses_nothing_up_and_the_code_leads_to_the_uploa
     assert mailoutbox == [] and len(audit("link.opened", request_id)) == 3
 
     guest = Client()
-    assert guest.post(f"{found[BOB]}/code").status_code == 303
+    link_page = open_link(guest, found[BOB])
+    assert guest.post(f"{link_page}/code").status_code == 303
     [code_mail] = mailoutbox
     assert code_mail.to == [BOB] and code_mail.subject == "Your one-time code"
-    response = guest.post(f"{found[BOB]}/verify", {"code": code_for(mailoutbox, BOB)})
+    response = guest.post(f"{link_page}/verify", {"code": code_for(mailoutbox, BOB)})
     assert (response.status_code, response["Location"]) == (303, "/guest/upload/")
     assert sorted(guest.session["guest_upload"]) == ["grant", "recipient_id", "transfer_id"]
     assert "guest_access" not in guest.session  # an upload session, not a download one
@@ -250,15 +253,16 @@ def test_the_link_shows_who_asks_uses_nothing_up_and_the_code_leads_to_the_uploa
 def test_wrong_codes_on_a_request_link_count_down_and_lock(asked, mailoutbox):
     _request_id, found = asked
     guest = Client()
-    guest.post(f"{found[BOB]}/code")
+    link_page = open_link(guest, found[BOB])
+    guest.post(f"{link_page}/code")
     right = code_for(mailoutbox, BOB)
     wrong = "000000" if right != "000000" else "111111"
-    response = guest.post(f"{found[BOB]}/verify", {"code": wrong})
+    response = guest.post(f"{link_page}/verify", {"code": wrong})
     assert response.status_code == 400 and "4 attempt(s) left" in text(response)
     for _ in range(4):
-        response = guest.post(f"{found[BOB]}/verify", {"code": wrong})
+        response = guest.post(f"{link_page}/verify", {"code": wrong})
     assert response.status_code == 403 and "Access locked" in text(response)
-    assert guest.post(f"{found[BOB]}/verify", {"code": right}).status_code == 403
+    assert guest.post(f"{link_page}/verify", {"code": right}).status_code == 403
     [notice] = [m for m in mailoutbox if m.to == ["alice@example.com"]]
     assert "locked" in notice.subject.lower() and BOB in notice.subject
     # Carol's link still works.
@@ -408,7 +412,7 @@ def test_a_download_session_uploads_nothing_and_an_upload_session_downloads_noth
     mailoutbox.clear()
     sent = send_small_file(alice, mailoutbox)
     downloader = Client()
-    transfer_link = links(mailoutbox)[BOB]
+    transfer_link = open_link(downloader, links(mailoutbox)[BOB])
     downloader.post(f"{transfer_link}/code")
     response = downloader.post(f"{transfer_link}/verify", {"code": code_for(mailoutbox, BOB)})
     assert response["Location"] == "/guest/files/"
@@ -433,9 +437,9 @@ def test_closing_a_request_stops_its_links_and_its_guests_at_once(asked, bob, al
     page = text(alice.get(response["Location"]))
     assert "The request is closed: its links no longer work." in page and "Closed</span>" in page
     assert "Close now" not in page and "Send link again" not in page
-    not_found = text(Client().get(found[CAROL]))
+    not_found = text(Client().get(found[CAROL], follow=True))
     assert "This link does not work" in not_found
-    assert Client().get(found[CAROL]).status_code == 404
+    assert Client().get(found[CAROL], follow=True).status_code == 404
     assert bob.get("/guest/upload/").status_code == 404
     assert text(bob.get("/guest/upload/")) == not_found
     for call in (declare(bob, ("b.pdf", 5)), post_json(bob, f"/guest/upload/files/{file['fileId']}/authorize")):
@@ -449,7 +453,7 @@ def test_a_request_past_its_closing_time_refuses_its_guests(asked, bob, alice):
     request_id, found = asked
     # As if its time had run out: no sweep has run, the reads decide.
     Transfer(transfer_id=request_id).update(actions=[Transfer.closes_at.set(datetime.now(UTC) - timedelta(seconds=1))])
-    assert Client().get(found[CAROL]).status_code == 404
+    assert Client().get(found[CAROL], follow=True).status_code == 404
     assert bob.get("/guest/upload/").status_code == 404
     assert declare(bob, ("a.pdf", 5)).status_code == 404
     assert "Closed</span>" in text(alice.get("/requests/"))
@@ -566,7 +570,7 @@ def test_delete_now_removes_every_received_file_with_a_receipt(asked, bob, alice
     assert _versions(key) == []
     [receipt] = audit("file.deleted", request_id)
     assert (receipt.actor, receipt.details["by"], receipt.details["key"]) == (f"user:{alice_id()}", "sender", key)
-    assert Client().get(found[CAROL]).status_code == 404
+    assert Client().get(found[CAROL], follow=True).status_code == 404
     assert bob.get("/guest/upload/").status_code == 404
 
 
@@ -579,7 +583,7 @@ def test_a_recipient_replies_with_files_from_their_download_page(alice, mailoutb
     reply_id = Transfer.get(transfer_id).reply_request_id
     assert "Recipients may reply with files from their download page." in text(alice.get(f"/transfers/{transfer_id}/"))
     guest = Client()
-    link = links(mailoutbox)[BOB]
+    link = open_link(guest, links(mailoutbox)[BOB])
     guest.post(f"{link}/code")
     assert guest.post(f"{link}/verify", {"code": code_for(mailoutbox, BOB)})["Location"] == "/guest/files/"
     files = text(guest.get("/guest/files/"))
@@ -609,7 +613,7 @@ def test_a_recipient_replies_with_files_from_their_download_page(alice, mailoutb
 def test_without_allow_replies_the_recipient_cannot_reply(alice, mailoutbox):
     send_small_file(alice, mailoutbox)
     guest = Client()
-    link = links(mailoutbox)[BOB]
+    link = open_link(guest, links(mailoutbox)[BOB])
     guest.post(f"{link}/code")
     guest.post(f"{link}/verify", {"code": code_for(mailoutbox, BOB)})
     assert "Reply with files" not in text(guest.get("/guest/files/"))

@@ -17,6 +17,7 @@ from devtools.idp.identities import DEMO_IDENTITIES
 from reports.models import AuditEvent
 from tests.accounts.conftest import post_to_acs, start_signin
 from tests.transfers.conftest import CODE, LINK, MALLORY, browser_put_parts, put_object_as_browser
+from tests.transfers.guest_links import open_link
 from transfers import services
 from transfers.models import File, Recipient, Transfer
 from transfers.policy import FileDeclared
@@ -389,7 +390,7 @@ def test_revoke_kills_the_links_at_once(alice, client, mailoutbox):
     page = text(alice.get(created["url"]))
     assert "The transfer was revoked" in page and "Revoked</span>" in page
     guest = Client()
-    assert guest.get(urlsplit(link).path).status_code == 404
+    assert guest.get(urlsplit(link).path, follow=True).status_code == 404
     assert audit("transfer.revoked")
 
 
@@ -419,8 +420,8 @@ def test_resend_mails_a_new_link_and_the_old_one_dies(alice, client, mailoutbox)
     assert "A new link was sent to bob@partner.example" in text(alice.get(created["url"]))
     new = [m for m in mailoutbox if m.to == ["bob@partner.example"]][-1]
     assert LINK.search(new.body)[0] != old
-    assert Client().get(urlsplit(old).path).status_code == 404
-    assert Client().get(urlsplit(LINK.search(new.body)[0]).path).status_code == 200
+    assert Client().get(urlsplit(old).path, follow=True).status_code == 404
+    assert Client().get(urlsplit(LINK.search(new.body)[0]).path, follow=True).status_code == 200
 
 
 # --- guests --------------------------------------------------------------------------------------------------
@@ -435,8 +436,9 @@ def sent(alice, mailoutbox):
 def guest_in(mailoutbox, link: str, to: str = "bob@partner.example") -> Client:
     guest = Client()
     guest.defaults["HTTP_USER_AGENT"] = "guest-browser/1.0"
-    assert guest.post(f"{link}/code").status_code == 303
-    response = guest.post(f"{link}/verify", {"code": code_for(mailoutbox, to)})
+    page = open_link(guest, link)
+    assert guest.post(f"{page}/code").status_code == 303
+    response = guest.post(f"{page}/verify", {"code": code_for(mailoutbox, to)})
     assert (response.status_code, response["Location"]) == (303, "/guest/files/")
     return guest
 
@@ -446,7 +448,7 @@ def test_opening_the_link_uses_nothing_up(sent, mailoutbox):
     link = urlsplit(tokens["bob@partner.example"]).path
     mails_before = len(mailoutbox)
     for _ in range(3):  # a mail scanner prefetching the link, then the person
-        response = Client().get(link)
+        response = Client().get(link, follow=True)
         assert response.status_code == 200
     page = text(response)
     assert "Alice Example sent you files" in page
@@ -462,18 +464,18 @@ def test_the_code_goes_to_the_recipients_own_address_and_opens_a_guest_session(s
     _created, tokens = sent
     link = urlsplit(tokens["bob@partner.example"]).path
     guest = Client()
-    guest.get(link)
+    page = open_link(guest, link)
     session_before = (
         guest.cookies[settings.SESSION_COOKIE_NAME].value if settings.SESSION_COOKIE_NAME in guest.cookies else None
     )
-    response = guest.post(f"{link}/code")
-    assert (response.status_code, response["Location"]) == (303, f"{link}/verify")
+    response = guest.post(f"{page}/code")
+    assert (response.status_code, response["Location"]) == (303, f"{page}/verify")
     code_mail = mailoutbox[-1]
     assert (code_mail.to, code_mail.subject) == (["bob@partner.example"], "Your one-time code")
-    form = text(guest.get(f"{link}/verify"))
+    form = text(guest.get(f"{page}/verify"))
     assert 'autocomplete="one-time-code"' in form and "We sent a six-digit code to b***@partner.example" in form
 
-    response = guest.post(f"{link}/verify", {"code": code_for(mailoutbox, "bob@partner.example")})
+    response = guest.post(f"{page}/verify", {"code": code_for(mailoutbox, "bob@partner.example")})
     assert (response.status_code, response["Location"]) == (303, "/guest/files/")
     assert guest.cookies[settings.SESSION_COOKIE_NAME].value != session_before  # a new session key
     held = guest.session["guest_access"]
@@ -488,42 +490,44 @@ def test_a_wrong_code_says_so_and_five_lock_the_recipient_and_tell_the_sender(se
     _created, tokens = sent
     link = urlsplit(tokens["bob@partner.example"]).path
     guest = Client()
-    guest.post(f"{link}/code")
+    page = open_link(guest, link)
+    guest.post(f"{page}/code")
     right = code_for(mailoutbox, "bob@partner.example")
     wrong = "000000" if right != "000000" else "111111"
-    response = guest.post(f"{link}/verify", {"code": wrong})
+    response = guest.post(f"{page}/verify", {"code": wrong})
     assert response.status_code == 400
-    page = text(response)
-    assert 'class="error-summary" role="alert"' in page and "4 attempt(s) left" in page
+    shown = text(response)
+    assert 'class="error-summary" role="alert"' in shown and "4 attempt(s) left" in shown
     for _ in range(4):
-        response = guest.post(f"{link}/verify", {"code": wrong})
+        response = guest.post(f"{page}/verify", {"code": wrong})
     assert response.status_code == 403
     assert "Access locked" in text(response)
     assert "locked" in mailoutbox[-1].subject.lower() and mailoutbox[-1].to == ["alice@example.com"]
-    assert guest.post(f"{link}/verify", {"code": right}).status_code == 403  # the right code no longer helps
-    assert "Access locked" in text(Client().get(link))
+    assert guest.post(f"{page}/verify", {"code": right}).status_code == 403  # the right code no longer helps
+    assert "Access locked" in text(Client().get(link, follow=True))
 
 
 def test_unknown_foreign_and_revoked_links_all_get_the_same_404(sent, alice, mailoutbox):
     created, tokens = sent
     bob_link = urlsplit(tokens["bob@partner.example"]).path
-    unknown = Client().get("/t/" + "A" * 43)
-    malformed = Client().get("/t/short")
+    unknown = Client().get("/t/" + "A" * 43, follow=True)
+    malformed = Client().get("/t/short", follow=True)
     alice.post(f"/transfers/{created['transferId']}/revoke")
-    revoked = Client().get(bob_link)
+    revoked = Client().get(bob_link, follow=True)
     bodies = {text(r) for r in (unknown, malformed, revoked)}
     assert {r.status_code for r in (unknown, malformed, revoked)} == {404}
     assert len(bodies) == 1
     assert "has expired, was closed or deleted" in bodies.pop()
-    assert Client().post(f"{bob_link}/code").status_code == 404
+    guest = Client()
+    assert guest.post(f"{open_link(guest, bob_link)}/code").status_code == 404
 
 
 def test_link_guessing_is_rate_limited_per_ip(settings):
     settings.FXFER_LINK_LOOKUPS_PER_IP = 3
     guesser = Client()
-    statuses = [guesser.get("/t/" + str(n) * 43).status_code for n in range(5)]
+    statuses = [guesser.get("/t/" + str(n) * 43, follow=True).status_code for n in range(5)]
     assert statuses == [404, 404, 404, 429, 429]
-    assert "Too many attempts" in text(guesser.get("/t/" + "x" * 43))
+    assert "Too many attempts" in text(guesser.get("/t/" + "x" * 43, follow=True))
 
 
 def test_a_download_is_a_post_that_redirects_to_a_short_lived_attachment_url(sent, mailoutbox):

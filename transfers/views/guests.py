@@ -2,9 +2,27 @@
 download, an upload) is a POST with CSRF, so mail scanners that prefetch links change nothing. After a right
 code the guest session holds only the recipient's and transfer's (or request's) ids and the grant, and every
 page checks them again through the services. A transfer's recipient downloads; a request's guest uploads
-(and a transfer's recipient may reply with files, when the sender allowed it)."""
+(and a transfer's recipient may reply with files, when the sender allowed it).
+
+The link token never stays in a URL. The mailed link /t/<token> is answered, without looking anything up, by
+a cookie that holds the token and a redirect to /guest/link/<link id>; the link's page, the code request and
+the code form read the token from that cookie only. So the token is in no browser history entry but the
+mail's own, in no Referer, in no later request line a proxy or a log sees.
+
+How the cookie is bound to its link: each link has its own cookie, named after its link id (the first 16
+hex digits of the token's SHA-256, the same id the audit trail names a link by), and the token-free URLs
+carry that id. The id is not a secret (nothing accepts a hash in place of a token, and 64 bits of a hash do
+not lead back to 256 random bits); it only says which cookie a page reads, and a cookie counts only when its
+token hashes to the id it is read for. Two links opened in one browser (two transfers to the same guest, or
+a request and a transfer) therefore live side by side, each tab on its own link, with no "last opened wins".
+The cookie is `__Host-` (Secure, Path=/, no Domain) where the site is served over https, HttpOnly,
+SameSite=Lax (it must come along when the mail client opens the link), and lives LINK_COOKIE_SECONDS; it is
+deleted once a right code has opened the guest session. Without it (too late, another browser), the page
+says to open the link from the mail again.
+"""
 
 import functools
+import re
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django import forms
@@ -25,6 +43,7 @@ from transfers.errors import TransferError
 from transfers.forms import CodeForm, FinishForm, declared_files
 from transfers.models import KIND_REQUEST
 from transfers.outbox import new_nonce
+from transfers.services.common import token_hash, token_well_formed
 from transfers.views.common import (
     GUEST_DOWNLOAD_SESSION,
     GUEST_UPLOAD_SESSION,
@@ -80,20 +99,76 @@ def _uploading(request) -> dict:
     return guest_scope(request, GUEST_UPLOAD_SESSION)
 
 
+# Long enough to ask for a code, wait for its mail and type it in (a code lives 10 minutes); short enough that
+# a browser left open does not keep a live token for long.
+LINK_COOKIE_SECONDS = 30 * 60
+_LINK_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+def link_id_of(token: str) -> str:
+    """The non-secret id a link's token-free URLs and its cookie are named by (see the module docstring)."""
+    return token_hash(token)[:16]
+
+
+def _link_cookie(link_id: str) -> str:
+    # __Host-: Secure, path /, no Domain, so no sibling subdomain can read or plant it. Plain http (make run)
+    # cannot set a Secure cookie; the session cookie decides for both.
+    prefix = "__Host-" if settings.SESSION_COOKIE_SECURE else ""
+    return f"{prefix}fxfer-link-{link_id}"
+
+
+def _held_token(request, link_id: str) -> str:
+    """The token this browser holds for `link_id`. No cookie (opened too long ago, or in another browser) or
+    one that does not belong to the id: the guest must open the link from their mail again."""
+    token = request.COOKIES.get(_link_cookie(link_id), "") if _LINK_ID.match(link_id) else ""
+    if not token_well_formed(token) or link_id_of(token) != link_id:
+        raise TransferError("access_expired")
+    return token
+
+
+@never_cache  # the answer carries the token in a cookie: no cache may keep it
+@require_http_methods(["GET", "HEAD", "POST"])
+def link(request, token: str):
+    """The mailed link: the token moves into this link's cookie and the browser goes on to the token-free
+    page. A GET looks nothing up and uses nothing up (mail scanners prefetch). The URLs of earlier versions
+    (/t/<token>/code, /t/<token>/verify) come here too and do only this: no code is sent, none checked."""
+    if not token_well_formed(token):
+        return _not_a_link(request, token)
+    link_id = link_id_of(token)
+    response = HttpResponseRedirect(reverse("transfers:guest_link", args=[link_id]), status=303)
+    response.set_cookie(
+        _link_cookie(link_id),
+        token,
+        max_age=LINK_COOKIE_SECONDS,
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
+@guest_page
+def _not_a_link(request, token: str):
+    """Cannot be anyone's link: the same 404 as every other wrong token, counted against this address."""
+    services.guest_link_open(token=token, **client(request))  # refuses (not_found, or rate_limited)
+    raise TransferError("not_found")
+
+
 @guest_page
 @require_safe
-def link(request, token: str):
+def link_page(request, link_id: str):
     """Who sent the files and where the code will go; a button to get the code."""
-    found = services.guest_link_open(token=token, **client(request))
+    found = services.guest_link_open(token=_held_token(request, link_id), **client(request))
     if found.locked:
         raise TransferError("locked")
-    return render(request, "transfers/guest/link.html", {"link": found, "token": token})
+    return render(request, "transfers/guest/link.html", {"link": found, "link_id": link_id})
 
 
 @guest_page
 @require_POST
-def code_send(request, token: str):
+def code_send(request, link_id: str):
     """Mail a one-time code to the recipient's own address, then ask for it."""
+    token = _held_token(request, link_id)
     try:
         services.guest_code_send(token=token, **client(request))
     except TransferError as error:
@@ -101,17 +176,18 @@ def code_send(request, token: str):
             raise
         # The link's page again, saying what happened to the code: asked too often, or not sent (yet).
         found = services.guest_link_open(token=token, **client(request))
-        context = {"link": found, "token": token, "error": error}
+        context = {"link": found, "link_id": link_id, "error": error}
         return render(request, "transfers/guest/link.html", context, status=error.status)
-    return HttpResponseRedirect(reverse("transfers:guest_code", args=[token]), status=303)
+    return HttpResponseRedirect(reverse("transfers:guest_code", args=[link_id]), status=303)
 
 
 @guest_page
 @require_http_methods(["GET", "HEAD", "POST"])
-def code_enter(request, token: str):
+def code_enter(request, link_id: str):
     """The code form; a right code opens a short guest session for this recipient and transfer."""
+    token = _held_token(request, link_id)
     form = CodeForm(request.POST if request.method == "POST" else None)
-    context = {"form": form, "token": token, "link": services.guest_link_open(token=token, **client(request))}
+    context = {"form": form, "link_id": link_id, "link": services.guest_link_open(token=token, **client(request))}
     if not form.is_valid():
         return render(request, "transfers/guest/code.html", context, status=400 if form.is_bound else 200)
     try:
@@ -120,7 +196,10 @@ def code_enter(request, token: str):
         if error.code not in {"code_wrong", "code_expired"}:
             raise
         return render(request, "transfers/guest/code.html", {**context, "error": error}, status=400)
-    return _open_session(request, granted)
+    response = _open_session(request, granted)
+    # The session holds the grant now; the token has done its work in this browser.
+    response.delete_cookie(_link_cookie(link_id), samesite="Lax")
+    return response
 
 
 def _open_session(request, granted: services.AccessGranted):
