@@ -284,8 +284,9 @@ class SweepCursor(Model):
 
     Meta = dynamo.meta("sweep-cursors")
 
-    name = UnicodeAttribute(hash_key=True)  # "orphan-objects"
+    name = UnicodeAttribute(hash_key=True)  # "orphan-objects", "orphan-uploads"
     key_marker = UnicodeAttribute(null=True)  # the last key of the page taken; the next page starts after it
+    upload_id_marker = UnicodeAttribute(null=True)  # with key_marker, where a multipart uploads listing goes on
     pass_number = NumberAttribute(default=0)  # pages taken so far; a conditional write lets one sweep take each
     updated_at = UTCDateTimeAttribute(null=True)
     # The lease of the one run working on the page, and that run's deletion claims (key → parent, file and

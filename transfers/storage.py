@@ -121,16 +121,24 @@ def multipart_create(*, key: str) -> str:
     return response["UploadId"]
 
 
-def multipart_part_urls(*, key: str, upload_id: str, part_numbers: list[int]) -> dict[int, str]:
-    """Presigned UploadPart URLs for a batch of parts, each valid FXFER_PART_URL_SECONDS."""
+def multipart_part_urls(*, key: str, upload_id: str, part_sizes: dict[int, int]) -> dict[int, str]:
+    """Presigned UploadPart URLs for a batch of parts, each valid FXFER_PART_URL_SECONDS and each for exactly
+    its planned length (part number → bytes): Content-Length is a signed header, so S3 refuses a part of any
+    other length and nobody can park more bytes in an upload than the file they declared."""
     s3 = _s3()
     return {
         number: s3.generate_presigned_url(
             "upload_part",
-            Params={"Bucket": settings.FXFER_BUCKET, "Key": key, "UploadId": upload_id, "PartNumber": number},
+            Params={
+                "Bucket": settings.FXFER_BUCKET,
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": number,
+                "ContentLength": size,
+            },
             ExpiresIn=settings.FXFER_PART_URL_SECONDS,
         )
-        for number in part_numbers
+        for number, size in part_sizes.items()
     }
 
 
@@ -181,6 +189,42 @@ def multipart_abort(*, key: str, upload_id: str) -> None:
     except ClientError as exc:
         if exc.response["Error"]["Code"] not in {"NoSuchUpload", "404"}:
             raise
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+@dataclass(frozen=True)
+class UploadsPage:
+    uploads: tuple[MultipartUpload, ...]
+    next_key_marker: str | None  # None: the listing is complete
+    next_upload_id_marker: str | None
+
+
+def multipart_uploads_page(
+    *, prefix: str, key_marker: str | None = None, upload_id_marker: str | None = None, limit: int = 1000
+) -> UploadsPage:
+    """One page of ListMultipartUploads under `prefix` (uploads started and neither completed nor aborted), in
+    key order and, within a key, in the order they were started."""
+    params = {"Bucket": settings.FXFER_BUCKET, "Prefix": prefix, "MaxUploads": limit}
+    if key_marker:
+        params["KeyMarker"] = key_marker
+        if upload_id_marker:
+            params["UploadIdMarker"] = upload_id_marker
+    page = _s3().list_multipart_uploads(**params)
+    truncated = bool(page.get("IsTruncated"))
+    return UploadsPage(
+        uploads=tuple(
+            MultipartUpload(key=u["Key"], upload_id=u["UploadId"], initiated=u["Initiated"].astimezone(UTC))
+            for u in page.get("Uploads", [])
+        ),
+        next_key_marker=page.get("NextKeyMarker") or None if truncated else None,
+        next_upload_id_marker=page.get("NextUploadIdMarker") or None if truncated else None,
+    )
 
 
 # --- verification and deletion -------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from tests.transfers.conftest import (
     browser_post,
     browser_put_parts,
     create,
+    later,
     put_object_as_browser,
 )
 from transfers import services, storage
@@ -485,3 +486,153 @@ def test_a_lost_answer_when_a_refused_file_is_uploaded_again_is_not_an_error():
     assert authorized.mode == "post"
     assert File.get(created.transfer_id, created.files[0].file_id).state == "pending"
     assert storage.object_head(key=created.files[0].key) is None  # the refused object is gone
+
+
+# --- issue 12: multipart abuse, stray versions (attacked through the uploader's endpoints) -------------------------
+
+
+@pytest.fixture
+def alice_browser(client):
+    """Alice's browser, signed in through SSO: the uploader's JSON endpoints as send.js calls them."""
+    from tests.transfers.test_views import alice_id, sign_in
+
+    sign_in(client)
+    return Sender(id=alice_id(), email="alice@example.com", display_name="Alice")
+
+
+def _call(client, created, action: str, data: dict | None = None, index: int = 0):
+    url = f"/transfers/{created.transfer_id}/files/{created.files[index].file_id}/{action}"
+    return client.post(url, json.dumps(data or {}), content_type="application/json")
+
+
+def _uploads(key: str) -> list[str]:
+    listed = aws.client("s3").list_multipart_uploads(Bucket=settings.FXFER_BUCKET, Prefix=key)
+    return [u["UploadId"] for u in listed.get("Uploads", []) if u["Key"] == key]
+
+
+def _signed_headers(url: str) -> list[str]:
+    from urllib.parse import parse_qs, urlsplit
+
+    return parse_qs(urlsplit(url).query)["X-Amz-SignedHeaders"][0].split(";")
+
+
+def test_every_part_url_is_signed_for_its_length(client, alice_browser, small_parts):
+    # S3 checks a signed Content-Length (proved against LocalStack in tests/integration/test_upload_abuse.py):
+    # here, that every URL the endpoints hand out signs it, the first batch and the later ones alike.
+    created = create(files=[FileDeclared(name="big.bin", size=len(BIG))], sender=alice_browser)
+    authorized = _call(client, created, "authorize").json()
+    signed = _call(client, created, "parts", {"uploadId": authorized["uploadId"], "partNumbers": [3]}).json()
+    urls = {**authorized["partUrls"], **signed["partUrls"]}
+    assert sorted(urls) == ["1", "2", "3"]
+    assert all(_signed_headers(url) == ["content-length", "host"] for url in urls.values())
+
+
+def test_a_refused_multipart_upload_is_aborted_and_uploading_again_leaves_no_orphan(client, alice_browser, small_parts):
+    created = create(files=[FileDeclared(name="big.bin", size=len(BIG))], sender=alice_browser)
+    key = created.files[0].key
+    first = _call(client, created, "authorize").json()
+    more = _call(client, created, "parts", {"uploadId": first["uploadId"], "partNumbers": [3]}).json()
+    urls = {int(n): u for n, u in {**first["partUrls"], **more["partUrls"]}.items()}
+    # moto does not check the signed length: parts of the wrong layout reach S3 here, and the server refuses.
+    browser_put_parts(urls, BIG + b"x" * MiB, first["partSize"])
+    refused = _call(client, created, "complete", {"uploadId": first["uploadId"]})
+    assert refused.json()["outcome"] == "refused"
+    assert _uploads(key) == []  # aborted: its parts are gone and its part URLs take nothing more
+    again = _call(client, created, "authorize").json()
+    assert again["uploadId"] != first["uploadId"]
+    assert _uploads(key) == [again["uploadId"]]  # the refused one is not left behind
+    assert File.get(created.transfer_id, created.files[0].file_id).multipart_upload_id == again["uploadId"]
+
+
+def test_cancelling_aborts_the_upload_and_removes_every_version_a_reused_policy_left(client, alice_browser):
+    created = create(
+        files=[FileDeclared(name="a.pdf", size=11), FileDeclared(name="b.pdf", size=11)], sender=alice_browser
+    )
+    key = created.files[1].key
+    assert _call(client, created, "authorize", index=1).status_code == 200
+    for body in (b"hello world", b"other bytes", b"third time!"):  # the same policy, three times in its minutes
+        put_object_as_browser(key, body)
+    assert len(_versions(key)) == 3
+    cancelled = _call(client, created, "cancel", index=1)
+    assert cancelled.json()["outcome"] == "cancelled"
+    assert _versions(key) == []  # every version, not only the newest
+
+
+def test_a_refused_file_loses_every_version_not_only_the_newest(client, alice_browser):
+    created = create(sender=alice_browser)
+    key = created.files[0].key
+    assert _call(client, created, "authorize").status_code == 200
+    put_object_as_browser(key, b"wrong size!!")
+    put_object_as_browser(key, b"also wrong!!")
+    done = _call(client, created, "done").json()
+    assert (done["outcome"], done["reason"]) == ("refused", "size")
+    assert _versions(key) == []
+
+
+def test_verification_keeps_only_the_verified_version_and_a_later_one_goes_too(client, alice_browser, mailoutbox):
+    created = create(sender=alice_browser)
+    key = created.files[0].key
+    assert _call(client, created, "authorize").status_code == 200
+    put_object_as_browser(key, b"first bytes")
+    put_object_as_browser(key, b"hello world")  # the policy re-used: the newest is what the server checks
+    assert _call(client, created, "done").json()["outcome"] == "verified"
+    file = File.get(created.transfer_id, created.files[0].file_id)
+    assert [v["VersionId"] for v in _versions(key)] == [file.version_id]
+    [removed] = _events("file.stray_version_removed")
+    assert removed.details["count"] == 1 and removed.details["kept_version_id"] == file.version_id
+    # Another POST within the policy's minutes, after verification: its S3 event removes it.
+    put_object_as_browser(key, b"evil world!")
+    stray = storage.object_head(key=key).version_id
+    assert on_object_created(_event(key, stray), None)["records"][0]["outcome"] == "stray_version"
+    assert [v["VersionId"] for v in _versions(key)] == [file.version_id]
+    assert on_object_created(_event(key, stray), None)["records"][0]["outcome"] == "stray_version"  # again: no-op
+    assert len(_events("file.stray_version_removed")) == 2
+    assert (
+        requests.get(
+            storage.download_url(key=key, version_id=file.version_id, filename="report.pdf"), timeout=10
+        ).content
+        == b"hello world"
+    )
+    assert len(mailoutbox) == 1
+
+
+def test_delete_now_aborts_an_upload_in_progress(client, alice_browser, small_parts):
+    created = create(files=[FileDeclared(name="big.bin", size=len(BIG))], sender=alice_browser)
+    authorized = _call(client, created, "authorize").json()
+    browser_put_parts({1: authorized["partUrls"]["1"]}, BIG, authorized["partSize"])
+    response = client.post(f"/transfers/{created.transfer_id}/delete")
+    assert response.status_code == 302
+    assert _uploads(created.files[0].key) == []
+
+
+def test_the_sweep_aborts_uploads_no_live_file_owns_and_keeps_the_one_being_uploaded(
+    client, alice_browser, small_parts
+):
+    from transfers.jobs import expire_sweep
+
+    created = create(
+        files=[FileDeclared(name="big.bin", size=len(BIG)), FileDeclared(name="gone.bin", size=len(BIG))],
+        sender=alice_browser,
+    )
+    key, cancelled_key = created.files[0].key, created.files[1].key
+    # S3 took CreateMultipartUpload but its answer was lost: botocore's retry made a second upload, and the
+    # file records only that one. The first is nobody's.
+    with inject(LOST, service="s3", operation="CreateMultipartUpload"):
+        live = _call(client, created, "authorize").json()["uploadId"]
+    [lost] = [u for u in _uploads(key) if u != live]
+    # A cancelled file whose abort never happened, and keys no record owns at all.
+    gone = _call(client, created, "authorize", index=1).json()["uploadId"]
+    File(parent_id=created.transfer_id, file_id=created.files[1].file_id).update(actions=[File.state.set("cancelled")])
+    s3 = aws.client("s3")
+    stranger = f"files/{created.transfer_id}/nosuchfile000000"
+    foreign = s3.create_multipart_upload(Bucket=settings.FXFER_BUCKET, Key="files/not-ours")["UploadId"]
+    unknown = s3.create_multipart_upload(Bucket=settings.FXFER_BUCKET, Key=stranger)["UploadId"]
+
+    expire_sweep({"time": later(minutes=90).isoformat()}, None)
+    assert _uploads(key) == [live]  # the upload in progress goes on
+    assert _uploads(cancelled_key) == _uploads(stranger) == _uploads("files/not-ours") == []
+    [event] = _events("upload.orphans_aborted")
+    assert event.details["count"] == 4 and event.actor == "job:expire_sweep"
+    assert {u["upload_id"] for u in event.details["uploads"]} == {lost, gone, foreign, unknown}
+    expire_sweep({"time": later(minutes=150).isoformat()}, None)  # nothing left to abort: nothing recorded
+    assert len(_events("upload.orphans_aborted")) == 1 and _uploads(key) == [live]

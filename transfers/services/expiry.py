@@ -4,8 +4,9 @@ are items of the transfers table too: their received files are deleted here when
 It never Scans: transfers past their expiry come from the sparse `by-due` index (Query `expires_at <= now`
 per shard), unreleased transfers (abandoned uploads, verified ones a crash left unreleased, deletions a killed
 run left half done) from the sparse `by-pending` index, reply requests from the `by-day` index (today and
-yesterday), mails still due from the outbox's `by-unsent` index, and objects without a live record from one
-page of the bucket's listing per run (ListObjectVersions, the cursor kept in DynamoDB).
+yesterday), mails still due from the outbox's `by-unsent` index, objects without a live record from one
+page of the bucket's listing per run (ListObjectVersions, the cursor kept in DynamoDB), and multipart uploads
+without one from a page of ListMultipartUploads per run (its own cursor).
 Every deletion goes through transfers.services.deletion: claimed with a conditional write, every version,
 one receipt per file. Reads already treat a transfer past its expiry as expired, whether or not this ran.
 
@@ -29,6 +30,7 @@ from transfers import storage
 from transfers.models import (
     FILE_CANCELLED,
     FILE_DELETED,
+    FILE_PENDING,
     FILE_VERIFIED,
     KIND_REQUEST,
     PENDING,
@@ -71,6 +73,7 @@ class SweepDone:
     files_deleted: int = 0
     orphan_objects_deleted: int = 0
     orphan_keys_checked: int = 0
+    orphan_uploads_aborted: int = 0  # multipart uploads no live file record owns
     complete: bool = True  # False: the deadline stopped it; the next run goes on
 
 
@@ -158,9 +161,11 @@ def expiry_sweep(*, now: datetime | None = None, limit: int = 200, deadline: dat
             if done.outcome == "stopped":
                 complete = False
                 break
-    orphans = checked = 0
+    orphans = checked = uploads = 0
     if complete:
         orphans, checked, complete = orphan_objects_sweep(now=now, deadline=deadline)
+    if complete:
+        uploads, complete = orphan_uploads_sweep(now=now, deadline=deadline)
     result = SweepDone(
         started_at=now,
         transfers_expired=expired,
@@ -169,6 +174,7 @@ def expiry_sweep(*, now: datetime | None = None, limit: int = 200, deadline: dat
         files_deleted=files,
         orphan_objects_deleted=orphans,
         orphan_keys_checked=checked,
+        orphan_uploads_aborted=uploads,
         complete=complete,
     )
     logger.info("expiry.sweep", extra={k: (v.isoformat() if k == "started_at" else v) for k, v in vars(result).items()})
@@ -178,18 +184,18 @@ def expiry_sweep(*, now: datetime | None = None, limit: int = 200, deadline: dat
 # --- objects without a live record ---------------------------------------------------------------------------
 
 
-def _lease(now: datetime, run: str) -> SweepCursor | None:
+def _lease(now: datetime, run: str, name: str = ORPHAN_CURSOR) -> SweepCursor | None:
     """Take the page for this run (one sweep at a time; a lease a killed run left expires); None when another
     sweep holds it."""
     try:
-        cursor = SweepCursor.get(ORPHAN_CURSOR, consistent_read=True)
+        cursor = SweepCursor.get(name, consistent_read=True)
     except SweepCursor.DoesNotExist:
         cursor = None
     if cursor is not None and cursor.lease_op and cursor.lease_until and cursor.lease_until > now:
         return None
     free = SweepCursor.lease_until.does_not_exist() | (SweepCursor.lease_until <= now)
     try:
-        SweepCursor(name=ORPHAN_CURSOR).update(
+        SweepCursor(name=name).update(
             actions=[
                 SweepCursor.lease_op.set(run),
                 SweepCursor.lease_until.set(now + timedelta(seconds=CLAIM_SECONDS)),
@@ -201,15 +207,15 @@ def _lease(now: datetime, run: str) -> SweepCursor | None:
         if conditional_failed(exc):
             return None
         raise
-    return SweepCursor.get(ORPHAN_CURSOR, consistent_read=True)
+    return SweepCursor.get(name, consistent_read=True)
 
 
 def _claims(cursor: SweepCursor) -> dict:
     return json.loads(cursor.claims) if cursor.claims else {}
 
 
-def _save_claims(claims: dict, run: str) -> None:
-    SweepCursor(name=ORPHAN_CURSOR).update(
+def _save_claims(claims: dict, run: str, name: str = ORPHAN_CURSOR) -> None:
+    SweepCursor(name=name).update(
         actions=[SweepCursor.claims.set(json.dumps(claims, sort_keys=True)) if claims else SweepCursor.claims.remove()],
         condition=SweepCursor.lease_op == run,
     )
@@ -230,10 +236,10 @@ def _page_done(cursor: SweepCursor, page: storage.VersionsPage, *, now: datetime
     )
 
 
-def _lease_free(run: str) -> None:
+def _lease_free(run: str, name: str = ORPHAN_CURSOR) -> None:
     """Out of time: give the page back unfinished; the next run lists it again from the same place."""
     try:
-        SweepCursor(name=ORPHAN_CURSOR).update(
+        SweepCursor(name=name).update(
             actions=[SweepCursor.lease_op.remove(), SweepCursor.lease_until.remove()],
             condition=SweepCursor.lease_op == run,
         )
@@ -337,6 +343,111 @@ def orphan_objects_sweep(*, now: datetime, deadline: datetime | None = None) -> 
         deleted += _orphan_finish(key, claims[key], run=run, claims=claims)
     _page_done(cursor, page, now=now, run=run)
     return deleted, checked, True
+
+
+# --- multipart uploads without a live record ----------------------------------------------------------------
+
+ORPHAN_UPLOADS_CURSOR = "orphan-uploads"
+# An upload is created a moment before its file records it (transfers.services.uploads._multipart_start):
+# one younger than this may be one being authorized right now, and is left for a later run.
+ORPHAN_UPLOAD_GRACE = timedelta(hours=1)
+
+
+def _upload_owned(upload: storage.MultipartUpload, cache: dict) -> bool:
+    """Whether a live file record owns the upload: a pending file at that key that names this very upload id,
+    of a transfer or request that still exists. A replaced, refused, cancelled or deleted file's upload (and
+    one whose CreateMultipartUpload answer was lost, so nothing ever recorded it) is nobody's."""
+    parsed = storage.parse_file_key(upload.key)
+    if parsed is None:
+        return False
+    try:
+        file = File.get(*parsed, consistent_read=True)
+    except File.DoesNotExist:
+        return False
+    if file.state != FILE_PENDING or file.multipart_upload_id != upload.upload_id:
+        return False
+    if parsed[0] not in cache:
+        cache[parsed[0]] = transfer_get(parsed[0])
+    transfer = cache[parsed[0]]
+    return transfer is not None and not transfer.deleted_at
+
+
+def _uploads_aborted(
+    claimed: list[list[str]],
+    *,
+    run: str,
+    now: datetime,
+    page: storage.UploadsPage | None,
+    cursor: SweepCursor,
+) -> int:
+    """Abort the claimed uploads (already recorded on the cursor), then commit their event with the cursor
+    (claims cleared; with `page`, moved past it and the lease freed) in one transaction: a run killed before
+    that commit leaves the claims, and the next run aborts them again (a gone upload is fine) and records them."""
+    for key, upload_id in claimed:
+        storage.multipart_abort(key=key, upload_id=upload_id)
+    actions = [SweepCursor.claims.remove(), SweepCursor.updated_at.set(now)]
+    if page is not None:
+        actions += [
+            SweepCursor.pass_number.set(int(cursor.pass_number or 0) + 1),
+            SweepCursor.key_marker.set(page.next_key_marker)
+            if page.next_key_marker
+            else SweepCursor.key_marker.remove(),
+            SweepCursor.upload_id_marker.set(page.next_upload_id_marker)
+            if page.next_upload_id_marker
+            else SweepCursor.upload_id_marker.remove(),
+            SweepCursor.lease_op.remove(),
+            SweepCursor.lease_until.remove(),
+        ]
+    change = Change(op=f"uploads.orphans_aborted:{run}:{'page' if page else 'claims'}", now=now)
+    change.update(SweepCursor(name=ORPHAN_UPLOADS_CURSOR), actions=actions, condition=SweepCursor.lease_op == run)
+    if claimed:
+        change.audit(
+            "upload.orphans_aborted",
+            actor=SWEEP_ACTOR,
+            subject="system",
+            reason="no live file record owns the multipart upload",
+            count=len(claimed),
+            uploads=[{"key": key, "upload_id": upload_id} for key, upload_id in claimed[:20]],
+        )
+    change.commit()
+    return len(claimed)
+
+
+def orphan_uploads_sweep(*, now: datetime, deadline: datetime | None = None) -> tuple[int, bool]:
+    """Abort multipart uploads under files/ that no live file record owns (replaced, refused, cancelled or
+    deleted files' uploads a failed abort left, uploads whose creation answer was lost), older than
+    ORPHAN_UPLOAD_GRACE: their parts cost money and their part URLs would still take bytes. A page of
+    ListMultipartUploads per run, the cursor kept in DynamoDB and moved only once the page's aborts are
+    recorded (one aggregated event per run); (uploads aborted, complete)."""
+    run = new_id()
+    cursor = _lease(now, run, name=ORPHAN_UPLOADS_CURSOR)
+    if cursor is None:
+        return 0, True
+    aborted = 0
+    earlier = _claims(cursor).get("uploads")
+    if earlier:  # what a killed run claimed: abort and record them before going on
+        aborted += _uploads_aborted(earlier, run=run, now=now, page=None, cursor=cursor)
+    page = storage.multipart_uploads_page(
+        prefix="files/",
+        key_marker=cursor.key_marker,
+        upload_id_marker=cursor.upload_id_marker,
+        limit=settings.FXFER_ORPHAN_KEYS_PER_RUN,
+    )
+    cache: dict = {}
+    orphans: list[list[str]] = []
+    for upload in page.uploads:
+        if out_of_time(deadline):
+            _lease_free(run, name=ORPHAN_UPLOADS_CURSOR)
+            return aborted, False
+        if upload.initiated > now - ORPHAN_UPLOAD_GRACE or _upload_owned(upload, cache):
+            continue
+        orphans.append([upload.key, upload.upload_id])
+    if orphans:
+        _save_claims({"uploads": orphans}, run, name=ORPHAN_UPLOADS_CURSOR)  # recorded before S3 is asked
+    aborted += _uploads_aborted(orphans, run=run, now=now, page=page, cursor=cursor)
+    if aborted:
+        logger.info("expiry.orphan_uploads", extra={"aborted": aborted})
+    return aborted, True
 
 
 # --- healing: what a crash left -----------------------------------------------------------------------------

@@ -208,14 +208,23 @@ def upload_authorize(
         part_size=part_size,
         part_count=part_count,
         parts_done=tuple(PartDone(part_number=p.part_number, size=p.size, etag=p.etag) for p in parts_done),
-        part_urls=storage.multipart_part_urls(key=file.s3_key, upload_id=upload_id, part_numbers=missing),
+        part_urls=storage.multipart_part_urls(
+            key=file.s3_key, upload_id=upload_id, part_sizes=_part_sizes(file, missing)
+        ),
     )
+
+
+def _part_sizes(file: File, numbers: list[int]) -> dict[int, int]:
+    """Each part's exact length in the planned layout (every part `part_size`, the last one the rest): what
+    its URL is signed for, and what completion expects to find."""
+    part_size, part_count, declared = int(file.part_size), int(file.part_count), int(file.declared_size)
+    return {n: part_size if n < part_count else declared - part_size * (part_count - 1) for n in numbers}
 
 
 def _upload_again(file: File) -> None:
     """A refused file becomes pending again: whatever its refusal left (an unaborted multipart upload, an object
     not yet deleted) goes first, so a resumed upload never reuses refused parts."""
-    _refusal_cleanup(file, version_id=None)
+    _leftovers_remove(file)
     try:
         file.update(
             actions=[File.state.set(FILE_PENDING), File.refused_reason.remove(), File.multipart_upload_id.remove()],
@@ -312,7 +321,9 @@ def upload_parts_sign(
             % {"batch": settings.FXFER_PART_URL_BATCH, "count": int(file.part_count)},
         )
     return PartsSigned(
-        part_urls=storage.multipart_part_urls(key=file.s3_key, upload_id=upload_id, part_numbers=numbers),
+        part_urls=storage.multipart_part_urls(
+            key=file.s3_key, upload_id=upload_id, part_sizes=_part_sizes(file, numbers)
+        ),
         expires_at=later(now, settings.FXFER_PART_URL_SECONDS),
     )
 
@@ -395,7 +406,7 @@ def upload_complete_multipart(
         if head is not None and head.etag == file.expected_etag:
             return _verify(file=file, version_id=None, actor=actor, now=now)
         raise TransferError("state_conflict", _("This upload is no longer in progress."))
-    part_size, part_count = int(file.part_size), int(file.part_count)
+    part_count = int(file.part_count)
     numbers = [p.part_number for p in parts]
     missing = sorted(set(range(1, part_count + 1)) - set(numbers))
     extra = [n for n in numbers if n > part_count]
@@ -405,11 +416,10 @@ def upload_complete_multipart(
             _("%(count)d part(s) of %(name)s have not arrived yet.") % {"count": len(missing), "name": file.name},
             missing_parts=missing[:50],
         )
-    declared = int(file.declared_size)
-    expected_sizes = [part_size] * (part_count - 1) + [declared - part_size * (part_count - 1)]
+    expected_sizes = list(_part_sizes(file, list(range(1, part_count + 1))).values())
     if extra or [p.size for p in parts] != expected_sizes:
-        reason = "size" if sum(p.size for p in parts) != declared else "part_layout"
-        return _refuse(file=file, reason=reason, version_id=None, ref=upload_id, now=now, actor=actor)
+        reason = "size" if sum(p.size for p in parts) != int(file.declared_size) else "part_layout"
+        return _refuse(file=file, reason=reason, ref=upload_id, now=now, actor=actor)
     expected = composite_etag(parts)
     if file.expected_etag != expected:
         # Repeating this update (a lost answer) meets the same condition and sets the same value.
@@ -454,11 +464,7 @@ def upload_cancel(
         _require_open(scoped, now)
         _cancel_commit(file=file, actor=scoped.actor, now=now)
     # After the commit, and safe to repeat: nothing at a cancelled file's key is ever served.
-    if file.multipart_upload_id:
-        storage.multipart_abort(key=file.s3_key, upload_id=file.multipart_upload_id)
-    head = storage.object_head(key=file.s3_key)
-    if head:
-        storage.object_version_delete(key=file.s3_key, version_id=head.version_id)
+    _leftovers_remove(file)
     released = transfer_release(transfer_id=transfer_id, now=now).released
     return FileVerified(
         transfer_id=transfer_id, file_id=file_id, key=file.s3_key, outcome="cancelled", released=released
@@ -575,11 +581,11 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
         # A later version at a verified key (a re-used POST policy) is never served: downloads are pinned to
         # the verified version. Remove it all the same.
         if version_id and file.version_id and version_id != file.version_id:
-            _stray_remove(file=file, version_id=version_id, actor=actor, now=now)
+            _strays_remove(file=file, actor=actor, now=now)
             return FileVerified(**ids, outcome="stray_version")
-        return _verified_finish(file=file, now=now)
+        return _verified_finish(file=file, actor=actor, now=now)
     if file.state == FILE_REFUSED:
-        _refusal_cleanup(file, version_id=version_id)
+        _leftovers_remove(file)
         return FileVerified(**ids, outcome="refused", reason=file.refused_reason)
 
     head = storage.object_head(key=file.s3_key)
@@ -601,9 +607,7 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
         reason = "request_closed"  # a POST signed before the request closed, landing after it
     ref = head.version_id or head.etag.strip('"')
     if reason:
-        return _refuse(
-            file=file, reason=reason, version_id=head.version_id, ref=ref, now=now, actor=actor, size=head.size
-        )
+        return _refuse(file=file, reason=reason, ref=ref, now=now, actor=actor, size=head.size)
 
     change = Change(op=f"verify:{file.file_id}:{ref}", now=now)
     change.update(
@@ -635,7 +639,8 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
         # Another caller decided first (refused it, or it was cancelled): that verdict stands.
         file.refresh(consistent_read=True)
         return FileVerified(**ids, outcome=file.state, reason=file.refused_reason)
-    return _verified_finish(file=file, now=now)
+    file.state, file.version_id = FILE_VERIFIED, head.version_id  # what committed: the version to keep
+    return _verified_finish(file=file, actor=actor, now=now)
 
 
 def _commit_verdict(change: Change, file: File) -> str:
@@ -665,10 +670,12 @@ def _state_after(change: Change) -> str:
     return FILE_VERIFIED if change.op.startswith("verify:") else FILE_REFUSED
 
 
-def _verified_finish(*, file: File, now: datetime) -> FileVerified:
-    """What follows a verification, repeated by every later caller until it is done: a legal hold for a held
-    transfer's file, then the transfer's release (re-entrant: it sends whatever link mail is still pending)."""
+def _verified_finish(*, file: File, now: datetime, actor: str = "system") -> FileVerified:
+    """What follows a verification, repeated by every later caller until it is done: every other version at
+    the key goes, a legal hold for a held transfer's file, then the transfer's release (re-entrant: it sends
+    whatever link mail is still pending)."""
     ids = {"transfer_id": file.parent_id, "file_id": file.file_id, "key": file.s3_key}
+    _strays_remove(file=file, actor=actor, now=now)
     transfer = transfer_get(file.parent_id)
     if transfer is None:
         return FileVerified(**ids, outcome="verified")
@@ -680,31 +687,46 @@ def _verified_finish(*, file: File, now: datetime) -> FileVerified:
     return FileVerified(**ids, outcome="verified", released=released)
 
 
-def _stray_remove(*, file: File, version_id: str, actor: str, now: datetime) -> None:
-    """Delete a version that is not the verified one, and record it once (however often the event comes)."""
-    if storage.object_head(key=file.s3_key, version_id=version_id) is not None:
-        storage.object_version_delete(key=file.s3_key, version_id=version_id)
-    change = Change(op=f"stray:{file.file_id}:{version_id}", now=now)
-    change.audit("file.stray_version_removed", actor=actor, subject=f"transfer:{file.parent_id}", file_id=file.file_id)
-    try:
-        change.commit()
-    except ChangeRefused as exc:
-        if not exc.own_effect():
-            raise
+def _strays_remove(*, file: File, actor: str, now: datetime) -> int:
+    """Delete every version at a verified file's key but the verified one (a POST policy re-used within its
+    minutes leaves more), at once, whichever version S3 notified. Downloads are pinned to the verified
+    version, so a stray is never served; it must not stay either. The event, naming the versions, commits
+    before S3 is asked (its op derives from them): a run killed in between is recognised by the next caller,
+    which deletes the same versions. How many versions were removed."""
+    if not file.version_id:
+        return 0  # an unversioned bucket holds one object per key: nothing beside it
+    strays = [v for v in storage.object_versions(key=file.s3_key) if (v.version_id or "null") != file.version_id]
+    versions = sorted(v.version_id or "null" for v in strays if not v.delete_marker)
+    markers = sorted(v.version_id or "null" for v in strays if v.delete_marker)
+    if versions:
+        digest = hashlib.sha256(",".join(versions).encode()).hexdigest()[:16]
+        change = Change(op=f"stray:{file.file_id}:{digest}", now=now)
+        change.audit(
+            "file.stray_version_removed",
+            actor=actor,
+            subject=f"transfer:{file.parent_id}",
+            file_id=file.file_id,
+            kept_version_id=file.version_id,
+            version_ids=versions[:20],
+            count=len(versions),
+        )
+        change.commit()  # an earlier attempt of the same op counts as this one
+    if versions or markers:
+        storage.object_versions_delete(key=file.s3_key, version_ids=versions, delete_markers=markers)
+    return len(versions)
 
 
 def _refuse(
     *,
     file: File,
     reason: str,
-    version_id: str | None,
     ref: str,
     now: datetime,
     actor: str,
     size: int | None = None,
 ) -> FileVerified:
     """Mark the file refused with its "file.verified" (outcome refused) event in one commit, then delete what
-    arrived (that exact version) and abort its multipart upload; a later call finishes that clean-up."""
+    arrived (every version at the key) and abort its multipart upload; a later call finishes that clean-up."""
     ids = {"transfer_id": file.parent_id, "file_id": file.file_id, "key": file.s3_key}
     change = Change(op=f"refuse:{file.file_id}:{ref}", now=now)
     # The multipart upload id stays on the refused file until it is uploaded again: a retry can still abort it.
@@ -729,19 +751,21 @@ def _refuse(
     if state != FILE_REFUSED:
         file.refresh(consistent_read=True)
         return FileVerified(**ids, outcome=file.state, reason=file.refused_reason)
-    _refusal_cleanup(file, version_id=version_id)
+    _leftovers_remove(file)
     return FileVerified(**ids, outcome="refused", reason=reason)
 
 
-def _refusal_cleanup(file: File, *, version_id: str | None) -> None:
-    """Remove what a refused file's upload left: its multipart upload and the object (the given version, or
-    the current one). Safe to repeat; nothing at a refused file's key is ever served."""
+def _leftovers_remove(file: File) -> None:
+    """Remove what a refused or cancelled file's upload left: its multipart upload (aborted, so its parts stop
+    costing and its part URLs die) and every version at its key (a POST policy re-used within its minutes
+    leaves several; deleting only the newest kept the others). Runs after the verdict committed and is safe to
+    repeat; nothing at such a key is ever served."""
     if file.multipart_upload_id:
         storage.multipart_abort(key=file.s3_key, upload_id=file.multipart_upload_id)
-    if version_id is not None:
-        if storage.object_head(key=file.s3_key, version_id=version_id) is not None:
-            storage.object_version_delete(key=file.s3_key, version_id=version_id)
+    try:
+        current = File.get(file.parent_id, file.file_id, consistent_read=True)
+    except File.DoesNotExist:
         return
-    head = storage.object_head(key=file.s3_key)
-    if head is not None:
-        storage.object_version_delete(key=file.s3_key, version_id=head.version_id)
+    if current.state not in {FILE_REFUSED, FILE_CANCELLED}:
+        return  # uploaded again meanwhile: what is at the key now is the new upload's, not ours to delete
+    storage.object_delete_all_versions(key=file.s3_key)
