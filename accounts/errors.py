@@ -17,3 +17,12 @@ class SignoutError(Exception):
         super().__init__(message or code)
         self.code = code
         self.message = message or code
+
+
+class AccountError(Exception):
+    """An account action that did not go through: "not_found", "unavailable" (AWS kept failing; nothing lost)."""
+
+    def __init__(self, code: str, message: str = ""):
+        super().__init__(message or code)
+        self.code = code
+        self.message = message or code

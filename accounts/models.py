@@ -13,6 +13,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model as DynamoModel
 
 from fxfer import dynamo
@@ -124,15 +125,30 @@ class User(AbstractBaseUser):
         raise NotImplementedError("Users are stored in DynamoDB (accounts.services), never through the ORM.")
 
 
+class UserByEmail(GlobalSecondaryIndex):
+    """People by their address as the IdP last gave it (compliance finds a person by email). Sparse: a key
+    attribute of an index cannot be empty, so `email_key` is absent when the IdP sent no address."""
+
+    class Meta:
+        index_name = "by-email"
+        projection = KeysOnlyProjection()
+
+    email_key = UnicodeAttribute(hash_key=True)
+
+
 class UserRecord(DynamoModel):
     """A person known from the IdP, keyed by a stable id derived from (IdP entity id, NameID)."""
 
     Meta = dynamo.meta("users")
+    by_email = UserByEmail()
 
     user_id = UnicodeAttribute(hash_key=True)  # sha256 hex of "<idp entity id>\n<NameID>"
     idp_entity_id = UnicodeAttribute()
     name_id = UnicodeAttribute()
     email = UnicodeAttribute(default="")
+    # `email` lowercased, or absent (see UserByEmail). Set at each sign-in: everyone with a live session has
+    # signed in within the absolute timeout, so everyone who can be signed out can be found.
+    email_key = UnicodeAttribute(null=True)
     display_name = UnicodeAttribute(default="")
     department = UnicodeAttribute(default="")
     groups = ListAttribute(of=UnicodeAttribute, default=list)
@@ -174,10 +190,23 @@ class SamlAssertionSeen(DynamoModel):
     expires_at = TTLAttribute()
 
 
+class SessionByUser(GlobalSecondaryIndex):
+    """A signed-in person's sessions (sparse: anonymous sessions carry no user_id), so that all of them can be
+    ended at once: deprovisioning, "sign out everywhere", a logout the IdP started."""
+
+    class Meta:
+        index_name = "by-user"
+        projection = IncludeProjection(["expires_at", "absolute_expires_at"])
+
+    user_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
 class SessionItem(DynamoModel):
     """A Django session. `expires_at` (idle) slides with use; `absolute_expires_at` is fixed at creation."""
 
     Meta = dynamo.meta("sessions")
+    by_user = SessionByUser()
 
     session_key = UnicodeAttribute(hash_key=True)
     data = UnicodeAttribute()

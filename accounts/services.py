@@ -6,8 +6,10 @@ in one event per IP, reason and minute (reports.services.audit_count).
 """
 
 import hashlib
+import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -18,15 +20,27 @@ from lxml import etree
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
 from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.errors import OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError
+from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
 from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
 from onelogin.saml2.response import OneLogin_Saml2_Response
+from onelogin.saml2.utils import OneLogin_Saml2_Utils
 from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
 from accounts import saml
-from accounts.errors import SigninError, SignoutError
-from accounts.models import ROLE_COMPLIANCE, ROLE_EMPLOYEE, SamlAssertionSeen, SamlRequest, User, UserRecord
-from accounts.selectors import user_from_record
+from accounts.errors import AccountError, SigninError, SignoutError
+from accounts.models import (
+    ROLE_COMPLIANCE,
+    ROLE_EMPLOYEE,
+    SamlAssertionSeen,
+    SamlRequest,
+    SessionItem,
+    User,
+    UserRecord,
+)
+from accounts.selectors import user_from_record, user_sessions
+from fxfer.aws import transient
+from fxfer.change import Change, ChangeRefused
 from reports.services import audit_count, audit_record
 
 logger = logging.getLogger(__name__)
@@ -67,6 +81,19 @@ class SignedIn:
 @dataclass(frozen=True)
 class SignoutStarted:
     redirect_url: str | None  # the IdP's SLO endpoint, when it has one
+
+
+@dataclass(frozen=True)
+class SessionsEnded:
+    user_id: str
+    ended: int  # live sessions ended (expired items still stored are removed too, not counted)
+
+
+@dataclass(frozen=True)
+class IdpLogoutDone:
+    user_id: str
+    ended: int
+    redirect_url: str  # the IdP's SLO endpoint with our signed LogoutResponse
 
 
 def user_id_for(*, idp_entity_id: str, name_id: str) -> str:
@@ -144,17 +171,9 @@ def saml_signin(
         )
     except SigninError as error:
         if error.refused and "user_id" in claimed:
-            # A person the IdP vouched for (a valid, signed assertion), refused by fxfer: their own event.
-            audit_record(
-                action="signin.refused",
-                actor=f"user:{claimed['user_id']}",
-                subject="saml",
-                outcome="refused",
-                ip=client.ip,
-                user_agent=client.user_agent,
-                details={"reason": error.code, "message": error.message[:500], "claimed": claimed},
-                now=at,
-            )
+            # A person the IdP vouched for (a valid, signed assertion), refused by fxfer: their own event, and
+            # (deprovisioning) the end of every session they still have.
+            _refuse_person(error=error, claimed=claimed, client=client, at=at)
         else:
             # Nobody signed in: anyone on the internet can post junk to the ACS. Counted per IP, reason and
             # minute (one event however many posts), so a flood neither fills the audit trail nor slows
@@ -210,8 +229,12 @@ def _saml_signin(
     outstanding = _outstanding_request(in_response_to, kind="authn", at=at)
     if outstanding is None:
         raise SigninError("unknown_request", "The response answers no request this site has outstanding.")
+    # Login CSRF: a valid response for someone else's request, posted from a victim's browser, must not sign that
+    # browser in. The cookie set when this request started must come back, and be the same one.
     bound = outstanding.browser_binding
-    if bound and browser_binding and binding_hash(browser_binding) != bound:
+    if bound and not browser_binding:
+        raise SigninError("binding_missing", "The browser that started this sign-in did not come back with it.")
+    if bound and not hmac.compare_digest(binding_hash(browser_binding), bound):
         raise SigninError("other_browser", "The response answers a sign-in started in another browser.")
 
     relay_state = relay_state or ""
@@ -235,6 +258,7 @@ def _saml_signin(
     name_id = response.get_nameid()
     user_id = user_id_for(idp_entity_id=settings.FXFER_SAML_IDP_ENTITY_ID, name_id=name_id)
     claimed["user_id"] = user_id
+    claimed["assertion_id"] = assertion_id
     try:
         SamlAssertionSeen(assertion_id=assertion_id, user_id=user_id, seen_at=at, expires_at=remember_until).save(
             condition=SamlAssertionSeen.assertion_id.does_not_exist()
@@ -325,6 +349,7 @@ def _user_save(
         idp_entity_id=idp_entity_id,
         name_id=name_id,
         email=profile["email"],
+        email_key=profile["email"] or None,
         display_name=profile["display_name"],
         department=profile["department"],
         groups=profile["groups"],
@@ -427,3 +452,221 @@ def saml_signout_finish(*, request_data: dict, saml_response: str, now: datetime
         raise SignoutError("request_already_answered", "The logout request was answered already.") from None
     if response.get_status() != OneLogin_Saml2_Constants.STATUS_SUCCESS:
         raise SignoutError("idp_refused", f"The IdP answered {response.get_status()}.")
+
+
+# --- Ending a person's sessions: deprovisioning, "sign out everywhere", a logout the IdP started ----------------
+
+# Session deletes per transaction (at most 100 items, and room for the events and the person's record).
+_SESSIONS_PER_CHANGE = 90
+
+
+def _end_sessions(*, op: str, user_id: str, at: datetime, record: Callable[[Change, int, int], None]) -> int:
+    """Delete every session item of `user_id`, with the events `record(change, part, deleted)` adds to each
+    transaction (one transaction unless the person has more sessions than one holds). Returns the live count."""
+    found = user_sessions(user_id=user_id, now=at)
+    keys = list(found.session_keys)
+    parts = [keys[n : n + _SESSIONS_PER_CHANGE] for n in range(0, len(keys), _SESSIONS_PER_CHANGE)] or [[]]
+    for part, chunk in enumerate(parts):
+        change = Change(op=op if part == 0 else f"{op}#{part}", now=at)
+        for key in chunk:
+            # Unconditional: a session that ended meanwhile (signed out, expired) is just as ended.
+            change.delete(SessionItem(session_key=key))
+        record(change, part, len(chunk))
+        change.commit(send_mails=False)
+    return found.live
+
+
+def _refuse_person(*, error: SigninError, claimed: dict, client: Client, at: datetime) -> None:
+    """Deprovisioning: the IdP vouched for this person and fxfer no longer admits them. Their roles are cleared
+    (a session the index does not show yet is refused by the backend on its next request), every session of
+    theirs is deleted, and the refusal is recorded, in one transaction."""
+    user_id = claimed["user_id"]
+    details = {"reason": error.code, "message": error.message[:500], "claimed": claimed}
+    try:
+        known = UserRecord.get(user_id, consistent_read=True)
+    except UserRecord.DoesNotExist:
+        known = None
+    if known is None:  # never signed in: no session to end
+        audit_record(
+            action="signin.refused",
+            actor=f"user:{user_id}",
+            subject="saml",
+            outcome="refused",
+            ip=client.ip,
+            user_agent=client.user_agent,
+            details=details,
+            now=at,
+        )
+        return
+
+    def record(change: Change, part: int, deleted: int) -> None:
+        if part == 0:
+            change.update(
+                known,
+                actions=[UserRecord.roles.set([]), UserRecord.groups.set(claimed.get("groups") or [])],
+                condition=UserRecord.user_id.exists(),
+            )
+            change.audit(
+                "signin.refused",
+                actor=f"user:{user_id}",
+                subject="saml",
+                outcome="refused",
+                ip=client.ip,
+                user_agent=client.user_agent,
+                **details,
+            )
+        change.audit(
+            "user.sessions_ended",
+            actor="system",
+            subject=f"user:{user_id}",
+            reason="deprovisioned",
+            sessions=deleted,
+        )
+
+    _end_sessions(
+        op=f"signin.refused:{claimed.get('assertion_id') or secrets.token_hex(8)}",
+        user_id=user_id,
+        at=at,
+        record=record,
+    )
+
+
+def user_sessions_end(*, user_id: str, officer_id: str, client: Client, now: datetime | None = None) -> SessionsEnded:
+    """Compliance's "sign out everywhere": delete every session of the person, audited with the officer as
+    actor. Raises AccountError("not_found") for an unknown person, ("unavailable") when AWS keeps failing
+    (nothing was lost: each transaction commits whole or not at all, and pressing again finishes the job)."""
+    at = now or datetime.now(UTC)
+    if len(user_id or "") != 64:
+        raise AccountError("not_found")
+
+    def record(change: Change, part: int, deleted: int) -> None:
+        change.audit(
+            "user.sessions_ended",
+            actor=f"user:{officer_id}",
+            subject=f"user:{user_id}",
+            ip=client.ip,
+            user_agent=client.user_agent,
+            reason="compliance",
+            sessions=deleted,
+            part=part or None,
+        )
+
+    try:
+        try:
+            UserRecord.get(user_id, consistent_read=True)
+        except UserRecord.DoesNotExist:
+            raise AccountError("not_found") from None
+        ended = _end_sessions(
+            op=f"sessions.end:{user_id}:{secrets.token_hex(8)}", user_id=user_id, at=at, record=record
+        )
+    except Exception as exc:
+        if not transient(exc):
+            raise
+        logger.warning("accounts.aws_unavailable", extra={"service": "user_sessions_end"})
+        raise AccountError("unavailable") from exc
+    return SessionsEnded(user_id=user_id, ended=ended)
+
+
+# How far a LogoutRequest's IssueInstant may be from now (clock drift both ways), and how long its id is
+# remembered: a captured request cannot be replayed later to sign the person out again.
+_LOGOUT_REQUEST_DRIFT = timedelta(minutes=5)
+
+
+def saml_idp_logout(
+    *, request_data: dict, saml_request: str, client: Client, now: datetime | None = None
+) -> IdpLogoutDone:
+    """A LogoutRequest the IdP started (HTTP-Redirect): check it strictly (signature over the query with
+    SHA-256, issuer present and ours, destination, NotOnOrAfter, a fresh IssueInstant, not seen before), end
+    every session of its NameID's person, record it, and answer with a signed LogoutResponse (Success).
+    Raises SignoutError after counting the failure; nothing changes then."""
+    at = now or datetime.now(UTC)
+    try:
+        return _saml_idp_logout(request_data=request_data, saml_request=saml_request, client=client, at=at)
+    except SignoutError as error:
+        audit_count(
+            action="signout.idp_failed", subject="saml", outcome="failed", ip=client.ip, reason=error.code, now=at
+        )
+        logger.warning("signout.idp_failed", extra={"reason": error.code})
+        raise
+
+
+def _saml_idp_logout(*, request_data: dict, saml_request: str, client: Client, at: datetime) -> IdpLogoutDone:
+    if not saml_request:
+        raise SignoutError("missing_request", "No SAMLRequest in the request.")
+    settings_ = saml.saml_settings()
+    try:
+        logout_request = OneLogin_Saml2_Logout_Request(settings_, saml_request)
+        xml = logout_request.get_xml()
+        root = OneLogin_Saml2_XML.to_etree(xml)
+    except Exception as exc:  # bad base64 or deflate, not XML, a DTD: nothing to trust
+        raise SignoutError("malformed_request", f"{type(exc).__name__}: {exc}") from None
+    if _has_xml_comments(xml):
+        raise SignoutError("xml_comment", "The request contains XML comments.")
+
+    auth = OneLogin_Saml2_Auth(request_data, saml.saml_settings_dict())
+    if not auth.validate_request_signature(request_data["get_data"]):
+        raise SignoutError("invalid_signature", auth.get_last_error_reason() or "The signature does not verify.")
+    try:
+        logout_request.is_valid(request_data, raise_exceptions=True)
+    except OneLogin_Saml2_ValidationError as exc:
+        raise SignoutError(_VALIDATION_CODES.get(exc.code, "invalid_request"), str(exc)) from None
+    except Exception as exc:
+        raise SignoutError("invalid_request", f"{type(exc).__name__}: {exc}") from None
+    # python3-saml lets a request without Issuer or Destination through; an IdP always sends both.
+    issuer = OneLogin_Saml2_Logout_Request.get_issuer(root)
+    if issuer != settings.FXFER_SAML_IDP_ENTITY_ID:
+        raise SignoutError("wrong_issuer", f"Issuer {str(issuer)[:200]!r} is not the configured IdP.")
+    if root.get("Destination") != saml.absolute_url(saml.LOGOUT_PATH):
+        raise SignoutError("wrong_destination", "The request is addressed to another endpoint.")
+    try:
+        issued = datetime.fromtimestamp(OneLogin_Saml2_Utils.parse_SAML_to_time(root.get("IssueInstant")), UTC)
+    except Exception:
+        raise SignoutError("invalid_request", "The request has no valid IssueInstant.") from None
+    if abs(issued - at) > _LOGOUT_REQUEST_DRIFT:
+        raise SignoutError("stale_request", "The request was issued too long ago (or in the future).")
+    request_id = OneLogin_Saml2_Logout_Request.get_id(root)
+    try:
+        name_id = OneLogin_Saml2_Logout_Request.get_nameid(root)
+    except Exception:
+        name_id = ""
+    if not request_id or not name_id:
+        raise SignoutError("invalid_request", "The request names no one.")
+
+    user_id = user_id_for(idp_entity_id=settings.FXFER_SAML_IDP_ENTITY_ID, name_id=name_id)
+    seen = SamlAssertionSeen(
+        assertion_id=f"logout:{request_id}"[:1024],
+        user_id=user_id,
+        seen_at=at,
+        expires_at=at + 2 * _LOGOUT_REQUEST_DRIFT + _MIN_REPLAY_MEMORY,
+    )
+
+    def record(change: Change, part: int, deleted: int) -> None:
+        if part == 0:
+            change.put(seen, condition=SamlAssertionSeen.assertion_id.does_not_exist(), label="logout-request")
+        change.audit(
+            "signout.idp",
+            actor=f"user:{user_id}",
+            subject=f"user:{user_id}",
+            ip=client.ip,
+            user_agent=client.user_agent,
+            sessions=deleted,
+            request_id=request_id[:256],
+        )
+
+    try:
+        ended = _end_sessions(op=f"signout.idp:{request_id}", user_id=user_id, at=at, record=record)
+    except ChangeRefused as refused:
+        if refused.failed("logout-request"):
+            raise SignoutError("replayed", f"LogoutRequest {request_id[:200]} was already used.") from None
+        raise
+
+    answer = OneLogin_Saml2_Logout_Response(settings_)
+    answer.build(request_id)
+    parameters = {"SAMLResponse": answer.get_response()}
+    relay_state = request_data["get_data"].get("RelayState")
+    if relay_state:
+        parameters["RelayState"] = relay_state
+    auth.add_response_signature(parameters, settings_.get_security_data()["signatureAlgorithm"])
+    return IdpLogoutDone(
+        user_id=user_id, ended=ended, redirect_url=auth.redirect_to(settings_.get_idp_slo_response_url(), parameters)
+    )

@@ -11,14 +11,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import saml, services
 from accounts.errors import SigninError, SignoutError
+from fxfer.aws import transient
 
 BACKEND = "accounts.backends.SamlUserBackend"
 _BINDING_MAX_AGE = 15 * 60
 
 
 def _binding_cookie() -> str:
-    # __Host-: Secure, path /, no Domain. SameSite=None so it may come along on the IdP's cross-site POST;
-    # when the browser drops it anyway, the request id alone still finds the request.
+    # __Host-: Secure, path /, no Domain. SameSite=None so it comes along on the IdP's cross-site POST: the ACS
+    # refuses a response whose sign-in was started by another browser, or by none (login CSRF). Locally (http)
+    # it is Lax: the built-in IdP is on the same site.
     return "__Host-fxfer-saml" if settings.SESSION_COOKIE_SECURE else "fxfer-saml"
 
 
@@ -64,7 +66,14 @@ def acs(request):
         auth_logout(request)  # a failed or refused sign-in leaves no session behind
         template = "accounts/not_authorised.html" if error.refused else "accounts/signin_failed.html"
         return render(request, template, {"code": error.code}, status=403 if error.refused else 400)
-    auth_login(request, signed_in.user, backend=BACKEND)  # a new session key
+    except Exception as exc:
+        if not transient(exc):
+            raise
+        return render(request, "accounts/signin_failed.html", {"code": "unavailable"}, status=503)
+    # A fresh session for every sign-in: login() keeps the key when the same person signs in again, and the
+    # absolute timeout counts from the creation of the session item.
+    request.session.flush()
+    auth_login(request, signed_in.user, backend=BACKEND)
     request.session["saml"] = signed_in.saml_session
     response = redirect(signed_in.next_path)
     response.delete_cookie(_binding_cookie(), samesite="None" if settings.SESSION_COOKIE_SECURE else "Lax")
@@ -78,6 +87,8 @@ def logout(request):
         return _logout_post(request)
     if "SAMLResponse" in request.GET:
         return _logout_finish(request)
+    if "SAMLRequest" in request.GET:
+        return _logout_from_idp(request)
     if request.user.is_authenticated:
         return render(request, "accounts/signout_confirm.html")
     return render(request, "accounts/signed_out.html")
@@ -104,3 +115,21 @@ def _logout_finish(request):
     except SignoutError as error:
         return render(request, "accounts/signed_out.html", {"idp_error": error.code})
     return render(request, "accounts/signed_out.html")
+
+
+def _logout_from_idp(request):
+    try:
+        done = services.saml_idp_logout(
+            request_data=saml.request_data(request, saml.LOGOUT_PATH),
+            saml_request=request.GET["SAMLRequest"],
+            client=_client(request),
+        )
+    except SignoutError as error:
+        return render(request, "accounts/idp_logout_failed.html", {"code": error.code}, status=400)
+    except Exception as exc:
+        if not transient(exc):
+            raise
+        return render(request, "accounts/idp_logout_failed.html", {"code": "unavailable"}, status=503)
+    if str(request.user.pk) == done.user_id:
+        auth_logout(request)  # its item is gone already; this clears the cookie too
+    return redirect(done.redirect_url)

@@ -20,6 +20,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from accounts.errors import AccountError
+from accounts.forms import PersonSearchForm
+from accounts.selectors import people_by_email
+from accounts.services import Client, user_sessions_end
 from reports import aggregation, chain, selectors
 from reports.actions import ACTIONS, Officer
 from reports.chart import daily_chart
@@ -112,6 +116,8 @@ class ComplianceAdminSite(admin.AdminSite):
             path("reports/daily.csv", view(self.daily_csv_view), name="fxfer_daily_csv"),
             path("reports/monthly/", view(self.monthly_view), name="fxfer_monthly"),
             path("reports/monthly.csv", view(self.monthly_csv_view), name="fxfer_monthly_csv"),
+            path("people/", view(self.people_view), name="fxfer_people"),
+            path("people/<str:user_id>/sign-out/", view(require_POST(self.people_signout_view)), name="fxfer_signout"),
         ]
         kept = [url for url in super().get_urls() if getattr(url, "name", None) in _KEPT_ADMIN_URLS]
         return ours + kept
@@ -290,6 +296,32 @@ class ComplianceAdminSite(admin.AdminSite):
             {"form": form, "result": result, "retention_days": settings.FXFER_AUDIT_RETENTION_DAYS},
         )
 
+    # --- People: sessions ----------------------------------------------------------------------------------
+
+    def people_view(self, request):
+        return self._render(
+            request,
+            "admin/fxfer/people.html",
+            "People and sessions",
+            _people_context(request, request.GET.get("email")),
+        )
+
+    def people_signout_view(self, request, user_id: str):
+        email = request.POST.get("email", "")
+        try:
+            done = user_sessions_end(
+                user_id=user_id, officer_id=str(request.user.pk), client=Client(**_client(request))
+            )
+        except AccountError as exc:
+            if exc.code == "not_found":
+                raise Http404("There is no such person.") from None
+            # AWS is not answering: no second look-up for the page, just the truth and the search form.
+            context = {"form": PersonSearchForm({"email": email}), "people": None}
+            context["error"] = "AWS did not answer. Nothing was lost; try again."
+            return self._render(request, "admin/fxfer/people.html", "People and sessions", context, status=503)
+        messages.success(request, f"Signed out everywhere: {done.ended} live session(s) ended.")
+        return redirect(f"{reverse('admin:fxfer_people')}?{urlencode({'email': email})}")
+
     # --- Reports ------------------------------------------------------------------------------------------
 
     def daily_view(self, request):
@@ -352,6 +384,12 @@ class ComplianceAdminSite(admin.AdminSite):
         return csv_response(
             filename=f"fxfer-monthly-{month:%Y-%m}.csv", header=["day", "status", *FIGURE_LABELS.values()], rows=rows
         )
+
+
+def _people_context(request, email: str | None) -> dict:
+    form = PersonSearchForm({"email": email} if email else None)
+    people = people_by_email(email=form.cleaned_data["email"]) if form.is_bound and form.is_valid() else None
+    return {"form": form, "people": people}
 
 
 def _figure_rows(figures: dict) -> list[tuple[str, str, int]]:

@@ -38,12 +38,23 @@ def _answer(idp_server, identity, started, **kwargs) -> str:
 # --- the happy paths -----------------------------------------------------------------------------------------
 
 
-def test_sign_in_works_when_the_browser_drops_cookies_on_the_idps_cross_site_post(browser, idp_server, identities):
-    started = start_signin(browser, "/after/")
-    browser.cookies.clear()  # SameSite cookies stay behind on a cross-site POST
-    response = post_to_acs(browser, _answer(idp_server, identities["alice"], started), started.relay_state)
-    assert response.status_code == 302 and response["Location"] == "/after/"
-    assert "Signed in as Alice Example" in browser.get("/").content.decode()
+def test_an_insiders_valid_response_posted_from_a_browser_without_the_binding_is_refused(
+    browser, idp_server, identities
+):
+    """Login CSRF: an insider starts a sign-in in their own browser, takes the IdP's genuine signed answer and
+    makes a victim's browser (which never started a sign-in) post it. The victim must not end up signed in as
+    the insider (their uploads and downloads would land in the insider's account)."""
+    from django.test import Client
+
+    insider = Client(HTTP_USER_AGENT="insider")
+    insiders_request = start_signin(insider, "/transfers/new/")
+    xml = _answer(idp_server, identities["alice"], insiders_request)
+
+    response = post_to_acs(browser, xml, insiders_request.relay_state)  # the victim: no binding cookie
+
+    assert_refused_without_session(response, browser, reason="binding_missing")
+    assert "not started in this browser" in response.content.decode()
+    assert UserRecord.count() == 0  # nobody was signed in, not even as a side effect
 
 
 def test_an_employee_signs_in_end_to_end(browser, idp_server, identities):
@@ -226,11 +237,13 @@ def test_signature_wrapping_is_refused(browser, idp_server, identities, wrap):
 
 def test_replayed_response_is_refused(browser, idp_server, identities):
     started = start_signin(browser)
+    binding = browser.cookies["fxfer-saml"].value
     xml = _answer(idp_server, identities["alice"], started)
     assert post_to_acs(browser, xml, started.relay_state).status_code == 302
     browser.post("/saml/logout/")
     assert signed_in_sessions() == []
 
+    browser.cookies["fxfer-saml"] = binding  # even from the browser that started it (a kept cookie)
     response = post_to_acs(browser, xml, started.relay_state)
     assert_refused_without_session(response, browser, reason="replayed")
 
@@ -358,10 +371,12 @@ def test_garbage_is_refused(browser):
 
 def test_a_second_answer_to_an_answered_request_is_refused(browser, idp_server, identities):
     started = start_signin(browser)
+    binding = browser.cookies["fxfer-saml"].value
     first = _answer(idp_server, identities["alice"], started)
     second = _answer(idp_server, identities["alice"], started)  # fresh ids, same request
     assert post_to_acs(browser, first, started.relay_state).status_code == 302
     browser.post("/saml/logout/")
+    browser.cookies["fxfer-saml"] = binding
     response = post_to_acs(browser, second, started.relay_state)
     assert_refused_without_session(response, browser, reason="request_already_answered")
 

@@ -129,3 +129,29 @@ def test_production_cookies_are_host_prefixed_and_secure(browser, identities, se
     cookie = response.cookies["__Host-fxfer-session"]
     assert cookie["secure"] and cookie["httponly"] and cookie["path"] == "/" and not cookie["domain"]
     assert cookie["samesite"] == "Lax"
+
+
+def test_signing_in_again_as_the_same_person_gives_a_new_key_and_restarts_the_absolute_timeout(
+    browser, identities, clock
+):
+    _sign_in(browser, identities["alice"])
+    first_key = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    step = settings.SESSION_COOKIE_AGE // 2
+    elapsed = 0
+    while elapsed + 2 * step < settings.FXFER_SESSION_ABSOLUTE_SECONDS:  # busy until just before the end
+        clock(seconds=step)
+        elapsed += step
+        assert _signed_in(browser)
+
+    _sign_in(browser, identities["alice"])  # the same person, the same browser, still signed in
+
+    second_key = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    assert second_key != first_key
+    assert not SessionItem.count(first_key)  # the old key is dead at the server
+    assert [item.session_key for item in signed_in_sessions()] == [second_key]
+    # Past the first session's absolute end: the new one counts from the second sign-in.
+    for _ in range(4):
+        clock(seconds=step)
+        assert _signed_in(browser)
+    stolen = sessions.SessionStore(first_key)
+    assert stolen.load() == {}

@@ -49,6 +49,12 @@ def test_every_table_is_on_demand_with_its_indexes_ttl_and_pitr():
     assert indexes == {"by-day", "by-subject", "by-actor", "by-unchained"}
     ttl = client.describe_time_to_live(TableName=audit)["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+    # A person's sessions end all at once (deprovisioning, "sign out everywhere", IdP logout); compliance finds
+    # the person by address.
+    sessions = client.describe_table(TableName=dynamo.table_name("sessions"))["Table"]["GlobalSecondaryIndexes"]
+    assert {i["IndexName"] for i in sessions} == {"by-user"}
+    users = client.describe_table(TableName=dynamo.table_name("users"))["Table"]["GlobalSecondaryIndexes"]
+    assert {i["IndexName"] for i in users} == {"by-email"}
 
 
 def test_bucket_is_private_and_encrypted_with_the_kms_key_and_bucket_key():
