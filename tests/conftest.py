@@ -22,8 +22,12 @@ if not _INTEGRATION:
 
 def pytest_configure(config):
     from devtools.moto_atomic import make_dynamodb_writes_atomic
+    from tests import logleaks
 
     make_dynamodb_writes_atomic()
+    # Every log line the suite writes is checked for secrets (tokens, codes, presigned URLs, SAML messages,
+    # session keys): a test that made one fails.
+    config.pluginmanager.register(logleaks, "fxfer-logleaks")
 
 
 def pytest_collection_modifyitems(config, items):

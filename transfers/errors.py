@@ -16,6 +16,8 @@ MESSAGES = {
     "file_too_large": (400, _("A file is larger than allowed.")),
     "file_empty": (400, _("Empty files cannot be sent.")),
     "transfer_too_large": (400, _("The files together are larger than allowed for one transfer.")),
+    # The sender's bytes in flight would pass their allowance (transfers.services.quota says how far).
+    "quota_exceeded": (409, _("This would pass your allowance for files being kept.")),
     "file_name_invalid": (400, _("A file name is not valid.")),
     "extension_blocked": (400, _("This type of file may not be sent.")),
     "expiry_invalid": (400, _("The expiry is outside what is allowed.")),

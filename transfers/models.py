@@ -13,6 +13,7 @@ Access patterns → keys (every request path is a GetItem or a Query; no Scan):
 - the hourly sweep: sparse GSI `by-due` (due_shard, expires_at) holds only transfers whose files may still
   exist (the attribute goes when they are deleted), Query `expires_at <= now` per shard; sparse GSI
   `by-pending` (pending_shard, created_at) holds only unreleased transfers (abandoned uploads)
+- an employee's bytes in flight and their quota override: `quota-usage` hash key the user id
 
 Upload requests (an employee asks outside people for files) are items of the same `transfers` table with
 `kind = "request"`: expiry, the sweep, delete-now, legal hold, search and the compliance pages treat both
@@ -143,6 +144,10 @@ class Transfer(Model):
     allowed_extensions = UnicodeAttribute(null=True)  # comma-separated, casefolded; empty: any allowed type
     reply_request_id = UnicodeAttribute(null=True)
     reply_to = UnicodeAttribute(null=True)
+    # The bytes of this transfer charged to its sender's quota (QuotaUsage), from creation until its files are
+    # deleted; a cancelled file gives its bytes back. Absent: nothing charged (an upload request, or a transfer
+    # made before quotas), or the charge was refunded with the deletion.
+    quota_bytes = NumberAttribute(null=True)
 
     by_owner = TransferByOwner()
     by_day = TransferByDay()
@@ -253,6 +258,25 @@ class GuestGrant(Model):
     created_at = UTCDateTimeAttribute()
     expires_at = UTCDateTimeAttribute()
     purge_at = TTLAttribute()
+
+
+class QuotaUsage(Model):
+    """One employee's bytes in flight: declared in their transfers whose files may still be in S3. Raised with
+    a conditional ADD in the transaction that creates a transfer (so two creates at once cannot both pass),
+    lowered in the transactions that record a file's cancellation or a transfer's deletion
+    (transfers.services.quota). `quota_bytes` is compliance's override; absent: FXFER_USER_QUOTA_BYTES."""
+
+    Meta = dynamo.meta("quota-usage")
+
+    user_id = UnicodeAttribute(hash_key=True)
+    in_flight = NumberAttribute(default=0)
+    quota_bytes = NumberAttribute(null=True)
+    # Raised by each change of the override: an officer's form names the version it was shown, so two officers
+    # (or a resubmitted form) never undo each other silently.
+    quota_version = NumberAttribute(default=0)
+    quota_set_by = UnicodeAttribute(null=True)
+    quota_set_at = UTCDateTimeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(null=True)
 
 
 class RateLimit(Model):

@@ -117,6 +117,12 @@ FXFER_MAX_FILE_BYTES = env.integer("FXFER_MAX_FILE_BYTES", 50 * 1024**3)
 FXFER_MAX_FILES = env.integer("FXFER_MAX_FILES", 100)
 FXFER_MAX_TRANSFER_BYTES = env.integer("FXFER_MAX_TRANSFER_BYTES", 100 * 1024**3)
 FXFER_MAX_RECIPIENTS = env.integer("FXFER_MAX_RECIPIENTS", 20)
+# Each employee's bytes in flight: declared in their transfers whose files are still kept (from creation until
+# expiry or deletion). 200 GiB holds two transfers of the largest size at once, or many ordinary ones, while
+# one person cannot park terabytes; at S3 Standard prices a full quota kept the longest retention costs a few
+# dollars. Compliance raises (or lowers) it per person in the admin. Upload requests do not count: what guests
+# send is bounded by each request's own limits, and a guest must not be able to use up the employee's quota.
+FXFER_USER_QUOTA_BYTES = env.integer("FXFER_USER_QUOTA_BYTES", 200 * 1024**3)
 # Refused anywhere in a file name's extensions ("report.pdf.exe", "x.EXE.zip"), case-insensitively.
 FXFER_BLOCKED_EXTENSIONS = env.listing(
     "FXFER_BLOCKED_EXTENSIONS",

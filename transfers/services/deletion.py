@@ -50,6 +50,7 @@ from transfers.models import (
     Transfer,
     TransferSearchTerm,
 )
+from transfers.services import quota
 from transfers.services.common import (
     audit,
     conditional_failed,
@@ -389,6 +390,8 @@ def delete_transfer_files(
         return TransferDeleted(transfer_id=transfer_id, outcome="stopped", receipts=tuple(receipts))
     action, final_status = ending_of(by, claimed.status)
     change = Change(op=f"transfer.deletion:{transfer_id}", now=now)
+    # The sender's quota gets back what the transfer still holds, with the end (committed once: the claim).
+    refunded = quota.refund_on_end(change, claimed)
     change.update(
         claimed,
         actions=[
@@ -398,6 +401,7 @@ def delete_transfer_files(
             Transfer.due_shard.remove(),
             Transfer.pending_shard.remove(),
             Transfer.deletion_claimed_at.remove(),
+            *refunded,
         ],
         condition=Transfer.deletion_claimed_at == now,
         label="transfer",
@@ -414,6 +418,7 @@ def delete_transfer_files(
         files_deleted=earlier_files + len(receipts),
         bytes_deleted=earlier_bytes + sum(r.size or 0 for r in receipts),
         deleted_at=now.isoformat(),
+        quota_refunded=int(claimed.quota_bytes) if claimed.quota_bytes is not None else None,
     )
     try:
         commit_once(change)

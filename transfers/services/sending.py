@@ -44,6 +44,7 @@ from transfers.models import (
 )
 from transfers.outbox import PLACEHOLDER, MailSent, link_token, new_nonce, outbox_send
 from transfers.policy import FileDeclared
+from transfers.services import quota
 from transfers.services.common import (
     new_id,
     owned_transfer,
@@ -167,6 +168,17 @@ def save_all(*groups: tuple[type, list]) -> None:
                 batch.save(item)
 
 
+def delete_all(*groups: tuple[type, list]) -> None:
+    """Remove children written for a parent that was refused (best effort: unreachable, their TTL removes them)."""
+    try:
+        for model, items in groups:
+            with model.batch_write() as batch:
+                for item in items:
+                    batch.delete(item)
+    except (PynamoDBException, BotoCoreError, ClientError):
+        logger.warning("transfers.children_cleanup_failed", exc_info=True)
+
+
 def search_sort_key(*, created_at: datetime, transfer_id: str) -> str:
     """The range key of a transfer's search-term items: date ranges are key conditions."""
     return f"{created_at.isoformat()}#{transfer_id}"
@@ -215,6 +227,8 @@ def transfer_create(
     message = policy.message_checked(message)
     if not sender.email:
         raise TransferError("invalid", "The sender has no e-mail address.")
+    # Over the sender's quota: refused before anything is written. The transaction below checks it again.
+    charge = quota.charge_for(user_id=str(sender.id), size=sum(item.size for item in declared))
 
     transfer_id = new_id()
     change = Change(op=f"create:{transfer_id}", now=now)
@@ -265,8 +279,10 @@ def transfer_create(
         pending_shard=sweep_shard(transfer_id),
         kind=KIND_SEND,
         reply_request_id=reply_request_id,
+        quota_bytes=charge.size,
     )
     change.put(transfer, condition=Transfer.transfer_id.does_not_exist())
+    charge.add_to(change)
     change.audit(
         "transfer.created",
         actor=f"user:{sender.id}",
@@ -280,7 +296,15 @@ def transfer_create(
         download_limit=download_limit,
         reply_request_id=reply_request_id,
     )
-    commit_recognised(change)
+    try:
+        commit_recognised(change)
+    except ChangeRefused as refused:
+        over = charge.refusal(refused)
+        if over is None:
+            raise
+        # Another create (or a lowered quota) took the room after our check: nothing reaches the children.
+        delete_all((File, file_items), (Recipient, recipient_items), (TransferSearchTerm, term_items))
+        raise over from None
     return TransferCreated(
         transfer_id=transfer_id,
         expires_at=transfer.expires_at,

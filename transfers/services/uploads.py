@@ -50,6 +50,7 @@ from transfers.models import (
     Recipient,
     Transfer,
 )
+from transfers.services import quota
 from transfers.services.common import (
     conditional_failed,
     later,
@@ -462,7 +463,7 @@ def upload_cancel(
         raise TransferError("state_conflict", _("%(name)s has already been uploaded.") % {"name": file.name})
     if file.state != FILE_CANCELLED:
         _require_open(scoped, now)
-        _cancel_commit(file=file, actor=scoped.actor, now=now)
+        _cancel_commit(file=file, transfer=scoped.transfer, actor=scoped.actor, now=now)
     # After the commit, and safe to repeat: nothing at a cancelled file's key is ever served.
     _leftovers_remove(file)
     released = transfer_release(transfer_id=transfer_id, now=now).released
@@ -471,7 +472,7 @@ def upload_cancel(
     )
 
 
-def _cancel_commit(*, file: File, actor: str, now: datetime) -> None:
+def _cancel_commit(*, file: File, transfer: Transfer, actor: str, now: datetime) -> None:
     size = int(file.declared_size)
     change = Change(op=f"cancel:{file.parent_id}:{file.file_id}", now=now)
     change.update(
@@ -480,10 +481,13 @@ def _cancel_commit(*, file: File, actor: str, now: datetime) -> None:
         condition=File.state.is_in(FILE_PENDING, FILE_REFUSED),
         label="file",
     )
+    # The sender's quota gets the file's bytes back (once: the file's condition), unless a deleter holds it.
+    refund, condition = quota.refund_on_cancel(change, transfer, size=size)
     change.update(
         Transfer(transfer_id=file.parent_id),
-        actions=[Transfer.file_count.add(-1), Transfer.total_bytes.add(-size)],
-        condition=Transfer.transfer_id.exists(),
+        actions=[Transfer.file_count.add(-1), Transfer.total_bytes.add(-size), *refund],
+        condition=condition,
+        label="transfer",
     )
     if file.uploader_id:
         change.update(
@@ -500,6 +504,8 @@ def _cancel_commit(*, file: File, actor: str, now: datetime) -> None:
         if exc.own_effect():
             return
         refusal = exc.failed("file")
+        if refusal is None and exc.failed("transfer") is not None:
+            raise TransferError("state_conflict", _("The files of this transfer are being deleted.")) from None
         if refusal is None:
             raise
         if old_value(refusal, "state") != FILE_CANCELLED:

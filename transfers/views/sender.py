@@ -29,6 +29,7 @@ _FIELD_OF = {
     "file_too_large": "files",
     "file_empty": "files",
     "transfer_too_large": "files",
+    "quota_exceeded": "files",
     "file_name_invalid": "files",
     "extension_blocked": "files",
     "expiry_invalid": "expiry_amount",
