@@ -654,7 +654,9 @@ def _saml_idp_logout(*, request_data: dict, saml_request: str, client: Client, a
         )
 
     try:
-        ended = _end_sessions(op=f"signout.idp:{request_id}", user_id=user_id, at=at, record=record)
+        # Each arrival is its own operation: a replay must meet the remembered id, not pass as a retry of the first.
+        op = f"signout.idp:{request_id}:{secrets.token_hex(8)}"
+        ended = _end_sessions(op=op, user_id=user_id, at=at, record=record)
     except ChangeRefused as refused:
         if refused.failed("logout-request"):
             raise SignoutError("replayed", f"LogoutRequest {request_id[:200]} was already used.") from None

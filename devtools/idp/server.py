@@ -111,6 +111,35 @@ def authn_response(
     )
 
 
+def logout_request_url(
+    server: Server,
+    *,
+    name_id: str,
+    destination: str | None = None,
+    issuer: str | None = None,
+    sign: bool = True,
+    sign_alg: str = SIG_RSA_SHA256,
+    expire: str | None = None,
+    relay_state: str = "",
+) -> str:
+    """An IdP-initiated LogoutRequest for `name_id`, as the HTTP-Redirect URL to the SP's logout endpoint (the
+    signature covers the query, as the binding says). The defaults make a genuine one; the arguments make the
+    forgeries a test needs (no signature, another issuer or destination, SHA-1, an expiry in the past)."""
+    _request_id, request = server.create_logout_request(
+        destination or sp_saml.absolute_url(sp_saml.LOGOUT_PATH),
+        sp_saml.sp_entity_id(),
+        name_id=saml.NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=name_id),
+        expire=expire,
+        sign=False,
+    )
+    if issuer is not None:
+        request.issuer.text = issuer
+    http_args = server.apply_binding(
+        BINDING_HTTP_REDIRECT, str(request), request.destination, relay_state, sign=sign, sigalg=sign_alg
+    )
+    return dict(http_args["headers"])["Location"]
+
+
 def acs_post_args(server: Server, authn_request) -> dict:
     """Where and how to answer a parsed AuthnRequest: the ACS from the SP's metadata, not from the request."""
     return server.response_args(authn_request.message, [BINDING_HTTP_POST])

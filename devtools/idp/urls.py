@@ -7,4 +7,5 @@ urlpatterns = [
     path("metadata/", views.metadata, name="metadata"),
     path("sso/", views.sso, name="sso"),
     path("slo/", views.slo, name="slo"),
+    path("logout/", views.logout_everywhere, name="logout"),
 ]

@@ -76,9 +76,22 @@ def sso(request):
 
 
 @never_cache
+@require_http_methods(["GET", "POST"])
+def logout_everywhere(request):
+    """ "Sign out of every app": the IdP starts a logout at fxfer (a signed LogoutRequest for the person), and
+    fxfer answers at /idp/slo/ with a LogoutResponse."""
+    if request.method == "GET" or request.POST.get("identity") not in DEMO_IDENTITIES:
+        return _render(request, "idp/logout.html", {"identities": DEMO_IDENTITIES.values()})
+    identity = DEMO_IDENTITIES[request.POST["identity"]]
+    return redirect(idp.logout_request_url(idp.idp_server(), name_id=identity.name_id))
+
+
+@never_cache
 @require_safe
 def slo(request):
     server = idp.idp_server()
+    if "SAMLResponse" in request.GET:
+        return _slo_answered(server, request)
     try:
         logout_request = server.parse_logout_request(
             request.GET.get("SAMLRequest", ""),
@@ -101,6 +114,38 @@ def slo(request):
         sigalg=SIG_RSA_SHA256,
     )
     return redirect(dict(http_args["headers"])["Location"])
+
+
+def _slo_answered(server, request):
+    """fxfer's answer to a logout this IdP started, its redirect-binding signature checked with fxfer's
+    certificate (as a real IdP checks it against the SP's metadata)."""
+    if not _sp_signed_query(request.META.get("QUERY_STRING", "")):
+        return HttpResponseBadRequest("The LogoutResponse is not signed by fxfer.")
+    try:
+        answer = server.parse_logout_request_response(request.GET["SAMLResponse"], BINDING_HTTP_REDIRECT)
+        status = answer.response.status.status_code.value
+    except Exception as exc:
+        return HttpResponseBadRequest(f"Not a valid LogoutResponse from a known SP: {type(exc).__name__}: {exc}")
+    return _render(request, "idp/logged_out.html", {"success": status.endswith(":Success"), "status": status})
+
+
+def _sp_signed_query(query_string: str) -> bool:
+    from urllib.parse import unquote
+
+    from onelogin.saml2.utils import OneLogin_Saml2_Utils
+
+    raw = dict(part.split("=", 1) for part in query_string.split("&") if "=" in part)
+    if "Signature" not in raw or "SigAlg" not in raw:
+        return False
+    # The signed octets are the parameters exactly as sent, in the binding's order.
+    names = [name for name in ("SAMLResponse", "RelayState", "SigAlg") if name in raw]
+    signed = "&".join(f"{name}={raw[name]}" for name in names)
+    return OneLogin_Saml2_Utils.validate_binary_sign(
+        signed,
+        OneLogin_Saml2_Utils.b64decode(unquote(raw["Signature"])),
+        settings.FXFER_SAML_SP_CERT,
+        unquote(raw["SigAlg"]),
+    )
 
 
 def _b64(xml: str) -> str:
