@@ -6,7 +6,7 @@ Who gets in: signed-in people with the compliance role. A signed-in employee get
 
 import json
 from datetime import UTC, datetime, timedelta
-from functools import update_wrapper
+from functools import partial, update_wrapper
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -30,6 +30,7 @@ from reports.chart import daily_chart
 from reports.csvexport import csv_response
 from reports.errors import AuditError
 from reports.forms import AuditFilterForm, DayForm, MonthForm, TransferSearchForm, VerifyForm
+from reports.quotas import quota_view
 from reports.services import audit_record
 from reports.summary import FIGURE_LABELS, day_anomalies
 
@@ -116,6 +117,7 @@ class ComplianceAdminSite(admin.AdminSite):
             path("reports/daily.csv", view(self.daily_csv_view), name="fxfer_daily_csv"),
             path("reports/monthly/", view(self.monthly_view), name="fxfer_monthly"),
             path("reports/monthly.csv", view(self.monthly_csv_view), name="fxfer_monthly_csv"),
+            path("quotas/", view(partial(quota_view, self)), name="fxfer_quota"),
             path("people/", view(self.people_view), name="fxfer_people"),
             path("people/<str:user_id>/sign-out/", view(require_POST(self.people_signout_view)), name="fxfer_signout"),
         ]
