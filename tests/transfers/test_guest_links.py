@@ -11,6 +11,7 @@ from django.test import Client
 
 from reports.models import AuditEvent
 from tests import logleaks
+from tests.faults import ERROR, LOST, PERSISTENT, TIMEOUT, inject
 from tests.transfers.conftest import code_from, ready_transfer
 from tests.transfers.guest_links import open_link
 from transfers.models import OneTimeCode, Recipient
@@ -163,3 +164,37 @@ def test_no_line_the_guest_walk_writes_holds_the_token_or_the_code(token, mailou
     warnings = [json.loads(line)["message"] for line in lines if '"django.request"' in line]
     assert warnings == [f"Bad Request: {page}/verify"]
     assert not [line for line in lines if token in line or code in line] and not logleaks.leaks(lines)
+
+
+# --- AWS failing: the token stays in the cookie, so trying again works --------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [ERROR, TIMEOUT])
+def test_aws_failing_on_the_links_page_says_try_again_and_the_reload_works(token, mailoutbox, kind):
+    guest = Client()
+    page = open_link(guest, f"/t/{token}")
+    with inject(kind, service="dynamodb", times=PERSISTENT) as fault:
+        busy = guest.get(page)
+    assert fault.fired and busy.status_code == 503 and "Nothing was lost" in busy.content.decode()
+    assert guest.get(page).status_code == 200  # the same page again, from the same cookie
+    assert guest.post(f"{page}/code").status_code == 303 and [m.to for m in mailoutbox] == [[BOB]]
+
+
+@pytest.mark.parametrize("kind", [ERROR, LOST])
+def test_a_fault_on_the_code_request_from_the_token_free_page_sends_one_code_at_most(token, mailoutbox, kind):
+    """The code request is the one write after the link: AWS busy for good is a 503 with nothing used up; a lost
+    answer, absorbed by botocore's retry, still sends exactly one code."""
+    guest = Client()
+    page = open_link(guest, f"/t/{token}")
+    times = PERSISTENT if kind == ERROR else 1
+    with inject(kind, service="dynamodb", operation="TransactWriteItems", times=times) as fault:
+        asked = guest.post(f"{page}/code")
+    assert fault.fired
+    if kind == ERROR:
+        assert asked.status_code == 503 and mailoutbox == [] and list(OneTimeCode.scan()) == []
+        assert guest.post(f"{page}/code").status_code == 303  # again, from the same cookie
+    else:
+        assert asked.status_code == 303
+    assert [m.to for m in mailoutbox] == [[BOB]] and len(_events("code.sent")) == 1
+    right = guest.post(f"{page}/verify", {"code": code_from(mailoutbox, BOB)})
+    assert right["Location"] == "/guest/files/"
