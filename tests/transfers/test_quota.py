@@ -101,6 +101,18 @@ def test_a_create_over_the_quota_is_refused_at_the_files_field_and_creates_nothi
     assert _in_flight(alice_record) == 200 * GiB
 
 
+def test_my_transfers_shows_what_counts_against_the_allowance(alice, officer):
+    assert "In transfers still being kept: 0 B of your 200 GiB allowance." in alice.get("/transfers/").content.decode()
+    created = _create(alice, 50 * GiB, 20 * GiB).json()
+    alice.post(f"/transfers/{created['transferId']}/files/{created['files'][1]['fileId']}/cancel")
+    form = _change_form(officer, "alice@corp.example")
+    officer.post("/admin/quotas/", {**form, "allowance_gib": 300, "reason": "Project Atlas"})
+
+    page = alice.get("/transfers/").content.decode()
+
+    assert "In transfers still being kept: 50 GiB of your 300 GiB allowance." in page
+
+
 def test_two_creates_at_once_cannot_both_pass(alice, alice_record, monkeypatch):
     assert _create(alice, 50 * GiB).status_code == 201
     # Both requests read the usage (50 GiB: each 100 GiB more fits on its own) before either commits, so only
