@@ -8,9 +8,11 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from transfers.policy import FileDeclared
+from transfers.policy import FileDeclared, RequestLimits, request_limits_default
 
 _ADDRESS_SEPARATORS = re.compile(r"[\s,;]+")
+_EXTENSION_SEPARATORS = re.compile(r"[\s,;]+")
+MiB = 1024**2
 
 
 class TransferForm(forms.Form):
@@ -42,19 +44,71 @@ class TransferForm(forms.Form):
         help_text=_("Each recipient can reply with files from their download page; you find them on this transfer."),
         required=False,
     )
+    # What each recipient may send back (shown once "Let recipients send files back" is ticked): the Request
+    # files form's limits, with the same defaults; the service checks them against the site's.
+    reply_max_files = forms.IntegerField(label=_("Files per person, at most"), min_value=1, required=False)
+    reply_max_file_mib = forms.IntegerField(label=_("Size of each file, at most (MiB)"), min_value=1, required=False)
+    reply_max_total_mib = forms.IntegerField(
+        label=_("All files of one person, at most (MiB)"), min_value=1, required=False
+    )
+    reply_allowed_extensions = forms.CharField(
+        label=_("Only these file types"),
+        required=False,
+        max_length=1000,
+        help_text=_("For example: pdf, xlsx, zip. Leave empty to accept any type that is not blocked."),
+    )
     files = forms.JSONField(required=False, widget=forms.HiddenInput)
+
+    _REPLY_NUMBERS = ("reply_max_files", "reply_max_file_mib", "reply_max_total_mib")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["expiry_amount"].initial = settings.FXFER_DEFAULT_EXPIRY_DAYS
         self.fields["download_limit"].max_value = settings.FXFER_MAX_DOWNLOAD_LIMIT
         self.fields["download_limit"].widget.attrs["max"] = settings.FXFER_MAX_DOWNLOAD_LIMIT
+        limit_fields(
+            self.fields,
+            max_files="reply_max_files",
+            max_file_mib="reply_max_file_mib",
+            max_total_mib="reply_max_total_mib",
+        )
 
     def clean_recipients(self) -> list[str]:
         return [a for a in _ADDRESS_SEPARATORS.split(self.cleaned_data["recipients"]) if a]
 
     def clean_files(self) -> list[FileDeclared]:
         return declared_files(self.cleaned_data.get("files") or [])
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("allow_replies"):
+            # The reply limits are hidden while replies are off: nothing in them can be wrong then.
+            for name in (*self._REPLY_NUMBERS, "reply_allowed_extensions"):
+                self._errors.pop(name, None)
+                data.pop(name, None)
+            return data
+        # A limit the page sent empty is a mistake to point at; one a client did not send at all takes the
+        # default (what the page shows before anyone changes it).
+        for name in self._REPLY_NUMBERS:
+            if name in self.data and data.get(name) is None and name not in self._errors:
+                self.add_error(name, forms.Field.default_error_messages["required"])
+        return data
+
+    def reply_limits(self) -> RequestLimits | None:
+        """The limits each recipient's reply may use, as the sender chose them (unchecked: the service checks),
+        the defaults for any not given; None without replies."""
+        data = self.cleaned_data
+        if not data["allow_replies"]:
+            return None
+        default = request_limits_default()
+        return RequestLimits(
+            max_files=data["reply_max_files"] or default.max_files,
+            max_file_bytes=data["reply_max_file_mib"] * MiB if data["reply_max_file_mib"] else default.max_file_bytes,
+            max_total_bytes=(
+                data["reply_max_total_mib"] * MiB if data["reply_max_total_mib"] else default.max_total_bytes
+            ),
+            allowed_extensions=tuple(e for e in _EXTENSION_SEPARATORS.split(data["reply_allowed_extensions"]) if e),
+        )
 
     def service_arguments(self) -> dict:
         """The cleaned values as transfer_create's keyword arguments."""
@@ -68,11 +122,21 @@ class TransferForm(forms.Form):
             "download_limit": data["download_limit"],
             "notify_on_download": data["notify_on_download"],
             "allow_replies": data["allow_replies"],
+            "reply_limits": self.reply_limits(),
         }
 
 
-_EXTENSION_SEPARATORS = re.compile(r"[\s,;]+")
-MiB = 1024**2
+def limit_fields(fields: dict, *, max_files: str, max_file_mib: str, max_total_mib: str) -> None:
+    """Give a form's per-guest limit fields the request defaults as initial values and the site's maxima as
+    the inputs' `max` (a hint for the browser; the service decides)."""
+    default = request_limits_default()
+    for name, initial, most in (
+        (max_files, default.max_files, settings.FXFER_MAX_FILES),
+        (max_file_mib, default.max_file_bytes // MiB, settings.FXFER_MAX_FILE_BYTES // MiB),
+        (max_total_mib, default.max_total_bytes // MiB, settings.FXFER_MAX_TRANSFER_BYTES // MiB),
+    ):
+        fields[name].initial = max(1, initial)
+        fields[name].widget.attrs["max"] = max(1, most)
 
 
 class RequestForm(forms.Form):
@@ -119,12 +183,7 @@ class RequestForm(forms.Form):
         ) % {"days": settings.FXFER_MAX_RETENTION_DAYS}
         self.fields["keep_days"].max_value = settings.FXFER_MAX_RETENTION_DAYS
         self.fields["keep_days"].widget.attrs["max"] = settings.FXFER_MAX_RETENTION_DAYS
-        self.fields["max_files"].initial = settings.FXFER_REQUEST_DEFAULT_MAX_FILES
-        self.fields["max_files"].widget.attrs["max"] = settings.FXFER_MAX_FILES
-        self.fields["max_file_mib"].initial = max(1, settings.FXFER_MAX_FILE_BYTES // MiB)
-        self.fields["max_file_mib"].widget.attrs["max"] = max(1, settings.FXFER_MAX_FILE_BYTES // MiB)
-        self.fields["max_total_mib"].initial = max(1, settings.FXFER_MAX_TRANSFER_BYTES // MiB)
-        self.fields["max_total_mib"].widget.attrs["max"] = max(1, settings.FXFER_MAX_TRANSFER_BYTES // MiB)
+        limit_fields(self.fields, max_files="max_files", max_file_mib="max_file_mib", max_total_mib="max_total_mib")
 
     def clean_recipients(self) -> list[str]:
         return [a for a in _ADDRESS_SEPARATORS.split(self.cleaned_data["recipients"]) if a]

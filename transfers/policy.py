@@ -242,6 +242,19 @@ def request_limits_checked(
     )
 
 
+def request_limits_default() -> RequestLimits:
+    """What each guest of a request (or reply) may send unless the employee chooses otherwise: the configured
+    defaults, never more than the site allows."""
+    max_file_bytes = min(settings.FXFER_REQUEST_DEFAULT_MAX_FILE_BYTES, settings.FXFER_MAX_FILE_BYTES)
+    return RequestLimits(
+        max_files=min(settings.FXFER_REQUEST_DEFAULT_MAX_FILES, settings.FXFER_MAX_FILES),
+        max_file_bytes=max_file_bytes,
+        max_total_bytes=max(
+            max_file_bytes, min(settings.FXFER_REQUEST_DEFAULT_MAX_TOTAL_BYTES, settings.FXFER_MAX_TRANSFER_BYTES)
+        ),
+    )
+
+
 def keep_days_checked(days: int) -> int:
     if not _whole(days, 1, settings.FXFER_MAX_RETENTION_DAYS):
         raise TransferError(

@@ -142,6 +142,11 @@ FXFER_MAX_DOWNLOAD_LIMIT = env.integer("FXFER_MAX_DOWNLOAD_LIMIT", 100)
 # chooses otherwise (at most FXFER_MAX_RETENTION_DAYS), and the default limit of files per guest.
 FXFER_REQUEST_KEEP_DAYS = min(env.integer("FXFER_REQUEST_KEEP_DAYS", 14), FXFER_MAX_RETENTION_DAYS)
 FXFER_REQUEST_DEFAULT_MAX_FILES = env.integer("FXFER_REQUEST_DEFAULT_MAX_FILES", 20)
+# What a request (and a transfer's replies) lets each guest send unless the employee chooses otherwise: enough
+# for documents and ordinary archives, far below the site's maxima, so nobody outside can send 100 GiB by
+# default. Never above the site's limits (policy.request_limits_default).
+FXFER_REQUEST_DEFAULT_MAX_FILE_BYTES = env.integer("FXFER_REQUEST_DEFAULT_MAX_FILE_BYTES", 2 * 1024**3)
+FXFER_REQUEST_DEFAULT_MAX_TOTAL_BYTES = env.integer("FXFER_REQUEST_DEFAULT_MAX_TOTAL_BYTES", 10 * 1024**3)
 # Presigned URLs stay short-lived: a download link for a few minutes, an upload policy for ten.
 FXFER_DOWNLOAD_URL_SECONDS = env.integer("FXFER_DOWNLOAD_URL_SECONDS", 120)
 FXFER_UPLOAD_POLICY_SECONDS = env.integer("FXFER_UPLOAD_POLICY_SECONDS", 600)

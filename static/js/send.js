@@ -557,7 +557,7 @@
 
   function formValues() {
     var data = new FormData(form);
-    return {
+    var values = {
       recipients: data.get("recipients") || "",
       subject: data.get("subject") || "",
       message: data.get("message") || "",
@@ -567,6 +567,26 @@
       notify_on_download: data.get("notify_on_download") === "on",
       allow_replies: data.get("allow_replies") === "on",
     };
+    if (values.allow_replies) {
+      REPLY_LIMITS.forEach(function (name) {
+        values[name] = data.get(name) || "";
+      });
+    }
+    return values;
+  }
+
+  /* What each recipient may send back: asked for only while replies are allowed. */
+  var REPLY_LIMITS = ["reply_max_files", "reply_max_file_mib", "reply_max_total_mib", "reply_allowed_extensions"];
+  var allowReplies = form && form.querySelector("input[name=allow_replies]");
+  var replyLimits = document.getElementById("reply-limits");
+  function showReplyLimits() {
+    if (allowReplies && replyLimits) {
+      replyLimits.hidden = !allowReplies.checked;
+    }
+  }
+  if (allowReplies) {
+    allowReplies.addEventListener("change", showReplyLimits);
+    showReplyLimits();
   }
 
   function lockForm() {

@@ -261,6 +261,18 @@ def request_create(
     )
 
 
+def reply_limits_checked(limits: policy.RequestLimits | None) -> policy.RequestLimits:
+    """What each recipient of a transfer may send back: the sender's choice, checked like a request's limits
+    (never more than the site allows), or the request defaults (not the site's maxima) when not chosen."""
+    limits = limits or policy.request_limits_default()
+    return policy.request_limits_checked(
+        max_files=limits.max_files,
+        max_file_bytes=limits.max_file_bytes,
+        max_total_bytes=limits.max_total_bytes,
+        allowed_extensions=list(limits.allowed_extensions),
+    )
+
+
 def reply_request_create(
     *,
     sender: SenderIdentity,
@@ -268,20 +280,17 @@ def reply_request_create(
     subject: str,
     recipients: list[tuple[str, str]],
     closes_at: datetime,
+    limits: policy.RequestLimits | None,
     change: Change,
     ip: str | None,
     user_agent: str | None,
     now: datetime,
 ) -> str:
     """The request through which a transfer's recipients may send files back (called by transfer_create, whose
-    `change` then commits it with the transfer: never one without the other). Its guests have the recipients'
-    ids; no link is mailed: they come in from the transfer's guest page."""
-    limits = policy.request_limits_checked(
-        max_files=settings.FXFER_REQUEST_DEFAULT_MAX_FILES,
-        max_file_bytes=settings.FXFER_MAX_FILE_BYTES,
-        max_total_bytes=settings.FXFER_MAX_TRANSFER_BYTES,
-        allowed_extensions=[],
-    )
+    `change` then commits it with the transfer: never one without the other), each recipient within `limits`
+    (the sender's). Its guests have the recipients' ids; no link is mailed: they come in from the transfer's
+    guest page."""
+    limits = reply_limits_checked(limits)
     reply_subject = (_("Reply: %(subject)s") % {"subject": subject}) if subject else _("Reply")
     request = _request_prepare(
         change=change,

@@ -206,13 +206,15 @@ def transfer_create(
     download_limit: int = 3,
     notify_on_download: bool = True,
     allow_replies: bool = False,
+    reply_limits: policy.RequestLimits | None = None,
     ip: str | None = None,
     user_agent: str | None = None,
     now: datetime | None = None,
 ) -> TransferCreated:
     """Check the whole request against policy, then record the transfer (pending) with its files and
     recipients. Nothing is uploaded yet; each file then asks upload_authorize for its own upload.
-    `allow_replies`: its recipients may send files back, through an upload request tied to the transfer.
+    `allow_replies`: its recipients may send files back, through an upload request tied to the transfer, each
+    within `reply_limits` (the sender's choice, checked like a request's; the request defaults when None).
 
     The children (files, recipients, search terms; the reply request's guests and terms) are written first:
     nothing reaches them until their parent exists. Then one transaction puts the transfer, its
@@ -227,6 +229,10 @@ def transfer_create(
     message = policy.message_checked(message)
     if not sender.email:
         raise TransferError("invalid", "The sender has no e-mail address.")
+    if allow_replies:
+        from transfers.services.requests import reply_limits_checked  # it builds on this module
+
+        reply_limits = reply_limits_checked(reply_limits)  # refused before anything is written
     # Over the sender's quota: refused before anything is written. The transaction below checks it again.
     charge = quota.charge_for(user_id=str(sender.id), size=sum(item.size for item in declared))
 
@@ -256,6 +262,7 @@ def transfer_create(
             subject=subject,
             recipients=[(r.recipient_id, r.email) for r in recipient_items],
             closes_at=now + expires_in,
+            limits=reply_limits,
             change=change,
             ip=ip,
             user_agent=user_agent,

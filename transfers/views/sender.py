@@ -36,6 +36,11 @@ _FIELD_OF = {
     "expiry_invalid": "expiry_amount",
     "download_limit_invalid": "download_limit",
     "subject_invalid": "subject",
+    # The limits of replies (checked as a request's limits are)
+    "max_files_invalid": "reply_max_files",
+    "max_file_bytes_invalid": "reply_max_file_mib",
+    "max_total_bytes_invalid": "reply_max_total_mib",
+    "extensions_invalid": "reply_allowed_extensions",
 }
 
 
