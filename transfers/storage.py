@@ -84,14 +84,18 @@ class PresignedPost:
 def presigned_post(
     *, key: str, size: int, sha256: str | None = None, now: datetime | None = None, until: datetime | None = None
 ) -> PresignedPost:
-    """A POST policy for exactly one object: this key, exactly `size` bytes, SSE-KMS with our key, a short
-    expiry (never past `until`), and (when the browser declared one) the SHA-256 S3 must find in the body."""
+    """A POST policy for exactly one object: this key, exactly `size` bytes, SSE-KMS with our key, stored as
+    application/octet-stream, a short expiry (never past `until`), and (when the browser declared one) the
+    SHA-256 S3 must find in the body."""
     expires_in = settings.FXFER_UPLOAD_POLICY_SECONDS
     if until is not None:
         expires_in = max(1, min(expires_in, int((until - (now or datetime.now(UTC))).total_seconds())))
     fields = {
         "x-amz-server-side-encryption": SSE,
         "x-amz-server-side-encryption-aws-kms-key-id": kms_key_arn(),
+        # Stored as opaque bytes whatever the uploader claims (a text/html "report" stays inert even if some
+        # day it were served without our download overrides); the policy refuses any other value.
+        "Content-Type": DOWNLOAD_CONTENT_TYPE,
         "success_action_status": "201",
     }
     if sha256:
@@ -215,7 +219,15 @@ def multipart_uploads_page(
         params["KeyMarker"] = key_marker
         if upload_id_marker:
             params["UploadIdMarker"] = upload_id_marker
-    page = _s3().list_multipart_uploads(**params)
+    try:
+        page = _s3().list_multipart_uploads(**params)
+    except ClientError as exc:
+        # Some S3s refuse a marker naming an upload that has ended since (completed or aborted): go on after
+        # the key instead; that key's later uploads come round again in the next pass.
+        if "UploadIdMarker" not in params or exc.response.get("Error", {}).get("Code") != "InvalidArgument":
+            raise
+        del params["UploadIdMarker"]
+        page = _s3().list_multipart_uploads(**params)
     truncated = bool(page.get("IsTruncated"))
     return UploadsPage(
         uploads=tuple(

@@ -372,6 +372,21 @@ def _upload_owned(upload: storage.MultipartUpload, cache: dict) -> bool:
     return transfer is not None and not transfer.deleted_at
 
 
+def _uploads_next(
+    page: storage.UploadsPage, *, cursor: SweepCursor, aborted: list[list[str]]
+) -> tuple[str | None, str | None]:
+    """Where the next run lists from: after the page's last upload that is still there (an aborted upload is
+    no marker S3 can go on from). A page whose uploads were all aborted is listed again from the same place,
+    where the uploads after it now come first; a complete listing starts over."""
+    if page.next_key_marker is None:
+        return None, None
+    gone = {tuple(pair) for pair in aborted}
+    kept = [u for u in page.uploads if (u.key, u.upload_id) not in gone]
+    if kept:
+        return kept[-1].key, kept[-1].upload_id
+    return cursor.key_marker, cursor.upload_id_marker
+
+
 def _uploads_aborted(
     claimed: list[list[str]],
     *,
@@ -387,13 +402,12 @@ def _uploads_aborted(
         storage.multipart_abort(key=key, upload_id=upload_id)
     actions = [SweepCursor.claims.remove(), SweepCursor.updated_at.set(now)]
     if page is not None:
+        key_marker, upload_id_marker = _uploads_next(page, cursor=cursor, aborted=claimed)
         actions += [
             SweepCursor.pass_number.set(int(cursor.pass_number or 0) + 1),
-            SweepCursor.key_marker.set(page.next_key_marker)
-            if page.next_key_marker
-            else SweepCursor.key_marker.remove(),
-            SweepCursor.upload_id_marker.set(page.next_upload_id_marker)
-            if page.next_upload_id_marker
+            SweepCursor.key_marker.set(key_marker) if key_marker else SweepCursor.key_marker.remove(),
+            SweepCursor.upload_id_marker.set(upload_id_marker)
+            if upload_id_marker
             else SweepCursor.upload_id_marker.remove(),
             SweepCursor.lease_op.remove(),
             SweepCursor.lease_until.remove(),
