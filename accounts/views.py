@@ -24,8 +24,12 @@ def _binding_cookie() -> str:
     return "__Host-fxfer-saml" if settings.SESSION_COOKIE_SECURE else "fxfer-saml"
 
 
-def _binding_cookie_flags(secure: bool) -> dict:
-    return {"max_age": _BINDING_MAX_AGE, "secure": secure, "httponly": True, "samesite": "None" if secure else "Lax"}
+def _binding_cookie_flags() -> dict:
+    # On http, SameSite=None needs Secure, which browsers accept from http://localhost only (a secure context):
+    # `make run` against a real IdP (FXFER_SAML_BINDING_COOKIE_CROSS_SITE) sets both so the cookie comes back on
+    # that IdP's cross-site POST. The built-in IdP is on the same site, so Lax is enough there.
+    cross_site = settings.SESSION_COOKIE_SECURE or getattr(settings, "FXFER_SAML_BINDING_COOKIE_CROSS_SITE", False)
+    return {"secure": cross_site, "httponly": True, "samesite": "None" if cross_site else "Lax"}
 
 
 def _client(request) -> services.Client:
@@ -45,8 +49,7 @@ def login(request):
         request_data=saml.request_data(request, "/saml/login/"), next_path=request.GET.get("next")
     )
     response = redirect(started.redirect_url)
-    secure = settings.SESSION_COOKIE_SECURE
-    response.set_cookie(_binding_cookie(), started.browser_binding, **_binding_cookie_flags(secure))
+    response.set_cookie(_binding_cookie(), started.browser_binding, max_age=_BINDING_MAX_AGE, **_binding_cookie_flags())
     return response
 
 
@@ -76,7 +79,7 @@ def acs(request):
     auth_login(request, signed_in.user, backend=BACKEND)
     request.session["saml"] = signed_in.saml_session
     response = redirect(signed_in.next_path)
-    response.delete_cookie(_binding_cookie(), samesite="None" if settings.SESSION_COOKIE_SECURE else "Lax")
+    response.delete_cookie(_binding_cookie(), samesite=_binding_cookie_flags()["samesite"])
     return response
 
 

@@ -2,6 +2,10 @@
 production uses, starts Django on http://127.0.0.1:8000 and stops everything on Ctrl-C.
 
 Ports can be moved with FXFER_DEV_PORT (Django), FXFER_DEV_MOTO_PORT and FXFER_DEV_LOCALSTACK_PORT.
+
+Sign-in goes through the built-in IdP (devtools/idp) unless FXFER_SAML_IDP_ENTITY_ID, FXFER_SAML_IDP_SSO_URL and
+FXFER_SAML_IDP_CERTS name a real one (with FXFER_EMPLOYEE_GROUPS / FXFER_COMPLIANCE_GROUPS): then that IdP is
+trusted, the built-in one is off, and the site runs on http://localhost (the address Entra ID accepts for http).
 """
 
 import contextlib
@@ -12,6 +16,9 @@ import subprocess
 import sys
 import threading
 
+from django.core.exceptions import ImproperlyConfigured
+
+from devtools.idp.settings import trusted_idp_from_environment
 from devtools.stack import ROOT, port_open, provision, stack, stop_on_signals
 
 SETTINGS = "fxfer.settings.local"
@@ -40,11 +47,31 @@ def start_minute_jobs(env: dict[str, str], stop: threading.Event) -> threading.T
     return thread
 
 
+def signin_banner(settings) -> str:
+    """Which IdP this run trusts, for the banner: a real one named by the environment, or the built-in one."""
+    groups = settings.FXFER_ROLE_GROUPS
+    roles = "; ".join(f"{role}: {', '.join(values) or '(none)'}" for role, values in groups.items())
+    if not settings.FXFER_LOCAL_IDP:
+        return f"""  Sign-in       trusts YOUR IdP {settings.FXFER_SAML_IDP_ENTITY_ID}
+                (from FXFER_SAML_IDP_*; give it this SP's metadata: {settings.FXFER_BASE_URL}/saml/metadata/)
+                groups {roles}
+                The built-in IdP is OFF: nothing it signs is trusted."""
+    return f"""  Sign-in       the BUILT-IN IdP at {settings.FXFER_BASE_URL}/idp/sso/ (demo people; not a real IdP)
+                groups {roles}
+                Set FXFER_SAML_IDP_* and the FXFER_*_GROUPS to trust your own IdP instead."""
+
+
 def main() -> int:
     web_port = int(os.environ.get("FXFER_DEV_PORT", "8000"))
     if port_open(web_port):
         raise SystemExit(f"Port {web_port} on 127.0.0.1 is in use (is another `make run` still running?).")
-    base_url = f"http://127.0.0.1:{web_port}"
+    try:
+        own_idp = trusted_idp_from_environment()
+    except ImproperlyConfigured as exc:
+        raise SystemExit(str(exc)) from None
+    # A real IdP posts back from another site: Entra ID accepts http reply URLs on localhost only, and browsers
+    # let the sign-in's binding cookie cross sites (Secure) only from localhost.
+    base_url = f"http://{'localhost' if own_idp else '127.0.0.1'}:{web_port}"
     stop_on_signals()
     print("Starting the local stand-ins for AWS (moto: DynamoDB, SES; LocalStack: S3, KMS) ...", flush=True)
     with stack(
@@ -55,6 +82,8 @@ def main() -> int:
         provision(env, SETTINGS)
         stop_jobs = threading.Event()
         jobs = start_minute_jobs(env, stop_jobs)
+        from django.conf import settings  # configured by start_minute_jobs, from `env`
+
         server = subprocess.Popen(
             [sys.executable, "manage.py", "runserver", f"127.0.0.1:{web_port}"],
             cwd=ROOT,
@@ -68,6 +97,7 @@ fxfer is running.
   Health        {base_url}/healthz
   Local mailbox {base_url}/dev/mailbox/   (mail sent to guests and employees)
   Minute job    every {JOBS_EVERY_SECONDS} s here (links audit events into the chain, retries unsent mail)
+{signin_banner(settings)}
 Press Ctrl-C to stop everything.
 """,
             flush=True,

@@ -24,7 +24,8 @@ from devtools.idp.identities import DemoIdentity
 
 
 def base_url() -> str:
-    return settings.FXFER_BASE_URL
+    # The IdP lives under fxfer's own origin unless told otherwise (a browser test puts it on another site).
+    return getattr(settings, "FXFER_LOCAL_IDP_BASE_URL", "") or settings.FXFER_BASE_URL
 
 
 def entity_id() -> str:

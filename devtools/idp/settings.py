@@ -1,5 +1,6 @@
 """Settings that point fxfer's SAML SP at the local IdP (local and test settings only; never shipped)."""
 
+import os
 from pathlib import Path
 
 from devtools import devkeys
@@ -23,3 +24,25 @@ def local_idp_settings(*, base_url: str, keys_dir: Path, label: str) -> dict:
         "FXFER_SAML_IDP_SLO_URL": f"{base_url}/idp/slo/",
         "FXFER_ROLE_GROUPS": {"employee": [EMPLOYEES_GROUP], "compliance": [COMPLIANCE_GROUP]},
     }
+
+
+# What `make run` reads to trust a real IdP instead of the built-in one.
+IDP_VARIABLES = ("FXFER_SAML_IDP_ENTITY_ID", "FXFER_SAML_IDP_SSO_URL", "FXFER_SAML_IDP_CERTS")
+ROLE_GROUP_VARIABLES = {"employee": "FXFER_EMPLOYEE_GROUPS", "compliance": "FXFER_COMPLIANCE_GROUPS"}
+
+
+def trusted_idp_from_environment() -> bool:
+    """Whether the environment names an IdP to trust (all of IDP_VARIABLES, or an error naming what is missing:
+    half a configuration must not quietly fall back to the built-in IdP)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    given = [name for name in IDP_VARIABLES if os.environ.get(name, "").strip()]
+    if not given:
+        return False
+    missing = [name for name in IDP_VARIABLES if name not in given]
+    if missing:
+        raise ImproperlyConfigured(
+            f"To trust your own IdP, set {', '.join(missing)} too (python manage.py saml_idp_metadata <file> "
+            "prints them from the IdP's metadata), or unset FXFER_SAML_IDP_* to use the built-in IdP."
+        )
+    return True

@@ -1,6 +1,7 @@
 """The local IdP's pages: pick a demo identity, answer the SP with a signed Response; answer logout."""
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseBadRequest
@@ -68,11 +69,19 @@ def sso(request):
         destination=answer["destination"],
         audience=answer["sp_entity_id"],
     )
-    return _render(
+    response = _render(
         request,
         "idp/post.html",
         {"action": answer["destination"], "saml_response": _b64(xml), "relay_state": params.get("RelayState", "")},
     )
+    # This page is the IdP's, not fxfer's: its form posts to the SP's ACS, which may be on another site (a browser
+    # test puts the IdP on one), so it gets its own policy instead of fxfer's form-action 'self'.
+    acs = urlsplit(answer["destination"])
+    response["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        f"form-action 'self' {acs.scheme}://{acs.netloc}; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
+    )
+    return response
 
 
 @never_cache

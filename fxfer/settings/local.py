@@ -34,7 +34,31 @@ WHITENOISE_AUTOREFRESH = True
 FXFER_SES_VERIFY_SENDER = True
 INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # noqa: F405
 
-# --- Accounts / SAML: the local IdP (devtools/idp, pysaml2) stands in for the company's -------------------
-from devtools.idp.settings import local_idp_settings  # noqa: E402
+# --- Accounts / SAML ---------------------------------------------------------------------------------------
+# The company's IdP when FXFER_SAML_IDP_* are set (an admin trying fxfer against their Entra test tenant), else the
+# built-in IdP (devtools/idp, pysaml2) with its demo identities. Either way the environment's groups win.
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 
-globals().update(local_idp_settings(base_url=FXFER_BASE_URL, keys_dir=_DEV, label="local"))  # noqa: F405
+from devtools.idp.settings import ROLE_GROUP_VARIABLES, local_idp_settings, trusted_idp_from_environment  # noqa: E402
+
+_builtin_idp = local_idp_settings(base_url=FXFER_BASE_URL, keys_dir=_DEV, label="local")  # noqa: F405
+if trusted_idp_from_environment():
+    # base.py has read FXFER_SAML_IDP_* and the groups from the environment; they stay.
+    FXFER_LOCAL_IDP = False  # not mounted: nothing it signs is trusted, so it would only mislead
+    FXFER_SAML_SP_KEY = FXFER_SAML_SP_KEY or _builtin_idp["FXFER_SAML_SP_KEY"]  # noqa: F405
+    FXFER_SAML_SP_CERT = FXFER_SAML_SP_CERT or _builtin_idp["FXFER_SAML_SP_CERT"]  # noqa: F405
+    if not any(FXFER_ROLE_GROUPS.values()):  # noqa: F405
+        raise ImproperlyConfigured(
+            "With your own IdP (FXFER_SAML_IDP_*), set FXFER_EMPLOYEE_GROUPS and/or FXFER_COMPLIANCE_GROUPS to "
+            "its group ids: otherwise fxfer admits nobody."
+        )
+    # The IdP posts to the ACS from another site: the sign-in's binding cookie must cross sites to come back,
+    # and browsers accept the Secure flag that needs from http://localhost (use that address, not 127.0.0.1).
+    FXFER_SAML_BINDING_COOKIE_CROSS_SITE = True
+else:
+    _env_groups = dict(FXFER_ROLE_GROUPS)  # noqa: F405
+    globals().update(_builtin_idp)
+    FXFER_ROLE_GROUPS = {
+        role: _env_groups[role] if env.optional(variable) else _builtin_idp["FXFER_ROLE_GROUPS"][role]
+        for role, variable in ROLE_GROUP_VARIABLES.items()
+    }
