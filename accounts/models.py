@@ -161,8 +161,10 @@ class SamlRequest(DynamoModel):
     """An AuthnRequest (or LogoutRequest) this SP sent and has not yet seen answered.
 
     Keyed by the request id, not by the browser's session: the IdP's POST to the ACS is cross-site, and a
-    browser drops SameSite=Lax cookies on it, so the ACS finds the request through the response's
-    InResponseTo. It is marked answered with a conditional update, so one request is answered at most once;
+    browser drops SameSite=Lax cookies (the session's) on it, so the ACS finds the request through the response's
+    InResponseTo. The browser that started it must still come back with its binding cookie (SameSite=None), or the
+    response is refused (login CSRF). It is marked answered with a conditional update, so one request is answered
+    at most once;
     the item stays (until its TTL) so that a replayed response reaches the assertion replay check and is
     reported as what it is.
     """
