@@ -70,9 +70,13 @@ CHROMIUM_ARGS = [
 def live_url():
     """Django's live server thread. (pytest-django's `live_server` flushes the SQL database after each test,
     which fails loudly here by design: DATABASES is empty.)"""
-    from django.test.testcases import LiveServerThread, _StaticFilesHandler
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.test.testcases import LiveServerThread
 
-    thread = LiveServerThread("localhost", _StaticFilesHandler, port=0)
+    # Static files from the source folders (the finders), as StaticLiveServerTestCase serves them: the plain
+    # handler serves STATIC_ROOT, a `staticfiles/` that `make package` left behind, so a changed script or
+    # style sheet was not what the browser ran.
+    thread = LiveServerThread("localhost", StaticFilesHandler, port=0)
     thread.daemon = True
     thread.start()
     thread.is_ready.wait()
