@@ -67,7 +67,7 @@ class AuditEvent(Model):
     event_id = UnicodeAttribute(hash_key=True)  # derived from the operation that wrote it: a retry finds it
     seq = NumberAttribute(null=True)  # its place in the chain, once linked
     unchained = UnicodeAttribute(null=True)  # "pending" until linked (the by-unchained index)
-    count = NumberAttribute(null=True)  # an aggregated event (anonymous traffic): hits in its minute
+    count = NumberAttribute(null=True)  # an aggregated event (anonymous traffic, access.denied): hits in its minute
     at = UTCDateTimeAttribute()
     sort_key = UnicodeAttribute()  # "<ISO time>#<write order>#<event_id>": time order, unique
     day_shard = UnicodeAttribute()

@@ -88,7 +88,7 @@ class AuditRow:
     user_agent: str | None
     details: dict
     sort_key: str
-    count: int | None  # an aggregated event (anonymous traffic): how many times in its minute
+    count: int | None  # an aggregated event (anonymous traffic, access.denied): how many times in its minute
     from_reply: bool = False  # on a transfer's page: an event of its reply request, merged into its timeline
 
 
