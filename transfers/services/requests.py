@@ -280,7 +280,7 @@ def reply_request_create(
     subject: str,
     recipients: list[tuple[str, str]],
     closes_at: datetime,
-    limits: policy.RequestLimits | None,
+    limits: policy.RequestLimits | None = None,
     change: Change,
     ip: str | None,
     user_agent: str | None,
@@ -288,8 +288,8 @@ def reply_request_create(
 ) -> str:
     """The request through which a transfer's recipients may send files back (called by transfer_create, whose
     `change` then commits it with the transfer: never one without the other), each recipient within `limits`
-    (the sender's). Its guests have the recipients' ids; no link is mailed: they come in from the transfer's
-    guest page."""
+    (the sender's; the request defaults when None). Its guests have the recipients' ids; no link is mailed:
+    they come in from the transfer's guest page."""
     limits = reply_limits_checked(limits)
     reply_subject = (_("Reply: %(subject)s") % {"subject": subject}) if subject else _("Reply")
     request = _request_prepare(
