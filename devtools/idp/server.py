@@ -125,7 +125,8 @@ def logout_request_url(
 ) -> str:
     """An IdP-initiated LogoutRequest for `name_id`, as the HTTP-Redirect URL to the SP's logout endpoint (the
     signature covers the query, as the binding says). The defaults make a genuine one; the arguments make the
-    forgeries a test needs (no signature, another issuer or destination, SHA-1, an expiry in the past)."""
+    forgeries a test needs (no signature, another or no issuer (""), another destination, SHA-1, an expiry in the
+    past)."""
     _request_id, request = server.create_logout_request(
         destination or sp_saml.absolute_url(sp_saml.LOGOUT_PATH),
         sp_saml.sp_entity_id(),
@@ -133,7 +134,9 @@ def logout_request_url(
         expire=expire,
         sign=False,
     )
-    if issuer is not None:
+    if issuer == "":
+        request.issuer = None  # no Issuer element at all
+    elif issuer is not None:
         request.issuer.text = issuer
     http_args = server.apply_binding(
         BINDING_HTTP_REDIRECT, str(request), request.destination, relay_state, sign=sign, sigalg=sign_alg

@@ -129,6 +129,15 @@ def test_a_logout_request_from_another_issuer_is_refused(alice_signed_in):
     _refused(_browser("attacker").get(_local(url)), alice_signed_in, "wrong_issuer")
 
 
+def test_a_logout_request_without_an_issuer_is_refused(alice_signed_in):
+    # python3-saml lets a LogoutRequest without Issuer through; fxfer does not.
+    url = idp.logout_request_url(idp.idp_server(), name_id="alice@example.com", issuer="")
+    assert (
+        "Issuer" not in zlib.decompress(base64.b64decode(parse_qs(urlsplit(url).query)["SAMLRequest"][0]), -15).decode()
+    )
+    _refused(_browser("attacker").get(_local(url)), alice_signed_in, "wrong_issuer")
+
+
 def test_a_logout_request_for_another_endpoint_is_refused(alice_signed_in):
     url = idp.logout_request_url(
         idp.idp_server(), name_id="alice@example.com", destination="https://other-sp.example/saml/logout/"
