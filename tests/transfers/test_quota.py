@@ -149,6 +149,42 @@ def test_two_creates_at_once_cannot_both_pass(alice, alice_record, monkeypatch):
     assert len(list(File.scan())) == 3 and len(list(Recipient.scan())) == 2
 
 
+def _officer_changes_it_after_the_read(monkeypatch, user_id: str, quota_bytes: int) -> None:
+    read = quota.quota_state
+
+    def read_then_change(**kwargs):
+        state = read(**kwargs)
+        monkeypatch.setattr(quota, "quota_state", read)  # once
+        quota.quota_set(officer_id="u-carol", user_id=user_id, quota_bytes=quota_bytes, version=0, reason="Review")
+        return state
+
+    monkeypatch.setattr(quota, "quota_state", read_then_change)
+
+
+def test_an_allowance_lowered_during_a_create_is_not_overrun(alice, alice_record, monkeypatch):
+    assert _create(alice, 50 * GiB).status_code == 201
+    _officer_changes_it_after_the_read(monkeypatch, alice_record.user_id, 100 * GiB)
+
+    refused = _create(alice, 30 * GiB, 30 * GiB)
+
+    assert refused.status_code == 409
+    assert refused.json()["fields"] == {"files": [REFUSAL % ("50 GiB", "110 GiB", "100 GiB")]}
+    assert _in_flight(alice_record) == 50 * GiB
+    assert len(list(File.scan())) == 1, "the refused transfer's files were left behind"
+
+
+def test_an_allowance_raised_during_a_create_asks_to_send_again(alice, alice_record, monkeypatch):
+    assert _create(alice, 50 * GiB).status_code == 201
+    _officer_changes_it_after_the_read(monkeypatch, alice_record.user_id, 500 * GiB)
+
+    refused = _create(alice, 30 * GiB)
+
+    assert refused.status_code == 409
+    assert refused.json()["message"] == "Your allowance was changed just now. Please send again."
+    assert _create(alice, 30 * GiB).status_code == 201
+    assert _in_flight(alice_record) == 80 * GiB
+
+
 def test_delete_now_gives_the_bytes_back_once_even_when_repeated(alice, alice_record):
     created = _create(alice, 50 * GiB, 50 * GiB).json()
     assert _create(alice, 50 * GiB, 50 * GiB).status_code == 201

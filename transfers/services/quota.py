@@ -119,6 +119,9 @@ class Charge:
         override = old_value(failed, "quota_bytes")
         allowance = int(override) if override is not None else settings.FXFER_USER_QUOTA_BYTES
         in_flight = int(old_value(failed, "in_flight") or 0)
+        if in_flight + self.size <= allowance:
+            # It fits: only the allowance we read had changed (compliance raised it meanwhile). Nothing was written.
+            return TransferError("state_conflict", _("Your allowance was changed just now. Please send again."))
         return quota_exceeded(in_flight=in_flight, size=self.size, allowance=allowance)
 
 
