@@ -25,7 +25,7 @@ from transfers.errors import TransferError
 from transfers.models import FILE_CANCELLED, File, QuotaUsage, Transfer
 from transfers.policy import FileDeclared
 from transfers.services.expiry import sweep_heal
-from transfers.services.quota import quota_set, quota_state
+from transfers.services.quota import quota_backfill, quota_set, quota_state
 
 _n = itertools.count()
 GiB = 1024**3
@@ -131,6 +131,31 @@ def test_cancel_refunds_the_file_once_under_every_fault():
         _usage_is_what_transfers_hold()
 
     sweep_faults("cancel (quota)", setup=setup, act=act, check=check, only=lambda s, o: s == "dynamodb")
+
+
+# --- the backfill of transfers made before quotas ------------------------------------------------------------
+
+
+def test_backfill_charges_once_under_every_fault():
+    def setup():
+        created = create(files=[FileDeclared(name="a.pdf", size=2 * GiB)])
+        # As if made before quotas: no charge on it, and none in the usage.
+        Transfer(transfer_id=created.transfer_id).update(actions=[Transfer.quota_bytes.remove()])
+        QuotaUsage(user_id=ALICE.id).update(actions=[QuotaUsage.in_flight.add(-2 * GiB)])
+        return {"id": created.transfer_id}
+
+    def act(state):
+        return quota_backfill(now=NOW)
+
+    def heal(state):
+        quota_backfill(now=NOW)  # the operator runs it again after an error
+
+    def check(state, result, error):
+        assert int(Transfer.get(state["id"]).quota_bytes) == 2 * GiB, "not charged after the second run"
+        assert len(_events(f"transfer:{state['id']}", "quota.charged")) == 1, "charged events != 1"
+        _usage_is_what_transfers_hold()
+
+    sweep_faults("quota backfill", setup=setup, act=act, check=check, heal=heal, only=lambda s, o: s == "dynamodb")
 
 
 # --- compliance changes an allowance ----------------------------------------------------------------------------

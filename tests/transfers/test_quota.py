@@ -3,11 +3,13 @@ is refused at the files field with nothing created; two creates at once cannot b
 (delete now, expiry) or cancelling a file gives the bytes back exactly once; compliance raises the allowance
 from the admin (audited), and nobody else can."""
 
+import io
 import json
 import threading
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 
 from accounts.models import UserRecord
@@ -252,6 +254,27 @@ def test_upload_requests_do_not_count(alice, alice_record):
         },
     )
     assert response.status_code == 302, response.content.decode()[:500]
+    assert _in_flight(alice_record) == 200 * GiB
+
+
+def test_the_backfill_charges_transfers_made_before_quotas_once(alice, alice_record):
+    kept = _create(alice, 50 * GiB, 30 * GiB).json()["transferId"]
+    gone = _create(alice, 10 * GiB).json()["transferId"]
+    assert alice.post(f"/transfers/{gone}/delete").status_code == 302
+    # What a transfer made before quotas looks like: no charge on it, no usage.
+    Transfer(transfer_id=kept).update(actions=[Transfer.quota_bytes.remove()])
+    QuotaUsage(user_id=alice_record.user_id).delete()
+    assert _create(alice, 50 * GiB, 50 * GiB).status_code == 201
+    assert _create(alice, 50 * GiB, 50 * GiB).status_code == 201  # 200 GiB counted: the old 80 GiB are not
+
+    call_command("quota_backfill", stdout=io.StringIO())
+    call_command("quota_backfill", stdout=io.StringIO())
+
+    assert _in_flight(alice_record) == 280 * GiB
+    assert int(Transfer.get(kept).quota_bytes) == 80 * GiB
+    assert [e.details["bytes"] for e in _events("quota.charged")] == [80 * GiB]
+    assert _create(alice, 1 * GiB).status_code == 409
+    assert alice.post(f"/transfers/{kept}/delete").status_code == 302
     assert _in_flight(alice_record) == 200 * GiB
 
 

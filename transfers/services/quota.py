@@ -14,6 +14,8 @@ How it stays exact when requests race and AWS fails:
 - A cancellation refunds only while no deleter holds the transfer, so the bytes the transfer's end gives back
   (read after its claim) cannot change under it.
 
+Transfers made before quotas carry no charge until `manage.py quota_backfill` charges them (quota_backfill).
+
 Upload requests do not count: what guests send is bounded by each request's own limits, and a guest must not
 be able to use up the employee's quota (or be refused for a reason only the employee could see).
 """
@@ -26,9 +28,9 @@ from django.utils.translation import gettext as _
 
 from fxfer.change import Change, ChangeRefused, old_value
 from transfers.errors import TransferError
-from transfers.models import QuotaUsage, Transfer
+from transfers.models import KIND_SEND, QuotaUsage, Transfer
 from transfers.policy import bytes_text
-from transfers.services.common import unavailable_when_aws_fails, utc, valid_id
+from transfers.services.common import sweep_shards, transfer_get, unavailable_when_aws_fails, utc, valid_id
 
 QUOTA_LABEL = "quota"
 
@@ -165,6 +167,68 @@ def refund_on_cancel(change: Change, transfer: Transfer, *, size: int) -> tuple[
     return [Transfer.quota_bytes.add(-int(size))], (
         exists & Transfer.quota_bytes.exists() & Transfer.deletion_claimed_at.does_not_exist()
     )
+
+
+# --- transfers made before quotas ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backfilled:
+    charged: int  # transfers charged by this run
+    skipped: int  # charged before, not a sent transfer, being deleted or gone, or changed meanwhile (next run)
+
+
+def quota_backfill(*, now: datetime | None = None) -> Backfilled:
+    """Charge each sender for their transfers made before quotas existed whose files are still kept (the sparse
+    by-due index lists exactly those), so that their usage is true from the day quotas are deployed. Each
+    transfer's charge, its usage and "quota.charged" commit together, on the condition that it is still uncharged,
+    not being deleted and unchanged since read (a cancellation meanwhile is picked up by the next run). Existing
+    transfers are kept even past the allowance: only new ones are refused. Safe to run again at any time."""
+    now = utc(now)
+    charged = skipped = 0
+    for shard in sweep_shards():
+        for hit in Transfer.by_due.query(shard):
+            transfer = transfer_get(hit.transfer_id)
+            if (
+                transfer is None
+                or transfer.kind != KIND_SEND
+                or transfer.quota_bytes is not None
+                or transfer.deleted_at is not None
+                or transfer.deletion_claimed_at is not None
+            ):
+                skipped += 1
+                continue
+            size = int(transfer.total_bytes or 0)
+            change = Change(op=f"quota.backfill:{transfer.transfer_id}", now=now)
+            change.update(
+                transfer,
+                actions=[Transfer.quota_bytes.set(size)],
+                condition=Transfer.quota_bytes.does_not_exist()
+                & Transfer.deleted_at.does_not_exist()
+                & Transfer.deletion_claimed_at.does_not_exist()
+                & (Transfer.total_bytes == size),
+                label="transfer",
+            )
+            change.update(
+                QuotaUsage(user_id=transfer.owner_id),
+                actions=[QuotaUsage.in_flight.add(size), QuotaUsage.updated_at.set(now)],
+                label=QUOTA_LABEL,
+            )
+            change.audit(
+                "quota.charged",
+                actor="job:quota_backfill",
+                subject=f"transfer:{transfer.transfer_id}",
+                owner=f"user:{transfer.owner_id}",
+                bytes=size,
+            )
+            try:
+                committed = change.commit()
+            except ChangeRefused:
+                skipped += 1
+                continue
+            charged += not committed.repeated
+            skipped += committed.repeated
+    return Backfilled(charged=charged, skipped=skipped)
 
 
 # --- compliance: raise or lower one employee's quota ------------------------------------------------------
