@@ -145,3 +145,24 @@ def test_a_test_that_logged_a_secret_fails(monkeypatch):
     assert teardown_report(["link.opened"]).outcome == "passed"
     report = teardown_report([f"opened /t/{TOKEN}"])
     assert report.outcome == "failed" and f"/t/{TOKEN}" in str(report.longrepr)
+
+
+def test_zappas_access_line_on_lambda_is_redacted():
+    """On Lambda every request's access line comes from Zappa (zappa.wsgi.common_log), with its path, query and
+    Referer: it goes through the same handler."""
+    from zappa.wsgi import common_log
+
+    _lines()
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": f"/t/{TOKEN}",
+        "QUERY_STRING": "SAMLRequest=fZJBT4Mw&Signature=K2bd",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "203.0.113.9",
+        "HTTP_REFERER": f"https://mail.example/read?u=https://fxfer.example/t/{TOKEN}",
+        "HTTP_USER_AGENT": "guest-browser/1.0",
+    }
+    common_log(environ, SimpleNamespace(status_code=303, content=b""), response_time=1200)
+    [line] = _lines()
+    assert line["logger"] == "zappa.wsgi" and "GET /t/[redacted]" in line["message"]
+    assert "SAMLRequest=[redacted]" in line["message"] and TOKEN not in json.dumps(line)
