@@ -99,6 +99,20 @@ def test_without_the_links_cookie_its_pages_do_nothing_and_say_to_open_the_mail_
     assert _events("code.sent") == [] and list(OneTimeCode.scan()) == []
 
 
+def test_the_brakes_still_hold_on_the_token_free_pages(token, mailoutbox, settings):
+    """Code requests per recipient, and token lookups per address, are limited as before the move."""
+    settings.FXFER_CODE_SENDS_PER_WINDOW = 2
+    guest = Client()
+    page = open_link(guest, f"/t/{token}")
+    asked = [guest.post(f"{page}/code") for _ in range(3)]
+    assert [r.status_code for r in asked] == [303, 303, 429]
+    assert "A code was sent a moment ago" in asked[-1].content.decode() and len(mailoutbox) == 2
+    settings.FXFER_LINK_LOOKUPS_PER_IP = 3
+    guesser = Client(REMOTE_ADDR="192.0.2.99")
+    guessed = [guesser.get("/t/" + str(n) * 43, follow=True).status_code for n in range(3)]
+    assert [*guessed, guesser.get(f"/t/{token}", follow=True).status_code] == [404, 404, 404, 429]
+
+
 def test_two_links_opened_in_one_browser_stay_apart(token, mailoutbox):
     """Two transfers to the same guest, both opened before either code is typed: each page keeps its link."""
     second = ready_transfer(recipients=[BOB], mailoutbox=mailoutbox, name="second.pdf")[1][BOB]
