@@ -28,7 +28,14 @@ from tests.transfers.conftest import (  # noqa: F401 - fixtures the transfer hel
 from transfers import services
 from transfers.jobs import expire_sweep
 from transfers.models import FILE_VERIFIED, MAIL_SENT, File, OutboxMail, SweepCursor, Transfer
-from transfers.services.expiry import ORPHAN_CURSOR, orphan_objects_sweep, sweep_heal
+from transfers.policy import FileDeclared
+from transfers.services.expiry import (
+    ORPHAN_CURSOR,
+    ORPHAN_UPLOADS_CURSOR,
+    orphan_objects_sweep,
+    orphan_uploads_sweep,
+    sweep_heal,
+)
 from transfers.services.requests import reply_request_create
 
 OFFICER = "u-carol"
@@ -45,6 +52,8 @@ _WRITES = {
     "DeleteObject",
     "ListObjectVersions",
     "PutObjectLegalHold",
+    "ListMultipartUploads",
+    "AbortMultipartUpload",
     "SendRawEmail",
     "SendEmail",
 }
@@ -192,6 +201,58 @@ def test_orphan_check_under_faults(settings):
             assert _versions(key) == []
 
     sweep_faults("orphan check", setup=setup, act=act, check=check, heal=heal, only=_changes)
+
+
+# --- multipart uploads no live record owns ------------------------------------------------------------------------
+
+
+def _uploads(key: str) -> list[str]:
+    listed = aws.client("s3").list_multipart_uploads(Bucket=settings.FXFER_BUCKET, Prefix=key)
+    return [u["UploadId"] for u in listed.get("Uploads", []) if u["Key"] == key]
+
+
+def test_orphan_upload_sweep_under_faults(settings):
+    """Uploads nobody owns (a lost CreateMultipartUpload answer at a live file's key, keys of no file) are
+    aborted by this run or the next ones, each named in exactly one event; the live upload is never touched."""
+    settings.FXFER_MULTIPART_THRESHOLD = 1024
+
+    def setup():
+        SweepCursor(name=ORPHAN_UPLOADS_CURSOR).delete()  # each case starts its own listing
+        n = next(_numbers)
+        created = create(files=[FileDeclared(name=f"big-{n}.bin", size=2048)], recipients=[f"bob{n}@partner.example"])
+        file = created.files[0]
+        live = services.upload_authorize(owner_id=ALICE.id, transfer_id=created.transfer_id, file_id=file.file_id)
+        s3 = aws.client("s3")
+        orphans = [(file.key, s3.create_multipart_upload(Bucket=settings.FXFER_BUCKET, Key=file.key)["UploadId"])]
+        for c in "AB":
+            key = f"files/{c * 12}{n:04d}/{'Q' * 16}"  # never a key an earlier case used
+            orphans.append((key, s3.create_multipart_upload(Bucket=settings.FXFER_BUCKET, Key=key)["UploadId"]))
+        return {"key": file.key, "live": live.upload_id, "orphans": orphans}
+
+    def act(state):
+        return orphan_uploads_sweep(now=NOW)  # moto dates every upload 2010: none is in its grace period
+
+    def heal(state):
+        for hours in range(1, 3):  # the next hourly runs: a killed run's lease has lapsed
+            orphan_uploads_sweep(now=NOW + timedelta(hours=hours))
+
+    def check(state, result, error):
+        assert _uploads(state["key"]) == [state["live"]], "the live upload was aborted, or an orphan stayed"
+        for key, _upload_id in state["orphans"][1:]:
+            assert _uploads(key) == [], f"an orphan upload at {key} stayed"
+        named = [
+            (u["key"], u["upload_id"])
+            for e in AuditEvent.scan()
+            if e.action == "upload.orphans_aborted"
+            for u in e.details["uploads"]
+        ]
+        for orphan in state["orphans"]:
+            assert named.count(orphan) == 1, f"{orphan} named in {named.count(orphan)} events"
+        cursor = SweepCursor.get(ORPHAN_UPLOADS_CURSOR, consistent_read=True)
+        assert not cursor.claims and not cursor.lease_op, "the cursor kept claims or a lease"
+        _chain_verifies()
+
+    sweep_faults("orphan upload sweep", setup=setup, act=act, check=check, heal=heal, only=_changes)
 
 
 # --- healing ------------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 from django.conf import settings
 from django.core import mail
 
+from fxfer import aws
 from fxfer.aws import transient
 from reports.chain import audit_chain_link, audit_chain_verify
 from reports.models import AuditEvent
@@ -202,3 +203,132 @@ def test_multipart_completion_under_every_fault(settings):
         assert storage.object_head(key=state["file"].key).size == size
 
     sweep_faults("verify: multipart complete", setup=setup, act=act, check=check, heal=heal)
+
+
+# --- issue 12: what follows a verdict (every version but the verified one goes; refused and cancelled uploads are
+# aborted and emptied) under every fault ------------------------------------------------------------------------
+
+
+def _versions(key: str) -> list[str]:
+    page = aws.client("s3").list_object_versions(Bucket=settings.FXFER_BUCKET, Prefix=key)
+    return [v["VersionId"] for v in page.get("Versions", []) + page.get("DeleteMarkers", []) if v["Key"] == key]
+
+
+def _uploads(key: str) -> list[str]:
+    listed = aws.client("s3").list_multipart_uploads(Bucket=settings.FXFER_BUCKET, Prefix=key)
+    return [u["UploadId"] for u in listed.get("Uploads", []) if u["Key"] == key]
+
+
+def _file_events(state, action: str) -> list[AuditEvent]:
+    transfer_id, file_id = state["created"].transfer_id, state["file"].file_id
+    return [
+        e
+        for e in AuditEvent.scan(AuditEvent.subject == f"transfer:{transfer_id}")
+        if e.action == action and (e.details or {}).get("file_id") == file_id
+    ]
+
+
+def test_verify_with_a_stray_version_under_every_fault():
+    """A POST policy used twice: the newest version is verified, the other is removed once, with one event."""
+
+    def setup():
+        state = _setup()
+        services.upload_authorize(**state["ids"], now=NOW)
+        put_object_as_browser(state["file"].key, b"first bytes")
+        put_object_as_browser(state["file"].key, BODY)
+        storage.forget_kms_key_arn()
+        return state
+
+    def act(state):
+        return services.upload_done(**state["ids"], now=NOW)
+
+    def check(state, result, error):
+        _told_the_browser_the_truth(result, error)
+        _check_delivered(state)
+        file = File.get(state["created"].transfer_id, state["file"].file_id, consistent_read=True)
+        assert _versions(state["file"].key) == [file.version_id], "a stray version is still there"
+        removed = _file_events(state, "file.stray_version_removed")
+        assert len(removed) == 1, f"{len(removed)} events for one removal"
+
+    sweep_faults("verify with a stray version", setup=setup, act=act, check=check, heal=_heal)
+
+
+def test_cancel_after_a_reused_policy_under_every_fault():
+    """Cancelling a file the policy was used for twice: one event, the totals shrink once, every version goes,
+    and the rest of the transfer is released."""
+
+    def setup():
+        _fresh_tables()
+        n = next(_numbers)
+        recipients = [f"bob{n}@partner.example", f"carol{n}@other.example"]
+        files = [FileDeclared(name=f"keep-{n}.pdf", size=len(BODY)), FileDeclared(name=f"drop-{n}.pdf", size=4)]
+        created = create(files=files, recipients=recipients)
+        keep, drop = created.files
+        keep_ids = {"owner_id": ALICE.id, "transfer_id": created.transfer_id, "file_id": keep.file_id}
+        put_object_as_browser(keep.key, BODY)
+        assert services.upload_done(**keep_ids, now=NOW).released is False
+        ids = {**keep_ids, "file_id": drop.file_id}
+        services.upload_authorize(**ids, now=NOW)
+        put_object_as_browser(drop.key, b"one!")
+        put_object_as_browser(drop.key, b"two!")
+        return {"created": created, "file": drop, "ids": ids, "recipients": recipients}
+
+    def act(state):
+        return services.upload_cancel(**state["ids"], now=NOW)
+
+    def heal(state):
+        services.upload_cancel(**state["ids"], now=NOW)  # the browser calls again
+        _outbox_job()
+
+    def check(state, result, error):
+        if not isinstance(error, Killed):
+            if error is not None:
+                assert isinstance(error, TransferError) and error.code == "unavailable", f"browser got {error!r}"
+            else:
+                assert result.outcome == "cancelled", f"browser told {result.outcome}"
+        file = File.get(state["created"].transfer_id, state["file"].file_id, consistent_read=True)
+        assert file.state == "cancelled", f"file left {file.state}"
+        assert len(_file_events(state, "upload.cancelled")) == 1
+        transfer = Transfer.get(state["created"].transfer_id, consistent_read=True)
+        assert (transfer.file_count, transfer.total_bytes) == (1, len(BODY)), "the totals did not shrink once"
+        assert _versions(state["file"].key) == [], "a version of the cancelled file is still there"
+        assert transfer.status == "ready", "the rest of the transfer was never released"
+        audit_chain_link()
+        assert audit_chain_verify().ok
+
+    sweep_faults("cancel after a re-used policy", setup=setup, act=act, check=check, heal=heal)
+
+
+def test_refusing_a_multipart_upload_under_every_fault(settings):
+    """Parts that do not add up: the file is refused with one event, then its upload is aborted (after the
+    commit; the browser's next call finishes it), and uploading again starts a new upload, the only one."""
+    settings.FXFER_MULTIPART_THRESHOLD = 1024
+    size = 2048
+
+    def setup():
+        state = _setup(size=size)
+        authorized = services.upload_authorize(**state["ids"], now=NOW)
+        browser_put_parts(authorized.part_urls, bytes(range(256)) * 12, authorized.part_size)  # 3072 bytes
+        state["upload_id"] = authorized.upload_id
+        return state
+
+    def act(state):
+        return services.upload_complete_multipart(**state["ids"], upload_id=state["upload_id"], now=NOW)
+
+    def heal(state):
+        services.upload_complete_multipart(**state["ids"], upload_id=state["upload_id"], now=NOW)
+
+    def check(state, result, error):
+        if not isinstance(error, Killed):
+            if error is not None:
+                assert isinstance(error, TransferError) and error.code == "unavailable", f"browser got {error!r}"
+            else:
+                assert (result.outcome, result.reason) == ("refused", "size"), f"browser told {result}"
+        file = File.get(state["created"].transfer_id, state["file"].file_id, consistent_read=True)
+        assert (file.state, file.refused_reason) == ("refused", "size")
+        assert [e.outcome for e in _file_events(state, "file.verified")] == ["refused"]
+        assert _uploads(state["file"].key) == [], "the refused upload was never aborted"
+        again = services.upload_authorize(**state["ids"], now=NOW)
+        assert _uploads(state["file"].key) == [again.upload_id]
+
+    sweep_faults("refuse a multipart upload", setup=setup, act=act, check=check, heal=heal)
