@@ -28,7 +28,7 @@ def _binding_cookie_flags() -> dict:
     # On http, SameSite=None needs Secure, which browsers accept from http://localhost only (a secure context):
     # `make run` against a real IdP (FXFER_SAML_BINDING_COOKIE_CROSS_SITE) sets both so the cookie comes back on
     # that IdP's cross-site POST. The built-in IdP is on the same site, so Lax is enough there.
-    cross_site = settings.SESSION_COOKIE_SECURE or getattr(settings, "FXFER_SAML_BINDING_COOKIE_CROSS_SITE", False)
+    cross_site = settings.SESSION_COOKIE_SECURE or settings.FXFER_SAML_BINDING_COOKIE_CROSS_SITE
     return {"secure": cross_site, "httponly": True, "samesite": "None" if cross_site else "Lax"}
 
 

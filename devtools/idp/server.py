@@ -25,7 +25,7 @@ from devtools.idp.identities import DemoIdentity
 
 def base_url() -> str:
     # The IdP lives under fxfer's own origin unless told otherwise (a browser test puts it on another site).
-    return getattr(settings, "FXFER_LOCAL_IDP_BASE_URL", "") or settings.FXFER_BASE_URL
+    return settings.FXFER_LOCAL_IDP_BASE_URL or settings.FXFER_BASE_URL
 
 
 def entity_id() -> str:

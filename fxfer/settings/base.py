@@ -275,3 +275,8 @@ FXFER_ROLE_GROUPS = {
 }
 # Mounts the local SAML IdP under /idp/ (local and test settings only; devtools is never shipped).
 FXFER_LOCAL_IDP = False
+# Where the local IdP is reached when it is not on fxfer's own address (browser tests put it on another site).
+FXFER_LOCAL_IDP_BASE_URL = ""
+# The sign-in's binding cookie: SameSite=None (and Secure) so it comes back on an IdP's cross-site POST. Always so
+# on https; `make run` against a real IdP on http://localhost turns it on (fxfer/settings/local.py).
+FXFER_SAML_BINDING_COOKIE_CROSS_SITE = False

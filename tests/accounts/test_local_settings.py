@@ -32,7 +32,7 @@ print(json.dumps({
     "groups": settings.FXFER_ROLE_GROUPS,
     "local_idp": settings.FXFER_LOCAL_IDP,
     "builtin_mounted": builtin_mounted,
-    "cross_site_binding": getattr(settings, "FXFER_SAML_BINDING_COOKIE_CROSS_SITE", False),
+    "cross_site_binding": settings.FXFER_SAML_BINDING_COOKIE_CROSS_SITE,
     "sp_cert": bool(settings.FXFER_SAML_SP_CERT),
     "banner": signin_banner(settings),
 }))
