@@ -8,10 +8,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LOCALSTACK_VENV := .venv-localstack
 RUNTIME_VENV := .venv-runtime
-APT_PACKAGES := xmlsec1 chromium
+APT_PACKAGES := xmlsec1 chromium gettext
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup run test test-fast test-integration test-package fault-matrix package lint format clean bench-short bench-coldstart bench-upload bench-aggregate
+.PHONY: help setup messages run test test-fast test-integration test-package fault-matrix package lint format clean bench-short bench-coldstart bench-upload bench-aggregate
 
 help:
 	@echo "make run      set up and start fxfer locally on stand-ins for AWS (http://127.0.0.1:8000)"
@@ -20,8 +20,15 @@ help:
 	@echo "make fault-matrix  inject every fault at every AWS call of every flow; the matrix in dist/fault-matrix.md"
 	@echo "make lint     ruff"
 
+# Translations: the .po files are the source; their .mo files are compiled here (GNU gettext's msgfmt, from
+# the apt packages) and never committed, so they cannot drift from the .po. devtools.package compiles them too.
+PO_FILES := $(wildcard locale/*/LC_MESSAGES/*.po)
+MO_FILES := $(PO_FILES:.po=.mo)
+%.mo: %.po .apt.done
+	msgfmt --check -o $@ $<
+
 # --- set-up (idempotent: a second run reuses what the first installed) ---------------------------------------
-setup: $(VENV)/.done .dev/.done $(LOCALSTACK_VENV)/.done .apt.done
+setup: $(VENV)/.done .dev/.done $(LOCALSTACK_VENV)/.done .apt.done $(MO_FILES)
 
 .apt.done:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -106,6 +113,11 @@ bench-aggregate: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Refresh the catalogue after adding or changing a translatable string; then translate every new msgid.
+messages: setup
+	$(PY) manage.py makemessages -l ja --no-obsolete $(MAKEMESSAGES_IGNORE)
+MAKEMESSAGES_IGNORE := --ignore='.venv*' --ignore=staticfiles --ignore=dist --ignore=tests --ignore=bench --ignore=devtools --ignore=static/vendor
 
 format: setup
 	$(VENV)/bin/ruff format .

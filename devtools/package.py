@@ -6,7 +6,8 @@ The zip carries its stage's Zappa settings (environment, remote_env, event mappi
 
 1. `.venv-runtime` holds requirements.txt only (a venv with the test tools is over Lambda's 250 MB); it is
    rebuilt when requirements.txt changes (a stamp file), reused otherwise.
-2. Django's locales other than en and ja are removed from it (the site speaks those two).
+2. Django's locales other than en and ja are removed from it (the site speaks those two), and our own
+   catalogues (locale/*/LC_MESSAGES/*.po) are compiled to .mo with msgfmt: .mo files are never committed.
 3. collectstatic under production settings, so `staticfiles/` and its manifest ship (it touches no AWS: the
    settings get placeholder values).
 4. Bytecode is precompiled with checked hashes: Zappa dates zip entries 1980, so timestamp-based .pyc files
@@ -105,6 +106,20 @@ def prune_locales(packages_dir: Path) -> int:
 
 
 # --- 3. static files ----------------------------------------------------------------------------------------
+
+
+def compile_messages(root: Path = ROOT) -> list[Path]:
+    """Compile every .po of the project's locale/ into its .mo (msgfmt --check refuses a broken catalogue)."""
+    if not shutil.which("msgfmt"):
+        raise SystemExit("msgfmt is missing: install GNU gettext (make setup does: apt-get install gettext)")
+    compiled = []
+    for po in sorted((root / "locale").glob("*/LC_MESSAGES/*.po")):
+        mo = po.with_suffix(".mo")
+        subprocess.run(["msgfmt", "--check", "-o", str(mo), str(po)], check=True)
+        compiled.append(mo)
+    if not compiled:
+        raise SystemExit("no translation catalogue under locale/")
+    return compiled
 
 
 def clean_environ() -> dict[str, str]:
@@ -251,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_runtime_venv()
     freed = prune_locales(site_packages())
     print(f"locales: Django keeps {', '.join(sorted(KEPT_LOCALES))}" + (f" ({mb(freed)} removed)" if freed else ""))
+    print(f"translations: {', '.join(str(mo.relative_to(ROOT)) for mo in compile_messages())} compiled")
     collectstatic(args.stage)
     precompile()
     check_size(zappa_package(args.stage))
