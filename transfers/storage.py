@@ -455,11 +455,19 @@ def content_disposition(filename: str) -> str:
         stem, extension = filename, ""
 
     def ascii_only(text: str) -> str:
-        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-        # Quotes, backslashes and control characters would break out of the quoted-string.
-        return re.sub(r'[\x00-\x1f\x7f"\\;]', "_", text).strip()
+        # Accents fold to their letters (Résumé → Resume); a run of other non-ASCII text (Japanese) becomes one
+        # "_" so the ASCII words around it stay apart: 見積書_2026年度 → _2026_.
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in text if not unicodedata.combining(c))
+        text = re.sub(r"[^\x20-\x7e]+", "_", text)
+        # Quotes, backslashes and separators would break out of the quoted-string or the header.
+        text = re.sub(r'["\\;]', "_", text)
+        return re.sub(r"_{2,}", "_", text).strip("._ ")
 
-    fallback_stem = ascii_only(stem).strip("._ ") or "download"
+    fallback_stem = ascii_only(stem)
+    # Digits alone ("2026") say nothing of the file; a name that kept no letter reads download_2026.pdf.
+    if not re.search(r"[A-Za-z]", fallback_stem):
+        fallback_stem = f"download_{fallback_stem}" if fallback_stem else "download"
     fallback_extension = ascii_only(extension)
     fallback = f"{fallback_stem}.{fallback_extension}" if fallback_extension else fallback_stem
     encoded = quote(filename, safe="!#$&+-.^_`|~")

@@ -62,6 +62,7 @@ TEMPLATES = [
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("ja", _("Japanese"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+FORMAT_MODULE_PATH = ["fxfer.formats"]  # our own date formats (fxfer/formats/<lang>/formats.py)
 USE_I18N = True
 USE_TZ = True
 TIME_ZONE = env.optional("FXFER_TIME_ZONE", "Asia/Tokyo")  # local time at the edges; UTC inside

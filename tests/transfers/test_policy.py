@@ -137,7 +137,7 @@ def test_part_layout_fits_tens_of_gigabytes_in_s3_limits(size, part_size, parts)
 
 def test_content_disposition_keeps_japanese_names_and_an_ascii_fallback():
     header = storage.content_disposition("見積書 2026.pdf")
-    assert header.startswith('attachment; filename="2026.pdf"; ')
+    assert header.startswith('attachment; filename="download_2026.pdf"; ')
     encoded = header.split("filename*=UTF-8''")[1]
     assert unquote(encoded) == "見積書 2026.pdf"
     assert " " not in encoded and '"' not in encoded
@@ -152,3 +152,21 @@ def test_content_disposition_fallback_cannot_break_out_of_its_quotes():
 
 def test_content_disposition_of_an_all_japanese_name_falls_back_to_download():
     assert storage.content_disposition("報告書.xlsx").startswith('attachment; filename="download.xlsx"; ')
+
+
+@pytest.mark.parametrize(
+    ("name", "fallback"),
+    [
+        # The ASCII parts stay, each Japanese run becomes one "_"; a name with no letter left says "download".
+        ("見積書_2026年度.pdf", "download_2026.pdf"),
+        ("見積書_Acme様_2026年度.pdf", "Acme_2026.pdf"),
+        ("Q3売上report.xlsx", "Q3_report.xlsx"),
+        ("Résumé \u2013 final.docx", "Resume _ final.docx"),  # an en dash
+        ("契約書.\uff30\uff24\uff26", "download.PDF"),  # full-width letters fold to ASCII
+        ("メモ", "download"),
+    ],
+)
+def test_content_disposition_ascii_fallback_is_a_meaningful_name(name, fallback):
+    header = storage.content_disposition(name)
+    assert header.startswith(f'attachment; filename="{fallback}"; ')
+    assert unquote(header.split("filename*=UTF-8''")[1]) == name
