@@ -30,12 +30,22 @@ MO_FILES := $(PO_FILES:.po=.mo)
 # --- set-up (idempotent: a second run reuses what the first installed) ---------------------------------------
 setup: $(VENV)/.done .dev/.done $(LOCALSTACK_VENV)/.done .apt.done $(MO_FILES)
 
+# Another apt run (unattended-upgrades, a second checkout's set-up) holds dpkg's lock or the package lists' lock
+# for minutes: wait for it instead of failing. apt-get waits for dpkg's lock with DPkg::Lock::Timeout, but
+# `apt-get update` ignores that option for the lists lock, so update is retried while the lock is the reason.
+APT_LOCK_RETRY_SECONDS ?= 10
 .apt.done:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  for try in $$(seq 60); do \
+	    out=$$($$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq 2>&1) && break; \
+	    case "$$out" in *"Could not get lock"*) ;; *) echo "$$out" >&2; exit 1;; esac; \
+	    [ "$$try" = 60 ] && { echo "$$out" >&2; exit 1; }; \
+	    echo "Waiting for another apt run to release the package lists..."; sleep $(APT_LOCK_RETRY_SECONDS); \
+	  done; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing >/dev/null; \
 	fi
 	@touch $@
 
