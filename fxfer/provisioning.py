@@ -226,14 +226,15 @@ def bucket_policy(*, bucket: str, key_arn: str) -> dict:
 
 
 def cors_rules() -> list[dict]:
-    """Browsers upload and download directly: only the site's own origin, and ETag exposed for multipart."""
+    """Browsers upload and download directly: only the site's own origin. ETag is exposed for multipart parts,
+    Location for a presigned POST (the uploader reads it from the answer and logs a CORS error without it)."""
     base = urlsplit(settings.FXFER_BASE_URL)
     return [
         {
             "AllowedOrigins": [f"{base.scheme}://{base.netloc}"],
             "AllowedMethods": ["GET", "HEAD", "PUT", "POST"],
             "AllowedHeaders": ["*"],
-            "ExposeHeaders": ["ETag"],
+            "ExposeHeaders": ["ETag", "Location"],
             "MaxAgeSeconds": 3000,
         }
     ]

@@ -69,10 +69,10 @@ def test_bucket_is_private_and_encrypted_with_the_kms_key_and_bucket_key():
     assert lock["ObjectLockEnabled"] == "Enabled"
 
 
-def test_cors_allows_only_the_site_origin_and_exposes_etag():
+def test_cors_allows_only_the_site_origin_and_exposes_etag_and_location():
     rules = _s3().get_bucket_cors(Bucket=settings.FXFER_BUCKET)["CORSRules"]
     assert [r["AllowedOrigins"] for r in rules] == [[settings.FXFER_BASE_URL]]
-    assert rules[0]["ExposeHeaders"] == ["ETag"]
+    assert rules[0]["ExposeHeaders"] == ["ETag", "Location"]
     assert "DELETE" not in rules[0]["AllowedMethods"]
 
 
