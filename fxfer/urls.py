@@ -7,6 +7,8 @@ from fxfer import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("help", views.help_page, name="help"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("saml/", include("accounts.urls")),
     path("admin/", admin.site.urls),  # the compliance admin (reports.admin.ComplianceAdminSite)
     path("", include("transfers.urls")),
