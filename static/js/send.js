@@ -212,6 +212,10 @@
     width: "100%",
     height: 340,
     hideUploadButton: true,
+    // Uppy's "time left" divides what is left by the average speed since the start, so a slow first second
+    // (signing, TLS set-up, a busy link) showed "2h 19m left" for a 14-second upload. The percentage and each
+    // file's own progress are true; an estimate that wrong is worse than none.
+    hideProgressDetails: true,
     proudlyDisplayPoweredByUppy: false,
     showRemoveButtonAfterComplete: false,
     fileManagerSelectionType: "files",
