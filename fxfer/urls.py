@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.views.i18n import set_language
 
 from fxfer import views
 
@@ -9,6 +10,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("help", views.help_page, name="help"),
     path("favicon.ico", views.favicon, name="favicon"),
+    path("language", set_language, name="set_language"),  # POST only, CSRF-checked; remembers the choice
     path("saml/", include("accounts.urls")),
     path("admin/", admin.site.urls),  # the compliance admin (reports.admin.ComplianceAdminSite)
     path("", include("transfers.urls")),

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import get_language_info
 from django.utils.translation import gettext_lazy as _
 
 from transfers.policy import FileDeclared, RequestLimits, request_limits_default
@@ -13,6 +14,18 @@ from transfers.policy import FileDeclared, RequestLimits, request_limits_default
 _ADDRESS_SEPARATORS = re.compile(r"[\s,;]+")
 _EXTENSION_SEPARATORS = re.compile(r"[\s,;]+")
 MiB = 1024**2
+
+
+def mail_language_field() -> forms.ChoiceField:
+    """The language of the recipients' mails (and the pages their link opens); automatic by default."""
+    return forms.ChoiceField(
+        label=_("Language of their mails"),
+        required=False,
+        # Each language named in itself (English, 日本語): the sender picks what the recipient reads.
+        choices=[("", _("Automatic (Japanese for .jp addresses)"))]
+        + [(code, get_language_info(code)["name_local"]) for code, _name in settings.LANGUAGES],
+        help_text=_("Their pages open in the same language; they can switch it there."),
+    )
 
 
 class TransferForm(forms.Form):
@@ -27,6 +40,7 @@ class TransferForm(forms.Form):
     message = forms.CharField(
         label=_("Message"), required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 4})
     )
+    mail_language = mail_language_field()
     # The bound only keeps the number a date can hold; the service says what the policy allows.
     expiry_amount = forms.IntegerField(label=_("Available for"), min_value=1, max_value=100_000, initial=7)
     expiry_unit = forms.ChoiceField(
@@ -123,6 +137,7 @@ class TransferForm(forms.Form):
             "notify_on_download": data["notify_on_download"],
             "allow_replies": data["allow_replies"],
             "reply_limits": self.reply_limits(),
+            "mail_language": data["mail_language"] or None,
         }
 
 
@@ -155,6 +170,7 @@ class RequestForm(forms.Form):
         help_text=_("What you need from them. It is in the mail and on their upload page."),
         widget=forms.Textarea(attrs={"rows": 4}),
     )
+    mail_language = mail_language_field()
     closes_amount = forms.IntegerField(label=_("Open for"), min_value=1, max_value=100_000, initial=7)
     closes_unit = forms.ChoiceField(
         label=_("Unit"), choices=[("days", _("days")), ("hours", _("hours"))], initial="days"
@@ -201,6 +217,7 @@ class RequestForm(forms.Form):
             "max_file_bytes": data["max_file_mib"] * MiB,
             "max_total_bytes": data["max_total_mib"] * MiB,
             "allowed_extensions": [e for e in _EXTENSION_SEPARATORS.split(data["allowed_extensions"]) if e],
+            "mail_language": data["mail_language"] or None,
         }
 
 

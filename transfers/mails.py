@@ -9,16 +9,17 @@ when it sends. Times are shown in the company's time zone.
 
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from fxfer.i18n import local_time
 from transfers.policy import bytes_text
 
 
 def _local(moment: datetime) -> str:
-    return moment.astimezone(ZoneInfo(settings.TIME_ZONE)).strftime("%Y-%m-%d %H:%M %Z")
+    # The mail's language decides the format (translation.override around the draft for a guest's language).
+    return local_time(moment)
 
 
 @dataclass(frozen=True)

@@ -174,6 +174,9 @@ class Recipient(Model):
     recipient_id = UnicodeAttribute(range_key=True)
     parent_kind = UnicodeAttribute(default=PARENT_TRANSFER)
     email = UnicodeAttribute()
+    # The language of this person's mails ("en", "ja") as the sender chose it; None on items made before it
+    # existed: fxfer.i18n.mail_language then applies the default rule (.jp addresses in Japanese).
+    language = UnicodeAttribute(null=True)
     # SHA-256 (hex) of the 256-bit link token; the token itself is only ever in the recipient's mail.
     token_hash = UnicodeAttribute(null=True)
     link_sent_at = UTCDateTimeAttribute(null=True)

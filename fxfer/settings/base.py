@@ -62,6 +62,11 @@ TEMPLATES = [
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("ja", _("Japanese"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# The browser's preference (LocaleMiddleware) unless the person chose on the page (set_language): that choice is
+# remembered in this cookie for a year; it holds only "en" or "ja" and no script needs it.
+LANGUAGE_COOKIE_AGE = 365 * 24 * 60 * 60
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 FORMAT_MODULE_PATH = ["fxfer.formats"]  # our own date formats (fxfer/formats/<lang>/formats.py)
 USE_I18N = True
 USE_TZ = True

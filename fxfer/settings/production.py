@@ -37,6 +37,8 @@ SECURE_HSTS_PRELOAD = env.boolean("FXFER_HSTS_PRELOAD", True)
 SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_NAME = "__Host-fxfer-session"
 CSRF_COOKIE_SECURE = True
+LANGUAGE_COOKIE_SECURE = True
+LANGUAGE_COOKIE_NAME = "__Host-fxfer-lang"
 CSRF_COOKIE_NAME = "__Host-fxfer-csrf"
 
 # --- Accounts / SAML: the company IdP (README, "Connect your IdP") -----------------------------------------

@@ -565,6 +565,7 @@
       recipients: data.get("recipients") || "",
       subject: data.get("subject") || "",
       message: data.get("message") || "",
+      mail_language: data.get("mail_language") || "",
       expiry_amount: data.get("expiry_amount"),
       expiry_unit: data.get("expiry_unit"),
       download_limit: data.get("download_limit"),

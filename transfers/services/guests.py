@@ -26,9 +26,11 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError
 from django.conf import settings
+from django.utils import translation
 from django.utils.translation import gettext as _
 from pynamodb.exceptions import PynamoDBException
 
+from fxfer import i18n
 from fxfer.change import Change, ChangeRefused, Committed
 from reports.models import AuditEvent
 from reports.services import audit_count
@@ -151,6 +153,7 @@ class GuestLink:
     subject: str = ""
     message: str = ""
     closes_at: datetime | None = None
+    language: str = ""  # the language the sender chose for this person's mails: their pages start in it
 
 
 @unavailable_when_aws_fails
@@ -182,6 +185,7 @@ def guest_link_open(
         subject=transfer.subject if transfer.kind == KIND_REQUEST else "",
         message=transfer.message if transfer.kind == KIND_REQUEST else "",
         closes_at=transfer.closes_at,
+        language=i18n.mail_language(recipient.language, recipient.email),
     )
 
 
@@ -236,13 +240,14 @@ def guest_code_send(
         user_agent=user_agent,
         to=recipient.email,
     )
-    draft = mails.code_mail(
-        to=recipient.email,
-        code=PLACEHOLDER,
-        sender_name=transfer.owner_name or transfer.owner_email,
-        expires_at=expires_at,
-        upload=transfer.kind == KIND_REQUEST,
-    )
+    with translation.override(i18n.mail_language(recipient.language, recipient.email)):  # the guest's language
+        draft = mails.code_mail(
+            to=recipient.email,
+            code=PLACEHOLDER,
+            sender_name=transfer.owner_name or transfer.owner_email,
+            expires_at=expires_at,
+            upload=transfer.kind == KIND_REQUEST,
+        )
     key = change.mail(
         key=f"code:{ref}:{nonce}",
         kind="code",

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from fxfer import i18n
 from fxfer.change import MAX_ITEMS, Change, ChangeRefused
 from transfers import mails, policy, storage
 from transfers.errors import TransferError
@@ -102,6 +103,7 @@ def _request_prepare(
     keep_days: int,
     limits: policy.RequestLimits,
     reply_to: str | None,
+    mail_language: str | None = None,
     ip: str | None,
     user_agent: str | None,
     now: datetime,
@@ -121,6 +123,7 @@ def _request_prepare(
             recipient_id=rid,
             parent_kind=PARENT_REQUEST,
             email=email,
+            language=i18n.mail_language(mail_language, email),
             token_hash=(token_hashes or {}).get(rid),
             purge_at=purge_at,
         )
@@ -193,6 +196,7 @@ def request_create(
     max_file_bytes: int | None = None,
     max_total_bytes: int | None = None,
     allowed_extensions: list[str] = (),
+    mail_language: str | None = None,
     ip: str | None = None,
     user_agent: str | None = None,
     now: datetime | None = None,
@@ -200,7 +204,8 @@ def request_create(
     """Ask outside people for files: check everything against policy, record the open request and mail each
     guest their own link. Uploads stop at `closes_at` (or when the employee closes it); what was received is
     kept `keep_days` after that, then deleted. The request, its event and every guest's link mail commit
-    together; the result says which mails SES accepted and which the outbox is still retrying."""
+    together; the result says which mails SES accepted and which the outbox is still retrying.
+    `mail_language`: the language of every guest's mails; None: Japanese for .jp addresses, else the site's."""
     now = utc(now)
     addresses = policy.recipients_checked(recipients)
     closes_in = policy.expiry_checked(closes_in or timedelta(days=settings.FXFER_DEFAULT_EXPIRY_DAYS))
@@ -236,6 +241,7 @@ def request_create(
         keep_days=keep_days,
         limits=limits,
         reply_to=None,
+        mail_language=mail_language,
         ip=ip,
         user_agent=user_agent,
         now=now,
@@ -246,7 +252,12 @@ def request_create(
         add_link_mail(
             change,
             transfer=request,
-            recipient=Recipient(parent_id=request_id, recipient_id=rid, email=email),
+            recipient=Recipient(
+                parent_id=request_id,
+                recipient_id=rid,
+                email=email,
+                language=i18n.mail_language(mail_language, email),
+            ),
             files=[],
             key=link_mail_key(request_id, rid, RELEASE_MAIL),
             nonce=nonces[rid],
@@ -281,6 +292,7 @@ def reply_request_create(
     recipients: list[tuple[str, str]],
     closes_at: datetime,
     limits: policy.RequestLimits | None = None,
+    mail_language: str | None = None,
     change: Change,
     ip: str | None,
     user_agent: str | None,
@@ -303,6 +315,7 @@ def reply_request_create(
         keep_days=settings.FXFER_REQUEST_KEEP_DAYS,
         limits=limits,
         reply_to=transfer_id,
+        mail_language=mail_language,
         ip=ip,
         user_agent=user_agent,
         now=now,

@@ -15,8 +15,10 @@ from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
+from django.utils import translation
 from pynamodb.exceptions import PynamoDBException
 
+from fxfer import i18n
 from fxfer.change import Change, ChangeRefused
 from reports.services import local_day
 from transfers import mails, policy, storage
@@ -207,6 +209,7 @@ def transfer_create(
     notify_on_download: bool = True,
     allow_replies: bool = False,
     reply_limits: policy.RequestLimits | None = None,
+    mail_language: str | None = None,
     ip: str | None = None,
     user_agent: str | None = None,
     now: datetime | None = None,
@@ -215,6 +218,7 @@ def transfer_create(
     recipients. Nothing is uploaded yet; each file then asks upload_authorize for its own upload.
     `allow_replies`: its recipients may send files back, through an upload request tied to the transfer, each
     within `reply_limits` (the sender's choice, checked like a request's; the request defaults when None).
+    `mail_language`: the language of every recipient's mails; None: Japanese for .jp addresses, else the site's.
 
     The children (files, recipients, search terms; the reply request's guests and terms) are written first:
     nothing reaches them until their parent exists. Then one transaction puts the transfer, its
@@ -241,7 +245,13 @@ def transfer_create(
     purge_at = metadata_purge_at(now + timedelta(days=settings.FXFER_MAX_RETENTION_DAYS))
     file_items = [file_item(parent_id=transfer_id, declared=item, now=now, purge_at=purge_at) for item in declared]
     recipient_items = [
-        Recipient(parent_id=transfer_id, recipient_id=new_id(), email=address, purge_at=purge_at)
+        Recipient(
+            parent_id=transfer_id,
+            recipient_id=new_id(),
+            email=address,
+            language=i18n.mail_language(mail_language, address),
+            purge_at=purge_at,
+        )
         for address in addresses
     ]
     sort_key = search_sort_key(created_at=now, transfer_id=transfer_id)
@@ -263,6 +273,7 @@ def transfer_create(
             recipients=[(r.recipient_id, r.email) for r in recipient_items],
             closes_at=now + expires_in,
             limits=reply_limits,
+            mail_language=mail_language,
             change=change,
             ip=ip,
             user_agent=user_agent,
@@ -446,12 +457,14 @@ def add_link_mail(
         "sender_email": transfer.owner_email,
     }
     what = {"subject": transfer.subject, "message": transfer.message}
-    if transfer.kind == KIND_REQUEST:
-        limits = policy.limits_text(request_limits(transfer))
-        draft = mails.request_mail(**who, **what, closes_at=transfer.closes_at, limits=limits)
-    else:
-        listed = [(f.name, int(f.declared_size)) for f in files]
-        draft = mails.link_mail(**who, **what, files=listed, expires_at=transfer.expires_at)
+    # In the recipient's language (the sender's choice), whatever language the sender's page is in.
+    with translation.override(i18n.mail_language(recipient.language, recipient.email)):
+        if transfer.kind == KIND_REQUEST:
+            limits = policy.limits_text(request_limits(transfer))
+            draft = mails.request_mail(**who, **what, closes_at=transfer.closes_at, limits=limits)
+        else:
+            listed = [(f.name, int(f.declared_size)) for f in files]
+            draft = mails.link_mail(**who, **what, files=listed, expires_at=transfer.expires_at)
     return change.mail(
         key=key,
         kind="request_link" if transfer.kind == KIND_REQUEST else "link",

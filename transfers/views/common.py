@@ -6,10 +6,9 @@ import json
 from django.contrib.auth.views import redirect_to_login
 from django.http import JsonResponse
 from django.shortcuts import render
-from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from fxfer.i18n import local_time  # noqa: F401  (the views' one time format, re-exported)
 from transfers.errors import TransferError
 from transfers.services.access import access_denied_record
 from transfers.services.common import AccessDenied
@@ -122,8 +121,3 @@ def denied(request, error: TransferError) -> None:
             method=request.method,
             **client(request),
         )
-
-
-def local_time(moment) -> str:
-    """A moment in the site's time zone, formatted for the current language (for messages)."""
-    return date_format(timezone.localtime(moment), "DATETIME_FORMAT")

@@ -37,6 +37,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from pynamodb.exceptions import PynamoDBException
 
+from fxfer import i18n
 from fxfer.aws import transient
 from transfers import selectors, services
 from transfers.errors import TransferError
@@ -161,7 +162,8 @@ def link_page(request, link_id: str):
     found = services.guest_link_open(token=_held_token(request, link_id), **client(request))
     if found.locked:
         raise TransferError("locked")
-    return render(request, "transfers/guest/link.html", {"link": found, "link_id": link_id})
+    language = i18n.start_in(request, found.language)  # the sender's choice for this person, unless they chose
+    return i18n.remember(render(request, "transfers/guest/link.html", {"link": found, "link_id": link_id}), language)
 
 
 @guest_page
