@@ -138,6 +138,12 @@ def test_every_page_links_the_icon_and_favicon_ico_leads_to_it():
     assert b"<svg" in b"".join(served.streaming_content)
 
 
+def test_the_compliance_pages_link_the_icon_too(client):
+    sign_in(client, "carol")
+    for path in ("/admin/", "/admin/transfers/"):
+        assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in text(client.get(path)), path
+
+
 # --- help ----------------------------------------------------------------------------------------------------
 
 
