@@ -91,7 +91,12 @@ class TransferForm(forms.Form):
         return [a for a in _ADDRESS_SEPARATORS.split(self.cleaned_data["recipients"]) if a]
 
     def clean_files(self) -> list[FileDeclared]:
-        return declared_files(self.cleaned_data.get("files") or [])
+        declared = declared_files(self.cleaned_data.get("files") or [])
+        if not declared:
+            # Missing like a required field, so an empty form names every missing field at once (the service
+            # refuses an empty list too, with the same words).
+            raise forms.ValidationError(_("Add at least one file."))
+        return declared
 
     def clean(self):
         data = super().clean()
@@ -274,9 +279,17 @@ class CodeForm(forms.Form):
 
 def extension_choices(*, created_at: datetime, expires_at: datetime) -> list[datetime]:
     """New expiries to offer: a day, three days, a week... later than now's, up to the latest the policy
-    allows (which is always offered last)."""
+    allows (which is always offered last). Only real extensions: each is strictly later than the current expiry
+    and within the policy. Empty when none is left (the page then says so instead of showing a form)."""
     from transfers.policy import max_expiry
 
-    latest = created_at + max_expiry()
-    choices = [expires_at + timedelta(days=d) for d in (1, 3, 7, 14) if expires_at + timedelta(days=d) < latest]
+    # Whole minutes: the page shows minutes and posts seconds, so a choice with seconds or microseconds would be
+    # shown as the current expiry and posted as a time at or before it ("The expiry is outside what is allowed").
+    latest = _whole_minute(created_at + max_expiry())
+    candidates = [_whole_minute(expires_at + timedelta(days=d)) for d in (1, 3, 7, 14)]
+    choices = [moment for moment in candidates if expires_at < moment < latest]
     return [*choices, latest] if expires_at < latest else choices
+
+
+def _whole_minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)

@@ -103,7 +103,8 @@ def code_mail(*, to: str, code: str, sender_name: str, expires_at: datetime, upl
 def download_notice_mail(
     *, to: str, recipient: str, file_name: str, subject: str, at: datetime, ip: str | None
 ) -> Draft:
-    """Tell the sender a recipient downloaded a file: who, what, when, from where."""
+    """Tell the sender a recipient started downloading: who, the first file, when, from where. One per visit
+    (the guest session a code opened), so the other files of that visit are not mailed one by one."""
     body = "\n".join(
         [
             _("%(recipient)s downloaded %(file)s.") % {"recipient": recipient, "file": file_name},
@@ -111,6 +112,11 @@ def download_notice_mail(
             _("Transfer: %(subject)s") % {"subject": subject or "-"},
             _("When: %(time)s") % {"time": _local(at)},
             _("From IP address: %(ip)s") % {"ip": ip or "-"},
+            "",
+            _(
+                "You get one such mail per visit of a recipient. Other files they download in the same visit are "
+                "not mailed; My transfers shows every download."
+            ),
         ]
     )
     return _send(

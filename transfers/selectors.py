@@ -116,6 +116,7 @@ class TransferSummary:
     notify_on_download: bool
     recipients: tuple[RecipientSummary, ...]
     allows_replies: bool = False
+    held: bool = False  # on legal hold: its files are kept, "delete now" is refused (the reason is not shown)
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ def _summary(transfer: Transfer, now: datetime) -> TransferSummary:
         notify_on_download=bool(transfer.notify_on_download),
         recipients=_recipients(transfer.transfer_id),
         allows_replies=bool(transfer.reply_request_id),
+        held=bool(transfer.held),
     )
 
 

@@ -153,8 +153,10 @@ FXFER_REQUEST_DEFAULT_MAX_FILES = env.integer("FXFER_REQUEST_DEFAULT_MAX_FILES",
 # default. Never above the site's limits (policy.request_limits_default).
 FXFER_REQUEST_DEFAULT_MAX_FILE_BYTES = env.integer("FXFER_REQUEST_DEFAULT_MAX_FILE_BYTES", 2 * 1024**3)
 FXFER_REQUEST_DEFAULT_MAX_TOTAL_BYTES = env.integer("FXFER_REQUEST_DEFAULT_MAX_TOTAL_BYTES", 10 * 1024**3)
-# Presigned URLs stay short-lived: a download link for a few minutes, an upload policy for ten.
-FXFER_DOWNLOAD_URL_SECONDS = env.integer("FXFER_DOWNLOAD_URL_SECONDS", 120)
+# Presigned URLs stay short-lived. A download URL only has to start its download (the browser is redirected to
+# it at once; S3 checks the expiry when a GET starts, so a long download still finishes), and one issued just
+# before a revoke must not outlive it by much. An upload policy lasts ten minutes.
+FXFER_DOWNLOAD_URL_SECONDS = env.integer("FXFER_DOWNLOAD_URL_SECONDS", 15)
 FXFER_UPLOAD_POLICY_SECONDS = env.integer("FXFER_UPLOAD_POLICY_SECONDS", 600)
 # Files from this size on go up in parts; the part size grows with the file so 10,000 parts always suffice.
 FXFER_MULTIPART_THRESHOLD = env.integer("FXFER_MULTIPART_THRESHOLD", 100 * 1024**2)

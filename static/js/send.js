@@ -615,10 +615,7 @@
     clearErrors();
     var files = uppy.getFiles();
     var values = formValues();
-    if (!files.length) {
-      showErrors(text.fixFields, { files: [text.addFiles] });
-      return;
-    }
+    // Even without files the form goes to the server, which names every missing field at once (files too).
     sendButton.disabled = true;
     showStatus(text.checking);
     Promise.all(files.map(sha256Of))

@@ -258,7 +258,7 @@ def test_wrong_codes_on_a_request_link_count_down_and_lock(asked, mailoutbox):
     right = code_for(mailoutbox, BOB)
     wrong = "000000" if right != "000000" else "111111"
     response = guest.post(f"{link_page}/verify", {"code": wrong})
-    assert response.status_code == 400 and "4 attempt(s) left" in text(response)
+    assert response.status_code == 400 and "You can try 4 more times" in text(response)
     for _ in range(4):
         response = guest.post(f"{link_page}/verify", {"code": wrong})
     assert response.status_code == 403 and "Access locked" in text(response)

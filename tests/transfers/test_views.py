@@ -312,7 +312,7 @@ def test_the_sender_may_continue_from_another_browser_and_unknown_files_are_a_40
 def test_upload_endpoints_refuse_get_and_pages_refuse_other_methods(alice):
     created = create(alice)
     assert alice.get(file_url(created, 0, "authorize")).status_code == 405
-    assert alice.get(f"/transfers/{created['transferId']}/revoke").status_code == 405
+    assert alice.put(f"/transfers/{created['transferId']}/revoke").status_code == 405
 
 
 # --- My transfers and a transfer's page ----------------------------------------------------------------------
@@ -469,10 +469,10 @@ def test_the_code_goes_to_the_recipients_own_address_and_opens_a_guest_session(s
         guest.cookies[settings.SESSION_COOKIE_NAME].value if settings.SESSION_COOKIE_NAME in guest.cookies else None
     )
     response = guest.post(f"{page}/code")
-    assert (response.status_code, response["Location"]) == (303, f"{page}/verify")
+    assert (response.status_code, response["Location"]) == (303, f"{page}/verify?sent=1")
     code_mail = mailoutbox[-1]
     assert (code_mail.to, code_mail.subject) == (["bob@partner.example"], "Your one-time code")
-    form = text(guest.get(f"{page}/verify"))
+    form = text(guest.get(response["Location"]))
     assert 'autocomplete="one-time-code"' in form and "We sent a six-digit code to b***@partner.example" in form
 
     response = guest.post(f"{page}/verify", {"code": code_for(mailoutbox, "bob@partner.example")})
@@ -497,9 +497,14 @@ def test_a_wrong_code_says_so_and_five_lock_the_recipient_and_tell_the_sender(se
     response = guest.post(f"{page}/verify", {"code": wrong})
     assert response.status_code == 400
     shown = text(response)
-    assert 'class="error-summary" role="alert"' in shown and "4 attempt(s) left" in shown
-    for _ in range(4):
-        response = guest.post(f"{page}/verify", {"code": wrong})
+    assert 'class="error-summary" role="alert"' in shown and "You can try 4 more times." in shown
+    # Exactly as many tries as the lock allows: 5 wrong codes in all, the page counting down to the last one.
+    for left in (3, 2):
+        assert f"You can try {left} more times." in text(guest.post(f"{page}/verify", {"code": wrong}))
+    last = text(guest.post(f"{page}/verify", {"code": wrong}))
+    assert "You can try 1 more time." in last and "1 more times" not in last
+    assert "You can try 1 more time; then this link locks." in text(guest.get(f"{page}/verify"))
+    response = guest.post(f"{page}/verify", {"code": wrong})
     assert response.status_code == 403
     assert "Access locked" in text(response)
     assert "locked" in mailoutbox[-1].subject.lower() and mailoutbox[-1].to == ["alice@example.com"]

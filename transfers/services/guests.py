@@ -20,6 +20,7 @@ Two writes stay outside: the per-IP lookup brake (a lost answer may count one lo
 allowance) and a request grant's sliding expiry (a session refresh, idempotent, not an access decision).
 """
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from botocore.exceptions import BotoCoreError
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from pynamodb.exceptions import PynamoDBException
 
 from fxfer import i18n
@@ -44,6 +46,7 @@ from transfers.models import (
     File,
     GuestGrant,
     OneTimeCode,
+    OutboxMail,
     RateLimit,
     Recipient,
     Transfer,
@@ -153,6 +156,7 @@ class GuestLink:
     subject: str = ""
     message: str = ""
     closes_at: datetime | None = None
+    attempts_left: int = 0  # wrong codes the recipient may still enter; the one that makes it 0 locks the link
     language: str = ""  # the language the sender chose for this person's mails: their pages start in it
 
 
@@ -185,6 +189,7 @@ def guest_link_open(
         subject=transfer.subject if transfer.kind == KIND_REQUEST else "",
         message=transfer.message if transfer.kind == KIND_REQUEST else "",
         closes_at=transfer.closes_at,
+        attempts_left=max(0, settings.FXFER_CODE_ATTEMPTS - int(recipient.failed_code_attempts or 0)),
         language=i18n.mail_language(recipient.language, recipient.email),
     )
 
@@ -496,11 +501,20 @@ def _failed_try(
             continue
         if left == 0:
             raise TransferError("locked")
+        # An expired code costs a try too (it may be a guess): both say exactly how many are left before the lock.
         if reason == "expired":
-            raise TransferError("code_expired", attempts_left=left)
-        raise TransferError(
-            "code_wrong", _("The code is not correct. %(left)d attempt(s) left.") % {"left": left}, attempts_left=left
+            message = ngettext(
+                "The code has expired. Request a new one. You can try %(left)d more time.",
+                "The code has expired. Request a new one. You can try %(left)d more times.",
+                left,
+            )
+            raise TransferError("code_expired", message % {"left": left}, attempts_left=left)
+        message = ngettext(
+            "The code is not correct. You can try %(left)d more time.",
+            "The code is not correct. You can try %(left)d more times.",
+            left,
         )
+        raise TransferError("code_wrong", message % {"left": left}, attempts_left=left)
     raise TransferError("unavailable")  # the count kept moving under us: busy, nothing of this try was counted
 
 
@@ -563,6 +577,21 @@ def _counted_before(base_op: str, *, recipient: Recipient, now: datetime) -> int
     if (now - event.at).total_seconds() >= settings.FXFER_DOWNLOAD_URL_SECONDS:
         return None
     return int(details.get("download") or 0)
+
+
+def download_notice_key(*, transfer_id: str, recipient_id: str, grant: str) -> str:
+    """The outbox key of the sender's notice for one visit of a recipient. The grant is a secret: the key holds
+    a hash derived from it that is not the grant's lookup key."""
+    visit = hashlib.sha256(f"download-notice:{token_hash(grant)}".encode()).hexdigest()[:32]
+    return f"download_notice:{transfer_id}:{recipient_id}:{visit}"
+
+
+def _outbox_has(mail_key: str) -> bool:
+    try:
+        OutboxMail.get(mail_key, consistent_read=True)
+    except OutboxMail.DoesNotExist:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -632,6 +661,10 @@ def guest_download_url(
             downloads_left=max(0, limit - earlier),
         )
     used = Recipient.file_downloads[file_id]
+    # One notice per visit (the guest session a code opened), not one per file: the visit's first download
+    # commits it, later ones see it in the outbox (or, racing, meet its key's condition and go on without it).
+    notice_key = download_notice_key(transfer_id=transfer_id, recipient_id=recipient_id, grant=grant)
+    notify = bool(transfer.notify_on_download) and not _outbox_has(notice_key)
     for round_ in range(limit + 3):
         if locked:
             audit("download.url_issued", **ids, outcome="refused", reason="locked", file_id=file_id)
@@ -653,10 +686,10 @@ def guest_download_url(
             download=count + 1,
             link=(link or "")[:16],  # which of the recipient's links (a resend ends a press's second chance)
         )
-        if transfer.notify_on_download:
+        if notify:
             # The guest still gets the file when the notice is not sent at once: the outbox retries it.
             change.mail(
-                key=f"download_notice:{transfer_id}:{recipient_id}:{file_id}:{attempt}",
+                key=notice_key,
                 kind="download_notice",
                 parent_id=transfer_id,
                 **mails.download_notice_mail(
@@ -678,13 +711,17 @@ def guest_download_url(
             _commit(change, proof=proof)
         except ChangeRefused as refused:
             other = refused.failed("recipient")
-            if other is None:
+            noticed = notify and refused.failed(f"own:mail:{notice_key}") is not None
+            if other is None and not noticed:
                 raise
-            now_link, locked = _old_link(other.old)
-            if not same(now_link, link):
-                audit("download.url_issued", **ids, outcome="refused", reason="not_found", file_id=file_id)
-                raise TransferError("not_found") from None
-            count = _old_number(other.old, "file_downloads", file_id)
+            if noticed:
+                notify = False  # another download of this visit committed the visit's notice meanwhile
+            if other is not None:
+                now_link, locked = _old_link(other.old)
+                if not same(now_link, link):
+                    audit("download.url_issued", **ids, outcome="refused", reason="not_found", file_id=file_id)
+                    raise TransferError("not_found") from None
+                count = _old_number(other.old, "file_downloads", file_id)
             continue
         return DownloadIssued(
             url=url,

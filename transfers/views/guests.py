@@ -180,7 +180,8 @@ def code_send(request, link_id: str):
         found = services.guest_link_open(token=token, **client(request))
         context = {"link": found, "link_id": link_id, "error": error}
         return render(request, "transfers/guest/link.html", context, status=error.status)
-    return HttpResponseRedirect(reverse("transfers:guest_code", args=[link_id]), status=303)
+    # "sent" lets the code page say a code was just mailed; reached by "I already have a code" it does not.
+    return HttpResponseRedirect(reverse("transfers:guest_code", args=[link_id]) + "?sent=1", status=303)
 
 
 @guest_page
@@ -189,7 +190,13 @@ def code_enter(request, link_id: str):
     """The code form; a right code opens a short guest session for this recipient and transfer."""
     token = _held_token(request, link_id)
     form = CodeForm(request.POST if request.method == "POST" else None)
-    context = {"form": form, "link_id": link_id, "link": services.guest_link_open(token=token, **client(request))}
+    context = {
+        "form": form,
+        "link_id": link_id,
+        "link": services.guest_link_open(token=token, **client(request)),
+        "sent": request.GET.get("sent") == "1",
+        "max_attempts": settings.FXFER_CODE_ATTEMPTS,
+    }
     if not form.is_valid():
         return render(request, "transfers/guest/code.html", context, status=400 if form.is_bound else 200)
     try:

@@ -53,7 +53,6 @@ _UPLOADER_STRINGS = {
     "allVerified": _lazy("Every file arrived and was checked."),
     "someFailed": _lazy("Some files did not arrive. Retry them, or remove them to send the rest."),
     "refused": _lazy("%(name)s was refused after upload (%(reason)s). Add it again to retry."),
-    "addFiles": _lazy("Add at least one file."),
     "network": _lazy("The server could not be reached. Check your connection and try again."),
     "resume": _lazy("Add these files again to finish sending (parts already uploaded are not sent again):"),
     "notInTransfer": _lazy("%(name)s is not one of this transfer's files."),
@@ -133,8 +132,13 @@ def transfer_detail(request, transfer_id: str):
 
 
 @sender_page
-@require_POST
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def transfer_revoke(request, transfer_id: str):
+    """GET: ask to confirm (a revoke cannot be undone). POST: stop every link, code and guest session now."""
+    if request.method != "POST":
+        detail = selectors.transfer_detail_for_owner(owner_id=request.user.id, transfer_id=transfer_id)
+        return render(request, "transfers/revoke_confirm.html", {"detail": detail, "transfer": detail.summary})
     services.transfer_revoke(owner_id=request.user.id, transfer_id=transfer_id, ip=client(request)["ip"])
     messages.success(request, _("The transfer was revoked. Its links no longer work."))
     return redirect("transfers:detail", transfer_id)
