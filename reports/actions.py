@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from reports.errors import AuditError
 from reports.services import audit_record
@@ -44,7 +45,7 @@ class ActionDone:
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(
-        label="Reason (recorded in the audit trail)",
+        label=_("Reason (recorded in the audit trail)"),
         min_length=5,
         max_length=1000,
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -53,7 +54,7 @@ class ReasonForm(forms.Form):
 
 class ExtendForm(ReasonForm):
     expires_at = forms.DateTimeField(
-        label="New expiry (local time)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+        label=_("New expiry (local time)"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
 
 
@@ -251,7 +252,7 @@ class ComplianceAction:
 ACTIONS: dict[str, ComplianceAction] = {
     "revoke": ComplianceAction(
         key="revoke",
-        label="Revoke",
+        label=_("Revoke"),
         form=ReasonForm,
         statuses=frozenset({"pending", "ready", "closed"}),
         run=transfer_revoke_by_compliance,
@@ -259,14 +260,14 @@ ACTIONS: dict[str, ComplianceAction] = {
     ),
     "extend": ComplianceAction(
         key="extend",
-        label="Extend",
+        label=_("Extend"),
         form=ExtendForm,
         statuses=frozenset({"pending", "ready", "closed"}),  # "closed": a request's received files
         run=transfer_extend_by_compliance,
     ),
     "legal-hold": ComplianceAction(
         key="legal-hold",
-        label="Put on legal hold",
+        label=_("Put on legal hold"),
         form=ReasonForm,
         statuses=frozenset({"pending", "ready", "closed", "revoked", "expired"}),
         run=transfer_hold_by_compliance,
@@ -274,7 +275,7 @@ ACTIONS: dict[str, ComplianceAction] = {
     ),
     "release-hold": ComplianceAction(
         key="release-hold",
-        label="Release legal hold",
+        label=_("Release legal hold"),
         form=ReasonForm,
         statuses=frozenset({"pending", "ready", "closed", "revoked", "expired"}),
         run=transfer_release_hold_by_compliance,
@@ -282,7 +283,7 @@ ACTIONS: dict[str, ComplianceAction] = {
     ),
     "delete-now": ComplianceAction(
         key="delete-now",
-        label="Delete files now",
+        label=_("Delete files now"),
         form=ReasonForm,
         statuses=frozenset({"pending", "ready", "closed", "revoked", "expired"}),
         run=transfer_delete_by_compliance,

@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -43,9 +44,9 @@ def _client(request) -> dict:
 
 
 class ComplianceAdminSite(admin.AdminSite):
-    site_header = "fxfer compliance"
-    site_title = "fxfer compliance"
-    index_title = "Dashboard"
+    site_header = _("fxfer compliance")
+    site_title = _("fxfer compliance")
+    index_title = _("Dashboard")
     index_template = "admin/fxfer/dashboard.html"
     enable_nav_sidebar = False
 
@@ -140,7 +141,7 @@ class ComplianceAdminSite(admin.AdminSite):
         return self._render(
             request,
             self.index_template,
-            "Dashboard",
+            _("Dashboard"),
             {
                 "today": today,
                 "today_rows": _figure_rows(live),
@@ -178,7 +179,7 @@ class ComplianceAdminSite(admin.AdminSite):
         return self._render(
             request,
             "admin/fxfer/transfers.html",
-            "Transfers and requests",
+            _("Transfers and requests"),
             {"form": form, "results": results, "error": error, "next_query": _next_query(request, results)},
         )
 
@@ -191,7 +192,7 @@ class ComplianceAdminSite(admin.AdminSite):
             for action in ACTIONS.values()
             if action.applies_to(status=found.transfer.status, held=found.held)
         ]
-        noun = "Transfer" if found.transfer.kind == "send" else found.transfer.kind_label
+        noun = _("Transfer") if found.transfer.kind == "send" else found.transfer.kind_label
         return self._render(
             request,
             "admin/fxfer/transfer.html",
@@ -232,7 +233,7 @@ class ComplianceAdminSite(admin.AdminSite):
         return self._render(
             request,
             "admin/fxfer/audit.html",
-            "Audit log",
+            _("Audit log"),
             {"form": form, "page": page, "error": error, "export_url": export}
             | {"next_query": _next_query(request, page)},
         )
@@ -241,7 +242,7 @@ class ComplianceAdminSite(admin.AdminSite):
         form = AuditFilterForm(request.GET)
         if not form.is_valid():
             return self._render(
-                request, "admin/fxfer/audit.html", "Audit log", {"form": form, "page": None}, status=400
+                request, "admin/fxfer/audit.html", _("Audit log"), {"form": form, "page": None}, status=400
             )
         filters = form.cleaned_data
         audit_record(
@@ -294,7 +295,7 @@ class ComplianceAdminSite(admin.AdminSite):
         return self._render(
             request,
             "admin/fxfer/verify.html",
-            "Audit chain check",
+            _("Audit chain check"),
             {"form": form, "result": result, "retention_days": settings.FXFER_AUDIT_RETENTION_DAYS},
         )
 
@@ -304,7 +305,7 @@ class ComplianceAdminSite(admin.AdminSite):
         return self._render(
             request,
             "admin/fxfer/people.html",
-            "People and sessions",
+            _("People and sessions"),
             _people_context(request, request.GET.get("email")),
         )
 
@@ -320,7 +321,7 @@ class ComplianceAdminSite(admin.AdminSite):
             # AWS is not answering: no second look-up for the page, just the truth and the search form.
             context = {"form": PersonSearchForm({"email": email}), "people": None}
             context["error"] = "AWS did not answer. Nothing was lost; try again."
-            return self._render(request, "admin/fxfer/people.html", "People and sessions", context, status=503)
+            return self._render(request, "admin/fxfer/people.html", _("People and sessions"), context, status=503)
         messages.success(request, f"Signed out everywhere: {done.ended} live session(s) ended.")
         return redirect(f"{reverse('admin:fxfer_people')}?{urlencode({'email': email})}")
 
@@ -333,7 +334,7 @@ class ComplianceAdminSite(admin.AdminSite):
         return self._render(
             request,
             "admin/fxfer/daily.html",
-            f"Daily report {day.isoformat()}",
+            _("Daily report %(day)s") % {"day": day.isoformat()},
             {
                 "form": form,
                 "report": report,
@@ -364,7 +365,7 @@ class ComplianceAdminSite(admin.AdminSite):
         return self._render(
             request,
             "admin/fxfer/monthly.html",
-            f"Monthly report {month:%Y-%m}",
+            _("Monthly report %(month)s") % {"month": f"{month:%Y-%m}"},
             {
                 "form": form,
                 "report": report,

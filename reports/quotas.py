@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import PersonSearchForm
 from accounts.selectors import people_by_email
@@ -70,7 +71,7 @@ def quota_view(site, request):
             _person(p.user, email=find.cleaned_data["email"]) for p in people_by_email(email=find.cleaned_data["email"])
         ]
     context = {"form": find, "submit": "Find", "people": people, "default_text": bytes_text(_default())}
-    return site._render(request, "admin/fxfer/quota.html", "Quotas", context)
+    return site._render(request, "admin/fxfer/quota.html", _("Quotas"), context)
 
 
 def _person(user, *, email: str) -> PersonQuota:

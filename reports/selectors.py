@@ -25,6 +25,7 @@ from itertools import islice
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from reports.errors import AuditError
 from reports.models import AuditEvent, DailyStats
@@ -234,7 +235,7 @@ SEARCH_FIELDS = ("recipient", "domain", "sender", "file")
 STATUSES = ("pending", "ready", "closed", "revoked", "expired", "deleted")
 # What an item of the transfers table is to compliance: files an employee sent, an upload request (files an
 # employee asked outside people for), or the reply request of a transfer sent with "allow replies".
-KINDS = {"send": "Sent", "request": "Request", "reply": "Reply"}
+KINDS = {"send": _("Sent"), "request": _("Request"), "reply": _("Reply")}
 # Presigned GETs issued: a guest's of a sent file, an employee's of a received one.
 DOWNLOAD_ACTIONS = frozenset({"download.url_issued", "request.downloaded"})
 

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils.translation import gettext_lazy as _
 
 from reports.models import DailyStats
 from reports.services import SCOPE_ALL
@@ -118,19 +119,19 @@ def daily_summary_send(*, day: date, figures: dict, now: datetime | None = None)
 
 
 FIGURE_LABELS = {
-    "transfers_sent": "Transfers sent",
-    "requests": "Upload requests",
-    "files": "Files sent",
-    "files_received": "Files received",
-    "bytes_uploaded": "Uploaded",
-    "bytes_downloaded": "Downloaded",
-    "downloads": "Downloads",
-    "received_downloads": "Received files downloaded",
-    "external_domains": "External domains",
-    "failed_codes": "Failed one-time codes",
-    "failed_signins": "Failed sign-ins",
-    "mails_bounced": "Mails bounced",
-    "mails_complained": "Spam complaints",
+    "transfers_sent": _("Transfers sent"),
+    "requests": _("Upload requests"),
+    "files": _("Files sent"),
+    "files_received": _("Files received"),
+    "bytes_uploaded": _("Uploaded"),
+    "bytes_downloaded": _("Downloaded"),
+    "downloads": _("Downloads"),
+    "received_downloads": _("Received files downloaded"),
+    "external_domains": _("External domains"),
+    "failed_codes": _("Failed one-time codes"),
+    "failed_signins": _("Failed sign-ins"),
+    "mails_bounced": _("Mails bounced"),
+    "mails_complained": _("Spam complaints"),
 }
 
 

@@ -164,7 +164,7 @@ def test_each_guest_gets_their_own_mail_with_their_own_link(mailoutbox):
         assert message.subject == "Alice Sender asks you for files: Signed contract"
         assert "Alice Sender <alice@corp.example> asks you to send files" in message.body
         assert "Please send the signed copies." in message.body
-        assert "You can upload until 2026-12-01 10:00 JST" in message.body  # the company's time zone
+        assert "You can upload until 1 Dec 2026, 10:00 JST." in message.body  # the company's time zone
         assert "Up to 5 files" in message.body and "Types: .pdf, .xlsx." in message.body
     request = Transfer.get(created.request_id)
     assert (request.kind, request.status, request.owner_id) == ("request", "ready", ALICE.id)
