@@ -179,6 +179,8 @@
 
   var uppy = new Uppy.Uppy({
     id: "fxfer-send",
+    // Uppy's own texts in the page's language (transfers/views/uppy_locale.py); Uppy's English otherwise.
+    locale: { strings: config.uppyStrings || {} },
     autoProceed: false,
     restrictions: {
       maxFileSize: config.maxFileSize,

@@ -3,6 +3,7 @@ error) and every mail reads Japanese with no English sentence left, the person's
 remembered, and a guest's mails and pages start in the language the sender chose for them."""
 
 import email
+import json
 import re
 import shutil
 import subprocess
@@ -206,6 +207,19 @@ def test_every_page_of_an_employee_and_a_guest_reads_japanese(alice_ja, mailoutb
     for name, response in pages.items():
         assert_japanese(response, name)
     assert "見積書_2026年度.pdf" in pages["guest files"].content.decode()
+
+
+def test_the_uploaders_texts_and_uppys_own_read_japanese(alice_ja):
+    page = alice_ja.get("/transfers/new").content.decode()
+    config = json.loads(re.search(r'id="uploader-config" type="application/json">(.*?)</script>', page)[1])
+    uppy = [
+        text
+        for value in config["uppyStrings"].values()
+        for text in (value.values() if isinstance(value, dict) else [value])
+    ]
+    assert english_left("\n".join([*config["strings"].values(), *uppy]), html=False) == []
+    assert config["uppyStrings"]["dropPasteFiles"] == "ここにファイルをドロップするか、%{browseFiles}"
+    assert config["strings"]["checking"] == "転送を確認しています…"
 
 
 def _request_form() -> dict:

@@ -32,7 +32,7 @@ from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from pynamodb.exceptions import PynamoDBException
@@ -55,6 +55,7 @@ from transfers.views.common import (
     json_error,
 )
 from transfers.views.uploads import declared_json
+from transfers.views.uppy_locale import UPPY_STRINGS
 
 AWS_FAILURES = (PynamoDBException, BotoCoreError, ClientError)
 
@@ -256,20 +257,22 @@ def reply(request):
 
 
 _GUEST_UPLOADER_STRINGS = {
-    "checking": _lazy("Checking your files…"),
-    "uploading": _lazy("Uploading. Keep this page open until every file is done."),
-    "verifying": _lazy("Checking the file…"),
-    "released": _lazy("Every file arrived and was checked."),
-    "allVerified": _lazy("Every file arrived and was checked. Add more, or press Finish when you are done."),
-    "someFailed": _lazy("Some files did not arrive. Retry them, or remove them and finish with the rest."),
-    "refused": _lazy("%(name)s was refused after upload (%(reason)s). Add it again to retry."),
-    "addFiles": _lazy("Add at least one file."),
-    "network": _lazy("The server could not be reached. Check your connection and try again."),
-    "resume": _lazy("Add these files again to finish uploading them (parts already uploaded are not sent again):"),
-    "notInTransfer": _lazy("%(name)s is not one of the files being uploaded. Finish these first."),
-    "fixFields": _lazy("Please check your files."),
-    "blocked": _lazy("this type of file may not be sent."),
-    "notAllowed": _lazy("this type of file was not asked for."),
+    "checking": gettext_lazy("Checking your files…"),
+    "uploading": gettext_lazy("Uploading. Keep this page open until every file is done."),
+    "verifying": gettext_lazy("Checking the file…"),
+    "released": gettext_lazy("Every file arrived and was checked."),
+    "allVerified": gettext_lazy("Every file arrived and was checked. Add more, or press Finish when you are done."),
+    "someFailed": gettext_lazy("Some files did not arrive. Retry them, or remove them and finish with the rest."),
+    "refused": gettext_lazy("%(name)s was refused after upload (%(reason)s). Add it again to retry."),
+    "addFiles": gettext_lazy("Add at least one file."),
+    "network": gettext_lazy("The server could not be reached. Check your connection and try again."),
+    "resume": gettext_lazy(
+        "Add these files again to finish uploading them (parts already uploaded are not sent again):"
+    ),
+    "notInTransfer": gettext_lazy("%(name)s is not one of the files being uploaded. Finish these first."),
+    "fixFields": gettext_lazy("Please check your files."),
+    "blocked": gettext_lazy("this type of file may not be sent."),
+    "notAllowed": gettext_lazy("this type of file was not asked for."),
 }
 
 
@@ -292,6 +295,7 @@ def _guest_uploader_config(shown: selectors.GuestRequest) -> dict:
         "hashBelowSize": settings.FXFER_MULTIPART_THRESHOLD,
         "files": [{"fileId": u.file_id, "name": u.name, "size": u.size, "state": u.state} for u in unfinished],
         "strings": _GUEST_UPLOADER_STRINGS,
+        "uppyStrings": UPPY_STRINGS,
     }
 
 

@@ -7,7 +7,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -18,6 +18,7 @@ from transfers.models import KIND_SEND, PENDING
 from transfers.services.quota import quota_state
 from transfers.views.common import client, employee_required, json_body, json_error, local_time, sender_page
 from transfers.views.uploads import declared_json
+from transfers.views.uppy_locale import UPPY_STRINGS
 
 # Which form field a policy refusal is about, so the page can show it there.
 _FIELD_OF = {
@@ -45,19 +46,21 @@ _FIELD_OF = {
 
 
 _UPLOADER_STRINGS = {
-    "checking": _lazy("Checking the transfer…"),
-    "uploading": _lazy("Uploading. Keep this page open until every file is done."),
-    "verifying": _lazy("Checking the file…"),
+    "checking": gettext_lazy("Checking the transfer…"),
+    "uploading": gettext_lazy("Uploading. Keep this page open until every file is done."),
+    "verifying": gettext_lazy("Checking the file…"),
     # Whether each mail went out is on the transfer's page, which the uploader opens next (mail state per recipient).
-    "released": _lazy("Sent: every file arrived and was checked. The transfer's page shows each recipient's mail."),
-    "allVerified": _lazy("Every file arrived and was checked."),
-    "someFailed": _lazy("Some files did not arrive. Retry them, or remove them to send the rest."),
-    "refused": _lazy("%(name)s was refused after upload (%(reason)s). Add it again to retry."),
-    "network": _lazy("The server could not be reached. Check your connection and try again."),
-    "resume": _lazy("Add these files again to finish sending (parts already uploaded are not sent again):"),
-    "notInTransfer": _lazy("%(name)s is not one of this transfer's files."),
-    "fixFields": _lazy("Please correct the fields marked below."),
-    "blocked": _lazy("this type of file may not be sent."),
+    "released": gettext_lazy(
+        "Sent: every file arrived and was checked. The transfer's page shows each recipient's mail."
+    ),
+    "allVerified": gettext_lazy("Every file arrived and was checked."),
+    "someFailed": gettext_lazy("Some files did not arrive. Retry them, or remove them to send the rest."),
+    "refused": gettext_lazy("%(name)s was refused after upload (%(reason)s). Add it again to retry."),
+    "network": gettext_lazy("The server could not be reached. Check your connection and try again."),
+    "resume": gettext_lazy("Add these files again to finish sending (parts already uploaded are not sent again):"),
+    "notInTransfer": gettext_lazy("%(name)s is not one of this transfer's files."),
+    "fixFields": gettext_lazy("Please correct the fields marked below."),
+    "blocked": gettext_lazy("this type of file may not be sent."),
 }
 
 
@@ -83,6 +86,7 @@ def uploader_config(*, transfer_id: str | None = None, files=()) -> dict:
             if f.state != "verified"
         ],
         "strings": _UPLOADER_STRINGS,
+        "uppyStrings": UPPY_STRINGS,
     }
 
 
