@@ -21,6 +21,18 @@ def language_codes() -> list[str]:
     return [code for code, _name in settings.LANGUAGES]
 
 
+def page_language() -> str:
+    """The language active now (the person's page), as one of the site's codes."""
+    active = translation.get_language()
+    return active if active in language_codes() else settings.LANGUAGE_CODE
+
+
+def in_owner_language(transfer):
+    """Render the employee's own notices in the language they made the transfer in (a guest's request that
+    causes one must not put it in the guest's language)."""
+    return translation.override(transfer.owner_language or settings.LANGUAGE_CODE)
+
+
 def default_mail_language(email: str) -> str:
     """The language a guest's mails are in unless the sender chose: Japanese for a .jp address, else the site's."""
     if email.strip().lower().rstrip(".").endswith(".jp"):

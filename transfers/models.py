@@ -107,6 +107,9 @@ class Transfer(Model):
     # Snapshots at creation: the mails and the guest page show who sent it, even if the IdP changes later.
     owner_email = UnicodeAttribute()
     owner_name = UnicodeAttribute(default="")
+    # The language of the page the employee made it on: their notices (downloads, lock, bounce, finished) are
+    # in it, whoever's request causes them. None on items made before it existed: the site's language.
+    owner_language = UnicodeAttribute(null=True)
     subject = UnicodeAttribute(default="")
     message = UnicodeAttribute(default="")
     status = UnicodeAttribute(default=PENDING)

@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.urls import reverse
 
+from fxfer import i18n
 from fxfer.change import Change, ChangeRefused, old_value
 from transfers import mails
 from transfers.models import (
@@ -272,16 +273,17 @@ def _notice(
         return None
     request = parent.kind == KIND_REQUEST
     page = reverse("transfers:request_detail" if request else "transfers:detail", args=[parent.transfer_id])
-    draft = mails.bounce_notice_mail(
-        to=parent.owner_email,
-        recipient=mail.to,
-        subject=parent.subject,
-        reason=reason,
-        permanent=notification.kind == BOUNCE,
-        request=request,
-        at=now,
-        page=f"{settings.FXFER_BASE_URL}{page}",
-    )
+    with i18n.in_owner_language(parent):
+        draft = mails.bounce_notice_mail(
+            to=parent.owner_email,
+            recipient=mail.to,
+            subject=parent.subject,
+            reason=reason,
+            permanent=notification.kind == BOUNCE,
+            request=request,
+            at=now,
+            page=f"{settings.FXFER_BASE_URL}{page}",
+        )
     return change.mail(
         key=f"bounce_notice:{parent.transfer_id}:{notification.kind}:{notification.message_id}",
         kind="bounce_notice",

@@ -195,5 +195,5 @@ def test_the_download_is_an_octet_stream_attachment_with_the_japanese_name(sende
     assert response.status_code == 200 and response.content == BODY
     assert response.headers["Content-Type"] == "application/octet-stream"
     disposition = response.headers["Content-Disposition"]
-    assert disposition.startswith('attachment; filename="2026.pdf"; ')
+    assert disposition.startswith('attachment; filename="download_2026.pdf"; ')
     assert unquote(disposition.split("filename*=UTF-8''")[1]) == name

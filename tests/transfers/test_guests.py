@@ -234,7 +234,7 @@ def test_a_download_url_is_short_lived_attachment_octet_stream_and_pinned_to_the
     query = parse_qs(urlsplit(issued.url).query)
     assert query["response-content-type"] == ["application/octet-stream"]
     disposition = query["response-content-disposition"][0]
-    assert disposition.startswith("attachment; filename=\"2026.pdf\"; filename*=UTF-8''")
+    assert disposition.startswith("attachment; filename=\"download_2026.pdf\"; filename*=UTF-8''")
     assert unquote(disposition.split("''")[1]) == "見積書 2026.pdf"
     assert query["X-Amz-Expires"] == [str(settings.FXFER_DOWNLOAD_URL_SECONDS)]
     assert "versionId" in query

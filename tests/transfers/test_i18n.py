@@ -338,3 +338,29 @@ def test_japanese_subjects_and_sender_names_are_mime_encoded(client, mailoutbox,
     assert re.search(r"^From:\s+=\?utf-8\?[^<]*\?=\s+<fxfer@corp\.example>", headers, re.MULTILINE | re.IGNORECASE)
     subject = email.message_from_bytes(raw)["Subject"]
     assert str(make_header(decode_header(subject))).startswith("山田 花子 様からファイルが届いています")
+
+
+def guest_downloads(mailoutbox, to: str, accept_language: str) -> None:
+    """The guest `to` opens their newest link in a browser asking for `accept_language`, and downloads."""
+    link = next(LINK.search(m.body)[0] for m in reversed(mailoutbox) if m.to == [to] and LINK.search(m.body))
+    guest = Client(HTTP_ACCEPT_LANGUAGE=accept_language)
+    page = open_link(guest, link)
+    guest.post(f"{page}/code")
+    assert guest.post(f"{page}/verify", {"code": code_from(mailoutbox, to)}).status_code == 303
+    file_id = re.search(r"/guest/files/([A-Za-z0-9_-]+)/download", guest.get("/guest/files/").content.decode())[1]
+    assert guest.post(f"/guest/files/{file_id}/download").status_code == 303  # to the presigned GET
+
+
+@pytest.mark.parametrize(
+    ("sender_language", "notice_subject"), [("en", " downloaded "), ("ja", " をダウンロードしました")]
+)
+def test_the_senders_notices_are_in_the_senders_language_not_the_guests(
+    client, mailoutbox, sender_language, notice_subject
+):
+    alice = signed_in(client, make_user("alice@corp.example", roles=["employee"], display_name="Alice"))
+    alice.defaults["HTTP_ACCEPT_LANGUAGE"] = sender_language
+    guest_language = "en" if sender_language == "ja" else "ja"
+    send_small(alice, recipients="bob@partner.example", mail_language=guest_language)
+    guest_downloads(mailoutbox, "bob@partner.example", guest_language)
+    notice = next(m for m in mailoutbox if m.to == ["alice@corp.example"])
+    assert notice_subject in notice.subject

@@ -473,13 +473,15 @@ def _failed_try(
                 recipient_id=recipient.recipient_id,
                 email=recipient.email,
             )
+            with i18n.in_owner_language(transfer):
+                notice = mails.locked_notice_mail(
+                    to=transfer.owner_email, recipient=recipient.email, subject=transfer.subject, at=now, ip=ids["ip"]
+                )
             change.mail(
                 key=f"locked_notice:{ref}:{attempt}",
                 kind="locked_notice",
                 parent_id=transfer.transfer_id,
-                **mails.locked_notice_mail(
-                    to=transfer.owner_email, recipient=recipient.email, subject=transfer.subject, at=now, ip=ids["ip"]
-                ).fields(),
+                **notice.fields(),
             )
         change.update(
             recipient,
@@ -688,19 +690,16 @@ def guest_download_url(
         )
         if notify:
             # The guest still gets the file when the notice is not sent at once: the outbox retries it.
-            change.mail(
-                key=notice_key,
-                kind="download_notice",
-                parent_id=transfer_id,
-                **mails.download_notice_mail(
+            with i18n.in_owner_language(transfer):
+                notice = mails.download_notice_mail(
                     to=transfer.owner_email,
                     recipient=recipient.email,
                     file_name=file.name,
                     subject=transfer.subject,
                     at=now,
                     ip=ip,
-                ).fields(),
-            )
+                )
+            change.mail(key=notice_key, kind="download_notice", parent_id=transfer_id, **notice.fields())
         change.update(
             recipient,
             actions=[used.set(count + 1), Recipient.downloads_used.add(1), Recipient.last_download_at.set(now)],

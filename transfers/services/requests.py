@@ -577,16 +577,17 @@ def _finish(
     )
     link_to = request.reply_to if request.reply_to else transfer_id
     path = "transfers" if request.reply_to else "requests"
-    draft = mails.request_finished_mail(
-        to=request.owner_email,
-        guest=guest.email,
-        subject=request.subject,
-        note=note,
-        files=[(f.name, int(f.verified_size or 0)) for f in verified],
-        link=f"{settings.FXFER_BASE_URL}/{path}/{link_to}/",
-        reply=bool(request.reply_to),
-        at=now,
-    )
+    with i18n.in_owner_language(request):
+        draft = mails.request_finished_mail(
+            to=request.owner_email,
+            guest=guest.email,
+            subject=request.subject,
+            note=note,
+            files=[(f.name, int(f.verified_size or 0)) for f in verified],
+            link=f"{settings.FXFER_BASE_URL}/{path}/{link_to}/",
+            reply=bool(request.reply_to),
+            at=now,
+        )
     change.mail(
         key=f"request_finished:{transfer_id}:{recipient_id}:{finish_id}",
         kind="request_finished",

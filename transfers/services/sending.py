@@ -157,6 +157,7 @@ def owner_fields(sender: SenderIdentity, now: datetime) -> dict:
         "owner_id": str(sender.id),
         "owner_email": sender.email,
         "owner_name": getattr(sender, "display_name", "") or "",
+        "owner_language": i18n.page_language(),
         "created_at": now,
         "created_day": local_day(now).isoformat(),
     }
