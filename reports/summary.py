@@ -49,23 +49,28 @@ def day_anomalies(*, day: date, figures: dict) -> tuple[Anomaly, ...]:
         if item.status == "ok"
     ]
     found = []
-    for name, label in (("failed_codes", "failed one-time codes"), ("failed_signins", "failed sign-ins")):
+    spikes = (
+        ("failed_codes", _("%(count)d failed one-time codes (30-day median %(median)s)")),
+        ("failed_signins", _("%(count)d failed sign-ins (30-day median %(median)s)")),
+    )
+    for name, text in spikes:
         count = int(figures.get(name, 0))
         median = statistics.median([int(h.get(name, 0)) for h in history]) if history else 0
         threshold = max(settings.FXFER_COMPLIANCE_SPIKE_MINIMUM, settings.FXFER_COMPLIANCE_SPIKE_FACTOR * median)
         if count >= threshold and count > median:
-            found.append(Anomaly(name, f"{count} {label} (30-day median {median:g})"))
+            found.append(Anomaly(name, text % {"count": count, "median": f"{median:g}"}))
     for transfer in figures.get("large_transfers", ()):
         found.append(
             Anomaly(
                 "large_transfer",
-                f"Large transfer {transfer['transfer'].partition(':')[2]}: {_size(transfer['bytes'])}",
+                _("Large transfer %(id)s: %(size)s")
+                % {"id": transfer["transfer"].partition(":")[2], "size": _size(transfer["bytes"])},
             )
         )
     seen = set().union(*(set(h.get("domains", ())) for h in history)) if history else set()
     for domain in figures.get("domains", ()):
         if domain not in seen:
-            found.append(Anomaly("new_domain", f"New external domain: {domain}"))
+            found.append(Anomaly("new_domain", _("New external domain: %(domain)s") % {"domain": domain}))
     return tuple(found)
 
 
@@ -87,7 +92,9 @@ def daily_summary_send(*, day: date, figures: dict, now: datetime | None = None)
         "rows": _figure_rows(figures),
         "report_url": f"{settings.FXFER_BASE_URL}/admin/reports/daily/?day={day.isoformat()}",
     }
-    subject = f"fxfer daily summary {day.isoformat()}" + (f": {len(anomalies)} to look at" if anomalies else "")
+    subject = _("fxfer daily summary %(day)s") % {"day": day.isoformat()}
+    if anomalies:
+        subject += ": " + _("%(count)d to look at") % {"count": len(anomalies)}
     body = render_to_string("reports/summary_mail.txt", context)
     change = Change(op=f"summary:{day.isoformat()}", now=now)
     change.put(

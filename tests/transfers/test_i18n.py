@@ -16,10 +16,14 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
+from django.template.loader import render_to_string
 from django.test import Client
 from django.urls import reverse
 from django.utils import translation
+from django.utils.translation import gettext as _
 
+from reports import summary
+from reports.summary import Anomaly
 from tests.reports.conftest import make_user, signed_in
 from tests.transfers.conftest import CODE, LINK, put_object_as_browser
 from tests.transfers.guest_links import open_link
@@ -270,8 +274,17 @@ def every_mail():
 def test_every_mail_reads_japanese_with_the_time_in_japanese_form():
     with translation.override("ja"):
         drafts = list(every_mail())
+        anomaly = Anomaly("new_domain", _("New external domain: %(domain)s") % {"domain": "partner.co.jp"})
+        context = {
+            "day": AT.date(),
+            "rows": summary._figure_rows({}),
+            "report_url": "https://x/",
+            "anomalies": [anomaly],
+        }
+        summary_body = render_to_string("reports/summary_mail.txt", context)
     for draft in drafts:
         assert english_left(f"{draft.subject}\n{draft.body}", html=False) == [], draft.subject
+    assert english_left(summary_body, html=False) == [] and "送信された転送: 0" in summary_body
     assert "2026年11月30日 21:44 JST" in drafts[0].body
     with translation.override("en"):
         assert "30 Nov 2026, 21:44 JST" in next(every_mail()).body
