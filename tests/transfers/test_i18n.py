@@ -303,6 +303,15 @@ def test_the_switcher_overrides_the_browser_and_is_remembered(client):
     assert '<html lang="en">' in page and 'action="/language"' in page
 
 
+def test_the_switcher_returns_to_the_page_it_was_used_on(client):
+    """The form has no per-page field: the browser's same-origin Referer brings the person back."""
+    page = client.get("/help").content.decode()
+    assert 'action="/language"' in page and 'name="next"' not in page
+    response = client.post(reverse("set_language"), {"language": "ja"}, HTTP_REFERER="http://testserver/help")
+    assert (response.status_code, urlsplit(response["Location"]).path) == (302, "/help")
+    assert '<html lang="ja">' in client.get("/help").content.decode()
+
+
 def test_the_switcher_needs_the_csrf_token_and_stays_on_this_site():
     browser = Client(enforce_csrf_checks=True)
     assert browser.post(reverse("set_language"), {"language": "ja"}).status_code == 403
