@@ -111,7 +111,7 @@ def test_revoke_asks_first_and_only_a_post_with_its_csrf_token_revokes(mailoutbo
     assert Transfer.get(transfer_id).status == "ready" and not audit("transfer.revoked")
     assert sender.post(revoke).status_code == 403  # no CSRF token: nothing happens
     assert Transfer.get(transfer_id).status == "ready"
-    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', shown)[1]
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', confirm.content.decode())[1]  # text() blanks it
     assert sender.post(revoke, {"csrfmiddlewaretoken": csrf}).status_code == 302
     assert Transfer.get(transfer_id).status == "revoked" and len(audit("transfer.revoked")) == 1
     assert "nothing to revoke" in text(sender.get(revoke))
