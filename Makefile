@@ -3,6 +3,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
+# This file, by the path make was given (make -f elsewhere/Makefile works too).
+THIS_MAKEFILE := $(lastword $(MAKEFILE_LIST))
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -34,7 +36,7 @@ setup: $(VENV)/.done .dev/.done $(LOCALSTACK_VENV)/.done .apt.done $(MO_FILES)
 # for minutes: wait for it instead of failing. apt-get waits for dpkg's lock with DPkg::Lock::Timeout, but
 # `apt-get update` ignores that option for the lists lock, so update is retried while the lock is the reason.
 APT_LOCK_RETRY_SECONDS ?= 10
-.apt.done: Makefile  # re-checked when APT_PACKAGES changes (dpkg -s is cheap; only what is missing is installed)
+.apt.done: $(THIS_MAKEFILE)  # re-checked when APT_PACKAGES changes (dpkg -s is cheap; only what is missing is installed)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
