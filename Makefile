@@ -13,7 +13,7 @@ RUNTIME_VENV := .venv-runtime
 APT_PACKAGES := xmlsec1 chromium gettext
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup messages run test test-fast test-integration test-package fault-matrix package lint format clean bench-short bench-coldstart bench-upload bench-aggregate
+.PHONY: help setup messages run test test-fast test-integration test-package fault-matrix package lint check-deploy audit-deps format clean bench-short bench-coldstart bench-upload bench-aggregate
 
 help:
 	@echo "make run      set up and start fxfer locally on stand-ins for AWS (http://127.0.0.1:8000)"
@@ -126,9 +126,29 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Django's deployment checks (`check --deploy`) under production settings, warnings included, with a throwaway
+# placeholder for every variable production.py requires (devtools/placeholders.py generates the SAML key and
+# certificate at run time: nothing secret is committed). The caller's FXFER_* variables are left out.
+check-deploy: $(VENV)/.done
+	$(PY) -c 'import os, sys; from devtools.placeholders import placeholder_production_env as placeholders; \
+	env = {k: v for k, v in os.environ.items() if not k.startswith("FXFER_")}; \
+	env.update(placeholders(), DJANGO_SETTINGS_MODULE="fxfer.settings.production"); \
+	os.execve(sys.executable, [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], env)'
+
+# Known vulnerabilities (pip-audit, PyPI's vulnerability data): the pinned runtime requirements (what the Lambda
+# package ships; every transitive pin is listed, so --no-deps), then the dev venv as installed (test tools and
+# their unpinned dependencies). --strict: a package that could not be looked up fails the audit, so an
+# unreachable vulnerability service never passes for "no known vulnerabilities". A vulnerability that does not
+# apply is ignored with --ignore-vuln ID in PIP_AUDIT_IGNORE, with a comment saying why.
+PIP_AUDIT_IGNORE :=
+PIP_AUDIT := $(VENV)/bin/pip-audit --strict --progress-spinner off $(PIP_AUDIT_IGNORE)
+audit-deps: $(VENV)/.done
+	$(PIP_AUDIT) --no-deps --disable-pip -r requirements.txt
+	$(PIP_AUDIT) --local
+
 # Refresh the catalogue after adding or changing a translatable string; then translate every new msgid.
 messages: setup
-	$(PY) manage.py makemessages -l ja --no-obsolete $(MAKEMESSAGES_IGNORE)
+	$(PY) manage.py makemessages -l ja --no-obsolete --no-wrap $(MAKEMESSAGES_IGNORE)
 MAKEMESSAGES_IGNORE := --ignore='.venv*' --ignore=staticfiles --ignore=dist --ignore=tests --ignore=bench --ignore=devtools --ignore=static/vendor
 
 format: setup
