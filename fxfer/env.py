@@ -13,8 +13,17 @@ def required(name: str) -> str:
     """The variable's value; ImproperlyConfigured naming the variable when it is unset or blank."""
     value = os.environ.get(name, "").strip()
     if not value:
-        raise ImproperlyConfigured(f"The environment variable {name} must be set (see README, 'Configuration').")
+        raise ImproperlyConfigured(_unset(name))
     return value
+
+
+def _unset(name: str) -> str:
+    # On Lambda a missing value usually means Zappa could not read the remote environment file (it logs "Could
+    # not load remote settings file" and goes on): the operator needs to know where to look.
+    return (
+        f"The environment variable {name} must be set (see README, 'Configuration'). On Lambda it comes from "
+        "zappa_settings.json's environment_variables or the remote_env file in S3 (docs/deploy.md)."
+    )
 
 
 def optional(name: str, default: str = "") -> str:
@@ -54,7 +63,7 @@ def required_listing(name: str) -> list[str]:
     """A comma-separated list that must name at least one item."""
     items = _split(required(name))
     if not items:
-        raise ImproperlyConfigured(f"The environment variable {name} must be set (see README, 'Configuration').")
+        raise ImproperlyConfigured(_unset(name))
     return items
 
 
