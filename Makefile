@@ -13,7 +13,7 @@ RUNTIME_VENV := .venv-runtime
 APT_PACKAGES := xmlsec1 chromium gettext
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup messages run test test-fast test-integration test-package fault-matrix package lint check-deploy audit-deps format clean bench-short bench-coldstart bench-upload bench-aggregate
+.PHONY: help setup messages run test test-fast test-integration test-package fault-matrix package lint check-deploy audit-deps format clean bench-short bench-coldstart bench-upload bench-aggregate bench-cost
 
 help:
 	@echo "make run      set up and start fxfer locally on stand-ins for AWS (http://127.0.0.1:8000)"
@@ -109,6 +109,7 @@ bench-short: package
 	$(PY) -m bench.aggregate --sizes 500 --background-days 2 --background-events 200
 	$(PY) -m bench.coldstart --runs 2
 	$(PY) -m bench.upload --size-mib 120 --budget-seconds 300
+	$(PY) -m bench.cost --short
 
 bench-coldstart: package
 	$(PY) -m bench.coldstart
@@ -120,6 +121,11 @@ bench-upload: setup
 # One day's aggregation time and read units for 1k, 10k and 100k events in a table of many days.
 bench-aggregate: setup
 	$(PY) -m bench.aggregate
+
+# The monthly bill at 5 and 10,000 transfers a day, itemised, with the three front doors (docs/cost.md).
+# Other inputs: $(PY) -m bench.cost --help
+bench-cost:
+	python3 -m bench.cost
 
 # --- tooling -----------------------------------------------------------------------------------------------
 lint: setup
