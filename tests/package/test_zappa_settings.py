@@ -72,3 +72,26 @@ def test_no_account_ids_or_secrets():
     for stage in STAGES:
         assert not secret_names & set(stage_settings(stage)["environment_variables"])
         assert stage_settings(stage)["remote_env"].startswith("s3://")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_front_door_is_api_gateways_rest_api_and_nothing_beside_it(stage, tmp_path, monkeypatch):
+    """docs/cost.md, "The front door": the REST API (v1) is the only one of the three that Zappa 0.63 both
+    deploys and gives a custom domain (`zappa certify` calls the v1 API only), and the one a WAF web ACL attaches
+    to without a public origin beside it. A Function URL next to it would be a second, unfiltered way in."""
+    from zappa.cli import ZappaCLI
+
+    monkeypatch.chdir(tmp_path)  # Zappa may write beside the settings it reads; not in the repository
+    cli = ZappaCLI()
+    cli.api_stage = stage
+    cli.load_settings(str(package.ZAPPA_SETTINGS))
+    assert cli.use_apigateway is True
+    assert cli.apigateway_version == "v1"
+    assert cli.use_function_url is False
+    # Read as Zappa reads it, and written out, so a default that changes in a later Zappa changes nothing here.
+    settings = stage_settings(stage)
+    assert (settings["apigateway_enabled"], settings["apigateway_version"], settings["function_url_enabled"]) == (
+        True,
+        "v1",
+        False,
+    )
