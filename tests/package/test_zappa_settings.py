@@ -88,6 +88,10 @@ def test_the_front_door_is_api_gateways_rest_api_and_nothing_beside_it(stage, tm
     assert cli.use_apigateway is True
     assert cli.apigateway_version == "v1"
     assert cli.use_function_url is False
+    # Edge-optimized: Zappa's handler takes REMOTE_ADDR from the second-to-last X-Forwarded-For entry, which is
+    # the client only when API Gateway's own CloudFront hop is last. On a REGIONAL API (or an HTTP API) it is
+    # whatever the client sent, and the per-IP rate limits and the audit trail's addresses could be forged.
+    assert cli.endpoint_configuration == ["EDGE"]
     # Read as Zappa reads it, and written out, so a default that changes in a later Zappa changes nothing here.
     settings = stage_settings(stage)
     assert (settings["apigateway_enabled"], settings["apigateway_version"], settings["function_url_enabled"]) == (
