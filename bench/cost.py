@@ -537,6 +537,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Inputs, bool]:
     args = parser.parse_args(argv)
     base = SCENARIOS[args.scenario] if args.scenario else defaults
     changes = {k: v for k, v in vars(args).items() if k in vars(defaults) and v is not None}
+    if changes:
+        changes["name"] = f"{base.name}, changed" if args.scenario else "custom"
     return args, replace(base, **changes), bool(changes or args.scenario)
 
 
