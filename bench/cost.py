@@ -81,6 +81,12 @@ SQS_PER_MILLION = 0.40
 SQS_FREE_REQUESTS = 1_000_000
 SNS_PER_MILLION_PUBLISHES = 0.50
 SNS_FREE_PUBLISHES = 1_000_000
+# https://aws.amazon.com/route53/pricing/ (alias queries to API Gateway or CloudFront are free)
+ROUTE53_ZONE_PER_MONTH = 0.50
+# https://aws.amazon.com/waf/pricing/ (optional: on the REST API stage or on CloudFront; not on an HTTP API)
+WAF_ACL_PER_MONTH = 5.00
+WAF_RULE_PER_MONTH = 1.00
+WAF_PER_MILLION_REQUESTS = 0.60
 # https://aws.amazon.com/vpc/pricing/ (only in the "what to avoid" figures)
 NAT_GATEWAY_PER_HOUR = 0.062
 NAT_GATEWAY_PER_GB = 0.062
@@ -156,6 +162,8 @@ class Inputs:
     mail_bounce_share: float = 0.02
     failed_events_per_month: float = 10
     free_tier: bool = True
+    route53_zone: bool = True  # the custom domain's hosted zone
+    waf_rules: int = 0  # a WAF web ACL with this many rules (0: none)
 
 
 @dataclass
@@ -313,6 +321,13 @@ def model(x: Inputs) -> Bill:
         )
     else:
         raise ValueError(f"front door {x.front_door!r}: rest, http or url")
+    if x.waf_rules:
+        if x.front_door == "http":
+            raise ValueError("an HTTP API cannot have a WAF web ACL: use rest or url")
+        waf = WAF_ACL_PER_MONTH + x.waf_rules * WAF_RULE_PER_MONTH + web / 1e6 * WAF_PER_MILLION_REQUESTS
+        add(Item("Front door", "WAF web ACL", waf, f"1 ACL, {x.waf_rules} rules, {web:,.0f} requests"))
+    if x.route53_zone:
+        add(Item("Front door", "Route 53 hosted zone (custom domain)", ROUTE53_ZONE_PER_MONTH, "alias queries free"))
 
     # Data transfer out: the files (presigned S3 GETs, or CloudFront in front of the bucket) and the pages
     download_gb = one["download_bytes"] * month / GiB
@@ -488,9 +503,11 @@ def front_doors(base: Inputs) -> str:
     """The three front doors side by side for one scenario: what the front door itself costs."""
     lines = [f"   front door at {base.transfers_per_day:,g}/day:"]
     for door in ("rest", "http", "url"):
-        bill = model(replace(base, front_door=door))
+        no_waf = door == "http" and base.waf_rules
+        bill = model(replace(base, front_door=door, waf_rules=0 if no_waf else base.waf_rules))
         cost = sum(i.usd for i in bill.items if i.service == "Front door")
-        lines.append(f"     {door:<5} front door {cost:>9,.2f}  total {bill.total:>10,.2f}")
+        note = "  (an HTTP API takes no WAF)" if no_waf else ""
+        lines.append(f"     {door:<5} front door {cost:>9,.2f}  total {bill.total:>10,.2f}{note}")
     return "\n".join(lines)
 
 
@@ -548,7 +565,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fxfer monthly cost model, ap-northeast-1, USD; prices as of {PRICES_AS_OF}")
     scenarios = [inputs] if custom else list(SCENARIOS.values())
     for scenario in scenarios:
-        bill = model(scenario)
+        try:
+            bill = model(scenario)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         if args.short:
             print(f"== {scenario.name}: total {bill.total:,.2f} USD/month")
             print(front_doors(scenario))

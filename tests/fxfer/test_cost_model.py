@@ -107,3 +107,14 @@ def test_short_mode_prints_both_scenarios_and_every_front_door(capsys):
     for door in ("rest", "http", "url"):
         assert out.count(f"     {door} ") == 2
     assert "to be re-checked" in out
+
+
+def test_a_waf_costs_the_same_on_rest_and_cloudfront_and_an_http_api_cannot_have_one(capsys):
+    rest = cost.model(replace(LARGE, waf_rules=5))
+    url = cost.model(replace(LARGE, front_door="url", waf_rules=5))
+    waf = [next(i.usd for i in bill.items if i.what == "WAF web ACL") for bill in (rest, url)]
+    assert waf[0] == waf[1] > cost.WAF_ACL_PER_MONTH + 5 * cost.WAF_RULE_PER_MONTH
+    with pytest.raises(ValueError, match="HTTP API"):
+        cost.model(replace(LARGE, front_door="http", waf_rules=5))
+    assert cost.main(["--front-door", "http", "--waf-rules", "2"]) == 2
+    assert "cannot have a WAF" in capsys.readouterr().err
