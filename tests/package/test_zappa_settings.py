@@ -99,3 +99,18 @@ def test_the_front_door_is_api_gateways_rest_api_and_nothing_beside_it(stage, tm
         "v1",
         False,
     )
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_function_runs_as_its_own_least_privilege_role(stage, tmp_path, monkeypatch):
+    """Zappa neither creates nor changes a role (its default attaches a broad policy: s3:*, dynamodb:*, ...):
+    the function runs as the role the operator made from `manage.py iam_policy` (fxfer/iam.py)."""
+    from zappa.cli import ZappaCLI
+
+    monkeypatch.chdir(tmp_path)
+    cli = ZappaCLI()
+    cli.api_stage = stage
+    cli.load_settings(str(package.ZAPPA_SETTINGS))
+    assert cli.manage_roles is False
+    # The account id is the operator's to fill in, like the SNS event source's.
+    assert cli.zappa.credentials_arn == f"arn:aws:iam::ACCOUNT_ID:role/fxfer-{stage}-lambda"
