@@ -118,3 +118,13 @@ def test_a_waf_costs_the_same_on_rest_and_cloudfront_and_an_http_api_cannot_have
         cost.model(replace(LARGE, front_door="http", waf_rules=5))
     assert cost.main(["--front-door", "http", "--waf-rules", "2"]) == 2
     assert "cannot have a WAF" in capsys.readouterr().err
+
+
+def test_docs_cost_md_shows_what_the_script_prints_now(capsys):
+    """A price or count changed in bench/cost.py without re-pasting its output would leave the page wrong."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "cost.md").read_text()
+    assert cost.main([]) == 0
+    printed = capsys.readouterr().out.rstrip("\n")
+    assert f"$ python3 -m bench.cost\n{printed}\n```" in page
