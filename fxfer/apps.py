@@ -1,5 +1,3 @@
-import os
-
 from django.apps import AppConfig
 
 
@@ -8,8 +6,8 @@ class FxferConfig(AppConfig):
     verbose_name = "fxfer"
 
     def ready(self) -> None:
-        # On Lambda with active tracing (zappa_settings "xray_tracing"), trace every AWS call as a subsegment.
-        if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and os.environ.get("AWS_XRAY_DAEMON_ADDRESS"):
-            from aws_xray_sdk.core import patch
+        # On Lambda with active tracing (zappa_settings "xray_tracing"), trace every AWS call as a subsegment
+        # (Powertools Tracer); elsewhere nothing is patched and the X-Ray SDK is not imported.
+        from fxfer.observability import setup_tracing
 
-            patch(("botocore",))
+        setup_tracing()

@@ -233,10 +233,13 @@ class Change:
         return True
 
     def _done(self, *, repeated: bool, send_mails: bool) -> Committed:
+        from fxfer.observability import count_audit_event
         from reports.services import log_event
 
         for event in self._events:
             log_event(event)
+            if not repeated:  # counted once, by the attempt that committed it
+                count_audit_event(event.action, event.outcome, event.details, hits=int(event.count or 1))
         committed = Committed(
             op=self.op,
             events=[e.event_id for e in self._events],

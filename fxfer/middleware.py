@@ -1,12 +1,13 @@
 """Response headers every page gets, and the guest pages' referrer policy."""
 
 import functools
+import time
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 
-from fxfer import aws
+from fxfer import aws, observability
 
 
 def content_security_policy() -> str:
@@ -75,3 +76,26 @@ class SecurityHeadersMiddleware:
             # mailed link's own request and every page after it leave nothing of their address anywhere.
             response["Referrer-Policy"] = "no-referrer"
         return response
+
+
+class RequestLogMiddleware:
+    """One structured "request" log line per request (request id, route, method, status, latency, user key or
+    hashed guest id, cold start), the request's metrics flushed as EMF, and on Lambda with tracing an X-Ray
+    subsegment named by its route (fxfer/observability.py). First in MIDDLEWARE, so latency and status are the
+    whole stack's, a response from any middleware included."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        cold = observability.cold_start()
+        status = 500  # what the handler makes of an exception that escapes
+        try:
+            with observability.request_subsegment(request) as subsegment:
+                response = self.get_response(request)
+                status = response.status_code
+                observability.annotate(subsegment, request, status)
+            return response
+        finally:
+            observability.request_line(request, status=status, started=started, cold=cold)

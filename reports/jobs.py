@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from fxfer.aws import transient
 from fxfer.events import scheduled_time
+from fxfer.observability import observed_job, record_chain_lag
 from reports import services
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ def job_entry_point(function):
             logger.exception("job.failed", extra={"job": name, "retried": False})
             return {"error": type(exc).__name__, "retried": False}
 
-    return entry
+    # One "job" log line, the job's outcome as a metric, and its buffered metrics flushed.
+    return observed_job(name)(entry)
 
 
 def deadline_for(context, *, now: datetime | None = None) -> datetime | None:
@@ -75,6 +77,7 @@ def every_minute(event: dict | None, context=None) -> dict:
     try:
         linked = audit_chain_link(deadline=chain_deadline)
         result.update(linked=linked.linked, chain_head=linked.head_seq, chain_complete=linked.complete)
+        result["chain_lag_seconds"] = record_chain_lag()
     except Exception as exc:  # the mails still go out; the error is raised (or not) below
         logger.exception("job.every_minute.chain_failed")
         failures.append(exc)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from pynamodb.exceptions import PutError, UpdateError
 
+from fxfer.observability import count_audit_event
 from reports.models import AuditEvent, DailyStats
 
 logger = logging.getLogger(__name__)
@@ -147,6 +148,8 @@ def audit_record(
         if getattr(exc, "cause_response_code", "") != "ConditionalCheckFailedException":
             raise
         # Our own earlier write (a retry after a lost answer): the event is there once.
+    else:
+        count_audit_event(event.action, event.outcome, event.details)
     log_event(event)
     return AuditRecorded(event_id=event.event_id)
 
@@ -209,6 +212,7 @@ def audit_count(
                 actions=actions,
                 condition=AuditEvent.event_id.does_not_exist() | AuditEvent.unchained.exists(),
             )
+            count_audit_event(action, outcome, template.details)
             return
         except UpdateError as exc:
             if getattr(exc, "cause_response_code", "") != "ConditionalCheckFailedException":

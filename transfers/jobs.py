@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote_plus
 
 from fxfer.events import scheduled_time
+from fxfer.observability import SWEEP_DELETIONS, add_metric, observed_job
 from transfers import services
 from transfers.services.expiry import sweep_heal
 
 logger = logging.getLogger(__name__)
 
 
+@observed_job("transfers.jobs.on_object_created")
 def on_object_created(event: dict, context=None) -> dict:
     """S3 ObjectCreated notification → verify each object (the same path as the browser's "done" call)."""
     results = []
@@ -37,6 +39,7 @@ def on_object_created(event: dict, context=None) -> dict:
     return {"records": results}
 
 
+@observed_job("transfers.jobs.expire_sweep")
 def expire_sweep(event: dict, context=None) -> dict:
     """Hourly: heal what a crash left (unreleased verified transfers, half-done deletions, unsent mails, orphan
     reply requests), then delete files and links past their expiry, uploads abandoned before release and
@@ -50,6 +53,7 @@ def expire_sweep(event: dict, context=None) -> dict:
     except Exception:
         logger.exception("job.expire_sweep.failed")
         raise
+    add_metric(SWEEP_DELETIONS, done.files_deleted + done.abandoned_deleted + done.orphan_objects_deleted)
     return {
         "started_at": done.started_at.isoformat(),
         "transfers_expired": done.transfers_expired,

@@ -40,6 +40,7 @@ from django.urls import reverse
 
 from fxfer import i18n
 from fxfer.change import Change, ChangeRefused, old_value
+from fxfer.observability import observed_job
 from transfers import mails
 from transfers.models import (
     KIND_REQUEST,
@@ -301,6 +302,7 @@ def our_topic() -> str | None:
     return getattr(settings, "FXFER_SES_NOTIFICATIONS_TOPIC", None) or None
 
 
+@observed_job("transfers.notifications.on_ses_notification")
 def on_ses_notification(event: dict, context=None) -> dict:
     """SNS → each SES bounce or complaint recorded (see the module's docstring). Raises, after trying every
     record, when one failed in a way a retry may fix, so Lambda retries the event."""

@@ -26,6 +26,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: its request line and latency cover every other middleware.
+    "fxfer.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "fxfer.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -228,7 +230,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "fxfer.logs.RedactSecrets"}},
-    "formatters": {"json": {"()": "fxfer.logs.JsonFormatter"}},
+    # Powertools' JSON log line (fxfer/observability.py), secrets redacted by the filter and again by it.
+    "formatters": {"json": {"()": "fxfer.observability.JsonFormatter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.optional("FXFER_LOG_LEVEL", "INFO")},
     "loggers": {
@@ -237,6 +240,8 @@ LOGGING = {
         "pynamodb": {"level": "WARNING"},
     },
 }
+# How long CloudWatch keeps the function's logs (`provision` sets it on /aws/lambda/<function>).
+FXFER_LOG_RETENTION_DAYS = env.integer("FXFER_LOG_RETENTION_DAYS", 90)
 
 # --- Accounts / SAML ---------------------------------------------------------------------------------------
 # Employees sign in only through the company IdP (SAML 2.0, SP-initiated). No passwords, no ORM: the user is
