@@ -45,10 +45,17 @@ def provision() -> Iterator[Step]:
     yield _ses_sender()
     yield from _ses_notifications()
     yield from _failed_events()
+    yield from _monitoring()
 
 
 # Services only provisioning talks to; their stand-in endpoints come from settings too.
-_PROVISIONING_ENDPOINTS = {"sns": "FXFER_SNS_ENDPOINT", "sqs": "FXFER_SQS_ENDPOINT", "lambda": "FXFER_LAMBDA_ENDPOINT"}
+_PROVISIONING_ENDPOINTS = {
+    "sns": "FXFER_SNS_ENDPOINT",
+    "sqs": "FXFER_SQS_ENDPOINT",
+    "lambda": "FXFER_LAMBDA_ENDPOINT",
+    "cloudwatch": "FXFER_CLOUDWATCH_ENDPOINT",
+    "logs": "FXFER_LOGS_ENDPOINT",
+}
 
 
 def _client(service: str):
@@ -568,6 +575,258 @@ def _on_failure_destination(queue_arn: str) -> Step:
 def _invoke_config(config: dict) -> tuple:
     on_failure = ((config.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
     return (config.get("MaximumRetryAttempts"), on_failure)
+
+
+# --- Monitoring: the alarms topic, the alarms, the function's log retention ------------------------------------
+# Metric names and dimensions come from fxfer/observability.py (the code that emits them), so they cannot drift.
+
+# Valid values of CloudWatch Logs' retentionInDays.
+LOG_RETENTION_CHOICES = frozenset({1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192})
+# Spikes: failed one-time codes and sign-ins within five minutes (a guess at "more than a person mistyping").
+FAILED_CODES_SPIKE = 20
+FAILED_SIGNINS_SPIKE = 10
+# SES puts an account under review at a 5 % bounce rate: warn at 4 %.
+SES_BOUNCE_RATE_ALARM = 0.04
+# The chainer links an event within MERGE_DELAY (2 minutes); an event waiting 5 minutes means it stopped.
+CHAIN_LAG_ALARM_SECONDS = 300
+# Each job that runs on a schedule: (period, periods) within which at least one run must succeed.
+SCHEDULED_JOBS = {
+    "reports.jobs.every_minute": (600, 1),
+    "transfers.jobs.expire_sweep": (3600, 2),
+    "reports.jobs.aggregate_daily": (86400, 1),
+}
+# Every job entry point (fxfer.observability.observed_job): any failed run alarms.
+JOBS = (*SCHEDULED_JOBS, "transfers.jobs.on_object_created", "transfers.notifications.on_ses_notification")
+
+
+def alarms_topic_name() -> str:
+    return f"fxfer-{settings.FXFER_STAGE}-alarms"
+
+
+def log_group_name() -> str:
+    return f"/aws/lambda/{settings.FXFER_LAMBDA_FUNCTION}"
+
+
+def alarm_definitions(topic_arn: str) -> list[dict]:
+    """Every alarm of the stage, as put_metric_alarm takes it; each notifies the alarms topic."""
+    from fxfer import observability as obs
+
+    stage = settings.FXFER_STAGE
+    ours = [{"Name": k, "Value": v} for k, v in sorted(obs.dimensions(stage).items())]
+    function = [{"Name": "FunctionName", "Value": settings.FXFER_LAMBDA_FUNCTION}]
+    queue = [{"Name": "QueueName", "Value": settings.FXFER_FAILED_EVENTS_QUEUE}]
+
+    def alarm(name, description, metric, dimensions, statistic, threshold, operator, **more):
+        namespace, metric_name = metric
+        return {
+            "AlarmName": f"fxfer-{stage}-{name}",
+            "AlarmDescription": description,
+            "Namespace": namespace,
+            "MetricName": metric_name,
+            "Dimensions": dimensions,
+            "Statistic": statistic,
+            "Period": more.get("period", 300),
+            "EvaluationPeriods": more.get("periods", 1),
+            "DatapointsToAlarm": more.get("periods", 1),
+            "Threshold": float(threshold),
+            "ComparisonOperator": operator,
+            "TreatMissingData": more.get("missing", "notBreaching"),
+            "ActionsEnabled": True,
+            "AlarmActions": [topic_arn],
+            "OKActions": [topic_arn],
+        }
+
+    at_least, above, below = "GreaterThanOrEqualToThreshold", "GreaterThanThreshold", "LessThanThreshold"
+    definitions = [
+        alarm(
+            "lambda-errors",
+            "The function raised an error (a 5xx, or a job Lambda retries).",
+            ("AWS/Lambda", "Errors"),
+            function,
+            "Sum",
+            1,
+            at_least,
+        ),
+        alarm(
+            "lambda-throttles",
+            "Lambda throttled invocations (concurrency limit).",
+            ("AWS/Lambda", "Throttles"),
+            function,
+            "Sum",
+            1,
+            at_least,
+        ),
+        alarm(
+            "failed-events",
+            "Async events Lambda gave up on wait on the on-failure queue: replay them.",
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+            queue,
+            "Maximum",
+            0,
+            above,
+        ),
+        alarm(
+            "failed-codes-spike",
+            f"{FAILED_CODES_SPIKE}+ wrong one-time codes in 5 minutes.",
+            (obs.NAMESPACE, obs.FAILED_CODES),
+            ours,
+            "Sum",
+            FAILED_CODES_SPIKE,
+            at_least,
+        ),
+        alarm(
+            "failed-signins-spike",
+            f"{FAILED_SIGNINS_SPIKE}+ failed or refused sign-ins in 5 minutes.",
+            (obs.NAMESPACE, obs.FAILED_SIGNINS),
+            ours,
+            "Sum",
+            FAILED_SIGNINS_SPIKE,
+            at_least,
+        ),
+        alarm(
+            "ses-bounce-rate",
+            "SES bounce rate near the 5 % at which SES reviews the account.",
+            ("AWS/SES", "Reputation.BounceRate"),
+            [],
+            "Maximum",
+            SES_BOUNCE_RATE_ALARM,
+            at_least,
+            period=3600,
+        ),
+        alarm(
+            "chain-lag",
+            "Audit events wait for the chainer longer than the merge delay.",
+            (obs.NAMESPACE, obs.CHAIN_LAG),
+            ours,
+            "Maximum",
+            CHAIN_LAG_ALARM_SECONDS,
+            at_least,
+            periods=2,
+        ),
+    ]
+    for job in JOBS:
+        short = job.rsplit(".", 1)[1].replace("_", "-")
+        with_job = sorted([*ours, {"Name": "job", "Value": job}], key=lambda d: d["Name"])
+        failed = (obs.NAMESPACE, obs.JOB_FAILED)
+        definitions.append(
+            alarm(f"job-failed-{short}", f"A run of {job} failed.", failed, with_job, "Sum", 1, at_least)
+        )
+        if job in SCHEDULED_JOBS:
+            period, periods = SCHEDULED_JOBS[job]
+            description = f"No successful run of {job} in {period * periods // 60} minutes."
+            succeeded = (obs.NAMESPACE, obs.JOB_SUCCEEDED)
+            definitions.append(
+                alarm(
+                    f"job-missing-{short}",
+                    description,
+                    succeeded,
+                    with_job,
+                    "Sum",
+                    1,
+                    below,
+                    period=period,
+                    periods=periods,
+                    missing="breaching",
+                )
+            )
+    return definitions
+
+
+def _monitoring() -> Iterator[Step]:
+    """The SNS topic alarms notify (the operator subscribes to it), the alarms, and the function's log group
+    with its retention. Only for a deployed stage: locally there is no function to watch."""
+    if not settings.FXFER_LAMBDA_FUNCTION:
+        yield Step("cloudwatch alarms", UNCHANGED, "no Lambda function here (local): nothing to watch")
+        return
+    sns = _client("sns")
+    name = alarms_topic_name()
+    topic_arn = _topic_arn(sns, name)
+    if topic_arn:
+        yield Step(f"sns topic {name}", UNCHANGED, topic_arn)
+    else:
+        topic_arn = sns.create_topic(Name=name, Tags=_tags())["TopicArn"]
+        yield Step(f"sns topic {name}", CREATED, topic_arn)
+    yield _alarm_subscribers(sns, topic_arn)
+    cloudwatch = _client("cloudwatch")
+    for definition in alarm_definitions(topic_arn):
+        yield _alarm(cloudwatch, definition)
+    yield _log_retention()
+
+
+def _alarm_subscribers(sns, topic_arn: str) -> Step:
+    resource = f"sns subscriptions {alarms_topic_name()}"
+    subscribed = [
+        s
+        for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+        for s in page.get("Subscriptions", [])
+        if s.get("SubscriptionArn", "").startswith("arn:")  # "PendingConfirmation" until the mail is confirmed
+    ]
+    if subscribed:
+        return Step(resource, UNCHANGED, f"{len(subscribed)} confirmed")
+    return Step(
+        resource,
+        ACTION_NEEDED,
+        "nobody receives the alarms: aws sns subscribe --topic-arn "
+        f"{topic_arn} --protocol email --notification-endpoint <operator address>, then confirm the mail",
+    )
+
+
+_ALARM_FIELDS = (
+    "AlarmDescription",
+    "Namespace",
+    "MetricName",
+    "Statistic",
+    "Period",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "ActionsEnabled",
+)
+
+
+def _alarm_shape(alarm: dict) -> dict:
+    shape = {key: alarm.get(key) for key in _ALARM_FIELDS}
+    shape["Threshold"] = float(shape["Threshold"] or 0)
+    shape["Dimensions"] = sorted((d["Name"], d["Value"]) for d in alarm.get("Dimensions") or [])
+    shape["AlarmActions"] = sorted(alarm.get("AlarmActions") or [])
+    shape["OKActions"] = sorted(alarm.get("OKActions") or [])
+    return shape
+
+
+def _alarm(cloudwatch, definition: dict) -> Step:
+    """put_metric_alarm creates or replaces: call it only when the alarm is absent or differs."""
+    name = definition["AlarmName"]
+    found = cloudwatch.describe_alarms(AlarmNames=[name], AlarmTypes=["MetricAlarm"]).get("MetricAlarms") or []
+    if found and _alarm_shape(found[0]) == _alarm_shape(definition):
+        return Step(f"cloudwatch alarm {name}", UNCHANGED)
+    cloudwatch.put_metric_alarm(**definition, Tags=_tags() if not found else [])
+    return Step(f"cloudwatch alarm {name}", UPDATED if found else CREATED, definition["AlarmDescription"])
+
+
+def _log_retention() -> Step:
+    """The function's log group, created if Lambda has not yet (it does at the first log line), with a finite
+    retention: CloudWatch keeps logs forever by default, and pays for every month of them."""
+    days = int(getattr(settings, "FXFER_LOG_RETENTION_DAYS", 90))
+    if days not in LOG_RETENTION_CHOICES:
+        raise ImproperlyConfigured(
+            f"FXFER_LOG_RETENTION_DAYS={days} is not a CloudWatch Logs retention; pick one of "
+            + ", ".join(map(str, sorted(LOG_RETENTION_CHOICES)))
+        )
+    logs = _client("logs")
+    name = log_group_name()
+    resource = f"log group {name}"
+    groups = logs.describe_log_groups(logGroupNamePrefix=name).get("logGroups") or []
+    current = next((g for g in groups if g["logGroupName"] == name), None)
+    if current is None:
+        logs.create_log_group(logGroupName=name, tags={"app": "fxfer", "stage": settings.FXFER_STAGE})
+        logs.put_retention_policy(logGroupName=name, retentionInDays=days)
+        return Step(resource, CREATED, f"kept {days} days")
+    if current.get("retentionInDays") == days:
+        return Step(resource, UNCHANGED, f"kept {days} days")
+    logs.put_retention_policy(logGroupName=name, retentionInDays=days)
+    return Step(resource, UPDATED, f"kept {days} days")
 
 
 def _tags() -> list[dict]:

@@ -6,6 +6,7 @@ from io import StringIO
 import boto3
 import pytest
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 
 from fxfer import dynamo
@@ -281,3 +282,153 @@ def test_policy_denies(why, action, context):
 )
 def test_policy_allows(why, action, context):
     assert not _denied(action, OBJECT, context), why
+
+
+# --- Monitoring: the alarms topic, the alarms, log retention (issue 14) -----------------------------------------
+
+
+def _cloudwatch():
+    return boto3.client("cloudwatch", region_name=settings.FXFER_AWS_REGION)
+
+
+def _alarms() -> dict[str, dict]:
+    pages = _cloudwatch().get_paginator("describe_alarms").paginate(AlarmNamePrefix="fxfer-test-")
+    return {a["AlarmName"]: a for page in pages for a in page["MetricAlarms"]}
+
+
+@pytest.fixture
+def deployed(settings):
+    """A stage with a function to watch (locally there is none, and no alarm is made)."""
+    settings.FXFER_LAMBDA_FUNCTION = "fxfer-test"
+    return {s.resource: s for s in provision()}
+
+
+def test_locally_without_a_function_no_alarm_is_made():
+    steps = {s.resource: s for s in provision()}
+    assert steps["cloudwatch alarms"].action == UNCHANGED and "local" in steps["cloudwatch alarms"].detail
+    assert _alarms() == {}
+
+
+def test_a_deployed_stage_gets_its_alarms_each_notifying_the_alarms_topic(deployed):
+    topic = deployed["sns topic fxfer-test-alarms"]
+    assert topic.action == CREATED and topic.detail.endswith(":fxfer-test-alarms")
+    alarms = _alarms()
+    assert set(alarms) == {
+        "fxfer-test-lambda-errors",
+        "fxfer-test-lambda-throttles",
+        "fxfer-test-failed-events",
+        "fxfer-test-failed-codes-spike",
+        "fxfer-test-failed-signins-spike",
+        "fxfer-test-ses-bounce-rate",
+        "fxfer-test-chain-lag",
+        "fxfer-test-job-failed-every-minute",
+        "fxfer-test-job-failed-expire-sweep",
+        "fxfer-test-job-failed-aggregate-daily",
+        "fxfer-test-job-failed-on-object-created",
+        "fxfer-test-job-failed-on-ses-notification",
+        "fxfer-test-job-missing-every-minute",
+        "fxfer-test-job-missing-expire-sweep",
+        "fxfer-test-job-missing-aggregate-daily",
+    }
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == [topic.detail] and alarm["OKActions"] == [topic.detail]
+    errors = alarms["fxfer-test-lambda-errors"]
+    assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": "fxfer-test"}]
+    queue = alarms["fxfer-test-failed-events"]
+    assert (queue["MetricName"], queue["ComparisonOperator"], queue["Threshold"]) == (
+        "ApproximateNumberOfMessagesVisible",
+        "GreaterThanThreshold",
+        0.0,
+    )
+    assert queue["Dimensions"] == [{"Name": "QueueName", "Value": "fxfer-test-failed-events"}]
+    bounces = alarms["fxfer-test-ses-bounce-rate"]
+    assert (bounces["Namespace"], bounces["MetricName"], bounces["Threshold"]) == (
+        "AWS/SES",
+        "Reputation.BounceRate",
+        0.04,
+    )
+    # A job that stops running is an alarm too: no data counts as breaching.
+    missing = alarms["fxfer-test-job-missing-every-minute"]
+    assert (missing["MetricName"], missing["ComparisonOperator"], missing["TreatMissingData"]) == (
+        "JobSucceeded",
+        "LessThanThreshold",
+        "breaching",
+    )
+
+
+def test_the_operator_is_told_to_subscribe_until_someone_has(deployed):
+    step = deployed["sns subscriptions fxfer-test-alarms"]
+    topic_arn = deployed["sns topic fxfer-test-alarms"].detail
+    assert step.action == ACTION_NEEDED and f"aws sns subscribe --topic-arn {topic_arn}" in step.detail
+    out = StringIO()
+    call_command("provision", stdout=out)
+    assert f"--topic-arn {topic_arn} --protocol email" in out.getvalue()
+    sqs = boto3.client("sqs", region_name=settings.FXFER_AWS_REGION)
+    inbox = sqs.create_queue(QueueName="operator-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns", region_name=settings.FXFER_AWS_REGION).subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn
+    )
+    again = {s.resource: s for s in provision()}["sns subscriptions fxfer-test-alarms"]
+    assert (again.action, again.detail) == (UNCHANGED, "1 confirmed")
+
+
+def test_the_alarms_watch_exactly_the_metrics_the_code_emits(deployed, monkeypatch, capsys):
+    """An alarm on a metric name or dimension set nobody emits never fires: compare with a real job's EMF."""
+    from reports.jobs import every_minute
+
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "fxfer-test")
+    capsys.readouterr()
+    every_minute({}, None)
+    emitted = set()
+    for line in capsys.readouterr().out.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for names in directive["Dimensions"]:
+                dims = tuple(sorted((n, document[n]) for n in names))
+                emitted |= {(directive["Namespace"], m["Name"], dims) for m in directive["Metrics"]}
+    watched = {
+        (a["Namespace"], a["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in a["Dimensions"])))
+        for a in _alarms().values()
+    }
+    job = ("job", "reports.jobs.every_minute")
+    ours = (("service", "fxfer"), ("stage", "test"))
+    assert ("fxfer", "JobSucceeded", tuple(sorted((*ours, job)))) in emitted & watched
+    assert ("fxfer", "ChainLagSeconds", ours) in emitted & watched
+
+
+def test_the_function_log_group_keeps_logs_for_the_configured_days(deployed, settings):
+    logs = boto3.client("logs", region_name=settings.FXFER_AWS_REGION)
+
+    def retention() -> int:
+        [group] = logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/fxfer-test")["logGroups"]
+        return group["retentionInDays"]
+
+    assert deployed["log group /aws/lambda/fxfer-test"].action == CREATED
+    assert retention() == 90
+    settings.FXFER_LOG_RETENTION_DAYS = 30
+    step = {s.resource: s for s in provision()}["log group /aws/lambda/fxfer-test"]
+    assert (step.action, retention()) == ("updated", 30)
+    settings.FXFER_LOG_RETENTION_DAYS = 45  # not a retention CloudWatch offers
+    with pytest.raises(ImproperlyConfigured, match="FXFER_LOG_RETENTION_DAYS=45"):
+        list(provision())
+
+
+def test_a_second_run_leaves_the_monitoring_unchanged_and_repairs_a_changed_alarm(deployed):
+    monitoring = ("sns topic fxfer-test-alarms", "cloudwatch alarm ", "log group ")
+    again = [s for s in provision() if s.resource.startswith(monitoring)]
+    assert len(again) == 17 and {s.action for s in again} == {UNCHANGED}
+    alarm = _alarms()["fxfer-test-failed-codes-spike"]
+    _cloudwatch().put_metric_alarm(
+        **{k: alarm[k] for k in ("AlarmName", "Namespace", "MetricName", "Dimensions", "Statistic", "Period")},
+        EvaluationPeriods=1,
+        Threshold=1000.0,  # someone silenced it by hand
+        ComparisonOperator=alarm["ComparisonOperator"],
+    )
+    step = {s.resource: s for s in provision()}["cloudwatch alarm fxfer-test-failed-codes-spike"]
+    assert step.action == "updated"
+    repaired = _alarms()["fxfer-test-failed-codes-spike"]
+    assert repaired["Threshold"] == 20.0 and repaired["AlarmActions"] == alarm["AlarmActions"]
