@@ -18,6 +18,7 @@ devtools/lambda_local.py runs the built package the way Lambda does. Never part 
 """
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -236,6 +237,41 @@ def zappa_package(stage: str = STAGE) -> Path:
     return output
 
 
+# --- the build's identity --------------------------------------------------------------------------------------
+
+# Read by the operator's page (reports/operations.py); written only while Zappa packages, so a checkout never
+# shows a package's identity as its own.
+BUILD_FILE = ROOT / "fxfer" / "build.json"
+
+
+def build_identity() -> dict:
+    """The version (pyproject.toml), the git commit (marked when the tree had uncommitted changes), the time."""
+    import tomllib
+    from datetime import UTC, datetime
+
+    def git(*args: str) -> str:
+        found = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return found.stdout.strip() if found.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short=12", "HEAD")
+    if commit and git("status", "--porcelain", "--untracked-files=no"):
+        commit += " + uncommitted changes"
+    return {
+        "version": tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"],
+        "commit": commit,
+        "built_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+@contextlib.contextmanager
+def build_file():
+    BUILD_FILE.write_text(json.dumps(build_identity()) + "\n")
+    try:
+        yield
+    finally:
+        BUILD_FILE.unlink(missing_ok=True)
+
+
 # --- 6. size ------------------------------------------------------------------------------------------------
 
 
@@ -269,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"translations: {', '.join(str(mo.relative_to(ROOT)) for mo in compile_messages())} compiled")
     collectstatic(args.stage)
     precompile()
-    check_size(zappa_package(args.stage))
+    with build_file():  # which build this is, for the operator's page
+        check_size(zappa_package(args.stage))
     print(f"done in {time.monotonic() - started:.0f} s")
     return 0
 

@@ -14,6 +14,7 @@ _ENDPOINT_SETTINGS = {
     "kms": "FXFER_KMS_ENDPOINT",
     "dynamodb": "FXFER_DYNAMODB_ENDPOINT",
     "ses": "FXFER_SES_ENDPOINT",
+    "sqs": "FXFER_SQS_ENDPOINT",  # read by the operator's page (reports.operations)
 }
 
 

@@ -31,6 +31,7 @@ from reports.chart import daily_chart
 from reports.csvexport import csv_response
 from reports.errors import AuditError
 from reports.forms import AuditFilterForm, DayForm, MonthForm, TransferSearchForm, VerifyForm
+from reports.operations import operations_view
 from reports.quotas import quota_view
 from reports.services import audit_record
 from reports.summary import FIGURE_LABELS, day_anomalies
@@ -119,6 +120,7 @@ class ComplianceAdminSite(admin.AdminSite):
             path("reports/monthly/", view(self.monthly_view), name="fxfer_monthly"),
             path("reports/monthly.csv", view(self.monthly_csv_view), name="fxfer_monthly_csv"),
             path("quotas/", view(partial(quota_view, self)), name="fxfer_quota"),
+            path("operations/", view(partial(operations_view, self)), name="fxfer_operations"),
             path("people/", view(self.people_view), name="fxfer_people"),
             path("people/<str:user_id>/sign-out/", view(require_POST(self.people_signout_view)), name="fxfer_signout"),
         ]

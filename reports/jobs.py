@@ -20,6 +20,7 @@ from fxfer.aws import transient
 from fxfer.events import scheduled_time
 from fxfer.observability import observed_job, record_chain_lag
 from reports import services
+from reports.jobruns import recorded_run
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ def job_entry_point(function):
     retries, then the on-failure queue keeps the event); any other error is logged and answered with
     {"error": ...}, so the event is not retried."""
     name = f"{function.__module__}.{function.__qualname__}"
+    function = recorded_run(function, name=name)  # its last run, for the operator's page
 
     @functools.wraps(function)
     def entry(event=None, context=None):

@@ -124,3 +124,25 @@ class DailyStats(Model):
     events_read = NumberAttribute(default=0)
     computed_at = UTCDateTimeAttribute()
     error = UnicodeAttribute(null=True)
+
+
+class JobRun(Model):
+    """The last run of one scheduled job (one item per job, keyed by its dotted path), for the operator's page.
+    Written when a run ends (reports.jobruns.recorded_run); a run Lambda killed writes nothing, so the page
+    calls a job overdue when no run has ended within twice its interval."""
+
+    # Short timeouts and one retry: the record must never hold up the job it records (its time is the job's).
+    Meta = type(
+        "Meta",
+        (dynamo.meta("job-runs"),),
+        {"connect_timeout_seconds": 2, "read_timeout_seconds": 2, "max_retry_attempts": 1},
+    )
+
+    job = UnicodeAttribute(hash_key=True)  # "reports.jobs.every_minute"
+    started_at = UTCDateTimeAttribute(null=True)  # the last run's start
+    finished_at = UTCDateTimeAttribute(null=True)
+    outcome = UnicodeAttribute(null=True)  # "ok" or "failed"
+    summary = UnicodeAttribute(null=True)  # its counts, or the error's type (never its message)
+    duration_ms = NumberAttribute(null=True)
+    last_ok_at = UTCDateTimeAttribute(null=True)  # when a run last finished "ok"
+    failures_in_a_row = NumberAttribute(null=True)

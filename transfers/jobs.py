@@ -10,6 +10,7 @@ from urllib.parse import unquote_plus
 
 from fxfer.events import scheduled_time
 from fxfer.observability import SWEEP_DELETIONS, add_metric, observed_job
+from reports.jobruns import recorded_run
 from transfers import services
 from transfers.services.expiry import sweep_heal
 
@@ -40,6 +41,7 @@ def on_object_created(event: dict, context=None) -> dict:
 
 
 @observed_job("transfers.jobs.expire_sweep")
+@recorded_run  # its last run, for the operator's page (reports.operations)
 def expire_sweep(event: dict, context=None) -> dict:
     """Hourly: heal what a crash left (unreleased verified transfers, half-done deletions, unsent mails, orphan
     reply requests), then delete files and links past their expiry, uploads abandoned before release and
