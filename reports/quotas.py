@@ -18,28 +18,28 @@ from transfers.errors import TransferError
 from transfers.policy import bytes_text
 from transfers.services.quota import QuotaState, quota_set, quota_state
 
-GiB = 1024**3
-MAX_GIB = 1024 * 1024  # 1 PiB: far above anything sensible, low enough that a typo is refused
+GB = 1024**3  # as the pages show sizes (filesizeformat)
+MAX_GB = 1024 * 1024  # 1 PiB: far above anything sensible, low enough that a typo is refused
 
 
 class QuotaChangeForm(forms.Form):
     user_id = forms.CharField(widget=forms.HiddenInput, max_length=64)
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
     email = forms.EmailField(widget=forms.HiddenInput, max_length=320)
-    allowance_gib = forms.IntegerField(label="New allowance (GiB)", min_value=0, max_value=MAX_GIB, required=False)
-    use_default = forms.BooleanField(label="Back to the site default", required=False)
-    reason = forms.CharField(label="Reason", max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+    allowance_gb = forms.IntegerField(label=_("New allowance (GB)"), min_value=0, max_value=MAX_GB, required=False)
+    use_default = forms.BooleanField(label=_("Back to the site default"), required=False)
+    reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
 
     def clean(self):
         data = super().clean()
-        if not data.get("use_default") and data.get("allowance_gib") is None:
-            raise forms.ValidationError("Give the new allowance in GiB, or choose the site default.")
+        if not data.get("use_default") and data.get("allowance_gb") is None:
+            raise forms.ValidationError(_("Give the new allowance in GB, or choose the site default."))
         return data
 
     def quota_bytes(self) -> int | None:
         if self.cleaned_data["use_default"]:
             return None
-        return self.cleaned_data["allowance_gib"] * GiB
+        return self.cleaned_data["allowance_gb"] * GB
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def quota_view(site, request):
         people = [
             _person(p.user, email=find.cleaned_data["email"]) for p in people_by_email(email=find.cleaned_data["email"])
         ]
-    context = {"form": find, "submit": "Find", "people": people, "default_text": bytes_text(_default())}
+    context = {"form": find, "submit": _("Find"), "people": people, "default_text": bytes_text(_default())}
     return site._render(request, "admin/fxfer/quota.html", _("Quotas"), context)
 
 
@@ -89,7 +89,8 @@ def _change(request):
     form = QuotaChangeForm(request.POST)
     back = reverse("admin:fxfer_quota")
     if not form.is_valid():
-        messages.error(request, "Quota not changed: " + " ".join(e for errs in form.errors.values() for e in errs))
+        errors = " ".join(e for errs in form.errors.values() for e in errs)
+        messages.error(request, _("Quota not changed: %(errors)s") % {"errors": errors})
         return redirect(back + _query(request.POST.get("email", "")))
     data = form.cleaned_data
     try:
@@ -103,10 +104,13 @@ def _change(request):
             user_agent=request.META.get("HTTP_USER_AGENT"),
         )
     except TransferError as error:
-        messages.error(request, f"Quota not changed: {error.message}")
+        messages.error(request, _("Quota not changed: %(errors)s") % {"errors": error.message})
     else:
-        default = " (the site default)" if changed.override is None else ""
-        messages.success(request, f"The allowance is now {bytes_text(changed.new)}{default}.")
+        if changed.override is None:
+            done = _("The allowance is now %(size)s (the site default).")
+        else:
+            done = _("The allowance is now %(size)s.")
+        messages.success(request, done % {"size": bytes_text(changed.new)})
     return redirect(back + _query(data["email"]))
 
 

@@ -3,6 +3,7 @@ extensions, domains, limits) is the services' job, so it is enforced the same wa
 
 import re
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django import forms
 from django.conf import settings
@@ -14,6 +15,37 @@ from transfers.policy import FileDeclared, RequestLimits, request_limits_default
 _ADDRESS_SEPARATORS = re.compile(r"[\s,;]+")
 _EXTENSION_SEPARATORS = re.compile(r"[\s,;]+")
 MiB = 1024**2
+GiB = 1024**3
+# The units a size limit is entered in, as the pages show sizes (filesizeformat: 1 GB = 1024 MB).
+SIZE_UNITS = {"MB": MiB, "GB": GiB}
+
+
+def size_amount_field(label, *, required: bool = True) -> forms.DecimalField:
+    """How much of a size limit: a number (1.5 allowed), its unit chosen beside it (`size_unit_field`)."""
+    field = forms.DecimalField(
+        label=label, min_value=Decimal("0.01"), max_digits=10, decimal_places=2, required=required
+    )
+    field.widget.attrs["step"] = "any"
+    return field
+
+
+def size_unit_field() -> forms.ChoiceField:
+    return forms.ChoiceField(label=_("Unit"), choices=[(u, u) for u in SIZE_UNITS], initial="MB", required=False)
+
+
+def size_in_bytes(data: dict, name: str) -> int | None:
+    """The size a limit's two fields give (`name` and `name_unit`), in bytes; None when no amount was given."""
+    amount = data.get(name)
+    if amount is None:
+        return None
+    return max(1, int(amount * SIZE_UNITS[data.get(f"{name}_unit") or "MB"]))
+
+
+def size_initial(size: int) -> tuple[Decimal, str]:
+    """A size in bytes as the (amount, unit) the inputs start from: whole GB when it is, else MB."""
+    if size >= GiB and size % GiB == 0:
+        return Decimal(size // GiB), "GB"
+    return (Decimal(size) / MiB).quantize(Decimal("0.01")).normalize(), "MB"
 
 
 def mail_language_field() -> forms.ChoiceField:
@@ -61,10 +93,10 @@ class TransferForm(forms.Form):
     # What each recipient may send back (shown once "Let recipients send files back" is ticked): the Request
     # files form's limits, with the same defaults; the service checks them against the site's.
     reply_max_files = forms.IntegerField(label=_("Files per person, at most"), min_value=1, required=False)
-    reply_max_file_mib = forms.IntegerField(label=_("Size of each file, at most (MiB)"), min_value=1, required=False)
-    reply_max_total_mib = forms.IntegerField(
-        label=_("All files of one person, at most (MiB)"), min_value=1, required=False
-    )
+    reply_max_file_size = size_amount_field(_("Size of each file, at most"), required=False)
+    reply_max_file_size_unit = size_unit_field()
+    reply_max_total_size = size_amount_field(_("All files of one person, at most"), required=False)
+    reply_max_total_size_unit = size_unit_field()
     reply_allowed_extensions = forms.CharField(
         label=_("Only these file types"),
         required=False,
@@ -73,7 +105,8 @@ class TransferForm(forms.Form):
     )
     files = forms.JSONField(required=False, widget=forms.HiddenInput)
 
-    _REPLY_NUMBERS = ("reply_max_files", "reply_max_file_mib", "reply_max_total_mib")
+    _REPLY_NUMBERS = ("reply_max_files", "reply_max_file_size", "reply_max_total_size")
+    _REPLY_UNITS = ("reply_max_file_size_unit", "reply_max_total_size_unit")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -83,8 +116,8 @@ class TransferForm(forms.Form):
         limit_fields(
             self.fields,
             max_files="reply_max_files",
-            max_file_mib="reply_max_file_mib",
-            max_total_mib="reply_max_total_mib",
+            max_file_size="reply_max_file_size",
+            max_total_size="reply_max_total_size",
         )
 
     def clean_recipients(self) -> list[str]:
@@ -102,7 +135,7 @@ class TransferForm(forms.Form):
         data = super().clean()
         if not data.get("allow_replies"):
             # The reply limits are hidden while replies are off: nothing in them can be wrong then.
-            for name in (*self._REPLY_NUMBERS, "reply_allowed_extensions"):
+            for name in (*self._REPLY_NUMBERS, *self._REPLY_UNITS, "reply_allowed_extensions"):
                 self._errors.pop(name, None)
                 data.pop(name, None)
             return data
@@ -111,6 +144,7 @@ class TransferForm(forms.Form):
         for name in self._REPLY_NUMBERS:
             if name in self.data and data.get(name) is None and name not in self._errors:
                 self.add_error(name, forms.Field.default_error_messages["required"])
+        size_units_checked(self, ("reply_max_file_size", "reply_max_total_size"))
         return data
 
     def reply_limits(self) -> RequestLimits | None:
@@ -122,10 +156,8 @@ class TransferForm(forms.Form):
         default = request_limits_default()
         return RequestLimits(
             max_files=data["reply_max_files"] or default.max_files,
-            max_file_bytes=data["reply_max_file_mib"] * MiB if data["reply_max_file_mib"] else default.max_file_bytes,
-            max_total_bytes=(
-                data["reply_max_total_mib"] * MiB if data["reply_max_total_mib"] else default.max_total_bytes
-            ),
+            max_file_bytes=size_in_bytes(data, "reply_max_file_size") or default.max_file_bytes,
+            max_total_bytes=size_in_bytes(data, "reply_max_total_size") or default.max_total_bytes,
             allowed_extensions=tuple(e for e in _EXTENSION_SEPARATORS.split(data["reply_allowed_extensions"]) if e),
         )
 
@@ -146,17 +178,24 @@ class TransferForm(forms.Form):
         }
 
 
-def limit_fields(fields: dict, *, max_files: str, max_file_mib: str, max_total_mib: str) -> None:
-    """Give a form's per-guest limit fields the request defaults as initial values and the site's maxima as
-    the inputs' `max` (a hint for the browser; the service decides)."""
+def limit_fields(fields: dict, *, max_files: str, max_file_size: str, max_total_size: str) -> None:
+    """Give a form's per-guest limit fields the request defaults as initial values (sizes in whole GB or MB),
+    and the file count the site's maximum as the input's `max` (a hint for the browser; the service decides)."""
     default = request_limits_default()
-    for name, initial, most in (
-        (max_files, default.max_files, settings.FXFER_MAX_FILES),
-        (max_file_mib, default.max_file_bytes // MiB, settings.FXFER_MAX_FILE_BYTES // MiB),
-        (max_total_mib, default.max_total_bytes // MiB, settings.FXFER_MAX_TRANSFER_BYTES // MiB),
-    ):
-        fields[name].initial = max(1, initial)
-        fields[name].widget.attrs["max"] = max(1, most)
+    fields[max_files].initial = max(1, default.max_files)
+    fields[max_files].widget.attrs["max"] = max(1, settings.FXFER_MAX_FILES)
+    for name, size in ((max_file_size, default.max_file_bytes), (max_total_size, default.max_total_bytes)):
+        fields[name].initial, fields[f"{name}_unit"].initial = size_initial(max(1, size))
+
+
+def size_units_checked(form: forms.Form, names) -> None:
+    """A size's unit is checked at its amount, where the page shows the error: an unknown unit, or an amount
+    given without one (ambiguous; the page always sends both)."""
+    for name in names:
+        unit = f"{name}_unit"
+        if unit in form.errors or (form.cleaned_data.get(name) is not None and not form.cleaned_data.get(unit)):
+            form.errors.pop(unit, None)
+            form.add_error(name, _("Choose MB or GB."))
 
 
 class RequestForm(forms.Form):
@@ -186,8 +225,10 @@ class RequestForm(forms.Form):
         min_value=1,
     )
     max_files = forms.IntegerField(label=_("Files per person, at most"), min_value=1)
-    max_file_mib = forms.IntegerField(label=_("Size of each file, at most (MiB)"), min_value=1)
-    max_total_mib = forms.IntegerField(label=_("All files of one person, at most (MiB)"), min_value=1)
+    max_file_size = size_amount_field(_("Size of each file, at most"))
+    max_file_size_unit = size_unit_field()
+    max_total_size = size_amount_field(_("All files of one person, at most"))
+    max_total_size_unit = size_unit_field()
     allowed_extensions = forms.CharField(
         label=_("Only these file types"),
         required=False,
@@ -204,10 +245,15 @@ class RequestForm(forms.Form):
         ) % {"days": settings.FXFER_MAX_RETENTION_DAYS}
         self.fields["keep_days"].max_value = settings.FXFER_MAX_RETENTION_DAYS
         self.fields["keep_days"].widget.attrs["max"] = settings.FXFER_MAX_RETENTION_DAYS
-        limit_fields(self.fields, max_files="max_files", max_file_mib="max_file_mib", max_total_mib="max_total_mib")
+        limit_fields(self.fields, max_files="max_files", max_file_size="max_file_size", max_total_size="max_total_size")
 
     def clean_recipients(self) -> list[str]:
         return [a for a in _ADDRESS_SEPARATORS.split(self.cleaned_data["recipients"]) if a]
+
+    def clean(self):
+        data = super().clean()
+        size_units_checked(self, ("max_file_size", "max_total_size"))
+        return data
 
     def service_arguments(self) -> dict:
         """The cleaned values as request_create's keyword arguments (the service checks the bounds)."""
@@ -219,8 +265,8 @@ class RequestForm(forms.Form):
             "closes_in": timedelta(**{data["closes_unit"]: data["closes_amount"]}),
             "keep_days": data["keep_days"],
             "max_files": data["max_files"],
-            "max_file_bytes": data["max_file_mib"] * MiB,
-            "max_total_bytes": data["max_total_mib"] * MiB,
+            "max_file_bytes": size_in_bytes(data, "max_file_size"),
+            "max_total_bytes": size_in_bytes(data, "max_total_size"),
             "allowed_extensions": [e for e in _EXTENSION_SEPARATORS.split(data["allowed_extensions"]) if e],
             "mail_language": data["mail_language"] or None,
         }

@@ -312,7 +312,8 @@ def part_layout(size: int) -> tuple[int, int]:
 
 
 def bytes_text(size: int) -> str:
-    for unit, factor in (("GiB", 1024**3), ("MiB", MiB), ("KiB", 1024)):
+    """A size in the units the pages show (Django's filesizeformat: 1 GB = 1024 MB) and the size inputs take."""
+    for unit, factor in (("GB", 1024**3), ("MB", MiB), ("KB", 1024)):
         if size >= factor:
             return f"{size / factor:.1f} {unit}".replace(".0 ", " ")
     return f"{size} B"

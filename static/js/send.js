@@ -583,7 +583,14 @@
   }
 
   /* What each recipient may send back: asked for only while replies are allowed. */
-  var REPLY_LIMITS = ["reply_max_files", "reply_max_file_mib", "reply_max_total_mib", "reply_allowed_extensions"];
+  var REPLY_LIMITS = [
+    "reply_max_files",
+    "reply_max_file_size",
+    "reply_max_file_size_unit",
+    "reply_max_total_size",
+    "reply_max_total_size_unit",
+    "reply_allowed_extensions",
+  ];
   var allowReplies = form && form.querySelector("input[name=allow_replies]");
   var replyLimits = document.getElementById("reply-limits");
   function showReplyLimits() {

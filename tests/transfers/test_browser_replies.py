@@ -27,8 +27,11 @@ def test_the_sender_chooses_what_recipients_may_send_back(page, site, sending, s
     page.get_by_label("Let recipients send files back").check()
     expect(files_per_person).to_be_visible()
     expect(files_per_person).to_have_value(str(settings.FXFER_REQUEST_DEFAULT_MAX_FILES))
-    size_each = page.get_by_label("Size of each file, at most (MiB)")
-    expect(size_each).to_have_value(str(settings.FXFER_REQUEST_DEFAULT_MAX_FILE_BYTES // 1024**2))
+    size_each = page.get_by_label("Size of each file, at most", exact=True)
+    # The request defaults, in the unit a person thinks in: 2 GB.
+    assert settings.FXFER_REQUEST_DEFAULT_MAX_FILE_BYTES == 2 * 1024**3
+    expect(size_each).to_have_value("2")
+    expect(page.get_by_label("Unit of “Size of each file, at most”")).to_have_value("GB")
 
     files_per_person.fill("500")
     page.get_by_role("button", name="Send").click()
@@ -40,11 +43,13 @@ def test_the_sender_chooses_what_recipients_may_send_back(page, site, sending, s
 
     files_per_person.fill("2")
     size_each.fill("1")
-    page.get_by_label("All files of one person, at most (MiB)").fill("1")
+    page.get_by_label("Unit of “Size of each file, at most”").select_option("MB")
+    page.get_by_label("All files of one person, at most", exact=True).fill("1")
+    page.get_by_label("Unit of “All files of one person, at most”").select_option("MB")
     page.get_by_label("Only these file types").fill("pdf")
     page.get_by_role("button", name="Send").click()
     expect(page.locator(".page-heading .status-ready")).to_have_text("Sent", timeout=30_000)
 
     page.goto(f"{site}/requests/")
     page.get_by_role("link", name=f"Reply: {subject}").click()
-    expect(page.get_by_text("Up to 2 files, 1 MiB each, 1 MiB in all. Types: .pdf.")).to_be_visible()
+    expect(page.get_by_text("Up to 2 files, 1 MB each, 1 MB in all. Types: .pdf.")).to_be_visible()

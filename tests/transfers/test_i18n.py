@@ -234,8 +234,10 @@ def _request_form() -> dict:
         "closes_unit": "days",
         "keep_days": 14,
         "max_files": 3,
-        "max_file_mib": 10,
-        "max_total_mib": 20,
+        "max_file_size": 10,
+        "max_file_size_unit": "MB",
+        "max_total_size": 20,
+        "max_total_size_unit": "MB",
         "allowed_extensions": "pdf",
     }
 

@@ -98,21 +98,21 @@ def test_a_create_over_the_quota_is_refused_at_the_files_field_and_creates_nothi
     assert refused.status_code == 409
     body = refused.json()
     assert body["error"] == "quota_exceeded"
-    assert body["fields"] == {"files": [REFUSAL % ("200 GiB", "250 GiB", "200 GiB")]}
+    assert body["fields"] == {"files": [REFUSAL % ("200 GB", "250 GB", "200 GB")]}
     assert _stored() == before, "a refused transfer left items behind"
     assert _in_flight(alice_record) == 200 * GiB
 
 
 def test_my_transfers_shows_what_counts_against_the_allowance(alice, officer):
-    assert "In transfers still being kept: 0 B of your 200 GiB allowance." in alice.get("/transfers/").content.decode()
+    assert "In transfers still being kept: 0 B of your 200 GB allowance." in alice.get("/transfers/").content.decode()
     created = _create(alice, 50 * GiB, 20 * GiB).json()
     alice.post(f"/transfers/{created['transferId']}/files/{created['files'][1]['fileId']}/cancel")
     form = _change_form(officer, "alice@corp.example")
-    officer.post("/admin/quotas/", {**form, "allowance_gib": 300, "reason": "Project Atlas"})
+    officer.post("/admin/quotas/", {**form, "allowance_gb": 300, "reason": "Project Atlas"})
 
     page = alice.get("/transfers/").content.decode()
 
-    assert "In transfers still being kept: 50 GiB of your 300 GiB allowance." in page
+    assert "In transfers still being kept: 50 GB of your 300 GB allowance." in page
 
 
 def test_two_creates_at_once_cannot_both_pass(alice, alice_record, monkeypatch):
@@ -143,7 +143,7 @@ def test_two_creates_at_once_cannot_both_pass(alice, alice_record, monkeypatch):
     statuses = sorted(a.status_code for a in answers.values())
     assert statuses == [201, 409], statuses
     [refused] = [a.json() for a in answers.values() if a.status_code == 409]
-    assert refused["fields"]["files"] == [REFUSAL % ("150 GiB", "250 GiB", "200 GiB")]
+    assert refused["fields"]["files"] == [REFUSAL % ("150 GB", "250 GB", "200 GB")]
     assert _in_flight(alice_record) == 150 * GiB
     owned = [t for t in Transfer.scan() if t.owner_id == alice_record.user_id]
     assert sorted(int(t.quota_bytes) for t in owned) == [50 * GiB, 100 * GiB]
@@ -170,7 +170,7 @@ def test_an_allowance_lowered_during_a_create_is_not_overrun(alice, alice_record
     refused = _create(alice, 30 * GiB, 30 * GiB)
 
     assert refused.status_code == 409
-    assert refused.json()["fields"] == {"files": [REFUSAL % ("50 GiB", "110 GiB", "100 GiB")]}
+    assert refused.json()["fields"] == {"files": [REFUSAL % ("50 GB", "110 GB", "100 GB")]}
     assert _in_flight(alice_record) == 50 * GiB
     assert len(list(File.scan())) == 1, "the refused transfer's files were left behind"
 
@@ -249,8 +249,10 @@ def test_upload_requests_do_not_count(alice, alice_record):
             "closes_unit": "days",
             "keep_days": 14,
             "max_files": 20,
-            "max_file_mib": 50 * 1024,
-            "max_total_mib": 100 * 1024,
+            "max_file_size": 50,
+            "max_file_size_unit": "GB",
+            "max_total_size": 100,
+            "max_total_size_unit": "GB",
         },
     )
     assert response.status_code == 302, response.content.decode()[:500]
@@ -294,13 +296,13 @@ def test_compliance_raises_the_allowance_and_the_create_goes_through(alice, alic
     assert _create(alice, 50 * GiB).status_code == 409
 
     page = officer.get("/admin/quotas/", {"email": "Alice@corp.example"}).content.decode()
-    assert "200 GiB (site default)" in page and 'id="in-flight-1">200 GiB<' in page
+    assert "200 GB (site default)" in page and 'id="in-flight-1">200 GB<' in page
 
     form = _change_form(officer, "alice@corp.example")
     done = officer.post(
-        "/admin/quotas/", {**form, "allowance_gib": 500, "reason": "Data room migration, ticket 4411"}, follow=True
+        "/admin/quotas/", {**form, "allowance_gb": 500, "reason": "Data room migration, ticket 4411"}, follow=True
     )
-    assert "The allowance is now 500 GiB." in done.content.decode()
+    assert "The allowance is now 500 GB." in done.content.decode()
 
     assert _create(alice, 50 * GiB).status_code == 201
     assert _in_flight(alice_record) == 250 * GiB
@@ -322,9 +324,9 @@ def test_compliance_raises_the_allowance_and_the_create_goes_through(alice, alic
 
 def test_a_stale_form_does_not_undo_another_officers_change(alice_record, officer):
     stale = _change_form(officer, "alice@corp.example")
-    officer.post("/admin/quotas/", {**stale, "allowance_gib": 300, "reason": "First officer"})
+    officer.post("/admin/quotas/", {**stale, "allowance_gb": 300, "reason": "First officer"})
 
-    response = officer.post("/admin/quotas/", {**stale, "allowance_gib": 250, "reason": "Second officer"}, follow=True)
+    response = officer.post("/admin/quotas/", {**stale, "allowance_gb": 250, "reason": "Second officer"}, follow=True)
 
     assert "Someone changed this person&#x27;s quota meanwhile" in response.content.decode()
     assert int(QuotaUsage.get(alice_record.user_id).quota_bytes) == 300 * GiB
@@ -333,7 +335,7 @@ def test_a_stale_form_does_not_undo_another_officers_change(alice_record, office
 
 def test_a_reason_and_a_value_are_required(alice_record, officer):
     form = _change_form(officer, "alice@corp.example")
-    officer.post("/admin/quotas/", {**form, "allowance_gib": 500, "reason": ""})
+    officer.post("/admin/quotas/", {**form, "allowance_gb": 500, "reason": ""})
     officer.post("/admin/quotas/", {**form, "reason": "No value"})
     assert _events("quota.changed") == []
     assert quota.quota_state(user_id=alice_record.user_id).override is None
@@ -343,7 +345,7 @@ def test_employees_cannot_reach_the_quota_page(alice, alice_record):
     assert alice.get("/admin/quotas/", {"email": "alice@corp.example"}).status_code == 403
     posted = alice.post(
         "/admin/quotas/",
-        {"user_id": alice_record.user_id, "version": 0, "email": "alice@corp.example", "allowance_gib": 9999}
+        {"user_id": alice_record.user_id, "version": 0, "email": "alice@corp.example", "allowance_gb": 9999}
         | {"reason": "Me"},
     )
     assert posted.status_code == 403
@@ -358,7 +360,7 @@ def test_the_change_needs_the_csrf_token(alice_record):
     officer = signed_in(Client(enforce_csrf_checks=True), _person("carol@corp.example", ["compliance"]))
     response = officer.post(
         "/admin/quotas/",
-        {"user_id": alice_record.user_id, "version": 0, "email": "alice@corp.example", "allowance_gib": 900}
+        {"user_id": alice_record.user_id, "version": 0, "email": "alice@corp.example", "allowance_gb": 900}
         | {"reason": "Forged"},
     )
     assert response.status_code == 403

@@ -3,6 +3,8 @@ with the Request files form's limit fields (files per person, size of each, tota
 which are not the site's maxima. The reply guest cannot declare more or larger files than chosen; limits the
 site does not allow are a 400 that names the field, and nothing is created."""
 
+import re
+
 import pytest
 from django.conf import settings
 from django.test import Client
@@ -12,12 +14,15 @@ from tests.transfers.test_views import form_data, guest_in, links, post_json, se
 from transfers.models import File, Recipient, Transfer
 
 MiB = 1024**2
+GiB = 1024**3
 BOB = "bob@partner.example"
 LIMITS = {
     "allow_replies": True,
     "reply_max_files": 2,
-    "reply_max_file_mib": 1,
-    "reply_max_total_mib": 1,
+    "reply_max_file_size": 1,
+    "reply_max_file_size_unit": "MB",
+    "reply_max_total_size": 1,
+    "reply_max_total_size_unit": "MB",
     "reply_allowed_extensions": "pdf, .XLSX",
 }
 
@@ -28,6 +33,13 @@ def alice(client):
 
     client.defaults["HTTP_USER_AGENT"] = "pytest-browser/1.0"
     return sign_in(client)
+
+
+def selected(page: str, name: str) -> str:
+    """The option chosen in a <select> of the page."""
+    select = re.search(rf'<select name="{name}"[^>]*>(.*?)</select>', page, re.S)
+    assert select, f"no <select name={name}>"
+    return re.search(r'<option value="([^"]*)"[^>]*selected', select[1])[1]
 
 
 def reply_request_of(transfer_id: str) -> Transfer:
@@ -49,21 +61,25 @@ def test_new_transfer_offers_the_reply_limits_with_the_request_defaults_not_the_
     page = text(alice.get("/transfers/new"))
     for label in (
         "Files per person, at most",
-        "Size of each file, at most (MiB)",
-        "All files of one person, at most (MiB)",
+        "Size of each file, at most",
+        "All files of one person, at most",
         "Only these file types",
     ):
         assert f">{label}</label>" in page
     # Hidden until "Let recipients send files back" is ticked.
     assert 'id="reply-limits" hidden' in page
     assert f'name="reply_max_files" value="{settings.FXFER_REQUEST_DEFAULT_MAX_FILES}"' in page
-    assert f'name="reply_max_file_mib" value="{settings.FXFER_REQUEST_DEFAULT_MAX_FILE_BYTES // MiB}"' in page
-    assert f'name="reply_max_total_mib" value="{settings.FXFER_REQUEST_DEFAULT_MAX_TOTAL_BYTES // MiB}"' in page
+    # In the units a person thinks in: 2 GB and 10 GB, not 2048 and 10240 MiB.
+    assert settings.FXFER_REQUEST_DEFAULT_MAX_FILE_BYTES == 2 * GiB
+    assert settings.FXFER_REQUEST_DEFAULT_MAX_TOTAL_BYTES == 10 * GiB
+    assert 'name="reply_max_file_size" value="2"' in page and 'name="reply_max_total_size" value="10"' in page
+    assert selected(page, "reply_max_file_size_unit") == selected(page, "reply_max_total_size_unit") == "GB"
     assert settings.FXFER_REQUEST_DEFAULT_MAX_FILE_BYTES < settings.FXFER_MAX_FILE_BYTES
     assert settings.FXFER_REQUEST_DEFAULT_MAX_TOTAL_BYTES < settings.FXFER_MAX_TRANSFER_BYTES
     # Request files starts from the same defaults.
     requests_page = text(alice.get("/requests/new"))
-    assert f'name="max_file_mib" value="{settings.FXFER_REQUEST_DEFAULT_MAX_FILE_BYTES // MiB}"' in requests_page
+    assert 'name="max_file_size" value="2"' in requests_page and 'name="max_total_size" value="10"' in requests_page
+    assert selected(requests_page, "max_file_size_unit") == selected(requests_page, "max_total_size_unit") == "GB"
 
 
 def test_the_reply_guest_cannot_send_more_or_larger_files_than_the_sender_chose(alice, mailoutbox):
@@ -72,11 +88,11 @@ def test_the_reply_guest_cannot_send_more_or_larger_files_than_the_sender_chose(
     assert (reply.max_files, reply.max_file_bytes, reply.max_total_bytes) == (2, MiB, MiB)
     assert reply.allowed_extensions == "pdf,xlsx"
     guest = replying_guest(mailoutbox)
-    assert "Up to 2 files, 1 MiB each, 1 MiB in all. Types: .pdf, .xlsx." in text(guest.get("/guest/upload/"))
+    assert "Up to 2 files, 1 MB each, 1 MB in all. Types: .pdf, .xlsx." in text(guest.get("/guest/upload/"))
 
     too_large = declare(guest, ("answer.pdf", MiB + 1))
     assert (too_large.status_code, too_large.json()["error"]) == (400, "file_too_large")
-    assert too_large.json()["message"] == "answer.pdf is larger than the 1 MiB allowed per file."
+    assert too_large.json()["message"] == "answer.pdf is larger than the 1 MB allowed per file."
     too_many = declare(guest, ("a.pdf", 10), ("b.pdf", 10), ("c.pdf", 10))
     assert (too_many.status_code, too_many.json()["error"]) == (400, "too_many_files")
     over_total = declare(guest, ("a.pdf", MiB - 10), ("b.pdf", 100))
@@ -99,9 +115,26 @@ def test_the_reply_guest_cannot_send_more_or_larger_files_than_the_sender_chose(
         ({"reply_max_files": ""}, "reply_max_files", "This field is required."),
         ({"reply_max_files": "many"}, "reply_max_files", "Enter a whole number."),
         ({"reply_max_files": 101}, "reply_max_files", "Choose between 1 and 100 files per person."),
-        ({"reply_max_file_mib": 50 * 1024 + 1, "reply_max_total_mib": 60 * 1024}, "reply_max_file_mib", "up to"),
-        ({"reply_max_total_mib": 100 * 1024 + 1}, "reply_max_total_mib", "Choose a total between"),
-        ({"reply_max_file_mib": 20, "reply_max_total_mib": 10}, "reply_max_total_mib", "Choose a total between"),
+        (
+            {
+                "reply_max_file_size": 51,
+                "reply_max_file_size_unit": "GB",
+                "reply_max_total_size": 60,
+                "reply_max_total_size_unit": "GB",
+            },
+            "reply_max_file_size",
+            "Choose a file size limit up to 50 GB.",
+        ),
+        (
+            {"reply_max_total_size": "100.01", "reply_max_total_size_unit": "GB"},
+            "reply_max_total_size",
+            "Choose a total between",
+        ),
+        ({"reply_max_file_size": 20, "reply_max_total_size": 10}, "reply_max_total_size", "Choose a total between"),
+        ({"reply_max_file_size": 0}, "reply_max_file_size", "greater than or equal to 0.01"),
+        ({"reply_max_file_size": "1,5"}, "reply_max_file_size", "Enter a number."),
+        ({"reply_max_file_size_unit": "TB"}, "reply_max_file_size", "Choose MB or GB."),
+        ({"reply_max_total_size_unit": ""}, "reply_max_total_size", "Choose MB or GB."),
         ({"reply_allowed_extensions": "pdf, exe"}, "reply_allowed_extensions", ".exe are blocked"),
         ({"reply_allowed_extensions": "p*f"}, "reply_allowed_extensions", "p*f is not a file extension."),
     ],
@@ -115,6 +148,19 @@ def test_limits_the_site_does_not_allow_are_refused_at_their_field_and_nothing_i
     assert list(answer["fields"]) == [field]
     assert message in " ".join(answer["fields"][field])
     assert list(Transfer.scan()) == [] and list(File.scan()) == [] and list(Recipient.scan()) == []
+
+
+def test_sizes_are_chosen_in_mb_or_gb_and_may_have_a_fraction(alice):
+    limits = {
+        "reply_max_file_size": "1.5",
+        "reply_max_file_size_unit": "GB",
+        "reply_max_total_size": 3,
+        "reply_max_total_size_unit": "GB",
+    }
+    response = post_json(alice, "/transfers/new", form_data(**{**LIMITS, **limits}))
+    assert response.status_code == 201, response.content
+    reply = reply_request_of(response.json()["transferId"])
+    assert (reply.max_file_bytes, reply.max_total_bytes) == (1536 * MiB, 3 * GiB)
 
 
 def test_the_limits_do_not_matter_without_replies(alice):

@@ -58,8 +58,10 @@ def request_form(**changes) -> dict:
         "closes_unit": "days",
         "keep_days": 14,
         "max_files": 3,
-        "max_file_mib": 10,
-        "max_total_mib": 20,
+        "max_file_size": 10,
+        "max_file_size_unit": "MB",
+        "max_total_size": 20,
+        "max_total_size_unit": "MB",
         "allowed_extensions": "pdf, zip",
     }
     return {**data, **changes}
@@ -149,8 +151,8 @@ def test_the_request_files_form_has_labelled_fields_with_the_sites_defaults(alic
         "Message",
         "Keep received files for (days)",
         "Files per person, at most",
-        "Size of each file, at most (MiB)",
-        "All files of one person, at most (MiB)",
+        "Size of each file, at most",
+        "All files of one person, at most",
         "Only these file types",
     ):
         assert f">{label}</label>" in page
@@ -165,7 +167,7 @@ def test_requesting_files_mails_each_guest_their_own_link_and_shows_the_request(
     page = text(alice.get(response["Location"]))
     assert "Each person was mailed their own upload link." in page
     assert "<h1>Signed contract</h1>" in page and "Open</span>" in page
-    assert "Up to 3 files, 10 MiB each, 20 MiB in all. Types: .pdf, .zip." in page
+    assert "Up to 3 files, 10 MB each, 20 MB in all. Types: .pdf, .zip." in page
     assert BOB in page and CAROL in page and page.count("Send link again") == 2
     assert "Close now" in page and "Nothing has arrived yet." in page
     found = links(mailoutbox)
@@ -190,8 +192,14 @@ def test_requesting_files_mails_each_guest_their_own_link_and_shows_the_request(
         ({"closes_amount": 10**12}, "closes_amount", "Ensure this value is less than or equal to 100000."),
         ({"keep_days": 31}, "keep_days", "Received files may be kept between 1 and 30 days."),
         ({"max_files": 101}, "max_files", "Choose between 1 and 100 files per person."),
-        ({"max_file_mib": 50 * 1024 + 1, "max_total_mib": 60 * 1024}, "max_file_mib", "Choose a file size limit up to"),
-        ({"max_total_mib": 5}, "max_total_mib", "Choose a total between the file size limit and"),
+        (
+            {"max_file_size": 51, "max_file_size_unit": "GB", "max_total_size": 60, "max_total_size_unit": "GB"},
+            "max_file_size",
+            "Choose a file size limit up to 50 GB.",
+        ),
+        ({"max_total_size": 5}, "max_total_size", "Choose a total between the file size limit and"),
+        ({"max_file_size": "ten"}, "max_file_size", "Enter a number."),
+        ({"max_file_size_unit": "KB"}, "max_file_size", "Choose MB or GB."),
         ({"allowed_extensions": "pdf, exe"}, "allowed_extensions", "Files of type .exe are blocked and cannot be"),
         ({"allowed_extensions": "pdf, *.doc?"}, "allowed_extensions", "*.doc? is not a file extension."),
         ({"max_files": 0}, "max_files", "Ensure this value is greater than or equal to 1."),
@@ -240,7 +248,7 @@ def test_the_link_shows_who_asks_uses_nothing_up_and_the_code_leads_to_the_uploa
 
     upload = text(guest.get("/guest/upload/"))
     assert "Upload files for Alice Example" in upload and "Please send the signed copies." in upload
-    assert "Up to 3 files, 10 MiB each, 20 MiB in all. Types: .pdf, .zip." in upload
+    assert "Up to 3 files, 10 MB each, 20 MB in all. Types: .pdf, .zip." in upload
     assert "Nothing uploaded yet." in upload and 'id="finish-form"' in upload
     config = uploader_config(upload)
     assert (config["createUrl"], config["fileUrl"]) == ("/guest/upload/files", "/guest/upload/files/FILE/")
@@ -305,7 +313,7 @@ def test_a_guest_uploads_a_file_finishes_with_a_note_and_the_employee_downloads_
 
 
 def test_a_large_file_goes_up_in_parts_through_the_guest_endpoints(alice, mailoutbox, small_parts):
-    ask(alice, max_file_mib=20, max_total_mib=40)
+    ask(alice, max_file_size=20, max_total_size=40)
     bob = guest_in(mailoutbox, links(mailoutbox)[BOB])
     response = declare(bob, ("scans.zip", len(BIG)))
     assert response.status_code == 201
@@ -331,9 +339,9 @@ def test_a_large_file_goes_up_in_parts_through_the_guest_endpoints(alice, mailou
     [
         ([("sheet.xlsx", 10)], "extension_not_allowed", "sheet.xlsx: only these types are asked for: .pdf, .zip."),
         ([("setup.pdf.exe", 10)], "extension_blocked", "Files of type .exe may not be sent (setup.pdf.exe)."),
-        ([("big.pdf", 10 * MiB + 1)], "file_too_large", "big.pdf is larger than the 10 MiB allowed per file."),
+        ([("big.pdf", 10 * MiB + 1)], "file_too_large", "big.pdf is larger than the 10 MB allowed per file."),
         ([("a.pdf", 1), ("b.pdf", 1), ("c.pdf", 1), ("d.pdf", 1)], "too_many_files", "You may send 3 files in all"),
-        ([("a.pdf", 10 * MiB), ("b.pdf", 10 * MiB), ("c.pdf", 1)], "transfer_too_large", "You may send 20 MiB in all"),
+        ([("a.pdf", 10 * MiB), ("b.pdf", 10 * MiB), ("c.pdf", 1)], "transfer_too_large", "You may send 20 MB in all"),
     ],
 )
 def test_files_beyond_the_requests_limits_are_refused_with_their_reason(asked, bob, files, code, message):

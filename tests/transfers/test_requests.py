@@ -533,7 +533,7 @@ def test_a_guest_uploads_small_and_large_files_and_finishes_with_a_note(asked, b
     [mail] = mailoutbox
     assert mail.to == [ALICE.email] and mail.subject == f"Files from {BOB}"
     assert f"{BOB} has finished uploading files." in mail.body
-    assert "  - 契約書.pdf (11 B)" in mail.body and "  - scans.zip (12 MiB)" in mail.body
+    assert "  - 契約書.pdf (11 B)" in mail.body and "  - scans.zip (12 MB)" in mail.body
     assert "Signed on both pages.\nCall me with questions." in mail.body
     assert f"{settings.FXFER_BASE_URL}/requests/{created.request_id}/" in mail.body
     [event] = _events(created.request_id, "request.finished")

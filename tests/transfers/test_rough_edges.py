@@ -92,6 +92,26 @@ def test_a_held_transfer_shows_the_hold_without_its_reason_and_offers_no_deletio
     assert "On legal hold" not in page and "Delete files now" in page
 
 
+def test_a_held_request_shows_the_hold_on_its_pages_and_offers_no_deletion(alice):
+    from tests.transfers.test_request_views import ask
+
+    request_id = ask(alice)
+    services.transfer_hold_set(officer_id="u-officer", transfer_id=request_id, reason="Case 2026-77 secret")
+    page = text(alice.get(f"/requests/{request_id}/"))
+    assert "On legal hold: files are kept for compliance" in page and "Case 2026-77" not in page
+    assert "Delete files now" not in page and f"/requests/{request_id}/delete" not in page
+    listed = text(alice.get("/requests/"))
+    assert "On legal hold: files are kept for compliance" in listed and "Case 2026-77" not in listed
+    confirm = text(alice.get(f"/requests/{request_id}/delete"))
+    assert "On legal hold" in confirm and "Yes, delete the files now" not in confirm
+    # Posted by hand all the same, the deletion is refused and the request keeps its files.
+    refused = alice.post(f"/requests/{request_id}/delete")
+    assert refused.status_code in (302, 409) and Transfer.get(request_id).deleted_at is None
+    other = ask(alice)
+    page = text(alice.get(f"/requests/{other}/"))
+    assert "On legal hold" not in page and "Delete files now" in page
+
+
 # --- revoke ------------------------------------------------------------------------------------------------------
 
 

@@ -24,8 +24,8 @@ _FIELD_OF = {
     "expiry_invalid": "closes_amount",
     "keep_days_invalid": "keep_days",
     "max_files_invalid": "max_files",
-    "max_file_bytes_invalid": "max_file_mib",
-    "max_total_bytes_invalid": "max_total_mib",
+    "max_file_bytes_invalid": "max_file_size",
+    "max_total_bytes_invalid": "max_total_size",
     "extensions_invalid": "allowed_extensions",
     "subject_invalid": "subject",
 }

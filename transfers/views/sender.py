@@ -39,8 +39,8 @@ _FIELD_OF = {
     "subject_invalid": "subject",
     # The limits of replies (checked as a request's limits are)
     "max_files_invalid": "reply_max_files",
-    "max_file_bytes_invalid": "reply_max_file_mib",
-    "max_total_bytes_invalid": "reply_max_total_mib",
+    "max_file_bytes_invalid": "reply_max_file_size",
+    "max_total_bytes_invalid": "reply_max_total_size",
     "extensions_invalid": "reply_allowed_extensions",
 }
 
