@@ -262,7 +262,8 @@ class StandIns:
 
 
 def _endpoints(url: str) -> dict[str, str]:
-    return {f"FXFER_{service}_ENDPOINT": url for service in ("DYNAMODB", "S3", "KMS", "SES", "SNS", "SQS", "LAMBDA")}
+    services = ("DYNAMODB", "S3", "KMS", "SES", "SNS", "SQS", "LAMBDA", "CLOUDWATCH", "LOGS")
+    return {f"FXFER_{service}_ENDPOINT": url for service in services}
 
 
 def _provision(env: dict[str, str]) -> None:

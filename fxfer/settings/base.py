@@ -104,6 +104,9 @@ FXFER_SES_ENDPOINT = env.optional("FXFER_SES_ENDPOINT")
 FXFER_SNS_ENDPOINT = env.optional("FXFER_SNS_ENDPOINT")
 FXFER_SQS_ENDPOINT = env.optional("FXFER_SQS_ENDPOINT")
 FXFER_LAMBDA_ENDPOINT = env.optional("FXFER_LAMBDA_ENDPOINT")
+# Provisioning only: the alarms (CloudWatch) and the function's log retention (CloudWatch Logs).
+FXFER_CLOUDWATCH_ENDPOINT = env.optional("FXFER_CLOUDWATCH_ENDPOINT")
+FXFER_LOGS_ENDPOINT = env.optional("FXFER_LOGS_ENDPOINT")
 FXFER_BUCKET = env.optional("FXFER_BUCKET")
 # Alias ("alias/fxfer-prod") or key ARN of the customer-managed KMS key that encrypts every file.
 FXFER_KMS_KEY_ID = env.optional("FXFER_KMS_KEY_ID")
