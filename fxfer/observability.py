@@ -286,7 +286,11 @@ def guest_key(recipient_id: str) -> str:
 def _route(request) -> str:
     match = getattr(request, "resolver_match", None)
     if match is None:
-        return UNRESOLVED
+        from django.conf import settings
+
+        # WhiteNoise answers static files before URL resolution.
+        static = settings.STATIC_URL or ""
+        return static if static and request.path.startswith(static) else UNRESOLVED
     # The pattern ("t/<str:token>"), never the path: a guest link's path holds its token.
     return "/" + match.route if match.route else (match.view_name or UNRESOLVED)
 

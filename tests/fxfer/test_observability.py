@@ -96,6 +96,13 @@ def test_an_unknown_path_is_logged_as_unresolved_with_its_404():
     assert (line["route"], line["status"]) == ("(unresolved)", 404)
 
 
+def test_a_static_file_is_logged_under_the_static_prefix():
+    _lines()
+    assert Client().get(f"{settings.STATIC_URL}css/fxfer.css").status_code == 200
+    [line] = _requests(_lines())
+    assert (line["route"], line["status"]) == (settings.STATIC_URL, 200)
+
+
 def test_on_lambda_the_request_id_is_lambdas():
     _lines()
     Client().get("/help", **{"lambda.context": SimpleNamespace(aws_request_id="c0ffee-1234")})
