@@ -134,7 +134,10 @@ def _buffer():
 
 
 def add_metric(name: str, value: float, unit: str = COUNT) -> None:
-    """Buffer one metric value; `flush_metrics` prints the buffer as one EMF line. Never raises."""
+    """Buffer one metric value; `flush_metrics` prints the buffer as one EMF line. Never raises. Off Lambda
+    nothing is buffered (Powertools prints a buffer on its own once a metric has 100 values)."""
+    if not emf_enabled():
+        return
     try:
         with _metrics_lock:
             _buffer().add_metric(name=name, unit=unit, value=value)
