@@ -292,6 +292,65 @@ def check_size(path: Path = PACKAGE_ZIP) -> None:
             f"The package is {mb(unzipped)} unzipped, over Lambda's {mb(LAMBDA_UNZIPPED_LIMIT)}: "
             "look for test tools or data in requirements.txt."
         )
+    if warning := rollback_warning(zipped):
+        print(warning)
+
+
+# `zappa rollback` downloads an old version's zip and uploads it to Lambda directly (ZipFile=), which Lambda
+# takes only up to 50 MB zipped; deploy and update go through S3 and are not affected.
+LAMBDA_DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
+ROLLBACK_WARNING_AT = 45 * 1024 * 1024
+
+
+def rollback_warning(zipped: int) -> str:
+    """A warning when `zappa rollback` would fail (or soon will) for a package of this zipped size, else ''."""
+    if zipped < ROLLBACK_WARNING_AT:
+        return ""
+    state = "over" if zipped >= LAMBDA_DIRECT_UPLOAD_LIMIT else "close to"
+    return (
+        f"warning: {mb(zipped)} zipped is {state} the {mb(LAMBDA_DIRECT_UPLOAD_LIMIT)} that `zappa rollback` can "
+        "upload: roll back by deploying the previous release's tag instead (docs/deploy.md, Rolling back)."
+    )
+
+
+# The python3.13 runtime: Amazon Linux 2023 (glibc 2.34) on x86_64 (zappa_settings.json's architecture).
+LAMBDA_GLIBC = (2, 34)
+_LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+
+def foreign_wheels(path: Path) -> list[str]:
+    """The wheel tags in the package that Lambda cannot load: another OS or CPU (a build on macOS or arm64
+    Linux), or a glibc newer than Amazon Linux 2023's (pip picks those on a newer Linux)."""
+    with zipfile.ZipFile(path) as archive:
+        tags = [
+            line.split(":", 1)[1].strip()
+            for name in archive.namelist()
+            if name.endswith(".dist-info/WHEEL")
+            for line in archive.read(name).decode().splitlines()
+            if line.startswith("Tag:")
+        ]
+    foreign = []
+    for tag in tags:
+        platform = tag.rsplit("-", 1)[1]
+        if platform == "any":
+            continue
+        if not (platform.startswith("manylinux") and platform.endswith("_x86_64")):
+            foreign.append(tag)
+            continue
+        legacy = _LEGACY_MANYLINUX.get(platform.removesuffix("_x86_64"))
+        glibc = legacy or tuple(int(part) for part in platform.split("_")[1:3])
+        if glibc > LAMBDA_GLIBC:
+            foreign.append(tag)
+    return sorted(set(foreign))
+
+
+def check_platform(path: Path = PACKAGE_ZIP) -> None:
+    if foreign := foreign_wheels(path):
+        raise SystemExit(
+            "The package holds binary wheels Lambda (x86_64, Amazon Linux 2023, glibc 2.34) cannot load: "
+            + ", ".join(foreign)
+            + ". Build it in the Lambda build image (docs/deploy.md, step 9)."
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     collectstatic(args.stage)
     precompile()
     with build_file():  # which build this is, for the operator's page
-        check_size(zappa_package(args.stage))
+        built = zappa_package(args.stage)
+    check_size(built)
+    check_platform(built)
     print(f"done in {time.monotonic() - started:.0f} s")
     return 0
 
