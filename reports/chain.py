@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from fxfer.change import Change, ChangeRefused
 from reports.models import AuditChainHead, AuditEvent, AuditLink
@@ -35,11 +36,11 @@ MERGE_DELAY = timedelta(minutes=2)
 
 ALTERED, REMOVED, INSERTED, HEAD_MISMATCH, UNLINKED = "altered", "removed", "inserted", "head_mismatch", "unchained"
 EXPLANATIONS = {
-    ALTERED: "The event's content does not match its hash: it was changed after it was written.",
-    REMOVED: "The event is missing from the chain: it was deleted.",
-    INSERTED: "The event does not link to the one before it: it was put in or replaced after the fact.",
-    HEAD_MISMATCH: "The chain head does not match the newest event: events were added or removed at the end.",
-    UNLINKED: "The event was written but not linked into the chain within the merge delay.",
+    ALTERED: _("The event's content does not match its hash: it was changed after it was written."),
+    REMOVED: _("The event is missing from the chain: it was deleted."),
+    INSERTED: _("The event does not link to the one before it: it was put in or replaced after the fact."),
+    HEAD_MISMATCH: _("The chain head does not match the newest event: events were added or removed at the end."),
+    UNLINKED: _("The event was written but not linked into the chain within the merge delay."),
 }
 
 

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_lazy
+
 from reports.selectors import DayFigures
 
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 720, 220, 36, 28, 12
@@ -29,7 +31,10 @@ class Chart:
     series: tuple[tuple[str, str], ...]  # (label, colour)
 
 
-SERIES = (("transfers_sent", "Transfers sent", "#0b5cad"), ("downloads", "Downloads", "#2da44e"))
+SERIES = (
+    ("transfers_sent", gettext_lazy("Transfers sent"), "#0b5cad"),
+    ("downloads", gettext_lazy("Downloads"), "#2da44e"),
+)
 
 
 def daily_chart(days: list[DayFigures]) -> Chart:

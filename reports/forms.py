@@ -6,7 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from reports.selectors import KINDS, MAX_RANGE_DAYS, SEARCH_FIELDS, STATUSES, today
+from reports.selectors import KINDS, MAX_RANGE_DAYS, SEARCH_FIELD_LABELS, STATUS_LABELS, STATUSES, today
 
 
 class DateRangeForm(forms.Form):
@@ -51,13 +51,14 @@ class TransferSearchForm(DateRangeForm):
     default_days = 30
     field = forms.ChoiceField(
         label=_("Search by"),
-        choices=[("", _("— all transfers of the dates —"))] + [(f, f.replace("_", " ").title()) for f in SEARCH_FIELDS],
+        choices=[("", _("— all transfers of the dates —")), *SEARCH_FIELD_LABELS.items()],
         required=False,
     )
     value = forms.CharField(label=_("Value"), max_length=320, required=False)
     status = forms.ChoiceField(
         label=_("Status"),
-        choices=[("", _("any"))] + [(s, _("ready (request: open)") if s == "ready" else s) for s in STATUSES],
+        choices=[("", _("any"))]
+        + [(s, _("ready (request: open)") if s == "ready" else STATUS_LABELS[s]) for s in STATUSES],
         required=False,
     )
     kind = forms.ChoiceField(label=_("Kind"), choices=[("", _("any")), *KINDS.items()], required=False)

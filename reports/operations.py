@@ -223,7 +223,7 @@ def versions() -> list[tuple[str, str]]:
         fxfer += f" ({build['commit']})"
     return [
         ("fxfer", fxfer),
-        ("built", build.get("built_at", "")),
+        (_("Built"), build.get("built_at", "")),
         ("Django", django.get_version()),
         ("Python", platform.python_version()),
         ("boto3", boto3.__version__),

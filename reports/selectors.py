@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from reports.errors import AuditError
 from reports.models import AuditEvent, DailyStats
@@ -233,6 +234,22 @@ def actor_labels(events: list[AuditEvent]) -> dict[str, str]:
 
 SEARCH_FIELDS = ("recipient", "domain", "sender", "file")
 STATUSES = ("pending", "ready", "closed", "revoked", "expired", "deleted")
+# Each status as compliance reads it, in the page's language ("open": a request whose guests may upload).
+STATUS_LABELS = {
+    "pending": pgettext_lazy("transfer status", "pending"),
+    "ready": pgettext_lazy("transfer status", "ready"),
+    "open": pgettext_lazy("transfer status", "open"),
+    "closed": pgettext_lazy("transfer status", "closed"),
+    "revoked": pgettext_lazy("transfer status", "revoked"),
+    "expired": pgettext_lazy("transfer status", "expired"),
+    "deleted": pgettext_lazy("transfer status", "deleted"),
+}
+SEARCH_FIELD_LABELS = {
+    "recipient": _("Recipient"),
+    "domain": _("Recipient's domain"),
+    "sender": _("Sender"),
+    "file": _("File name"),
+}
 # What an item of the transfers table is to compliance: files an employee sent, an upload request (files an
 # employee asked outside people for), or the reply request of a transfer sent with "allow replies".
 KINDS = {"send": _("Sent"), "request": _("Request"), "reply": _("Reply")}
@@ -262,7 +279,8 @@ class TransferRow:
     @property
     def status_label(self) -> str:
         """As people say it: a request is "open" while its guests may upload (its status is then "ready")."""
-        return "open" if self.kind != "send" and self.status == "ready" else self.status
+        status = "open" if self.kind != "send" and self.status == "ready" else self.status
+        return STATUS_LABELS.get(status, status)
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def test_a_packaged_build_shows_its_version_and_commit(officer, tmp_path, monkey
     monkeypatch.setattr(operations, "BUILD_FILE", build)
     text = _text(officer.get(URL))
     assert "fxfer 0.1.0 (abc1234)" in text
-    assert "built 2026-11-30T14:00:00Z" in text
+    assert "Built 2026-11-30T14:00:00Z" in text
 
 
 def test_a_job_run_records_itself_and_the_page_shows_it(officer):
