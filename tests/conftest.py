@@ -28,6 +28,12 @@ def pytest_configure(config):
     # Every log line the suite writes is checked for secrets (tokens, codes, presigned URLs, SAML messages,
     # session keys): a test that made one fails.
     config.pluginmanager.register(logleaks, "fxfer-logleaks")
+    if not _INTEGRATION:
+        from tests import awscalls
+
+        # Every AWS call the application makes must be allowed by the Lambda role's policy (fxfer/iam.py), and
+        # after a whole fast-tier run every grant must have had a caller.
+        config.pluginmanager.register(awscalls, "fxfer-awscalls")
 
 
 def pytest_collection_modifyitems(config, items):
