@@ -22,6 +22,9 @@ asks KMS on the role's behalf for an SSE-KMS object (GenerateDataKey to write, D
     end of the session. A grant without a caller fails the session.
 
 tests/fxfer/test_iam_policy.py proves both checks fail when they should.
+
+FXFER_AWSCALLS_OUTPUT=<file> writes every distinct call (action, resource, condition keys, API call, caller) there
+at the end of the session; FXFER_AWSCALLS_RECORD_ONLY=1 records without checking (to see what new code calls).
 """
 
 import email.utils
