@@ -1,9 +1,18 @@
 """boto3 clients configured from settings: the region, and a local stand-in's endpoint where one is set.
 
 Only boundary modules (transfers/storage.py for S3, fxfer/provisioning.py for set-up) call this.
+
+One client per (service, region, endpoint, timeout, attempts) per process, built once and reused: building a
+client from a new session costs ~60 ms of CPU and several MB (botocore reads its service models again), from the
+process's warm session ~4 ms. Every client of the process comes from one botocore session (`botocore_session`):
+boto3's here, PynamoDB's (fxfer.dynamo) and django-ses's (fxfer.mail). Sessions are not thread-safe while they
+build clients, so building happens under one lock; a client is thread-safe once built.
 """
 
+import threading
+
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
@@ -78,22 +87,79 @@ def transient(exc: BaseException | None) -> bool:
 
 
 def endpoint_url(service: str) -> str | None:
-    return getattr(settings, _ENDPOINT_SETTINGS[service], "") or None
+    name = _ENDPOINT_SETTINGS.get(service)
+    return (getattr(settings, name, "") or None) if name else None
 
 
-def client(service: str, *, timeout_seconds: float = 10, attempts: int = 3):
-    """A boto3 client for one of our services. Short timeouts: a request path never waits on a stuck call."""
+# Held while a client is built, on any thread, by anyone (see _Session).
+client_creation_lock = threading.RLock()
+_session: botocore.session.Session | None = None
+_boto3_session: boto3.session.Session | None = None
+_clients: dict[tuple, object] = {}
+
+
+class _Session(botocore.session.Session):
+    """botocore's session, building one client at a time."""
+
+    def create_client(self, *args, **kwargs):
+        with client_creation_lock:
+            return super().create_client(*args, **kwargs)
+
+
+def botocore_session() -> botocore.session.Session:
+    """The process's one botocore session (credentials from the environment, as boto3's default session)."""
+    global _session
+    if _session is None:
+        with client_creation_lock:
+            if _session is None:
+                _session = _Session()
+    return _session
+
+
+def _boto3() -> boto3.session.Session:
+    global _boto3_session
+    if _boto3_session is None:
+        with client_creation_lock:
+            if _boto3_session is None:
+                _boto3_session = boto3.session.Session(botocore_session=botocore_session())
+    return _boto3_session
+
+
+def client(
+    service: str,
+    *,
+    timeout_seconds: float = 10,
+    attempts: int = 3,
+    region: str | None = None,
+    endpoint: str | None = None,
+):
+    """The boto3 client of the process for one of our services. Short timeouts: a request path never waits on a
+    stuck call. `region` and `endpoint` default to the settings (FXFER_AWS_REGION, FXFER_<SERVICE>_ENDPOINT),
+    read on every call: a test that changes them gets a client for the new values, and the old one back after."""
+    region = region or settings.FXFER_AWS_REGION
+    endpoint = endpoint or endpoint_url(service)
+    key = (service, region, endpoint, float(timeout_seconds), attempts)
+    built = _clients.get(key)
+    if built is None:
+        with client_creation_lock:
+            built = _clients.get(key)
+            if built is None:
+                built = _clients[key] = _build(service, region, endpoint, timeout_seconds, attempts)
+    return built
+
+
+def _build(service: str, region: str, endpoint: str | None, timeout_seconds: float, attempts: int):
     config = Config(
-        region_name=settings.FXFER_AWS_REGION,
+        region_name=region,
         connect_timeout=timeout_seconds,
         read_timeout=timeout_seconds,
         retries={"max_attempts": attempts, "mode": "standard"},
         # SigV4 everywhere: presigned URLs with SSE-KMS require it.
         signature_version="s3v4" if service == "s3" else None,
         # Path-style addressing for local stand-ins, which do not resolve bucket subdomains.
-        s3={"addressing_style": "path" if endpoint_url(service) else "virtual"} if service == "s3" else None,
+        s3={"addressing_style": "path" if endpoint else "virtual"} if service == "s3" else None,
     )
-    return boto3.client(service, endpoint_url=endpoint_url(service), config=config)
+    return _boto3().client(service, endpoint_url=endpoint, config=config)
 
 
 def kms_key_arn(key_id: str) -> str | None:

@@ -195,7 +195,10 @@ FXFER_ADMIN_PAGE_SIZE = env.integer("FXFER_ADMIN_PAGE_SIZE", 50)
 FXFER_AUDIT_VERIFY_WEB_EVENTS = env.integer("FXFER_AUDIT_VERIFY_WEB_EVENTS", 20000)
 
 # --- Mail --------------------------------------------------------------------------------------------------
-EMAIL_BACKEND = "django_ses.SESBackend"
+# django-ses's backend on the process's one SES client (fxfer.mail); its automatic throttling off: it sleeps
+# inside the request, and SES's rate limit is met by the mail outbox's retries.
+EMAIL_BACKEND = "fxfer.mail.SESBackend"
+AWS_SES_AUTO_THROTTLE = None
 DEFAULT_FROM_EMAIL = env.optional("FXFER_FROM_EMAIL", "fxfer@example.com")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Local stand-ins only: `provision` marks the sender verified. In AWS the operator verifies the domain (DNS).
