@@ -37,6 +37,7 @@ TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
         "dynamodb:UpdateItem",
     ),
     "files": (
+        "dynamodb:BatchGetItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
@@ -53,7 +54,7 @@ TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
         "dynamodb:Query",
         "dynamodb:UpdateItem",
     ),
-    "quota-usage": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    "quota-usage": ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
     "rate-limits": ("dynamodb:PutItem", "dynamodb:UpdateItem"),
     "recipients": (
         "dynamodb:BatchGetItem",

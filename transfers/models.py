@@ -27,6 +27,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
@@ -123,6 +124,12 @@ class Transfer(Model):
     file_count = NumberAttribute(default=0)
     total_bytes = NumberAttribute(default=0)
     recipient_emails = UnicodeAttribute(default="")  # comma-separated, for lists without a query per row
+    # The keys of its children, so a list page reads every row's children with one BatchGetItem, not a Query per
+    # row: its recipients' ids (written with it; none are added later) and, on a request, every file id its
+    # guests declared (added in the transaction that declares them; a cancelled file's id stays). Absent on items
+    # made before they existed: those rows are queried.
+    recipient_ids = UnicodeSetAttribute(null=True)
+    file_ids = UnicodeSetAttribute(null=True)
     # The metadata is kept for the audit-retention period, then DynamoDB TTL removes it.
     purge_at = TTLAttribute(null=True)
     # The sweep (issue 6): index keys while there is something to delete, the claim of the one deleter, and

@@ -11,7 +11,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from django.utils.translation import ngettext
+from pynamodb.models import Model
 
+from fxfer import dynamo
 from reports.models import AuditEvent
 from transfers import policy
 from transfers.errors import TransferError
@@ -24,12 +26,21 @@ from transfers.models import (
     READY,
     File,
     OutboxMail,
+    QuotaUsage,
     Recipient,
     Transfer,
 )
 from transfers.outbox import LINK_KINDS
-from transfers.services.common import owned_transfer, request_limits, status_at, transfer_get, utc
+from transfers.services.common import (
+    owned_transfer,
+    request_limits,
+    status_at,
+    transfer_get,
+    unavailable_when_aws_fails,
+    utc,
+)
 from transfers.services.guests import guest_access
+from transfers.services.quota import QuotaState, quota_state_of
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,7 @@ class TransferSummary:
 class TransferPage:
     items: tuple[TransferSummary, ...]
     next_cursor: str | None
+    quota: QuotaState | None = None  # the owner's usage, when asked for with the page (`with_quota`)
 
 
 @dataclass(frozen=True)
@@ -177,24 +189,27 @@ def _file_summary(file: File) -> FileSummary:
     )
 
 
-def _recipients(transfer_id: str) -> tuple[RecipientSummary, ...]:
-    mails = link_mail_states(transfer_id)
-    return tuple(
-        RecipientSummary(
-            recipient_id=r.recipient_id,
-            email=r.email,
-            downloads_used=int(r.downloads_used or 0),
-            file_downloads={k: int(v) for k, v in (r.file_downloads.as_dict() if r.file_downloads else {}).items()},
-            last_download_at=r.last_download_at,
-            link_sent_at=r.link_sent_at,
-            locked=bool(r.locked),
-            link_mail=mails.get(r.recipient_id),
-        )
-        for r in Recipient.query(transfer_id)
+def _recipient_summary(r: Recipient, link_mail: MailState | None = None) -> RecipientSummary:
+    return RecipientSummary(
+        recipient_id=r.recipient_id,
+        email=r.email,
+        downloads_used=int(r.downloads_used or 0),
+        file_downloads={k: int(v) for k, v in (r.file_downloads.as_dict() if r.file_downloads else {}).items()},
+        last_download_at=r.last_download_at,
+        link_sent_at=r.link_sent_at,
+        locked=bool(r.locked),
+        link_mail=link_mail,
     )
 
 
-def _summary(transfer: Transfer, now: datetime) -> TransferSummary:
+def _recipients(transfer_id: str) -> tuple[RecipientSummary, ...]:
+    mails = link_mail_states(transfer_id)
+    return tuple(_recipient_summary(r, mails.get(r.recipient_id)) for r in Recipient.query(transfer_id))
+
+
+def _summary(
+    transfer: Transfer, now: datetime, recipients: tuple[RecipientSummary, ...] | None = None
+) -> TransferSummary:
     return TransferSummary(
         transfer_id=transfer.transfer_id,
         subject=transfer.subject,
@@ -205,7 +220,7 @@ def _summary(transfer: Transfer, now: datetime) -> TransferSummary:
         total_bytes=int(transfer.total_bytes),
         download_limit=int(transfer.download_limit),
         notify_on_download=bool(transfer.notify_on_download),
-        recipients=_recipients(transfer.transfer_id),
+        recipients=_recipients(transfer.transfer_id) if recipients is None else recipients,
         allows_replies=bool(transfer.reply_request_id),
         held=bool(transfer.held),
     )
@@ -228,15 +243,104 @@ def _decode_cursor(cursor: str, owner_id: str) -> dict:
     return key
 
 
+@unavailable_when_aws_fails
 def transfer_list_for_owner(
-    *, owner_id: str, cursor: str | None = None, limit: int = 20, now: datetime | None = None
+    *,
+    owner_id: str,
+    cursor: str | None = None,
+    limit: int = 20,
+    now: datetime | None = None,
+    with_quota: bool = False,
 ) -> TransferPage:
-    """The owner's transfers, newest first, a page at a time (GSI by-owner; `next_cursor` continues)."""
+    """The owner's transfers, newest first, a page at a time (GSI by-owner; `next_cursor` continues), each with
+    its recipients' downloads and locks (not their mails' states: the transfer's own page shows those).
+
+    One Query for the page and one BatchGetItem for every row's recipients together (a hundred keys a call),
+    with the owner's quota usage riding along when `with_quota` (`page.quota`)."""
     now = utc(now)
     limit = max(1, min(int(limit), 100))
     results = _owner_query(owner_id=owner_id, kind=KIND_SEND, cursor=cursor, limit=limit)
-    items = tuple(_summary(t, now) for t in results)
-    return TransferPage(items=items, next_cursor=_encode_cursor(results.last_evaluated_key))
+    transfers = list(results)
+    also = [_key(QuotaUsage, user_id=owner_id)] if with_quota else []
+    children = _children_of(transfers, files=False, also=also)
+    items = tuple(
+        _summary(t, now, recipients=tuple(_recipient_summary(r) for r in children.recipients[t.transfer_id]))
+        for t in transfers
+    )
+    quota = None
+    if with_quota:
+        quota = quota_state_of(user_id=str(owner_id), usage=next(iter(children.also.get(QuotaUsage, ())), None))
+    return TransferPage(items=items, next_cursor=_encode_cursor(results.last_evaluated_key), quota=quota)
+
+
+# --- list pages: every row's children with one BatchGetItem ----------------------------------------------------
+
+_BATCH_KEYS = 100  # BatchGetItem's most keys in one call
+_BATCH_RETRIES = 5  # calls for keys DynamoDB left unprocessed (throttled) before the page says "unavailable"
+
+
+@dataclass(frozen=True)
+class _Children:
+    recipients: dict[str, list[Recipient]]  # parent id → its recipients, by id (the order a Query gives)
+    files: dict[str, list[File]]  # parent id → its files, by id
+    also: dict[type[Model], list[Model]]  # the other items asked for, by model
+
+
+def _key(model: type[Model], **values: str) -> tuple[type[Model], dict]:
+    """An item's key as BatchGetItem takes it: `_key(Recipient, parent_id=..., recipient_id=...)`."""
+    return model, {getattr(model, name).attr_name: {"S": str(value)} for name, value in values.items()}
+
+
+def _children_of(parents: list[Transfer], *, files: bool, also: list[tuple[type[Model], dict]] = ()) -> _Children:
+    """Each parent's recipients (and files, with `files`) read by the ids kept on the parent, and the `also`
+    items, all in one BatchGetItem per hundred keys. A parent made before the ids were kept is queried."""
+    recipients: dict[str, list[Recipient]] = {p.transfer_id: [] for p in parents}
+    found_files: dict[str, list[File]] = {p.transfer_id: [] for p in parents}
+    wanted = list(also)
+    for parent in parents:
+        pid = parent.transfer_id
+        if parent.recipient_ids is None:
+            recipients[pid] = list(Recipient.query(pid))
+            if files:
+                found_files[pid] = list(File.query(pid, consistent_read=True))
+            continue
+        wanted += [_key(Recipient, parent_id=pid, recipient_id=rid) for rid in sorted(parent.recipient_ids)]
+        if files:
+            wanted += [_key(File, parent_id=pid, file_id=fid) for fid in sorted(parent.file_ids or ())]
+    read = _batch_read(wanted)
+    for recipient in read.pop(Recipient, []):
+        recipients[recipient.parent_id].append(recipient)
+    for file in read.pop(File, []):
+        found_files[file.parent_id].append(file)
+    for children in recipients.values():
+        children.sort(key=lambda r: r.recipient_id)
+    for children in found_files.values():
+        children.sort(key=lambda f: f.file_id)
+    return _Children(recipients=recipients, files=found_files, also=read)
+
+
+def _batch_read(wanted: list[tuple[type[Model], dict]]) -> dict[type[Model], list[Model]]:
+    """Items of any of our tables by key: a hundred keys per BatchGetItem, consistent reads (a page shows what
+    was just written). Keys DynamoDB leaves unprocessed are asked for again at once, a few times; a page never
+    sleeps for them: it answers "unavailable" (try again), as for any read that kept failing."""
+    models = {model.Meta.table_name: model for model, _key in wanted}
+    pending = [(model.Meta.table_name, key) for model, key in wanted]
+    found: dict[type[Model], list[Model]] = {model: [] for model in models.values()}
+    calls_left = -(-len(pending) // _BATCH_KEYS) + _BATCH_RETRIES
+    while pending:
+        if calls_left == 0:
+            raise TransferError("unavailable")
+        calls_left -= 1
+        chunk, pending = pending[:_BATCH_KEYS], pending[_BATCH_KEYS:]
+        request_items: dict[str, dict] = {}
+        for table, key in chunk:
+            request_items.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append(key)
+        answer = dynamo.connection().dispatch("BatchGetItem", {"RequestItems": request_items})
+        for table, items in (answer.get("Responses") or {}).items():
+            found[models[table]] += [models[table].from_raw_data(item) for item in items]
+        for table, left in (answer.get("UnprocessedKeys") or {}).items():
+            pending += [(table, key) for key in left.get("Keys", [])]
+    return found
 
 
 def _owner_query(*, owner_id: str, kind: str, cursor: str | None, limit: int):
@@ -291,6 +395,10 @@ def transfer_detail_for_owner(*, owner_id: str, transfer_id: str, now: datetime 
 
 
 def _received(request_id: str) -> tuple[ReceivedFile, ...]:
+    return _received_files(File.query(request_id, consistent_read=True))
+
+
+def _received_files(files) -> tuple[ReceivedFile, ...]:
     return tuple(
         ReceivedFile(
             file_id=f.file_id,
@@ -303,7 +411,7 @@ def _received(request_id: str) -> tuple[ReceivedFile, ...]:
             created_at=f.created_at,
             verified_at=f.verified_at,
         )
-        for f in File.query(request_id, consistent_read=True)
+        for f in files
         if f.state != FILE_CANCELLED
     )
 
@@ -354,8 +462,24 @@ class RequestDetail:
     receipts: tuple[DeletionReceipt, ...]
 
 
-def _request_summary(request: Transfer, now: datetime) -> RequestSummary:
-    mails = link_mail_states(request.transfer_id)
+def _guest_summary(r: Recipient, link_mail: MailState | None = None) -> GuestSummary:
+    return GuestSummary(
+        recipient_id=r.recipient_id,
+        email=r.email,
+        link_sent_at=r.link_sent_at,
+        locked=bool(r.locked),
+        finished_at=r.finished_at,
+        note=r.note,
+        link_mail=link_mail,
+    )
+
+
+def _request_summary(
+    request: Transfer, now: datetime, guests: tuple[GuestSummary, ...] | None = None
+) -> RequestSummary:
+    if guests is None:
+        mails = link_mail_states(request.transfer_id)
+        guests = tuple(_guest_summary(r, mails.get(r.recipient_id)) for r in Recipient.query(request.transfer_id))
     return RequestSummary(
         request_id=request.transfer_id,
         subject=request.subject,
@@ -365,30 +489,32 @@ def _request_summary(request: Transfer, now: datetime) -> RequestSummary:
         expires_at=request.expires_at,
         file_count=int(request.file_count),
         total_bytes=int(request.total_bytes),
-        guests=tuple(
-            GuestSummary(
-                recipient_id=r.recipient_id,
-                email=r.email,
-                link_sent_at=r.link_sent_at,
-                locked=bool(r.locked),
-                finished_at=r.finished_at,
-                note=r.note,
-                link_mail=mails.get(r.recipient_id),
-            )
-            for r in Recipient.query(request.transfer_id)
-        ),
+        guests=guests,
         reply_to=request.reply_to,
         held=bool(request.held),
     )
 
 
+@unavailable_when_aws_fails
 def request_list_for_owner(
     *, owner_id: str, cursor: str | None = None, limit: int = 20, now: datetime | None = None
 ) -> RequestPage:
-    """The owner's upload requests (and replies to their transfers), newest first, a page at a time."""
+    """The owner's upload requests (and replies to their transfers), newest first, a page at a time, each with
+    its guests and what they sent (not their mails' states: the request's own page shows those).
+
+    One Query for the page and one BatchGetItem for every row's guests and files together (a hundred keys a
+    call)."""
     now = utc(now)
     results = _owner_query(owner_id=owner_id, kind=KIND_REQUEST, cursor=cursor, limit=limit)
-    items = tuple(replace(_request_summary(r, now), files=_received(r.transfer_id)) for r in results)
+    requests = list(results)
+    children = _children_of(requests, files=True)
+    items = tuple(
+        replace(
+            _request_summary(r, now, guests=tuple(_guest_summary(g) for g in children.recipients[r.transfer_id])),
+            files=_received_files(children.files[r.transfer_id]),
+        )
+        for r in requests
+    )
     return RequestPage(items=items, next_cursor=_encode_cursor(results.last_evaluated_key))
 
 

@@ -58,6 +58,13 @@ def quota_state(*, user_id: str) -> QuotaState:
     try:
         usage = QuotaUsage.get(user_id, consistent_read=True)
     except QuotaUsage.DoesNotExist:
+        usage = None
+    return quota_state_of(user_id=user_id, usage=usage)
+
+
+def quota_state_of(*, user_id: str, usage: QuotaUsage | None) -> QuotaState:
+    """The state a QuotaUsage item read elsewhere says (My transfers reads it with the page's BatchGetItem)."""
+    if usage is None:
         return QuotaState(
             user_id=user_id, in_flight=0, allowance=settings.FXFER_USER_QUOTA_BYTES, override=None, version=0
         )

@@ -159,6 +159,7 @@ def _request_prepare(
         max_total_bytes=limits.max_total_bytes,
         allowed_extensions=",".join(limits.allowed_extensions),
         recipient_emails=",".join(addresses),
+        recipient_ids={rid for rid, _email in recipients},
         reply_to=reply_to,
         purge_at=purge_at,
         due_shard=sweep_shard(request_id),  # the sweep deletes what was received once it expires
@@ -447,7 +448,12 @@ def request_files_declare(
         change.put(item, condition=File.file_id.does_not_exist())
     change.update(
         Transfer(transfer_id=transfer_id),
-        actions=[Transfer.file_count.add(count), Transfer.total_bytes.add(total)],
+        # The ids with the totals: the Received list reads the files by them (transfers.selectors).
+        actions=[
+            Transfer.file_count.add(count),
+            Transfer.total_bytes.add(total),
+            Transfer.file_ids.add({item.file_id for item in items}),
+        ],
         condition=Transfer.transfer_id.exists(),
     )
     change.audit(

@@ -292,6 +292,7 @@ def transfer_create(
         file_count=len(file_items),
         total_bytes=sum(f.declared_size for f in file_items),
         recipient_emails=",".join(addresses),
+        recipient_ids={r.recipient_id for r in recipient_items},
         purge_at=purge_at,
         # Both sweep indexes list it until its files are deleted (due) or it is released (pending).
         due_shard=sweep_shard(transfer_id),

@@ -15,7 +15,6 @@ from transfers import policy, selectors, services
 from transfers.errors import TransferError
 from transfers.forms import ExtendForm, TransferForm, extension_choices
 from transfers.models import KIND_SEND, PENDING
-from transfers.services.quota import quota_state
 from transfers.views.common import client, employee_required, json_body, json_error, local_time, sender_page
 from transfers.views.uploads import declared_json
 from transfers.views.uppy_locale import UPPY_STRINGS
@@ -114,9 +113,10 @@ def transfer_new(request):
 @never_cache
 @require_GET
 def transfer_list(request):
-    """My transfers, newest first, a page at a time."""
-    page = selectors.transfer_list_for_owner(owner_id=request.user.id, cursor=request.GET.get("cursor") or None)
-    usage = quota_state(user_id=str(request.user.id))  # what counts against the allowance, before a refusal says so
+    """My transfers, newest first, a page at a time, and what counts against the allowance (read with the page)."""
+    cursor = request.GET.get("cursor") or None
+    page = selectors.transfer_list_for_owner(owner_id=request.user.id, cursor=cursor, with_quota=True)
+    usage = page.quota
     quota = {"in_flight": policy.bytes_text(usage.in_flight), "allowance": policy.bytes_text(usage.allowance)}
     return render(request, "transfers/list.html", {"page": page, "quota": quota})
 
