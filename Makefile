@@ -104,12 +104,13 @@ package: setup
 	$(PY) -m devtools.package
 
 # Every bench in a short mode, so CI proves they still run: a small day to aggregate, two cold starts, a 120 MiB
-# upload (the browser's multipart path).
+# upload (the browser's multipart path), a warm process's guest requests and a release (AWS clients reused).
 bench-short: package
 	$(PY) -m bench.aggregate --sizes 500 --background-days 2 --background-events 200
 	$(PY) -m bench.coldstart --runs 2
 	$(PY) -m bench.upload --size-mib 120 --budget-seconds 300
 	$(PY) -m bench.cost --short
+	$(PY) -m bench.clients --short
 
 bench-coldstart: package
 	$(PY) -m bench.coldstart
