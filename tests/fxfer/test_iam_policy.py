@@ -255,7 +255,8 @@ def test_the_plugin_fails_the_test_that_made_a_forbidden_call():
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        # A session of its own: not this session's directory of recorded calls.
+        env={**{k: v for k, v in os.environ.items() if k != "FXFER_AWSCALLS_DIR"}, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     assert run.returncode == 1, run.stdout + run.stderr
     assert "The Lambda role's policy (fxfer/iam.py) does not allow:" in run.stdout
@@ -285,3 +286,36 @@ def test_a_grant_nothing_calls_is_reported(policy):
     nothing = awscalls.uncalled_grants(policy, [])
     assert "TableTransfers: dynamodb:GetItem" in nothing
     assert not set(nothing) & set(awscalls.UNCALLED_IN_TESTS)
+
+
+def _session(tmp_path, monkeypatch, *, failed: int = 0, markexpr: str = awscalls.FAST_TIER_MARKERS):
+    """The controller's plugin at the end of a session, with its own directory of worker files and no calls."""
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("FXFER_AWSCALLS_DIR", str(tmp_path))
+    monkeypatch.setattr(awscalls.RECORDER, "calls", {})
+    config = SimpleNamespace(
+        option=SimpleNamespace(markexpr=markexpr, keyword="", deselect=None, lf=False),
+        args_source=pytest.Config.ArgsSource.TESTPATHS,
+    )
+    plugin = awscalls.Plugin(config)
+    session = SimpleNamespace(
+        config=config, testsfailed=failed, shouldstop=False, shouldfail=False, exitstatus=pytest.ExitCode.OK
+    )
+    plugin.pytest_sessionfinish(session, session.exitstatus)
+    return plugin, session
+
+
+def test_a_complete_run_in_which_nothing_used_a_grant_fails(tmp_path, monkeypatch):
+    plugin, session = _session(tmp_path, monkeypatch)
+    assert session.exitstatus == pytest.ExitCode.TESTS_FAILED
+    assert any("grants what no application code called" in line for line in plugin.lines)
+    assert "  TableAuditChain: dynamodb:GetItem" in plugin.lines
+    assert not any(sid in line for line in plugin.lines for sid in awscalls.UNCALLED_IN_TESTS)
+
+
+@pytest.mark.parametrize(("failed", "markexpr"), [(1, awscalls.FAST_TIER_MARKERS), (0, "not browser")])
+def test_a_partial_run_does_not_compare_grants(tmp_path, monkeypatch, failed, markexpr):
+    plugin, session = _session(tmp_path, monkeypatch, failed=failed, markexpr=markexpr)
+    assert session.exitstatus == pytest.ExitCode.OK
+    assert "grants not compared" in plugin.lines[0]
