@@ -93,7 +93,6 @@ TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
 # event while it is still unchained. IAM cannot tell "only new items" or "only while unchained" (the code's
 # conditions do); what it can say: `seq` (a place in the chain) is written only inside a transaction, and no
 # update of an event touches anything but these attributes. A changed event still breaks the hash chain.
-AUDIT_EVENT_KEY = "event_id"
 AUDIT_CHAINER_ATTRIBUTES = ("event_id", "seq", "unchained", "count")
 AUDIT_COUNT_ATTRIBUTES = (
     "event_id",
