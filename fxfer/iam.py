@@ -408,14 +408,6 @@ def _ses_statements(sender: str, configuration_set: str, account_id: str, region
             ],
             "Condition": {"StringEquals": {"ses:FromAddress": sender}},
         },
-        {
-            # django-ses's automatic throttling reads the sending rate before a batch (AWS_SES_AUTO_THROTTLE).
-            # GetSendQuota has no resource type: "*" is the only resource it takes.
-            "Sid": "SendingRateForThrottling",
-            "Effect": "Allow",
-            "Action": "ses:GetSendQuota",
-            "Resource": "*",
-        },
     ]
 
 
