@@ -344,11 +344,18 @@ def _batch_read(wanted: list[tuple[type[Model], dict]]) -> dict[type[Model], lis
 
 
 def _owner_query(*, owner_id: str, kind: str, cursor: str | None, limit: int):
-    """One page of the owner's transfers or requests, newest first (GSI by-owner, filtered by kind)."""
+    """One page of the owner's transfers or requests, newest first (GSI by-owner, filtered by kind).
+
+    DynamoDB's Limit counts the items it reads before the kind filter, so each Query reads three pages' worth:
+    transfers and requests share the index (a transfer that allows replies has its reply request beside it),
+    and a page of one kind then usually takes one Query instead of two or three. The cursor continues after the
+    last item shown, not the last one read."""
+    limit = max(1, min(int(limit), 100))
     return Transfer.by_owner.query(
         str(owner_id),
         scan_index_forward=False,
-        limit=max(1, min(int(limit), 100)),
+        limit=limit,
+        page_size=min(100, 3 * limit),
         filter_condition=Transfer.kind == kind,
         last_evaluated_key=_decode_cursor(cursor, str(owner_id)) if cursor else None,
     )

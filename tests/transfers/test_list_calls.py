@@ -87,6 +87,7 @@ def test_my_transfers_of_50_costs_four_dynamodb_calls_and_shows_every_rows_recip
     downloaded = downloaded_once(sender, mailoutbox)
     for number in range(49):
         create(sender=sender, subject=f"Transfer {number:02d}", recipients=[BOB, CAROL], now=_after(number))
+        create_request(sender=sender, subject=f"Request {number:02d}", recipients=[BOB], now=_after(number))
     with recording() as fault:
         response = alice.get("/transfers/")
     page = text(response)
@@ -129,6 +130,7 @@ def test_received_of_50_costs_four_dynamodb_calls_and_shows_guests_and_files(ali
     upload_small(bob, "invoice.pdf")
     for number in range(49):
         create_request(sender=sender, subject=f"Request {number:02d}", recipients=[BOB, CAROL], now=_after(number))
+        create(sender=sender, subject=f"Transfer {number:02d}", recipients=[BOB], now=_after(number))
     with recording() as fault:
         response = alice.get("/requests/")
     page = text(response)
