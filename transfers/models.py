@@ -4,7 +4,8 @@ Access patterns → keys (every request path is a GetItem or a Query; no Scan):
 - a transfer by id (owner pages, guest pages): `transfers` hash key `transfer_id`
 - a sender's transfers, newest first: GSI `by-owner` (owner_id, created_at)
 - one day's transfers (admin, compliance): GSI `by-day` (created_day, created_at)
-- a transfer's files / recipients: `files` and `recipients`, hash key `parent_id`, range key the item's own id
+- a transfer's files / recipients: `files` and `recipients`, hash key `parent_id`, range key the item's own id;
+  a list page's rows' recipients and files together: one BatchGetItem by the ids kept on each Transfer
 - a file by its S3 key (the ObjectCreated event): the key is `files/<parent id>/<file id>`, so a GetItem
 - a guest link: GSI `by-token` on the SHA-256 of the link token, then a consistent GetItem of the recipient
   whose `token_hash` must still match (a resent link kills the old one at once, whatever the index lags)
