@@ -5,17 +5,17 @@ is warm, and whether memory stays flat.
 
 One process, as a warm Lambda container: Django (fxfer.settings.test) driven through its test client, AWS on
 in-process moto, provisioned as `manage.py provision` does, mail through the configured EMAIL_BACKEND to moto's
-SES. After a warm-up it times, each request on its own:
+SES. After a warm-up it times, each on its own:
 
 - link opens: a guest's mailed link and the page it leads to (GET /t/<token>, GET /guest/link/<id>);
 - guest walks: a new guest each time opens the link, gets a code by mail, enters it and downloads (a read, a
   conditional write, a transaction, a mail, a presigned URL);
 - a release to N recipients: the sender's last upload verified, the transfer released, one mail each.
 
-For each it prints p50 and p95 latency, CPU ms per request, the botocore clients built while it ran (any
-session's: boto3, PynamoDB, django-ses), sleeps asked for, gen-2 garbage collections with their longest pause,
-and the process's RSS before and after. moto answers in-process, so latencies are fxfer's own cost plus moto's,
-not AWS's round trips.
+For each it prints p50 and p95 latency and the CPU ms of one open, walk (six requests) or release, the botocore
+clients built while it ran (any session's: boto3, PynamoDB, django-ses), sleeps asked for, gen-2 garbage
+collections with their longest pause, and the process's RSS before and after. moto answers in-process, so
+latencies are fxfer's own cost plus moto's, not AWS's round trips.
 """
 
 import argparse
@@ -85,7 +85,7 @@ class Run:
         p95 = ms[min(n - 1, max(0, round(0.95 * n) - 1))]
         return (
             f"{self.name:<22} n={n:<4} p50 {statistics.median(ms):7.1f} ms  p95 {p95:7.1f} ms  "
-            f"CPU {self.cpu_seconds * 1000 / n:6.1f} ms/req  clients built {self.clients:<4} sleeps {self.sleeps:<3} "
+            f"CPU {self.cpu_seconds * 1000 / n:6.1f} ms each  clients built {self.clients:<4} sleeps {self.sleeps:<3} "
             f"gen-2 GCs {self.gen2} (longest {self.gen2_longest * 1000:.0f} ms)  "
             f"RSS {self.rss_before:.0f} -> {self.rss_after:.0f} MiB"
         )
