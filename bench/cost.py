@@ -152,11 +152,11 @@ class Inputs:
     cold_start_ms: float = 700  # INIT is billed for zip functions since August 2025
     page_kib: float = 20  # what a page or JSON answer sends back through the front door
     log_kib_per_invocation: float = 1.5  # one JSON line per request/job, EMF, Lambda's START/END/REPORT
-    log_retention_days: float = 30  # 0 = never expire (the default of a new log group)
+    log_retention_days: float = 90  # provision's FXFER_LOG_RETENTION_DAYS; 0 = never expire (a new group's default)
     xray_sampling: float = 0.05  # the default rule: the first request each second, then 5 %
     xray_reservoir_per_second: float = 1
-    custom_metrics: int = 14
-    alarms: int = 12
+    custom_metrics: int = 23  # fxfer/observability.py: 13 by {service, stage}, JobSucceeded/JobFailed per job (5)
+    alarms: int = 15  # fxfer/provisioning.py _monitoring
     audit_retention_days: float = 3 * 365  # settings FXFER_AUDIT_RETENTION_DAYS
     bucket_keys: bool = True
     mail_bounce_share: float = 0.02
