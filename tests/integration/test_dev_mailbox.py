@@ -9,7 +9,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_mailbox_shows_a_sent_mail_with_japanese_text_and_its_link(client, settings):
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"  # through the SES stand-in, not pytest-django's locmem
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"  # through the SES stand-in, not pytest-django's locmem
     marker = uuid.uuid4().hex
     send_mail(
         "ファイルが届きました",
@@ -33,7 +33,7 @@ def test_simulate_bounce_marks_the_guests_link_mail_and_mails_the_sender(client,
     from transfers.models import MAIL_BOUNCED
     from transfers.selectors import link_mail_states
 
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
     now = datetime.now(UTC)
     transfer_id, guest = f"t-{uuid.uuid4().hex}", f"nobody-{uuid.uuid4().hex[:8]}@partner.example"
     _key, message_id = sent_link_mail(

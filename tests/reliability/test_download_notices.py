@@ -49,7 +49,7 @@ def visit(settings, mailoutbox):
         ip = f"2001:db8::1:{next(_n):x}"
         services.guest_code_send(token=token, ip=ip, now=NOW)
         access = services.guest_code_verify(token=token, code=code_from(mailoutbox, to), ip=ip, now=NOW)
-        settings.EMAIL_BACKEND = "django_ses.SESBackend"
+        settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
         return {"created": created, "access": access, "presses": [f"press-{next(_n):08d}" for _ in files], "urls": {}}
 
     return make

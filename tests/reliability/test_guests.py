@@ -78,7 +78,7 @@ def guest(settings, mailoutbox):
         if code:
             services.guest_code_send(token=state["token"], ip=state["ip"], now=NOW)
             state["code"] = code_from(mailoutbox, to)
-        settings.EMAIL_BACKEND = "django_ses.SESBackend"
+        settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
         return state
 
     return make

@@ -35,7 +35,7 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 @pytest.fixture(autouse=True)
 def _through_ses(settings):
     """Mail goes through (moto's) SES, so SES faults are injected like any other AWS call."""
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
 
 
 class _LambdaContext:

@@ -28,7 +28,7 @@ _numbers = itertools.count()
 @pytest.fixture(autouse=True)
 def through_ses(settings):
     """Mail goes through (in-process) SES: bounces name the message ids SES gave."""
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
 
 
 def _released_transfer_with_link_mail() -> dict:

@@ -45,7 +45,7 @@ LATER = NOW + timedelta(hours=6)  # past every retry delay: the retry job sends 
 @pytest.fixture(autouse=True)
 def _through_ses(settings):
     """Mail goes through (moto's) SES, so SES faults are injected like any other AWS call."""
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
 
 
 @pytest.fixture(autouse=True)

@@ -26,7 +26,7 @@ def _at(hour: int) -> datetime:
 
 @pytest.fixture(autouse=True)
 def through_ses(settings):
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
 
 
 def _transfer_with_link_mail(transfer_id: str, owner, to: str) -> str:

@@ -76,7 +76,7 @@ def test_a_failed_send_is_retried_by_the_outbox_and_never_sent_twice(busy_day, m
     from transfers.models import MAIL_PENDING, OutboxMail
     from transfers.outbox import outbox_retry
 
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
     with inject(ERROR, service="ses", operation="SendRawEmail", times=10):
         aggregate_daily(FIRED, None)  # the figures are in; the mail waits in the outbox
     [mail] = [m for m in OutboxMail.scan() if m.kind == "summary"]

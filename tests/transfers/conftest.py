@@ -166,7 +166,7 @@ def guest_upload(access: services.AccessGranted, file: services.FileCreated, bod
 @pytest.fixture
 def sending(settings):
     """Mail goes to the SES stand-in (readable at /dev/mailbox/); files of 6 MiB and more go up in 5 MiB parts."""
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
     settings.FXFER_MULTIPART_THRESHOLD = 6 * 1024**2
     settings.FXFER_MULTIPART_PART_BYTES = 5 * 1024**2
     settings.FXFER_PART_URL_BATCH = 2  # a 12 MiB file needs two batches of part URLs

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 @pytest.fixture
 def sending(settings):
     """Mail goes to the SES stand-in, readable at /dev/mailbox/."""
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
 
 
 @pytest.fixture

@@ -416,7 +416,7 @@ def test_a_throttled_code_mail_says_so_and_gives_the_allowance_back(ready, mailo
     from tests.faults import ERROR, inject
 
     _created, tokens = ready
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
     for _ in range(settings.FXFER_CODE_SENDS_PER_WINDOW):
         with inject(ERROR, service="ses", times=10):
             error = _refused("mail_delayed", lambda: services.guest_code_send(token=tokens[BOB], now=NOW))

@@ -30,7 +30,7 @@ GUEST = "nobody@partner.example"
 @pytest.fixture(autouse=True)
 def through_ses(settings):
     """Mail goes through (in-process) SES, as in production: bounces name SES's message ids."""
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
 
 
 def ses_mail() -> list[dict]:

@@ -17,7 +17,7 @@ NOW = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 @pytest.fixture
 def ses(settings):
     """Mail through SES (moto) rather than Django's locmem backend, so SES can fail."""
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
 
 
 def _commit(key="notice:1", **extra):

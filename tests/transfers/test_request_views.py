@@ -645,7 +645,7 @@ def test_a_throttled_request_mail_is_reported_as_being_retried_and_a_bounce_show
     from transfers.models import OutboxMail
     from transfers.outbox import outbox_retry
 
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
     with inject(ERROR, service="ses", operation="SendRawEmail", times=100):
         response = alice.post("/requests/new", request_form(), follow=True)
     page = text(response)

@@ -42,7 +42,7 @@ def _actions() -> list[tuple[str, str]]:
 
 
 def test_release_mails_go_through_ses_one_message_per_recipient(settings):
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
     ready_transfer(recipients=[BOB, "carol@other.example"])
     sent = ses_backends[DEFAULT_ACCOUNT_ID][settings.AWS_SES_REGION_NAME].sent_messages
     # moto lists a raw message's destinations from the call and from its headers: the same address twice.
@@ -184,7 +184,7 @@ def _verified_not_released(recipients):
 
 
 def test_a_release_whose_mails_ses_throttled_says_so_and_the_next_call_sends_them(settings):
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
     created = _verified_not_released([BOB, "carol@other.example"])
     with inject(ERROR, service="ses", operation="SendRawEmail", times=100):
         released = services.transfer_release(transfer_id=created.transfer_id, now=NOW)
@@ -234,7 +234,7 @@ def test_a_failed_create_with_replies_leaves_no_orphan_reply_request():
 def test_a_resend_ses_throttled_keeps_the_old_link_until_the_new_mail_is_accepted(settings, mailoutbox):
     created, tokens = ready_transfer(recipients=[BOB], mailoutbox=mailoutbox)
     [bob] = Recipient.query(created.transfer_id)
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "fxfer.mail.SESBackend"
     ids = {"owner_id": ALICE.id, "transfer_id": created.transfer_id, "recipient_id": bob.recipient_id}
     with inject(ERROR, service="ses", operation="SendRawEmail", times=100):
         resent = services.recipient_resend(**ids, now=later(1))
