@@ -80,6 +80,9 @@ class DayEvent:
     subject: str
     details: dict
     of_request: bool = False  # the subject is an upload request (set for file.verified only; see day_events)
+    # The subject transfer's owner when day_events already read the transfer (file.verified only): "" when it is
+    # gone, None when not read. The departments reuse it instead of reading the same transfer a second time.
+    owner_id: str | None = None
     count: int = 1  # hits an aggregated event stands for (anonymous traffic: reports.services.audit_count)
 
 
@@ -149,30 +152,33 @@ def _int(value) -> int:
 
 def day_events(day: date) -> list[DayEvent]:
     """Every event of one local day: one Query per shard, the shards read in parallel; then one BatchGet of
-    the transfers whose files were verified that day, to tell the files received through requests."""
+    the transfers whose files were verified that day, to tell the files received through requests (their
+    owners are kept on the events, so the departments do not read those transfers again)."""
     shards = [f"{day.isoformat()}#{shard}" for shard in range(settings.FXFER_AUDIT_DAY_SHARDS)]
     with ThreadPoolExecutor(max_workers=len(shards)) as pool:
         parts = list(pool.map(_shard_events, shards))
     events = [event for part in parts for event in part]
-    requests = _requests_among({_subject_id(e) for e in events if e.action == FILE_VERIFIED and e.outcome == "ok"})
-    return [
-        replace(e, of_request=True) if e.action == FILE_VERIFIED and _subject_id(e) in requests else e for e in events
-    ]
+    verified = {_subject_id(e) for e in events if e.action == FILE_VERIFIED and e.outcome == "ok"} - {""}
+    found = _kinds_and_owners(verified)
+    for number, event in enumerate(events):
+        if event.action == FILE_VERIFIED and _subject_id(event) in verified:
+            kind, owner_id = found.get(_subject_id(event), ("", ""))
+            events[number] = replace(event, of_request=kind == "request", owner_id=owner_id)
+    return events
 
 
 def _subject_id(event: DayEvent) -> str:
     return event.subject.partition(":")[2] if event.subject.startswith("transfer:") else ""
 
 
-def _requests_among(transfer_ids: set[str]) -> set[str]:
-    """Which of these transfers are upload requests (one BatchGet of their kind)."""
+def _kinds_and_owners(transfer_ids: set[str]) -> dict[str, tuple[str, str]]:
+    """transfer id → ("request" or "", owner id) for these transfers (one BatchGet); gone ones are left out."""
     from transfers.models import KIND_REQUEST, Transfer
 
-    ids = sorted(i for i in transfer_ids if i)
-    if not ids:
-        return set()
-    found = Transfer.batch_get(ids, attributes_to_get=["transfer_id", "kind"])
-    return {t.transfer_id for t in found if t.kind == KIND_REQUEST}
+    if not transfer_ids:
+        return {}
+    found = Transfer.batch_get(sorted(transfer_ids), attributes_to_get=["transfer_id", "kind", "owner_id"])
+    return {t.transfer_id: ("request" if t.kind == KIND_REQUEST else "", t.owner_id or "") for t in found}
 
 
 def _shard_events(day_shard: str) -> list[DayEvent]:
@@ -212,7 +218,12 @@ def _departments(events: list[DayEvent]):
     from transfers.models import Transfer
 
     transfer_ids = {e.subject.partition(":")[2] for e in events if e.subject.startswith("transfer:")}
-    owner_of = {t.transfer_id: t.owner_id for t in Transfer.batch_get(sorted(i for i in transfer_ids if i))}
+    # Transfers day_events already read (those with a verified file) are not read again: each is read once.
+    owner_of = {_subject_id(e): e.owner_id for e in events if e.owner_id is not None}
+    unread = sorted(i for i in transfer_ids - owner_of.keys() if i)
+    owner_of |= {
+        t.transfer_id: t.owner_id for t in Transfer.batch_get(unread, attributes_to_get=["transfer_id", "owner_id"])
+    }
     user_ids = {e.actor.partition(":")[2] for e in events if e.actor.startswith("user:")} | set(owner_of.values())
     department_of = {u.user_id: u.department for u in UserRecord.batch_get(sorted(i for i in user_ids if i))}
 
