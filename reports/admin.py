@@ -164,7 +164,7 @@ class ComplianceAdminSite(admin.AdminSite):
 
     def transfers_view(self, request):
         form = TransferSearchForm(request.GET or None)
-        results, error = None, None
+        results, error, status = None, None, 200
         if form.is_bound and form.is_valid():
             try:
                 results = selectors.transfer_search(
@@ -177,12 +177,13 @@ class ComplianceAdminSite(admin.AdminSite):
                     cursor=request.GET.get("cursor"),
                 )
             except AuditError as exc:
-                error = str(exc)
+                error, status = str(exc), 503 if exc.code == "unavailable" else 200
         return self._render(
             request,
             "admin/fxfer/transfers.html",
             _("Transfers and requests"),
             {"form": form, "results": results, "error": error, "next_query": _next_query(request, results)},
+            status=status,
         )
 
     def transfer_view(self, request, transfer_id: str):

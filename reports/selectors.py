@@ -19,6 +19,7 @@ import heapq
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice
@@ -27,6 +28,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
+from pynamodb.exceptions import PynamoDBException
 
 from reports.errors import AuditError
 from reports.models import AuditEvent, DailyStats
@@ -303,7 +305,7 @@ def transfer_search(
 ) -> TransferResults:
     """Transfers and upload requests found by one search term (or all of a date range), newest first,
     optionally of one status and one kind (a key of KINDS)."""
-    from transfers.models import PARENT_REQUEST, Transfer, TransferSearchTerm
+    from transfers.models import PARENT_REQUEST, TransferSearchTerm
 
     now = now or datetime.now(UTC)
     first_day, last_day = checked_range(first_day, last_day)
@@ -355,19 +357,81 @@ def transfer_search(
     same_day = isinstance(last_key, dict) and last_key.get("created_day", {}).get("S") == day_text
     if last_key is not None and not same_day:
         raise AuditError("cursor_invalid", "The page link is not valid; start the search again.")
-    while day >= first_day and len(rows) < limit:
-        results = Transfer.by_day.query(
-            day.isoformat(), scan_index_forward=False, limit=limit - len(rows), last_evaluated_key=last_key
-        )
-        rows += [row for row in (_transfer_row(t, now) for t in results) if _matches(row, **wanted)]
-        last_key = results.last_evaluated_key
-        if last_key:
-            continue
-        day -= timedelta(days=1)
-    if last_key:
-        return TransferResults(rows=tuple(rows), next_cursor=_encode({"d": day.isoformat(), "lek": last_key}))
-    more = day >= first_day
-    return TransferResults(rows=tuple(rows), next_cursor=_encode({"d": day.isoformat()}) if more else None)
+    try:
+        return _range_page(day=day, last_key=last_key, first_day=first_day, limit=limit, wanted=wanted, now=now)
+    except PynamoDBException:
+        # A day that could not be read is not a day without transfers: no page rather than a page with a hole.
+        raise AuditError("unavailable", "AWS did not answer. Nothing was lost; try again.") from None
+
+
+# Days read at once while walking a date range newest first: one day first (a busy day fills the page alone),
+# then more at a time while the days are sparse. Each day is one Query; a window's run in parallel on the
+# process's one DynamoDB client (thread-safe; PynamoDB's pool holds 10 connections).
+_DAY_WINDOWS = (1, 4, 16, 32)
+_DAY_THREADS = 8
+_BY_DAY_KEY = ("transfer_id", "created_day", "created_at")  # what a by-day Query's LastEvaluatedKey holds
+
+
+@dataclass(frozen=True)
+class _DayRead:
+    day: date
+    items: list  # (transfer, its position as a LastEvaluatedKey), newest first
+    last_key: dict | None  # DynamoDB's: the day has more than was read
+
+
+def _read_day(day: date, last_key: dict | None, limit: int) -> _DayRead:
+    from transfers.models import Transfer
+
+    results = Transfer.by_day.query(day.isoformat(), scan_index_forward=False, limit=limit, last_evaluated_key=last_key)
+    items = []
+    for transfer in results:
+        serialized = transfer.serialize()
+        items.append((transfer, {name: serialized[name] for name in _BY_DAY_KEY}))
+    return _DayRead(day=day, items=items, last_key=results.last_evaluated_key)
+
+
+def _range_page(
+    *, day: date, last_key: dict | None, first_day: date, limit: int, wanted: dict, now: datetime
+) -> TransferResults:
+    """A page of the range's transfers, newest first: the first `limit` rows that match, read from (day,
+    last_key) back to first_day. The page and its cursor are those of reading one day after the other; the
+    days are read a window at a time, the later windows in parallel, and reading stops once the page is full.
+    The cursor resumes right after the last row shown."""
+    rows: list[TransferRow] = []
+    windows = iter(_DAY_WINDOWS[1:])
+    width = 1
+    with ThreadPoolExecutor(max_workers=_DAY_THREADS) as pool:
+        while day >= first_day:
+            days = [day - timedelta(days=n) for n in range(min(width, (day - first_day).days + 1))]
+            need = limit - len(rows)
+            if len(days) == 1:
+                reads = [_read_day(day, last_key, need)]
+            else:
+                starts = [last_key] + [None] * (len(days) - 1)
+                reads = list(pool.map(_read_day, days, starts, [need] * len(days)))
+            for read in reads:
+                for number, (transfer, position) in enumerate(read.items):
+                    row = _transfer_row(transfer, now)
+                    if not _matches(row, **wanted):
+                        continue
+                    rows.append(row)
+                    if len(rows) < limit:
+                        continue
+                    if number + 1 < len(read.items) or read.last_key:
+                        cursor = {"d": read.day.isoformat(), "lek": position}
+                        return TransferResults(rows=tuple(rows), next_cursor=_encode(cursor))
+                    more = read.day - timedelta(days=1) >= first_day
+                    cursor = _encode({"d": (read.day - timedelta(days=1)).isoformat()}) if more else None
+                    return TransferResults(rows=tuple(rows), next_cursor=cursor)
+                if read.last_key:
+                    # The filters left the page short of a day that has more: read on in that day first (the
+                    # later days of this window were read too early and are read again in their turn).
+                    day, last_key = read.day, read.last_key
+                    break
+                day, last_key = read.day - timedelta(days=1), None
+            else:
+                width = next(windows, width)
+    return TransferResults(rows=tuple(rows), next_cursor=None)
 
 
 def _status(transfer, now: datetime) -> str:
