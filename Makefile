@@ -51,7 +51,7 @@ APT_LOCK_RETRY_SECONDS ?= 10
 	fi
 	@touch $@
 
-$(VENV)/.done: requirements.txt requirements-dev.txt
+$(VENV)/.done: requirements.txt requirements-deploy.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 13), f"fxfer needs Python 3.13, {sys.executable} is {sys.version.split()[0]}"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

@@ -4,15 +4,19 @@
 
 The zip carries its stage's Zappa settings (environment, remote_env, event mapping): build one per stage.
 
-1. `.venv-runtime` holds requirements.txt only (a venv with the test tools is over Lambda's 250 MB); it is
-   rebuilt when requirements.txt changes (a stamp file), reused otherwise.
+1. `.venv-runtime` holds requirements.txt only, installed --no-deps (every runtime dependency is pinned there): Zappa's
+   deploy-time dependencies (requirements-deploy.txt: troposphere, PyYAML, click, setuptools...) stay in the dev venv,
+   where the `zappa` CLI runs. It is rebuilt when requirements.txt changes (a stamp file), reused otherwise.
 2. Django's locales other than en and ja are removed from it (the site speaks those two), and our own
    catalogues (locale/*/LC_MESSAGES/*.po) are compiled to .mo with msgfmt: .mo files are never committed.
 3. collectstatic under production settings, so `staticfiles/` and its manifest ship (it touches no AWS: the
    settings get placeholder values).
 4. Bytecode is precompiled with checked hashes: Zappa dates zip entries 1980, so timestamp-based .pyc files
    would look stale and be recompiled on every cold start.
-5. `zappa package dev` with the runtime venv active, then the unzipped size is checked against Lambda's limit.
+5. `zappa package dev`, the dev venv's CLI packaging the runtime venv (VIRTUAL_ENV).
+6. The zip is slimmed: what never runs in Lambda is dropped (SLIM_RULES: botocore's data for services fxfer never
+   calls, Zappa's CLI modules, C headers and Cython sources, Powertools' event_handler...), then the unzipped size is
+   checked against Lambda's limit.
 
 devtools/lambda_local.py runs the built package the way Lambda does. Never part of the package itself.
 """
@@ -36,6 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_VENV = ROOT / ".venv-runtime"
 RUNTIME_PYTHON = RUNTIME_VENV / "bin" / "python"
 REQUIREMENTS = ROOT / "requirements.txt"
+DEPLOY_REQUIREMENTS = ROOT / "requirements-deploy.txt"
+# Bumped when the way the runtime venv is installed changes, so an older venv is rebuilt.
+RUNTIME_VENV_RECIPE = "no-deps-1"
 STAMP = RUNTIME_VENV / ".requirements.sha256"
 STAGE = "dev"
 # The package tests and the bench run this stage's zip.
@@ -67,7 +74,36 @@ def mb(size: int) -> str:
 
 
 def _requirements_stamp() -> str:
-    return hashlib.sha256(REQUIREMENTS.read_bytes() + sys.version.encode()).hexdigest()
+    return hashlib.sha256(REQUIREMENTS.read_bytes() + sys.version.encode() + RUNTIME_VENV_RECIPE.encode()).hexdigest()
+
+
+def requirement_names(path: Path) -> set[str]:
+    """The normalised distribution names pinned in a requirements file (its own lines, not its -r includes)."""
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.add(normalise(line.split("==", 1)[0].split("[", 1)[0]))
+    return names
+
+
+def normalise(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+def unmet_runtime_requirements(pip_check_output: str) -> list[str]:
+    """`pip check`'s complaints about the runtime venv, less Zappa's deploy-time dependencies (left out on purpose:
+    requirements-deploy.txt). Anything else missing or conflicting is a pin to fix in requirements.txt."""
+    deploy_only = requirement_names(DEPLOY_REQUIREMENTS)
+    unmet = []
+    for line in pip_check_output.splitlines():
+        words = line.split()
+        if len(words) >= 4 and normalise(words[0]) == "zappa" and words[2] == "requires":
+            if normalise(words[3].rstrip(",")) in deploy_only:
+                continue
+        if line.strip() and line.strip() != "No broken requirements found.":
+            unmet.append(line)
+    return unmet
 
 
 def ensure_runtime_venv() -> None:
@@ -81,8 +117,10 @@ def ensure_runtime_venv() -> None:
     # From the dev venv's interpreter: venv uses its base interpreter, the same Python 3.13.
     subprocess.run([sys.executable, "-m", "venv", str(RUNTIME_VENV)], check=True)
     pip = [str(RUNTIME_PYTHON), "-m", "pip", "--disable-pip-version-check"]
-    subprocess.run([*pip, "install", "-q", "-r", str(REQUIREMENTS)], check=True)
-    subprocess.run([*pip, "check"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*pip, "install", "-q", "--no-deps", "-r", str(REQUIREMENTS)], check=True)
+    checked = subprocess.run([*pip, "check"], capture_output=True, text=True, check=False)
+    if unmet := unmet_runtime_requirements(checked.stdout):
+        raise SystemExit("requirements.txt misses runtime dependencies (pin them there):\n" + "\n".join(unmet))
     STAMP.write_text(stamp + "\n")
 
 
@@ -215,11 +253,16 @@ def zappa_package(stage: str = STAGE) -> Path:
         "PATH": f"{RUNTIME_VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         "TMPDIR": str(scratch),
     }
+    # The CLI and its deploy-time dependencies live in the dev venv (requirements-deploy.txt); it packages the
+    # runtime venv named by VIRTUAL_ENV, and copies its own handler.py (the same pinned Zappa).
+    zappa = Path(sys.executable).parent / "zappa"
+    if not zappa.exists():
+        raise SystemExit(f"no zappa next to {sys.executable}: install requirements-dev.txt (make setup)")
     try:
         # --json skips Zappa's "is there a newer Zappa" request; `package` needs no AWS credentials.
         subprocess.run(
             [
-                str(RUNTIME_VENV / "bin" / "zappa"),
+                str(zappa),
                 "package",
                 stage,
                 "-o",
@@ -235,6 +278,84 @@ def zappa_package(stage: str = STAGE) -> Path:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return output
+
+
+# --- 6. slimming -------------------------------------------------------------------------------------------
+
+# botocore's data for the services the package calls; the rest of botocore/data/ (over 400 services, most of the
+# package's size) never loads. fxfer's own clients (tests/package checks the code names no other), PynamoDB's
+# (dynamodb), django-ses's (ses or sesv2), django-storages' and Zappa's remote_env read (s3), the X-Ray SDK's
+# sampling rules (xray). botocore/data's own files (endpoints.json, partitions.json, _retry.json,
+# sdk-default-configuration.json) stay.
+KEPT_BOTOCORE_SERVICES = frozenset(
+    {"cloudwatch", "dynamodb", "kms", "lambda", "logs", "s3", "ses", "sesv2", "sns", "sqs", "xray"}
+)
+# Folders and modules that never run in Lambda: Zappa's CLI modules (they import its deploy-time dependencies,
+# absent here), Powertools' event_handler (we route with Django), Django's gis and postgres (not installed apps),
+# the apps' static folders (collectstatic copied them into staticfiles/, which WhiteNoise serves), lxml's C headers
+# and the parts of lxml nothing imports (python3-saml and xmlsec use lxml.etree only), pip's metadata (Zappa leaves
+# pip itself out).
+DROPPED_PREFIXES = (
+    "zappa/cli.py",
+    "zappa/core.py",
+    "zappa/letsencrypt.py",
+    "aws_lambda_powertools/event_handler/",
+    "django/contrib/gis/",
+    "django/contrib/postgres/",
+    "django/contrib/admin/static/",
+    "lxml/includes/",
+    "lxml/objectify.",
+    "lxml/html/",
+    "pip-",
+)
+# C headers and Cython sources (only a compiler reads them), type stubs.
+DROPPED_SUFFIXES = (".h", ".pyx", ".pxd", ".pxi", ".pyi")
+
+
+def _bytecode_source(name: str) -> str | None:
+    """`a/b.py` for `a/__pycache__/b.cpython-313.pyc`; None for bytecode this Python never loads (another
+    version or optimisation level, a pytest-rewritten module, a .pyc outside __pycache__)."""
+    folder, _, file = name.rpartition("/")
+    if not (folder == "__pycache__" or folder.endswith("/__pycache__")):
+        return None
+    stem, _, tag = file.partition(".")
+    if tag != f"cpython-{PYTHON_VERSION.replace('.', '')}.pyc":
+        return None
+    parent = folder.removesuffix("__pycache__")
+    return f"{parent}{stem}.py"
+
+
+def dropped(name: str) -> bool:
+    """Whether the zip entry `name` never runs in Lambda (its bytecode goes with its source)."""
+    if name.endswith(".pyc"):
+        source = _bytecode_source(name)
+        if source is None:
+            return True
+        name = source
+    parts = name.split("/")
+    if parts[0] == "botocore" and len(parts) > 3 and parts[1] == "data" and parts[2] not in KEPT_BOTOCORE_SERVICES:
+        return True
+    if "tests" in parts[1:-1]:  # a library's own tests (the project's tests/ is excluded by zappa_settings.json)
+        return True
+    if parts[0].endswith(".dist-info") and parts[-1] == "RECORD":  # pip's uninstall list; metadata reads stay
+        return True
+    return name.startswith(DROPPED_PREFIXES) or name.endswith(DROPPED_SUFFIXES)
+
+
+def slim(path: Path) -> tuple[int, int]:
+    """Rewrite the zip without what never runs (`dropped`), keeping each entry's date and mode as Zappa wrote
+    them. Returns (entries, unzipped bytes) removed."""
+    slimmed = path.with_name(path.name + ".slim")
+    entries = removed = 0
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(slimmed, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            if dropped(info.filename):
+                entries += 1
+                removed += info.file_size
+                continue
+            target.writestr(info, source.read(info), compress_type=info.compress_type)
+    os.replace(slimmed, path)
+    return entries, removed
 
 
 # --- the build's identity --------------------------------------------------------------------------------------
@@ -272,7 +393,7 @@ def build_file():
         BUILD_FILE.unlink(missing_ok=True)
 
 
-# --- 6. size ------------------------------------------------------------------------------------------------
+# --- 7. size ------------------------------------------------------------------------------------------------
 
 
 def package_sizes(path: Path = PACKAGE_ZIP) -> tuple[int, int]:
@@ -366,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     precompile()
     with build_file():  # which build this is, for the operator's page
         built = zappa_package(args.stage)
+    entries, removed = slim(built)
+    print(f"slimmed: {entries} files that never run in Lambda removed ({mb(removed)} unzipped)")
     check_size(built)
     check_platform(built)
     print(f"done in {time.monotonic() - started:.0f} s")

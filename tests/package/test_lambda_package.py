@@ -5,6 +5,7 @@ file, as in AWS."""
 
 import base64
 import gzip
+import importlib.metadata
 import importlib.util
 import json
 import re
@@ -184,6 +185,38 @@ def test_the_package_fits_lambdas_unzipped_limit(archive):
 @pytest.mark.parametrize("tool", ["pytest", "_pytest", "pytest_django", "xdist", "moto", "playwright", "ruff", "saml2"])
 def test_no_test_tools_in_the_package(names, tool):
     assert not [n for n in names if n.split("/", 1)[0] == tool or n.startswith(f"{tool}-")]
+
+
+def _deploy_only_distributions() -> dict[str, list[str]]:
+    """Each of requirements-deploy.txt's distributions and its top-level import names (from the dev venv, where
+    they are installed)."""
+    top_levels: dict[str, list[str]] = {}
+    for module, distributions in importlib.metadata.packages_distributions().items():
+        for distribution in distributions:
+            top_levels.setdefault(package.normalise(distribution), []).append(module)
+    return {name: top_levels.get(name, []) for name in sorted(package.requirement_names(package.DEPLOY_REQUIREMENTS))}
+
+
+@pytest.mark.parametrize(("distribution", "modules"), _deploy_only_distributions().items())
+def test_zappas_deploy_time_dependencies_stay_out(names, distribution, modules):
+    """Zappa's CLI needs them (troposphere, PyYAML, click, setuptools...); its handler does not import them, which
+    the cold run above proves by answering without them."""
+    assert modules, f"{distribution} is not installed in the dev venv"
+    tops = {n.split("/", 1)[0] for n in names}
+    assert not {t for t in tops if t.endswith(".dist-info") and package.normalise(t.split("-", 1)[0]) == distribution}
+    assert not tops & {*modules, *(f"{module}.py" for module in modules)}
+
+
+def test_botocore_ships_the_data_of_the_services_the_package_calls_only(names):
+    services = {n.split("/")[2] for n in names if n.startswith("botocore/data/") and n.count("/") > 2}
+    assert services == package.KEPT_BOTOCORE_SERVICES
+    for loader_file in ("endpoints.json", "partitions.json", "sdk-default-configuration.json", "_retry.json"):
+        assert f"botocore/data/{loader_file}" in names
+
+
+def test_zappas_cli_modules_stay_out_and_its_handler_ships(names):
+    assert "zappa/handler.py" in names and "handler.py" in names
+    assert not {"zappa/cli.py", "zappa/core.py", "zappa/letsencrypt.py"} & set(names)
 
 
 @pytest.mark.parametrize("folder", ["tests", "devtools", "bench", ".dev", "dist", "docs", ".venv", ".git", ".ci"])

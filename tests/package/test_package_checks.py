@@ -1,5 +1,8 @@
 """devtools/package.py's checks of a built zip, on small zips made here (no build needed)."""
 
+import ast
+import importlib.metadata
+import re
 import zipfile
 
 import pytest
@@ -49,3 +52,132 @@ def test_a_package_near_or_over_the_direct_upload_limit_warns_about_rollback():
     assert "close to" in package.rollback_warning(47 * mib)
     assert "over" in package.rollback_warning(51 * mib)
     assert "zappa rollback" in package.rollback_warning(51 * mib)
+
+
+# --- slimming: what never runs in Lambda leaves the zip ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "botocore/data/ec2/2016-11-15/service-2.json.gz",  # a service fxfer never calls
+        "botocore/data/ec2/2016-11-15/__pycache__/__init__.cpython-313.pyc",
+        "zappa/cli.py",  # Zappa's CLI: imports click, troposphere... (requirements-deploy.txt)
+        "zappa/__pycache__/core.cpython-313.pyc",
+        "aws_lambda_powertools/event_handler/api_gateway.py",
+        "django/contrib/gis/db/models/__init__.py",
+        "django/contrib/admin/static/admin/js/core.js",  # collected into staticfiles/
+        "lxml/includes/libxml/tree.h",
+        "lxml/etree.pyx",
+        "lxml/objectify.cpython-313-x86_64-linux-gnu.so",
+        "certifi/tests/test_certify.py",
+        "django-5.2.19.dist-info/RECORD",
+        "pip-24.2.dist-info/METADATA",
+        "fxfer/__pycache__/aws.cpython-312.pyc",  # another Python's bytecode
+        "fxfer/__pycache__/aws.cpython-313.opt-1.pyc",
+        "fxfer/__pycache__/aws.cpython-313-pytest-9.2.0.pyc",
+    ],
+)
+def test_what_never_runs_in_lambda_is_dropped(name):
+    assert package.dropped(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "botocore/data/endpoints.json",
+        "botocore/data/partitions.json",
+        "botocore/data/sdk-default-configuration.json",
+        "botocore/data/_retry.json",
+        "botocore/data/dynamodb/2012-08-10/service-2.json.gz",
+        "botocore/data/s3/2006-03-01/endpoint-rule-set-1.json.gz",
+        "botocore/__pycache__/loaders.cpython-313.pyc",
+        "zappa/handler.py",
+        "zappa/__pycache__/utilities.cpython-313.pyc",
+        "handler.py",
+        "aws_lambda_powertools/metrics/__init__.py",
+        "django/contrib/admin/templates/admin/base.html",
+        "lxml/etree.cpython-313-x86_64-linux-gnu.so",
+        "xmlsec.cpython-313-x86_64-linux-gnu.so",
+        "django-5.2.19.dist-info/METADATA",  # importlib.metadata reads it (django-ses's version)
+        "fxfer/__pycache__/aws.cpython-313.pyc",
+        "staticfiles/staticfiles.json",
+    ],
+)
+def test_what_runs_in_lambda_stays(name):
+    assert not package.dropped(name)
+
+
+def test_slimming_keeps_each_entrys_date_and_mode(tmp_path):
+    built = tmp_path / "built.zip"
+    with zipfile.ZipFile(built, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in ("fxfer/aws.py", "botocore/data/ec2/2016-11-15/service-2.json.gz"):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o755 << 16
+            archive.writestr(info, b"x" * 100)
+    assert package.slim(built) == (1, 100)
+    with zipfile.ZipFile(built) as archive:
+        [info] = archive.infolist()
+        assert (info.filename, info.date_time) == ("fxfer/aws.py", (1980, 1, 1, 0, 0, 0))
+        assert info.external_attr == 0o755 << 16
+        assert archive.read(info) == b"x" * 100
+
+
+def _services_named_by_shipped_code() -> set[str]:
+    """The service names in the first argument of every `...client(...)` / `...resource(...)` call of the code
+    that ships (`"sesv2" if v2 else "ses"` names both)."""
+    services = set()
+    for name in package.project_packages():
+        for path in (package.ROOT / name).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (isinstance(node, ast.Call) and node.args):
+                    continue
+                called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if called.endswith(("client", "resource")):
+                    constants = [c for c in ast.walk(node.args[0]) if isinstance(c, ast.Constant)]
+                    services |= {c.value for c in constants if isinstance(c.value, str)}
+    return services
+
+
+# Services called by libraries rather than our code: the X-Ray SDK reads its sampling rules (xray). PynamoDB
+# (dynamodb), django-storages and Zappa's remote_env (s3), django-ses (ses, sesv2) call services our code names too.
+LIBRARY_SERVICES = {"xray"}
+
+
+def test_the_kept_botocore_services_are_the_ones_the_package_calls():
+    """A new client("...") in the code fails here until devtools/package.py keeps its service's botocore data
+    (without it the client cannot be created in Lambda)."""
+    called = _services_named_by_shipped_code()
+    assert {"dynamodb", "s3", "kms", "ses"} <= called  # the scan finds our clients
+    assert called | LIBRARY_SERVICES == package.KEPT_BOTOCORE_SERVICES
+
+
+# --- the requirements split -------------------------------------------------------------------------------------
+
+
+def test_runtime_and_deploy_requirements_do_not_overlap_and_cover_zappa():
+    runtime = package.requirement_names(package.REQUIREMENTS)
+    deploy = package.requirement_names(package.DEPLOY_REQUIREMENTS)
+    assert not runtime & deploy
+    assert {"zappa", "werkzeug", "durationpy"} <= runtime  # what Zappa's handler imports
+    assert {"troposphere", "pyyaml", "click", "setuptools"} <= deploy
+    zappa_needs = {
+        package.normalise(re.split(r"[ ;<>=!~\[(]", requirement, maxsplit=1)[0])
+        for requirement in importlib.metadata.requires("zappa")
+    }
+    # pip: Zappa's CLI imports it; it is in every venv, and Zappa leaves it out of the zip.
+    assert zappa_needs - {"pip"} <= runtime | deploy
+
+
+def test_pip_check_tolerates_only_zappas_deploy_time_dependencies():
+    output = (
+        "zappa 0.63.0 requires troposphere, which is not installed.\n"
+        "zappa 0.63.0 requires pyyaml, which is not installed.\n"
+        "zappa 0.63.0 requires werkzeug, which is not installed.\n"
+        "python3-saml 1.16.0 requires isodate, which is not installed.\n"
+    )
+    assert package.unmet_runtime_requirements(output) == [
+        "zappa 0.63.0 requires werkzeug, which is not installed.",
+        "python3-saml 1.16.0 requires isodate, which is not installed.",
+    ]
+    assert package.unmet_runtime_requirements("No broken requirements found.\n") == []
