@@ -364,10 +364,11 @@ def transfer_search(
         raise AuditError("unavailable", "AWS did not answer. Nothing was lost; try again.") from None
 
 
-# Days read at once while walking a date range newest first: one day first (a busy day fills the page alone),
-# then more at a time while the days are sparse. Each day is one Query; a window's run in parallel on the
-# process's one DynamoDB client (thread-safe; PynamoDB's pool holds 10 connections).
-_DAY_WINDOWS = (1, 4, 16, 32)
+# Days read at once while walking a date range newest first: the last day alone (a busy day fills the page by
+# itself), then as many days as the rows seen so far say the page still needs, at most _DAY_WINDOW_MAX; while
+# no row has been seen, four times more each time. Each day is one Query; a window's Queries run in parallel on
+# the process's one DynamoDB client (thread-safe; PynamoDB's pool holds 10 connections).
+_DAY_WINDOW_MAX = 32
 _DAY_THREADS = 8
 _BY_DAY_KEY = ("transfer_id", "created_day", "created_at")  # what a by-day Query's LastEvaluatedKey holds
 
@@ -398,8 +399,7 @@ def _range_page(
     days are read a window at a time, the later windows in parallel, and reading stops once the page is full.
     The cursor resumes right after the last row shown."""
     rows: list[TransferRow] = []
-    windows = iter(_DAY_WINDOWS[1:])
-    width = 1
+    width, days_read = 1, 0
     with ThreadPoolExecutor(max_workers=_DAY_THREADS) as pool:
         while day >= first_day:
             days = [day - timedelta(days=n) for n in range(min(width, (day - first_day).days + 1))]
@@ -429,9 +429,18 @@ def _range_page(
                     day, last_key = read.day, read.last_key
                     break
                 day, last_key = read.day - timedelta(days=1), None
+                days_read += 1
             else:
-                width = next(windows, width)
+                width = _next_width(width, days_read=days_read, rows=len(rows), need=limit - len(rows))
     return TransferResults(rows=tuple(rows), next_cursor=None)
+
+
+def _next_width(width: int, *, days_read: int, rows: int, need: int) -> int:
+    """How many days to read next: enough for the rows still needed at the rate seen so far (plus one, the
+    rate is a guess), never more than _DAY_WINDOW_MAX; four times more while no row has been seen."""
+    if not rows:
+        return min(width * 4, _DAY_WINDOW_MAX)
+    return max(1, min(-(-need * days_read // rows) + 1, _DAY_WINDOW_MAX))
 
 
 def _status(transfer, now: datetime) -> str:
