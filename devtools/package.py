@@ -14,9 +14,9 @@ The zip carries its stage's Zappa settings (environment, remote_env, event mappi
 4. Bytecode is precompiled with checked hashes: Zappa dates zip entries 1980, so timestamp-based .pyc files
    would look stale and be recompiled on every cold start.
 5. `zappa package dev`, the dev venv's CLI packaging the runtime venv (VIRTUAL_ENV).
-6. The zip is slimmed: what never runs in Lambda is dropped (SLIM_RULES: botocore's data for services fxfer never
-   calls, Zappa's CLI modules, C headers and Cython sources, Powertools' event_handler...), then the unzipped size is
-   checked against Lambda's limit.
+6. The zip is slimmed: what never runs in Lambda is dropped (`dropped`: botocore's data for services fxfer never
+   calls, Zappa's CLI modules, C headers and Cython sources, Powertools' event_handler...) and its shared libraries
+   stripped of their symbol tables, then the unzipped size is checked against Lambda's limit.
 
 devtools/lambda_local.py runs the built package the way Lambda does. Never part of the package itself.
 """
@@ -291,7 +291,9 @@ KEPT_BOTOCORE_SERVICES = frozenset(
     {"cloudwatch", "dynamodb", "kms", "lambda", "logs", "s3", "ses", "sesv2", "sns", "sqs", "xray"}
 )
 # Folders and modules that never run in Lambda: Zappa's CLI modules (they import its deploy-time dependencies,
-# absent here), Powertools' event_handler (we route with Django), Django's gis and postgres (not installed apps),
+# absent here), Powertools' event_handler (we route with Django) and the utilities its Logger, Metrics and Tracer do
+# not import (parameters stays: a cached SSM or Secrets Manager read would use it), Django's gis and postgres (not
+# installed apps) and its database backends (DATABASES is empty: DynamoDB is the only datastore),
 # the apps' static folders (collectstatic copied them into staticfiles/, which WhiteNoise serves), lxml's C headers
 # and the parts of lxml nothing imports (python3-saml and xmlsec use lxml.etree only), pip's metadata (Zappa leaves
 # pip itself out).
@@ -303,6 +305,23 @@ DROPPED_PREFIXES = (
     "django/contrib/gis/",
     "django/contrib/postgres/",
     "django/contrib/admin/static/",
+    *(
+        f"aws_lambda_powertools/utilities/{utility}/"
+        for utility in (
+            "auth_alpha",
+            "batch",
+            "circuit_breaker",
+            "data_classes",
+            "data_masking",
+            "feature_flags",
+            "idempotency",
+            "kafka",
+            "parser",
+            "streaming",
+            "validation",
+        )
+    ),
+    *(f"django/db/backends/{engine}/" for engine in ("mysql", "oracle", "postgresql", "sqlite3")),
     "lxml/includes/",
     "lxml/objectify.",
     "lxml/html/",
@@ -342,9 +361,26 @@ def dropped(name: str) -> bool:
     return name.startswith(DROPPED_PREFIXES) or name.endswith(DROPPED_SUFFIXES)
 
 
-def slim(path: Path) -> tuple[int, int]:
-    """Rewrite the zip without what never runs (`dropped`), keeping each entry's date and mode as Zappa wrote
-    them. Returns (entries, unzipped bytes) removed."""
+def is_shared_library(name: str) -> bool:
+    file = name.rpartition("/")[2]
+    return file.endswith(".so") or ".so." in file
+
+
+def strip_symbols(data: bytes, strip: str) -> bytes:
+    """A shared library without the symbol table the dynamic loader never reads (`strip --strip-unneeded`, as
+    Linux distributions ship theirs): the xmlsec wheel carries 1.6 MB of it."""
+    with tempfile.TemporaryDirectory(prefix="fxfer-strip-") as scratch:
+        library = Path(scratch) / "library.so"
+        library.write_bytes(data)
+        subprocess.run([strip, "--strip-unneeded", str(library)], check=True)
+        stripped = library.read_bytes()
+    return stripped if len(stripped) < len(data) else data
+
+
+def slim(path: Path, *, strip: str | None = None) -> tuple[int, int]:
+    """Rewrite the zip without what never runs (`dropped`), its shared libraries stripped when `strip` (the
+    binutils tool) is given, keeping each entry's date and mode as Zappa wrote them. Returns (entries, unzipped
+    bytes) removed."""
     slimmed = path.with_name(path.name + ".slim")
     entries = removed = 0
     with zipfile.ZipFile(path) as source, zipfile.ZipFile(slimmed, "w", zipfile.ZIP_DEFLATED) as target:
@@ -353,7 +389,11 @@ def slim(path: Path) -> tuple[int, int]:
                 entries += 1
                 removed += info.file_size
                 continue
-            target.writestr(info, source.read(info), compress_type=info.compress_type)
+            data = source.read(info)
+            if strip and is_shared_library(info.filename):
+                data = strip_symbols(data, strip)
+                removed += info.file_size - len(data)
+            target.writestr(info, data, compress_type=info.compress_type)
     os.replace(slimmed, path)
     return entries, removed
 
@@ -487,8 +527,13 @@ def main(argv: list[str] | None = None) -> int:
     precompile()
     with build_file():  # which build this is, for the operator's page
         built = zappa_package(args.stage)
-    entries, removed = slim(built)
-    print(f"slimmed: {entries} files that never run in Lambda removed ({mb(removed)} unzipped)")
+    strip = shutil.which("strip")
+    entries, removed = slim(built, strip=strip)
+    print(
+        f"slimmed: {entries} files that never run in Lambda removed, "
+        + ("shared libraries stripped" if strip else "shared libraries not stripped (no `strip`: install binutils)")
+        + f" ({mb(removed)} unzipped)"
+    )
     check_size(built)
     check_platform(built)
     print(f"done in {time.monotonic() - started:.0f} s")

@@ -3,7 +3,11 @@
 import ast
 import importlib.metadata
 import re
+import shutil
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +71,9 @@ def test_a_package_near_or_over_the_direct_upload_limit_warns_about_rollback():
         "aws_lambda_powertools/event_handler/api_gateway.py",
         "django/contrib/gis/db/models/__init__.py",
         "django/contrib/admin/static/admin/js/core.js",  # collected into staticfiles/
+        "aws_lambda_powertools/utilities/data_classes/s3_event.py",  # nothing of ours or Logger/Metrics/Tracer's
+        "django/db/backends/postgresql/base.py",  # DATABASES is empty
+        "django/db/backends/sqlite3/base.py",
         "lxml/includes/libxml/tree.h",
         "lxml/etree.pyx",
         "lxml/objectify.cpython-313-x86_64-linux-gnu.so",
@@ -96,6 +103,9 @@ def test_what_never_runs_in_lambda_is_dropped(name):
         "zappa/__pycache__/utilities.cpython-313.pyc",
         "handler.py",
         "aws_lambda_powertools/metrics/__init__.py",
+        "aws_lambda_powertools/utilities/jmespath_utils/__init__.py",  # Logger imports it
+        "aws_lambda_powertools/utilities/parameters/ssm.py",
+        "django/db/backends/dummy/base.py",  # the backend of an empty DATABASES
         "django/contrib/admin/templates/admin/base.html",
         "lxml/etree.cpython-313-x86_64-linux-gnu.so",
         "xmlsec.cpython-313-x86_64-linux-gnu.so",
@@ -121,6 +131,31 @@ def test_slimming_keeps_each_entrys_date_and_mode(tmp_path):
         assert (info.filename, info.date_time) == ("fxfer/aws.py", (1980, 1, 1, 0, 0, 0))
         assert info.external_attr == 0o755 << 16
         assert archive.read(info) == b"x" * 100
+
+
+@pytest.mark.skipif(not shutil.which("strip"), reason="binutils' strip is not installed")
+def test_a_stripped_extension_module_is_smaller_and_still_imports(tmp_path):
+    import xmlsec
+
+    original = Path(xmlsec.__file__)
+    stripped = package.strip_symbols(original.read_bytes(), shutil.which("strip"))
+    assert len(stripped) < original.stat().st_size
+    (tmp_path / original.name).write_bytes(stripped)
+    probe = "import sys; sys.path.insert(0, sys.argv[1]); import xmlsec; print(xmlsec.__file__)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == str(tmp_path / original.name)
+
+
+def test_shared_libraries_are_told_apart():
+    assert package.is_shared_library("xmlsec.cpython-313-x86_64-linux-gnu.so")
+    assert package.is_shared_library("lxml.libs/libxml2-abc123.so.2.13.8")
+    assert not package.is_shared_library("fxfer/aws.py")
+    assert not package.is_shared_library("botocore/data/s3/2006-03-01/service-2.json.gz")
 
 
 def _services_named_by_shipped_code() -> set[str]:
