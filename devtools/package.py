@@ -4,16 +4,18 @@
 
 The zip carries its stage's Zappa settings (environment, remote_env, event mapping): build one per stage.
 
-1. `.venv-runtime` holds requirements.txt only, installed --no-deps (every runtime dependency is pinned there): Zappa's
-   deploy-time dependencies (requirements-deploy.txt: troposphere, PyYAML, click, setuptools...) stay in the dev venv,
-   where the `zappa` CLI runs. It is rebuilt when requirements.txt changes (a stamp file), reused otherwise.
+1. `.venv-runtime`'s site-packages holds requirements.txt only, installed --no-deps (every runtime dependency is
+   pinned there): it is what ships. Zappa's deploy-time dependencies (requirements-deploy.txt: troposphere, PyYAML,
+   click, setuptools...) go to `.venv-runtime/deploy-tools`, outside site-packages (Zappa copies site-packages
+   only), on the venv's sys.path through a .pth file, so the venv's `zappa` CLI still deploys (docs/deploy.md).
+   It is rebuilt when either requirements file changes (a stamp file), reused otherwise.
 2. Django's locales other than en and ja are removed from it (the site speaks those two), and our own
    catalogues (locale/*/LC_MESSAGES/*.po) are compiled to .mo with msgfmt: .mo files are never committed.
 3. collectstatic under production settings, so `staticfiles/` and its manifest ship (it touches no AWS: the
    settings get placeholder values).
 4. Bytecode is precompiled with checked hashes: Zappa dates zip entries 1980, so timestamp-based .pyc files
    would look stale and be recompiled on every cold start.
-5. `zappa package dev`, the dev venv's CLI packaging the runtime venv (VIRTUAL_ENV).
+5. `zappa package dev` with the runtime venv active.
 6. The zip is slimmed: what never runs in Lambda is dropped (`dropped`: botocore's data for services fxfer never
    calls, Zappa's CLI modules, C headers and Cython sources, Powertools' event_handler...) and its shared libraries
    stripped of their symbol tables, then the unzipped size is checked against Lambda's limit.
@@ -42,7 +44,10 @@ RUNTIME_PYTHON = RUNTIME_VENV / "bin" / "python"
 REQUIREMENTS = ROOT / "requirements.txt"
 DEPLOY_REQUIREMENTS = ROOT / "requirements-deploy.txt"
 # Bumped when the way the runtime venv is installed changes, so an older venv is rebuilt.
-RUNTIME_VENV_RECIPE = "no-deps-1"
+RUNTIME_VENV_RECIPE = "deploy-tools-1"
+# Where the runtime venv keeps Zappa's deploy-time dependencies: outside site-packages, so outside the zip.
+DEPLOY_TOOLS = RUNTIME_VENV / "deploy-tools"
+DEPLOY_TOOLS_PTH = "fxfer-deploy-tools.pth"
 STAMP = RUNTIME_VENV / ".requirements.sha256"
 STAGE = "dev"
 # The package tests and the bench run this stage's zip.
@@ -74,53 +79,43 @@ def mb(size: int) -> str:
 
 
 def _requirements_stamp() -> str:
-    return hashlib.sha256(REQUIREMENTS.read_bytes() + sys.version.encode() + RUNTIME_VENV_RECIPE.encode()).hexdigest()
+    recipe = REQUIREMENTS.read_bytes() + DEPLOY_REQUIREMENTS.read_bytes() + RUNTIME_VENV_RECIPE.encode()
+    return hashlib.sha256(recipe + sys.version.encode()).hexdigest()
+
+
+def pins(path: Path) -> list[str]:
+    """A requirements file's own pins (not its -r includes), without comments."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("-")]
 
 
 def requirement_names(path: Path) -> set[str]:
     """The normalised distribution names pinned in a requirements file (its own lines, not its -r includes)."""
-    names = set()
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line and not line.startswith("-"):
-            names.add(normalise(line.split("==", 1)[0].split("[", 1)[0]))
-    return names
+    return {normalise(pin.split("==", 1)[0].split("[", 1)[0]) for pin in pins(path)}
 
 
 def normalise(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(".", "-")
 
 
-def unmet_runtime_requirements(pip_check_output: str) -> list[str]:
-    """`pip check`'s complaints about the runtime venv, less Zappa's deploy-time dependencies (left out on purpose:
-    requirements-deploy.txt). Anything else missing or conflicting is a pin to fix in requirements.txt."""
-    deploy_only = requirement_names(DEPLOY_REQUIREMENTS)
-    unmet = []
-    for line in pip_check_output.splitlines():
-        words = line.split()
-        if len(words) >= 4 and normalise(words[0]) == "zappa" and words[2] == "requires":
-            if normalise(words[3].rstrip(",")) in deploy_only:
-                continue
-        if line.strip() and line.strip() != "No broken requirements found.":
-            unmet.append(line)
-    return unmet
-
-
 def ensure_runtime_venv() -> None:
-    """Create `.venv-runtime` from requirements.txt alone; reuse it while requirements.txt is unchanged."""
+    """Create `.venv-runtime`: requirements.txt in site-packages, requirements-deploy.txt's own pins in
+    deploy-tools/; reuse it while both files are unchanged."""
     stamp = _requirements_stamp()
     if RUNTIME_PYTHON.exists() and STAMP.exists() and STAMP.read_text().strip() == stamp:
-        print(f"runtime venv: {RUNTIME_VENV.name} is up to date with requirements.txt")
+        print(f"runtime venv: {RUNTIME_VENV.name} is up to date with requirements.txt and requirements-deploy.txt")
         return
-    print(f"runtime venv: building {RUNTIME_VENV.name} from requirements.txt")
+    print(f"runtime venv: building {RUNTIME_VENV.name} from requirements.txt and requirements-deploy.txt")
     shutil.rmtree(RUNTIME_VENV, ignore_errors=True)
     # From the dev venv's interpreter: venv uses its base interpreter, the same Python 3.13.
     subprocess.run([sys.executable, "-m", "venv", str(RUNTIME_VENV)], check=True)
     pip = [str(RUNTIME_PYTHON), "-m", "pip", "--disable-pip-version-check"]
+    # --no-deps: what ships is exactly requirements.txt, and `pip check` below proves every pin is there.
     subprocess.run([*pip, "install", "-q", "--no-deps", "-r", str(REQUIREMENTS)], check=True)
-    checked = subprocess.run([*pip, "check"], capture_output=True, text=True, check=False)
-    if unmet := unmet_runtime_requirements(checked.stdout):
-        raise SystemExit("requirements.txt misses runtime dependencies (pin them there):\n" + "\n".join(unmet))
+    deploy_pins = pins(DEPLOY_REQUIREMENTS)
+    subprocess.run([*pip, "install", "-q", "--no-deps", "--target", str(DEPLOY_TOOLS), *deploy_pins], check=True)
+    (site_packages() / DEPLOY_TOOLS_PTH).write_text(os.path.relpath(DEPLOY_TOOLS, site_packages()) + "\n")
+    subprocess.run([*pip, "check"], check=True, stdout=subprocess.DEVNULL)
     STAMP.write_text(stamp + "\n")
 
 
@@ -253,16 +248,11 @@ def zappa_package(stage: str = STAGE) -> Path:
         "PATH": f"{RUNTIME_VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         "TMPDIR": str(scratch),
     }
-    # The CLI and its deploy-time dependencies live in the dev venv (requirements-deploy.txt); it packages the
-    # runtime venv named by VIRTUAL_ENV, and copies its own handler.py (the same pinned Zappa).
-    zappa = Path(sys.executable).parent / "zappa"
-    if not zappa.exists():
-        raise SystemExit(f"no zappa next to {sys.executable}: install requirements-dev.txt (make setup)")
     try:
         # --json skips Zappa's "is there a newer Zappa" request; `package` needs no AWS credentials.
         subprocess.run(
             [
-                str(zappa),
+                str(RUNTIME_VENV / "bin" / "zappa"),
                 "package",
                 stage,
                 "-o",
@@ -355,6 +345,8 @@ def dropped(name: str) -> bool:
     if parts[0] == "botocore" and len(parts) > 3 and parts[1] == "data" and parts[2] not in KEPT_BOTOCORE_SERVICES:
         return True
     if "tests" in parts[1:-1]:  # a library's own tests (the project's tests/ is excluded by zappa_settings.json)
+        return True
+    if len(parts) == 1 and name.endswith(".pth"):  # site's path files: /var/task is no site directory
         return True
     if parts[0].endswith(".dist-info") and parts[-1] == "RECORD":  # pip's uninstall list; metadata reads stay
         return True
