@@ -1,4 +1,5 @@
-"""Fast tier: every test runs on in-process moto, freshly provisioned by the same code production uses.
+"""Fast tier: every test runs on in-process moto, provisioned by the same code production uses (once per
+process, put back as provisioned before each test: tests/moto_world.py).
 Browser tier: Django's live server thread, driven by Playwright in Debian's Chromium."""
 
 import os
@@ -25,6 +26,9 @@ def pytest_configure(config):
     from tests import logleaks
 
     make_dynamodb_writes_atomic()
+    config.addinivalue_line(
+        "markers", "fresh_world: the test gets moto provisioned anew, not the per-process world put back"
+    )
     # Every log line the suite writes is checked for secrets (tokens, codes, presigned URLs, SAML messages,
     # session keys): a test that made one fails.
     config.pluginmanager.register(logleaks, "fxfer-logleaks")
@@ -43,21 +47,31 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs the local stand-ins: make test-integration"))
 
 
+@pytest.fixture(scope="session")
+def moto_world():
+    """In-process moto for the whole process (each xdist worker), provisioned once (tests/moto_world.py)."""
+    from tests import moto_world
+
+    moto_world.start()
+    yield moto_world
+    moto_world.stop()
+
+
 @pytest.fixture(autouse=True)
 def aws(request):
-    """In-process moto with every table, the KMS key, the bucket and the SES sender provisioned."""
+    """In-process moto with every table, the KMS key, the bucket and the SES sender provisioned: the world
+    provisioned once per process, put back as provisioned before each test (no item, object, mail or message
+    left, every table, key, bucket setting as provisioned). A test marked `fresh_world` gets a world
+    provisioned anew."""
     if _INTEGRATION:
         yield
         return
-    from moto import mock_aws
-
-    from devtools.moto_atomic import forget_transaction_tokens
-    from fxfer.provisioning import provision
-
-    forget_transaction_tokens()
-    with mock_aws():
-        list(provision())
-        yield
+    world = request.getfixturevalue("moto_world")
+    if request.node.get_closest_marker("fresh_world"):
+        world.fresh()
+    else:
+        world.restore()
+    yield
 
 
 # --- Browser tests -----------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """/healthz: 200 when DynamoDB and S3 answer, 503 naming what failed."""
 
 import boto3
+import pytest
 from django.conf import settings
 
 from fxfer import dynamo
@@ -13,6 +14,7 @@ def test_healthy(client):
     assert "no-cache" in response["Cache-Control"]
 
 
+@pytest.mark.fresh_world
 def test_missing_bucket_is_503_naming_s3(client):
     s3 = boto3.client("s3", region_name=settings.FXFER_AWS_REGION)
     s3.delete_bucket(Bucket=settings.FXFER_BUCKET)
@@ -24,6 +26,7 @@ def test_missing_bucket_is_503_naming_s3(client):
     assert body["checks"]["s3"].startswith("S3 answered")
 
 
+@pytest.mark.fresh_world
 def test_missing_table_is_503_naming_dynamodb(client):
     boto3.client("dynamodb", region_name=settings.FXFER_AWS_REGION).delete_table(
         TableName=dynamo.table_name("audit-chain")

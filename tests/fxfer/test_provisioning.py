@@ -12,6 +12,9 @@ from django.core.management import call_command
 from fxfer import dynamo
 from fxfer.provisioning import ACTION_NEEDED, CREATED, UNCHANGED, bucket_policy, provision
 
+# Provisioning itself under test: a world provisioned anew for each test, not the per-process one put back.
+pytestmark = pytest.mark.fresh_world
+
 
 def _s3():
     return boto3.client("s3", region_name=settings.FXFER_AWS_REGION)
