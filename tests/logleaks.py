@@ -31,7 +31,8 @@ _SHAPES = [
     ("a one-time code", re.compile(r"(?i)\bcode\b\W{0,5}\d{6}(?!\d)")),
 ]
 _WORD = re.compile(r"[A-Za-z0-9_-]{32,}")
-_DIGITS = re.compile(r"(?<!\d)\d{6}(?!\d)")
+# Six digits standing alone: a run inside a hex id or a hash (letters around it) is not a code, by chance alike.
+_DIGITS = re.compile(r"(?<![0-9A-Za-z])\d{6}(?![0-9A-Za-z])")
 
 
 class Secrets:

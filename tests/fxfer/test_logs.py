@@ -126,6 +126,8 @@ def test_the_check_knows_the_secrets_the_suite_made(client):
 
     code = one_time_code("some-nonce")
     assert code in logleaks.SECRETS.codes and logleaks.SECRETS.leaks(f"n={code}")
+    # A request id or a hash that happens to hold the same six digits among its letters is not the code.
+    assert logleaks.SECRETS.leaks(f'{{"request_id": "3f2fa6f38bb{code}c"}}') == []
 
 
 def test_a_test_that_logged_a_secret_fails(monkeypatch):

@@ -32,7 +32,8 @@ MALLORY = Sender(id="u-mallory", email="mallory@corp.example", display_name="Mal
 
 @pytest.fixture(autouse=True)
 def _fresh_kms_key_arn():
-    # Every test provisions a new moto KMS key: the per-process ARN cache must not outlive it.
+    # A test marked fresh_world (or one that deletes the key) gets a new moto KMS key: the per-process ARN cache
+    # must not outlive it.
     storage.forget_kms_key_arn()
     yield
     storage.forget_kms_key_arn()
