@@ -422,13 +422,8 @@ def _ses_notifications() -> Iterator[Step]:
     by django-ses) whose event destination it is. The Lambda subscribes to the topic through Zappa's SNS event
     source (zappa_settings.json), which must name this topic's ARN."""
     sns = _client("sns")
-    topic_name = settings.FXFER_SES_NOTIFICATIONS_TOPIC
-    topic_arn = _topic_arn(sns, topic_name)
-    if topic_arn:
-        yield Step(f"sns topic {topic_name}", UNCHANGED, topic_arn)
-    else:
-        topic_arn = sns.create_topic(Name=topic_name, Tags=_tags())["TopicArn"]
-        yield Step(f"sns topic {topic_name}", CREATED, topic_arn)
+    topic_arn, step = _topic(sns, settings.FXFER_SES_NOTIFICATIONS_TOPIC)
+    yield step
 
     ses = aws.client("ses")
     name = settings.AWS_SES_CONFIGURATION_SET
@@ -481,6 +476,15 @@ def _event_destination(destination: dict) -> tuple:
         sorted(destination.get("MatchingEventTypes") or []),
         (destination.get("SNSDestination") or {}).get("TopicARN"),
     )
+
+
+def _topic(sns, name: str) -> tuple[str, Step]:
+    """The SNS topic's ARN, the topic created (tagged) when there is none yet."""
+    topic_arn = _topic_arn(sns, name)
+    if topic_arn:
+        return topic_arn, Step(f"sns topic {name}", UNCHANGED, topic_arn)
+    topic_arn = sns.create_topic(Name=name, Tags=_tags())["TopicArn"]
+    return topic_arn, Step(f"sns topic {name}", CREATED, topic_arn)
 
 
 def _topic_arn(sns, name: str) -> str | None:
@@ -739,13 +743,8 @@ def _monitoring() -> Iterator[Step]:
         yield Step("cloudwatch alarms", UNCHANGED, "no Lambda function here (local): nothing to watch")
         return
     sns = _client("sns")
-    name = alarms_topic_name()
-    topic_arn = _topic_arn(sns, name)
-    if topic_arn:
-        yield Step(f"sns topic {name}", UNCHANGED, topic_arn)
-    else:
-        topic_arn = sns.create_topic(Name=name, Tags=_tags())["TopicArn"]
-        yield Step(f"sns topic {name}", CREATED, topic_arn)
+    topic_arn, step = _topic(sns, alarms_topic_name())
+    yield step
     yield _alarm_subscribers(sns, topic_arn)
     cloudwatch = _client("cloudwatch")
     for definition in alarm_definitions(topic_arn):
