@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LOCALSTACK_VENV := .venv-localstack
 RUNTIME_VENV := .venv-runtime
-APT_PACKAGES := xmlsec1 chromium gettext
+APT_PACKAGES := xmlsec1 chromium gettext binutils
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help setup messages run test test-fast test-integration test-package fault-matrix package lint check-deploy audit-deps format clean bench-short bench-coldstart bench-upload bench-aggregate bench-cost
