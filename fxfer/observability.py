@@ -417,13 +417,9 @@ def observed_job(name: str):
 def chain_lag_seconds(now: datetime | None = None) -> float:
     """How long the oldest event still waiting for the chainer has waited (0 when none waits): the chain's
     merge delay as it is, measured after the chainer ran."""
-    from reports.models import AuditEvent
-    from reports.services import UNCHAINED
+    from reports.operations import chain_lag  # the operator's page shows the same measure
 
-    now = (now or datetime.now(UTC)).astimezone(UTC)
-    for event in AuditEvent.by_unchained.query(UNCHAINED, limit=1):
-        return max(0.0, (now - event.at).total_seconds())
-    return 0.0
+    return chain_lag(now=(now or datetime.now(UTC)).astimezone(UTC)).lag.total_seconds()
 
 
 def record_chain_lag(now: datetime | None = None) -> float | None:

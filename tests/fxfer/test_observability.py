@@ -18,6 +18,7 @@ from django.test import Client
 from fxfer import observability
 from reports import jobs as report_jobs
 from tests import logleaks
+from tests.faults import ERROR, LOST, PERSISTENT, TIMEOUT, inject
 from tests.transfers.conftest import (  # noqa: F401 - the transfer tests' autouse set-up applies here too
     _bucket_policy_without_conditions_is_not_ours,
     _fresh_kms_key_arn,
@@ -215,6 +216,22 @@ def test_a_job_run_writes_one_line_and_its_outcome_metric(capsys, on_lambda):
     assert [d["job"] for d in succeeded] == ["reports.jobs.every_minute"]
     assert succeeded[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service", "stage", "job"]]
     assert _metric_values(documents, observability.CHAIN_LAG) == [0.0]  # nothing waits for the chainer
+
+
+@pytest.mark.parametrize("kind", [ERROR, TIMEOUT, LOST])
+def test_a_chainer_lag_that_aws_does_not_give_is_left_out_and_the_job_still_succeeds(kind, caplog, capsys, on_lambda):
+    from reports.services import audit_record
+
+    audit_record(action="transfer.created", actor="user:a", subject="transfer:t1")
+    capsys.readouterr()
+    # The minute job reads the lag after the chainer ran; here the read alone meets the fault.
+    with inject(kind, service="dynamodb", operation="Query", times=PERSISTENT) as fault:
+        assert observability.record_chain_lag() is None
+    assert fault.fired
+    assert any(r.getMessage() == "metrics.chain_lag_failed" for r in caplog.records)
+    assert _metric_values(_emf(capsys.readouterr().out), observability.CHAIN_LAG) == []
+    # Once AWS answers again, the next run measures it.
+    assert observability.record_chain_lag() is not None
 
 
 def test_a_job_that_fails_is_logged_failed_and_counted(monkeypatch, capsys, on_lambda):
