@@ -27,6 +27,7 @@ from reports.summary import Anomaly
 from tests.reports.conftest import make_user, signed_in
 from tests.transfers.conftest import CODE, LINK, put_object_as_browser
 from tests.transfers.guest_links import open_link
+from tests.transfers.test_request_views import request_form
 from tests.transfers.test_views import file_url, form_data, post_json
 from transfers import mails
 
@@ -207,7 +208,8 @@ def test_every_page_of_an_employee_and_a_guest_reads_japanese(alice_ja, mailoutb
     pages["guest reply"] = guest.post("/guest/reply", follow=True)
     pages["guest bad link"] = Client(**JA).get("/t/" + "A" * 43, follow=True)
 
-    alice_ja.post("/requests/new", {**_request_form(), "recipients": "hanako@partner.co.jp"})
+    japanese = {"subject": "契約書", "message": "署名済みの契約書をお送りください。", "allowed_extensions": "pdf"}
+    alice_ja.post("/requests/new", request_form(recipients="hanako@partner.co.jp", **japanese))
     pages["requests"] = alice_ja.get("/requests/")
     for name, response in pages.items():
         assert_japanese(response, name)
@@ -225,22 +227,6 @@ def test_the_uploaders_texts_and_uppys_own_read_japanese(alice_ja):
     assert english_left("\n".join([*config["strings"].values(), *uppy]), html=False) == []
     assert config["uppyStrings"]["dropPasteFiles"] == "ここにファイルをドロップするか、%{browseFiles}"
     assert config["strings"]["checking"] == "転送を確認しています…"
-
-
-def _request_form() -> dict:
-    return {
-        "subject": "契約書",
-        "message": "署名済みの契約書をお送りください。",
-        "closes_amount": 7,
-        "closes_unit": "days",
-        "keep_days": 14,
-        "max_files": 3,
-        "max_file_size": 10,
-        "max_file_size_unit": "MB",
-        "max_total_size": 20,
-        "max_total_size_unit": "MB",
-        "allowed_extensions": "pdf",
-    }
 
 
 def test_every_page_of_the_compliance_administration_reads_japanese(client, mailoutbox):
