@@ -819,7 +819,10 @@ def _log_retention() -> Step:
     groups = logs.describe_log_groups(logGroupNamePrefix=name).get("logGroups") or []
     current = next((g for g in groups if g["logGroupName"] == name), None)
     if current is None:
-        logs.create_log_group(logGroupName=name, tags={"app": "fxfer", "stage": settings.FXFER_STAGE})
+        try:
+            logs.create_log_group(logGroupName=name, tags={"app": "fxfer", "stage": settings.FXFER_STAGE})
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass  # our own create whose answer was lost (botocore retried it), or Lambda's first invocation
         logs.put_retention_policy(logGroupName=name, retentionInDays=days)
         return Step(resource, CREATED, f"kept {days} days")
     if current.get("retentionInDays") == days:

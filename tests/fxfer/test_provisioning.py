@@ -11,6 +11,7 @@ from django.core.management import call_command
 
 from fxfer import dynamo
 from fxfer.provisioning import ACTION_NEEDED, CREATED, UNCHANGED, bucket_policy, provision
+from tests.faults import LOST, PERSISTENT, TIMEOUT, inject
 
 # Provisioning itself under test: a world provisioned anew for each test, not the per-process one put back.
 pytestmark = pytest.mark.fresh_world
@@ -435,3 +436,32 @@ def test_a_second_run_leaves_the_monitoring_unchanged_and_repairs_a_changed_alar
     assert step.action == "updated"
     repaired = _alarms()["fxfer-test-failed-codes-spike"]
     assert repaired["Threshold"] == 20.0 and repaired["AlarmActions"] == alarm["AlarmActions"]
+
+
+@pytest.mark.parametrize(
+    ("service", "operation"),
+    [
+        ("sns", "CreateTopic"),
+        ("cloudwatch", "PutMetricAlarm"),
+        ("cloudwatch-logs", "CreateLogGroup"),
+        ("cloudwatch-logs", "PutRetentionPolicy"),
+    ],
+)
+@pytest.mark.parametrize(("kind", "times"), [(LOST, 1), (TIMEOUT, PERSISTENT)], ids=["lost", "timeout"])
+def test_monitoring_set_up_by_a_run_aws_failed_is_finished_by_the_next_without_duplicates(
+    settings, service, operation, kind, times
+):
+    settings.FXFER_LAMBDA_FUNCTION = "fxfer-test"
+    with inject(kind, service=service, operation=operation, times=times) as fault:
+        try:
+            list(provision())
+        except Exception:  # the operator sees the error and runs provision again
+            assert times == PERSISTENT
+    assert fault.fired
+    list(provision())
+    monitoring = ("sns topic fxfer-test-alarms", "cloudwatch alarm ", "log group ")
+    again = [s for s in provision() if s.resource.startswith(monitoring)]
+    assert len(again) == 17 and {s.action for s in again} == {UNCHANGED}
+    assert len(_alarms()) == 15
+    topics = boto3.client("sns", region_name="ap-northeast-1").list_topics()["Topics"]
+    assert len([t for t in topics if t["TopicArn"].endswith(":fxfer-test-alarms")]) == 1
