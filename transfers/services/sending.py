@@ -59,6 +59,7 @@ from transfers.services.common import (
     utc,
     valid_id,
 )
+from transfers.services.gate import release_blockers
 
 logger = logging.getLogger(__name__)
 
@@ -344,6 +345,7 @@ class TransferReleased:
     mails_pending: int = 0  # committed link mails not accepted yet: the outbox retries them
     mails_failed: int = 0  # link mails given up (the transfer page shows why)
     mails: tuple[MailOutcome, ...] = ()
+    blockers: tuple[str, ...] = ()  # what the release gate still waits for (transfers.services.gate)
 
 
 RELEASE_MAIL = "release"
@@ -370,6 +372,9 @@ def transfer_release(*, transfer_id: str, now: datetime | None = None) -> Transf
         files = [f for f in File.query(transfer_id, consistent_read=True) if f.state != FILE_CANCELLED]
         if not files or any(f.state != FILE_VERIFIED for f in files):
             return TransferReleased(transfer_id=transfer_id, released=False)
+        blockers = release_blockers(transfer, files, now)
+        if blockers:
+            return TransferReleased(transfer_id=transfer_id, released=False, blockers=blockers)
         recipients = list(Recipient.query(transfer_id, consistent_read=True))
         change = Change(op=f"release:{transfer_id}", now=now)
         change.update(

@@ -1,0 +1,33 @@
+"""The release gate (issue 16): what still stands between a transfer whose files are all verified and its
+recipients' mails. `transfer_release` asks `release_blockers` inside its pending → ready step and releases only
+when nothing blocks; each blocker's own event (a scan result, an approval, the end of a mis-send hold) calls
+`transfer_release` again, so the transfer leaves as soon as the last blocker lifts, and the hourly healer
+retries any release whose call was lost.
+
+A blocker is a short machine word the sender's, the guest's and compliance's pages turn into words:
+
+    scan       a file has no clean malware-scan result yet (or was found infected): transfers.services.scanning
+    approval   the approval policy asks for an approval not yet given: transfers.services.approvals
+    hold       the mis-send hold has not ended: transfers.services.missend
+
+Each check is a function (transfer, files, now) -> tuple of blockers, registered in CHECKS below; a check reads
+only what it is given (or one item by key), so the gate stays cheap for the healer's loop.
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from transfers.models import File, Transfer
+
+Check = Callable[[Transfer, Sequence[File], datetime], tuple[str, ...]]
+
+# Registered checks, in the order their blockers are shown.
+CHECKS: list[Check] = []
+
+
+def release_blockers(transfer: Transfer, files: Sequence[File], now: datetime) -> tuple[str, ...]:
+    """Every reason the transfer may not be released yet (empty: it may)."""
+    found: list[str] = []
+    for check in CHECKS:
+        found.extend(b for b in check(transfer, files, now) if b not in found)
+    return tuple(found)
