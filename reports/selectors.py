@@ -349,66 +349,87 @@ def transfer_search(
                 break
         return TransferResults(rows=tuple(rows), next_cursor=_encode({"lek": last_key}) if last_key else None)
 
-    day_text = position.get("d") or last_day.isoformat()
-    if not (isinstance(day_text, str) and _DAY.match(day_text)):
+    month_text = position.get("m") or _month_of(last_day)
+    if not (isinstance(month_text, str) and _MONTH.match(month_text)):
         raise AuditError("cursor_invalid", "The page link is not valid; start the search again.")
-    day = min(date.fromisoformat(day_text), last_day)
+    month = min(date.fromisoformat(f"{month_text}-01"), last_day.replace(day=1))
     last_key = position.get("lek")
-    same_day = isinstance(last_key, dict) and last_key.get("created_day", {}).get("S") == day_text
-    if last_key is not None and not same_day:
+    same_month = isinstance(last_key, dict) and last_key.get("created_month", {}).get("S") == month_text
+    if last_key is not None and not same_month:
         raise AuditError("cursor_invalid", "The page link is not valid; start the search again.")
     try:
-        return _range_page(day=day, last_key=last_key, first_day=first_day, limit=limit, wanted=wanted, now=now)
+        return _range_page(
+            month=month, last_key=last_key, first_day=first_day, last_day=last_day, limit=limit, wanted=wanted, now=now
+        )
     except PynamoDBException:
-        # A day that could not be read is not a day without transfers: no page rather than a page with a hole.
+        # A month that could not be read is not a month without transfers: no page rather than one with a hole.
         raise AuditError("unavailable", "AWS did not answer. Nothing was lost; try again.") from None
 
 
-# Days read at once while walking a date range newest first: the last day alone (a busy day fills the page by
-# itself), then as many days as the rows seen so far say the page still needs, at most _DAY_WINDOW_MAX; while
-# no row has been seen, four times more each time. Each day is one Query; a window's Queries run in parallel on
-# the process's one DynamoDB client (thread-safe; PynamoDB's pool holds 10 connections).
-_DAY_WINDOW_MAX = 32
-_DAY_THREADS = 8
-_BY_DAY_KEY = ("transfer_id", "created_day", "created_at")  # what a by-day Query's LastEvaluatedKey holds
+# A date range is read by month (the transfers' `by-month` index: one partition per local month, sorted by
+# created_at), newest first: the last month alone (a busy month fills the page by itself), then every other month
+# of the range at once, in parallel on the process's one DynamoDB client (thread-safe; PynamoDB's pool holds 10
+# connections). A year is at most 13 Queries, whatever days it has transfers on; reading stops once the page is
+# full, and the page and its cursor are those of reading one month after the other.
+_MONTH_THREADS = 8
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])\Z")
+_BY_MONTH_KEY = ("transfer_id", "created_month", "created_at")  # what a by-month Query's LastEvaluatedKey holds
+
+
+def _month_of(day: date) -> str:
+    return day.strftime("%Y-%m")
+
+
+def _month_before(month: date) -> date:
+    return (month - timedelta(days=1)).replace(day=1)
 
 
 @dataclass(frozen=True)
-class _DayRead:
-    day: date
+class _MonthRead:
+    month: date
     items: list  # (transfer, its position as a LastEvaluatedKey), newest first
-    last_key: dict | None  # DynamoDB's: the day has more than was read
+    last_key: dict | None  # DynamoDB's: the month has more than was read
 
 
-def _read_day(day: date, last_key: dict | None, limit: int) -> _DayRead:
+def _read_month(month: date, last_key: dict | None, limit: int, first_day: date, last_day: date) -> _MonthRead:
     from transfers.models import Transfer
 
-    results = Transfer.by_day.query(day.isoformat(), scan_index_forward=False, limit=limit, last_evaluated_key=last_key)
+    month_end = (month + timedelta(days=31)).replace(day=1) - timedelta(days=1)
+    low, high = day_bounds(max(first_day, month), min(last_day, month_end))
+    results = Transfer.by_month.query(
+        _month_of(month),
+        Transfer.created_at.between(datetime.fromisoformat(low), datetime.fromisoformat(high) - timedelta.resolution),
+        scan_index_forward=False,
+        limit=limit,
+        last_evaluated_key=last_key,
+    )
     items = []
     for transfer in results:
         serialized = transfer.serialize()
-        items.append((transfer, {name: serialized[name] for name in _BY_DAY_KEY}))
-    return _DayRead(day=day, items=items, last_key=results.last_evaluated_key)
+        items.append((transfer, {name: serialized[name] for name in _BY_MONTH_KEY}))
+    return _MonthRead(month=month, items=items, last_key=results.last_evaluated_key)
 
 
 def _range_page(
-    *, day: date, last_key: dict | None, first_day: date, limit: int, wanted: dict, now: datetime
+    *, month: date, last_key: dict | None, first_day: date, last_day: date, limit: int, wanted: dict, now: datetime
 ) -> TransferResults:
-    """A page of the range's transfers, newest first: the first `limit` rows that match, read from (day,
-    last_key) back to first_day. The page and its cursor are those of reading one day after the other; the
-    days are read a window at a time, the later windows in parallel, and reading stops once the page is full.
-    The cursor resumes right after the last row shown."""
+    """A page of the range's transfers, newest first: the first `limit` rows that match, read from (month,
+    last_key) back to first_day's month. The first month is read alone, the rest together; the cursor resumes
+    right after the last row shown."""
     rows: list[TransferRow] = []
-    width, days_read = 1, 0
-    with ThreadPoolExecutor(max_workers=_DAY_THREADS) as pool:
-        while day >= first_day:
-            days = [day - timedelta(days=n) for n in range(min(width, (day - first_day).days + 1))]
+    first_month = first_day.replace(day=1)
+    alone = True
+    with ThreadPoolExecutor(max_workers=_MONTH_THREADS) as pool:
+        while month >= first_month:
+            months = [month]
+            if not alone:
+                while months[-1] > first_month:
+                    months.append(_month_before(months[-1]))
             need = limit - len(rows)
-            if len(days) == 1:
-                reads = [_read_day(day, last_key, need)]
-            else:
-                starts = [last_key] + [None] * (len(days) - 1)
-                reads = list(pool.map(_read_day, days, starts, [need] * len(days)))
+            starts = [last_key] + [None] * (len(months) - 1)
+            count = len(months)
+            reads = list(pool.map(_read_month, months, starts, [need] * count, [first_day] * count, [last_day] * count))
+            alone = False
             for read in reads:
                 for number, (transfer, position) in enumerate(read.items):
                     row = _transfer_row(transfer, now)
@@ -418,29 +439,18 @@ def _range_page(
                     if len(rows) < limit:
                         continue
                     if number + 1 < len(read.items) or read.last_key:
-                        cursor = {"d": read.day.isoformat(), "lek": position}
+                        cursor = {"m": _month_of(read.month), "lek": position}
                         return TransferResults(rows=tuple(rows), next_cursor=_encode(cursor))
-                    more = read.day - timedelta(days=1) >= first_day
-                    cursor = _encode({"d": (read.day - timedelta(days=1)).isoformat()}) if more else None
+                    before = _month_before(read.month)
+                    cursor = _encode({"m": _month_of(before)}) if before >= first_month else None
                     return TransferResults(rows=tuple(rows), next_cursor=cursor)
                 if read.last_key:
-                    # The filters left the page short of a day that has more: read on in that day first (the
-                    # later days of this window were read too early and are read again in their turn).
-                    day, last_key = read.day, read.last_key
+                    # The filters left the page short of a month that has more: read on in that month first (the
+                    # later months of this batch were read too early and are read again in their turn).
+                    month, last_key = read.month, read.last_key
                     break
-                day, last_key = read.day - timedelta(days=1), None
-                days_read += 1
-            else:
-                width = _next_width(width, days_read=days_read, rows=len(rows), need=limit - len(rows))
+                month, last_key = _month_before(read.month), None
     return TransferResults(rows=tuple(rows), next_cursor=None)
-
-
-def _next_width(width: int, *, days_read: int, rows: int, need: int) -> int:
-    """How many days to read next: enough for the rows still needed at the rate seen so far (plus one, the
-    rate is a guess), never more than _DAY_WINDOW_MAX; four times more while no row has been seen."""
-    if not rows:
-        return min(width * 4, _DAY_WINDOW_MAX)
-    return max(1, min(-(-need * days_read // rows) + 1, _DAY_WINDOW_MAX))
 
 
 def _status(transfer, now: datetime) -> str:

@@ -3,7 +3,8 @@
 Access patterns → keys (every request path is a GetItem or a Query; no Scan):
 - a transfer by id (owner pages, guest pages): `transfers` hash key `transfer_id`
 - a sender's transfers, newest first: GSI `by-owner` (owner_id, created_at)
-- one day's transfers (admin, compliance): GSI `by-day` (created_day, created_at)
+- one day's transfers (the sweep's healer): GSI `by-day` (created_day, created_at)
+- a date range's transfers (admin, compliance): GSI `by-month` (created_month, created_at), one Query a month
 - a transfer's files / recipients: `files` and `recipients`, hash key `parent_id`, range key the item's own id;
   a list page's rows' recipients and files together: one BatchGetItem by the ids kept on each Transfer
 - a file by its S3 key (the ObjectCreated event): the key is `files/<parent id>/<file id>`, so a GetItem
@@ -77,6 +78,18 @@ class TransferByDay(GlobalSecondaryIndex):
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
+class TransferByMonth(GlobalSecondaryIndex):
+    """Every transfer created in one local month, by creation time: a date range is a Query per month (a year is
+    13 at most), not one per day."""
+
+    class Meta:
+        index_name = "by-month"
+        projection = AllProjection()
+
+    created_month = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
 class TransferDue(GlobalSecondaryIndex):
     """Transfers whose files may still exist, by expiry (sparse: `due_shard` is removed once they are deleted)."""
 
@@ -117,6 +130,9 @@ class Transfer(Model):
     status = UnicodeAttribute(default=PENDING)
     created_at = UTCDateTimeAttribute()
     created_day = UnicodeAttribute()  # local day, "2026-11-28"
+    # Local month, "2026-11" (the `by-month` index). Items made before it existed get it from
+    # `manage.py transfer_months` (run once after the upgrade's provision).
+    created_month = UnicodeAttribute(null=True)
     expires_at = UTCDateTimeAttribute()
     released_at = UTCDateTimeAttribute(null=True)
     revoked_at = UTCDateTimeAttribute(null=True)
@@ -162,6 +178,7 @@ class Transfer(Model):
 
     by_owner = TransferByOwner()
     by_day = TransferByDay()
+    by_month = TransferByMonth()
     by_due = TransferDue()
     by_pending = TransferPendingSince()
 

@@ -1,10 +1,11 @@
-"""Admin "all transfers" over a date range (issue 15): the days are read newest first, a window at a time in
-parallel, and reading stops once the page is full, so a year with recent transfers costs a few Queries, not 365.
-The pages, their order and their cursors are those of reading one day after the other (the code before, kept
-here as the reference); a day that cannot be read gives no page at all (503, "try again"), never a page with a
-hole presented as complete."""
+"""Admin "all transfers" over a date range (issue 15): the range is read by month (the `by-month` index), newest
+first, the last month alone and the others together in parallel, and reading stops once the page is full, so a
+year costs at most 13 Queries, not 365. The pages, their order and their cursors are those of reading one day
+after the other (the code before, kept here as the reference); a month that cannot be read gives no page at all
+(503, "try again"), never a page with a hole presented as complete."""
 
 import contextlib
+import io
 import itertools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -23,7 +24,7 @@ NOW = datetime(2026, 11, 28, 23, tzinfo=TOKYO).astimezone(UTC)
 _numbers = itertools.count()
 
 
-def _transfer(day: date, hour: int, *, request: bool = False, status: str = "ready") -> str:
+def _transfer(day: date, hour: int, *, request: bool = False, status: str = "ready", legacy: bool = False) -> str:
     transfer_id = f"{next(_numbers):032x}"
     created_at = datetime.combine(day, time(hour), TOKYO).astimezone(UTC)
     Transfer(
@@ -34,6 +35,7 @@ def _transfer(day: date, hour: int, *, request: bool = False, status: str = "rea
         subject=f"{day} {hour}",
         created_at=created_at,
         created_day=day.isoformat(),
+        created_month=None if legacy else day.strftime("%Y-%m"),
         expires_at=NOW + timedelta(days=30),
         download_limit=3,
         status=status,
@@ -77,6 +79,9 @@ def several_days():
         for hour in range(count):
             day = LAST_DAY - timedelta(days=offset)
             _transfer(day, 8 + hour, request=hour % 2 == 1, status="revoked" if hour == 2 else "ready")
+    # Outside the range, in its first and last months: never shown.
+    _transfer(FIRST_DAY - timedelta(days=1), 23)
+    _transfer(LAST_DAY + timedelta(days=1), 0)
 
 
 @pytest.mark.parametrize(
@@ -101,9 +106,11 @@ def test_a_cursor_taken_mid_day_resumes_after_the_last_row_shown(several_days, s
     first = transfer_search(first_day=FIRST_DAY, last_day=LAST_DAY, now=NOW)  # two of the last day's three
     assert [r.transfer_id for r in first.rows] == expected[:2]
     # The position kept in the cursor is the one DynamoDB itself gives after those two rows.
-    read = Transfer.by_day.query(LAST_DAY.isoformat(), scan_index_forward=False, limit=2)
+    read = Transfer.by_month.query(
+        "2026-11", Transfer.created_at < datetime(2026, 11, 29, tzinfo=TOKYO), scan_index_forward=False, limit=2
+    )
     list(read)
-    assert _decode(first.next_cursor) == {"d": LAST_DAY.isoformat(), "lek": read.last_evaluated_key}
+    assert _decode(first.next_cursor) == {"m": "2026-11", "lek": read.last_evaluated_key}
     # A transfer made on the last day after the first page was shown is newer than the cursor: not shown again.
     _transfer(LAST_DAY, 22)
     second = transfer_search(first_day=FIRST_DAY, last_day=LAST_DAY, cursor=first.next_cursor, now=NOW)
@@ -119,26 +126,52 @@ def test_a_year_with_recent_transfers_takes_a_few_queries(settings):
     with recording() as fault:
         page = transfer_search(first_day=FIRST_DAY, last_day=LAST_DAY, now=NOW)
     assert len(page.rows) == 50 and page.next_cursor
-    # The last day, then windows as wide as the rows seen so far say the page needs (1, then 2, then 3 days at
-    # once), not the year's 365: a few Queries, in three rounds (the day-by-day walk: 4 Queries one after the other).
-    assert _queries(fault) <= 8
+    assert _queries(fault) == 1  # the last month alone fills the page
     with recording() as fault:
         rest = transfer_search(first_day=FIRST_DAY, last_day=LAST_DAY, cursor=page.next_cursor, now=NOW)
     assert len(rest.rows) == 11 and rest.next_cursor is None
-    # The rest of the year is sparse: each remaining day is one Query (read in parallel windows), none read twice.
-    assert _queries(fault) == 1 + (364 - 3)
+    # The rest of the last month, then the year's other twelve months at once: not one Query per day.
+    assert _queries(fault) == 1 + 12
+
+
+def test_a_sparse_year_is_thirteen_queries_at_most(settings):
+    settings.FXFER_ADMIN_PAGE_SIZE = 50
+    expected = [_transfer(LAST_DAY - timedelta(days=offset), 9) for offset in range(0, 365, 9)]
+    with recording() as fault:
+        page = transfer_search(first_day=FIRST_DAY, last_day=LAST_DAY, now=NOW)
+    assert [row.transfer_id for row in page.rows] == expected and page.next_cursor is None
+    assert _queries(fault) == 13  # the range touches 13 months (29 Nov 2025 to 28 Nov 2026), one Query each
+
+
+def test_transfers_made_before_the_month_index_are_found_after_the_backfill(settings):
+    from django.core.management import call_command
+
+    settings.FXFER_ADMIN_PAGE_SIZE = 50
+    old = [_transfer(LAST_DAY - timedelta(days=offset), 10, legacy=True) for offset in (0, 40, 300)]
+    new = _transfer(LAST_DAY, 11)
+    before = transfer_search(first_day=FIRST_DAY, last_day=LAST_DAY, now=NOW)
+    assert [row.transfer_id for row in before.rows] == [new]  # the index does not hold them yet
+    out = io.StringIO()
+    call_command("transfer_months", stdout=out)
+    assert "3 transfers updated" in out.getvalue()
+    after = transfer_search(first_day=FIRST_DAY, last_day=LAST_DAY, now=NOW)
+    assert [row.transfer_id for row in after.rows] == [new, *old]
+    out = io.StringIO()
+    call_command("transfer_months", stdout=out)  # again: nothing left to do, nothing changed
+    assert "0 transfers updated" in out.getvalue()
 
 
 @contextlib.contextmanager
-def day_unreadable(day: date):
-    """Every Query of `day`'s transfers answers ThrottlingException (past every retry); other calls go through."""
+def month_unreadable(day: date):
+    """Every Query of the transfers of `day`'s month answers ThrottlingException (past every retry); other calls
+    go through."""
     from moto.core.botocore_stubber import BotocoreStubber
 
     original = BotocoreStubber.__call__
     failed = []
 
     def faulty(self, event_name, request, **kwargs):
-        if event_name == "before-send.dynamodb.Query" and f'"{day.isoformat()}"' in request.body.decode():
+        if event_name == "before-send.dynamodb.Query" and f'"{day.strftime("%Y-%m")}"' in request.body.decode():
             failed.append(day)
             return _response(request, *_THROTTLE["dynamodb"])
         return original(self, event_name, request, **kwargs)
@@ -151,16 +184,16 @@ def day_unreadable(day: date):
             BotocoreStubber.__call__ = original
 
 
-def test_a_day_that_cannot_be_read_gives_no_page_but_try_again(officer, settings):
+def test_a_month_that_cannot_be_read_gives_no_page_but_try_again(officer, settings):
     settings.FXFER_ADMIN_PAGE_SIZE = 50
     _transfer(LAST_DAY, 9)
     _transfer(LAST_DAY - timedelta(days=100), 9)
-    unreadable = LAST_DAY - timedelta(days=12)  # in the middle of a parallel window
-    with day_unreadable(unreadable) as failed:
+    unreadable = LAST_DAY - timedelta(days=150)  # among the months read in parallel
+    with month_unreadable(unreadable) as failed:
         with pytest.raises(AuditError) as refused:
             transfer_search(first_day=FIRST_DAY, last_day=LAST_DAY, now=NOW)
     assert len(failed) > 1 and refused.value.code == "unavailable"  # retried, then refused
-    with day_unreadable(unreadable) as failed:
+    with month_unreadable(unreadable) as failed:
         response = officer.get(
             "/admin/transfers/", {"first_day": FIRST_DAY.isoformat(), "last_day": LAST_DAY.isoformat()}
         )

@@ -161,6 +161,7 @@ def owner_fields(sender: SenderIdentity, now: datetime) -> dict:
         "owner_language": i18n.page_language(),
         "created_at": now,
         "created_day": local_day(now).isoformat(),
+        "created_month": local_day(now).strftime("%Y-%m"),
     }
 
 
