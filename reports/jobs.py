@@ -64,10 +64,12 @@ def deadline_for(context, *, now: datetime | None = None) -> datetime | None:
 @job_entry_point
 def every_minute(event: dict | None, context=None) -> dict:
     """Every minute: link new audit events into the hash chain (the chainer, the chain's only writer), then
-    send the outbox mails due for another attempt. Each stops before the Lambda's time ends; what is left waits
+    release the transfers whose mis-send hold has just ended (transfers.services.missend), then send the outbox
+    mails due for another attempt. Each stops before the Lambda's time ends; what is left waits
     for the next minute. Locally `make run` calls this every ten seconds; tests call it directly."""
     from reports.chain import audit_chain_link
     from transfers.outbox import outbox_retry
+    from transfers.services.missend import held_release_due
 
     started = datetime.now(UTC)
     deadline = deadline_for(context, now=started)
@@ -82,6 +84,12 @@ def every_minute(event: dict | None, context=None) -> dict:
         result["chain_lag_seconds"] = record_chain_lag()
     except Exception as exc:  # the mails still go out; the error is raised (or not) below
         logger.exception("job.every_minute.chain_failed")
+        failures.append(exc)
+    try:
+        held = held_release_due(deadline=deadline)
+        result.update(holds_tried=held.tried, holds_released=held.released, holds_complete=held.complete)
+    except Exception as exc:  # the other transfers' mails still go; the next minute tries again
+        logger.exception("job.every_minute.hold_release_failed")
         failures.append(exc)
     try:
         retried = outbox_retry(deadline=deadline)

@@ -104,6 +104,9 @@ class TransferForm(forms.Form):
         help_text=_("For example: pdf, xlsx, zip. Leave empty to accept any type that is not blocked."),
     )
     files = forms.JSONField(required=False, widget=forms.HiddenInput)
+    # The addresses the sender ticked in the confirmation dialog (static/js/confirm.js); the service checks
+    # them against the recipients the mis-send policy asks to confirm.
+    confirmed_recipients = forms.JSONField(required=False, widget=forms.HiddenInput)
 
     _REPLY_NUMBERS = ("reply_max_files", "reply_max_file_size", "reply_max_total_size")
     _REPLY_UNITS = ("reply_max_file_size_unit", "reply_max_total_size_unit")
@@ -122,6 +125,14 @@ class TransferForm(forms.Form):
 
     def clean_recipients(self) -> list[str]:
         return [a for a in _ADDRESS_SEPARATORS.split(self.cleaned_data["recipients"]) if a]
+
+    def clean_confirmed_recipients(self) -> list[str]:
+        confirmed = self.cleaned_data.get("confirmed_recipients")
+        if confirmed is None:
+            return []
+        if not isinstance(confirmed, list) or not all(isinstance(a, str) for a in confirmed):
+            raise forms.ValidationError(_("Confirm each recipient before sending."))
+        return confirmed
 
     def clean_files(self) -> list[FileDeclared]:
         declared = declared_files(self.cleaned_data.get("files") or [])
@@ -175,6 +186,7 @@ class TransferForm(forms.Form):
             "allow_replies": data["allow_replies"],
             "reply_limits": self.reply_limits(),
             "mail_language": data["mail_language"] or None,
+            "confirmed_recipients": data["confirmed_recipients"],
         }
 
 

@@ -15,6 +15,8 @@ Access patterns → keys (every request path is a GetItem or a Query; no Scan):
 - the hourly sweep: sparse GSI `by-due` (due_shard, expires_at) holds only transfers whose files may still
   exist (the attribute goes when they are deleted), Query `expires_at <= now` per shard; sparse GSI
   `by-pending` (pending_shard, created_at) holds only unreleased transfers (abandoned uploads)
+- the minute job's release of transfers whose mis-send hold ended: sparse GSI `by-hold` (hold_shard,
+  release_not_before), Query `release_not_before` in the last hour per shard
 - an employee's bytes in flight and their quota override: `quota-usage` hash key the user id
 
 Upload requests (an employee asks outside people for files) are items of the same `transfers` table with
@@ -112,6 +114,18 @@ class TransferPendingSince(GlobalSecondaryIndex):
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
+class TransferHeldUntil(GlobalSecondaryIndex):
+    """Transfers whose mails wait for the end of the mis-send hold, by that end (sparse: `hold_shard` is
+    removed on release or cancel): the minute job releases those whose hold just ended."""
+
+    class Meta:
+        index_name = "by-hold"
+        projection = KeysOnlyProjection()
+
+    hold_shard = UnicodeAttribute(hash_key=True)
+    release_not_before = UTCDateTimeAttribute(range_key=True)
+
+
 class Transfer(Model):
     """Files an employee sends to one or more outside recipients."""
 
@@ -175,12 +189,19 @@ class Transfer(Model):
     # deleted; a cancelled file gives its bytes back. Absent: nothing charged (an upload request, or a transfer
     # made before quotas), or the charge was refunded with the deletion.
     quota_bytes = NumberAttribute(null=True)
+    # Mis-send prevention (transfers.services.missend): no recipient is mailed before `release_not_before`
+    # (Send + the hold); `hold_shard` keeps it in the sparse by-hold index until it is released or cancelled.
+    # `send_cancelled_at`: the sender cancelled during the hold; no mail ever left.
+    release_not_before = UTCDateTimeAttribute(null=True)
+    hold_shard = UnicodeAttribute(null=True)
+    send_cancelled_at = UTCDateTimeAttribute(null=True)
 
     by_owner = TransferByOwner()
     by_day = TransferByDay()
     by_month = TransferByMonth()
     by_due = TransferDue()
     by_pending = TransferPendingSince()
+    by_hold = TransferHeldUntil()
 
 
 class RecipientByToken(GlobalSecondaryIndex):

@@ -13,6 +13,7 @@ urlpatterns = [
     path("transfers/new", sender.transfer_new, name="new"),
     path("transfers/<str:transfer_id>/", sender.transfer_detail, name="detail"),
     path("transfers/<str:transfer_id>/revoke", sender.transfer_revoke, name="revoke"),
+    path("transfers/<str:transfer_id>/cancel-send", sender.transfer_send_cancel, name="send_cancel"),
     path("transfers/<str:transfer_id>/extend", sender.transfer_extend, name="extend"),
     path("transfers/<str:transfer_id>/delete", sender.transfer_delete, name="delete"),
     path("transfers/<str:transfer_id>/recipients/<str:recipient_id>/resend", sender.recipient_resend, name="resend"),

@@ -146,6 +146,17 @@ FXFER_BLOCKED_EXTENSIONS = env.listing(
 # Empty allow list: any domain. The deny list wins over the allow list. "example.com" covers its subdomains.
 FXFER_RECIPIENT_DOMAINS_ALLOW = env.listing("FXFER_RECIPIENT_DOMAINS_ALLOW")
 FXFER_RECIPIENT_DOMAINS_DENY = env.listing("FXFER_RECIPIENT_DOMAINS_DENY")
+# The company's own mail domains ("example.co.jp" covers its subdomains): every other domain is outside.
+FXFER_INTERNAL_DOMAINS = env.listing("FXFER_INTERNAL_DOMAINS")
+# Mis-send prevention (issue 16): which recipients the sender ticks one by one before Send ("external": those
+# outside FXFER_INTERNAL_DOMAINS, "all", "off"), and how long the mails wait after Send while the sender may
+# still cancel (0: no hold).
+FXFER_CONFIRM_RECIPIENTS = env.optional("FXFER_CONFIRM_RECIPIENTS", "external").lower()
+if FXFER_CONFIRM_RECIPIENTS not in {"external", "all", "off"}:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("FXFER_CONFIRM_RECIPIENTS must be external, all or off.")
+FXFER_SEND_HOLD_SECONDS = max(env.integer("FXFER_SEND_HOLD_SECONDS", 180), 0)
 # A transfer may be available at most this long after it was created (never longer than files are kept).
 FXFER_MAX_EXPIRY_DAYS = min(env.integer("FXFER_MAX_EXPIRY_DAYS", FXFER_MAX_RETENTION_DAYS), FXFER_MAX_RETENTION_DAYS)
 FXFER_MAX_DOWNLOAD_LIMIT = env.integer("FXFER_MAX_DOWNLOAD_LIMIT", 100)

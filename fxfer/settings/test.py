@@ -18,6 +18,9 @@ WHITENOISE_AUTOREFRESH = True
 FXFER_SES_VERIFY_SENDER = True
 INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # noqa: F405
 STORAGES = {"staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+# Mis-send prevention is off for the tests that do not test it (tests/transfers/test_missend*.py turn it on).
+FXFER_CONFIRM_RECIPIENTS = env.optional("FXFER_CONFIRM_RECIPIENTS", "off")
+FXFER_SEND_HOLD_SECONDS = env.integer("FXFER_SEND_HOLD_SECONDS", 0)
 
 # --- Accounts / SAML: the local IdP (devtools/idp, pysaml2) with throwaway keys of this process -------------
 import tempfile  # noqa: E402

@@ -573,6 +573,7 @@
       download_limit: data.get("download_limit"),
       notify_on_download: data.get("notify_on_download") === "on",
       allow_replies: data.get("allow_replies") === "on",
+      confirmed_recipients: data.getAll("confirmed_recipients"), // ticked in confirm.js's dialog
     };
     if (values.allow_replies) {
       REPLY_LIMITS.forEach(function (name) {

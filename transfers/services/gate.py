@@ -31,3 +31,6 @@ def release_blockers(transfer: Transfer, files: Sequence[File], now: datetime) -
     for check in CHECKS:
         found.extend(b for b in check(transfer, files, now) if b not in found)
     return tuple(found)
+
+
+from transfers.services import missend as _missend  # noqa: E402, F401 - registers the "hold" check

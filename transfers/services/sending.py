@@ -46,7 +46,7 @@ from transfers.models import (
 )
 from transfers.outbox import PLACEHOLDER, MailSent, link_token, new_nonce, outbox_send
 from transfers.policy import FileDeclared
-from transfers.services import quota
+from transfers.services import missend, quota
 from transfers.services.common import (
     new_id,
     owned_transfer,
@@ -213,6 +213,7 @@ def transfer_create(
     allow_replies: bool = False,
     reply_limits: policy.RequestLimits | None = None,
     mail_language: str | None = None,
+    confirmed_recipients: list[str] | None = None,
     ip: str | None = None,
     user_agent: str | None = None,
     now: datetime | None = None,
@@ -222,6 +223,8 @@ def transfer_create(
     `allow_replies`: its recipients may send files back, through an upload request tied to the transfer, each
     within `reply_limits` (the sender's choice, checked like a request's; the request defaults when None).
     `mail_language`: the language of every recipient's mails; None: Japanese for .jp addresses, else the site's.
+    `confirmed_recipients`: the addresses the sender ticked in the confirmation dialog; they must be exactly the
+    recipients the mis-send policy asks to confirm (transfers.services.missend), and the mails wait for its hold.
 
     The children (files, recipients, search terms; the reply request's guests and terms) are written first:
     nothing reaches them until their parent exists. Then one transaction puts the transfer, its
@@ -229,6 +232,7 @@ def transfer_create(
     leaves neither a transfer without its event nor a reply request without its transfer."""
     now = utc(now)
     addresses = policy.recipients_checked(recipients)
+    confirmed = missend.confirmation_checked(addresses, confirmed_recipients)
     declared = policy.files_checked(files)
     expires_in = policy.expiry_checked(expires_in or timedelta(days=settings.FXFER_DEFAULT_EXPIRY_DAYS))
     download_limit = policy.download_limit_checked(download_limit)
@@ -302,6 +306,7 @@ def transfer_create(
         kind=KIND_SEND,
         reply_request_id=reply_request_id,
         quota_bytes=charge.size,
+        **missend.hold_fields(transfer_id, now),
     )
     change.put(transfer, condition=Transfer.transfer_id.does_not_exist())
     charge.add_to(change)
@@ -317,6 +322,8 @@ def transfer_create(
         expires_at=transfer.expires_at.isoformat(),
         download_limit=download_limit,
         reply_request_id=reply_request_id,
+        recipients_confirmed=confirmed if missend.confirm_policy() != missend.CONFIRM_OFF else None,
+        release_not_before=transfer.release_not_before.isoformat() if transfer.release_not_before else None,
     )
     try:
         commit_recognised(change)
@@ -380,7 +387,12 @@ def transfer_release(*, transfer_id: str, now: datetime | None = None) -> Transf
         change = Change(op=f"release:{transfer_id}", now=now)
         change.update(
             transfer,
-            actions=[Transfer.status.set(READY), Transfer.released_at.set(now), Transfer.pending_shard.remove()],
+            actions=[
+                Transfer.status.set(READY),
+                Transfer.released_at.set(now),
+                Transfer.pending_shard.remove(),
+                Transfer.hold_shard.remove(),
+            ],
             # Not while its deletion runs (an abandoned upload's, or the sender's "delete now").
             condition=(Transfer.status == PENDING)
             & (Transfer.expires_at > now)

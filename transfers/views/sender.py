@@ -15,6 +15,7 @@ from transfers import policy, selectors, services
 from transfers.errors import TransferError
 from transfers.forms import ExtendForm, TransferForm, extension_choices
 from transfers.models import KIND_SEND, PENDING
+from transfers.services import missend
 from transfers.views.common import client, employee_required, json_body, json_error, local_time, sender_page
 from transfers.views.uploads import declared_json
 from transfers.views.uppy_locale import UPPY_STRINGS
@@ -25,6 +26,7 @@ _FIELD_OF = {
     "recipient_domain_refused": "recipients",
     "recipients_missing": "recipients",
     "too_many_recipients": "recipients",
+    "recipients_unconfirmed": "recipients",
     "files_missing": "files",
     "too_many_files": "files",
     "file_too_large": "files",
@@ -95,7 +97,8 @@ def uploader_config(*, transfer_id: str | None = None, files=()) -> dict:
 def transfer_new(request):
     """GET: the form and the uploader. POST (JSON, from the uploader): create the transfer, nothing uploaded."""
     if request.method != "POST":
-        return render(request, "transfers/new.html", {"form": TransferForm(), "uploader": uploader_config()})
+        context = {"form": TransferForm(), "uploader": uploader_config(), "confirm": confirm_config()}
+        return render(request, "transfers/new.html", context)
     form = TransferForm(json_body(request))
     if not form.is_valid():
         fields = {name: [str(m) for m in errors] for name, errors in form.errors.items()}
@@ -132,7 +135,42 @@ def transfer_detail(request, transfer_id: str):
     context = {"detail": detail, "transfer": summary, "extend_to": extend_to}
     if summary.status == PENDING:
         context["uploader"] = uploader_config(transfer_id=transfer_id, files=detail.files)
+        context["hold"] = missend.send_hold_for_owner(owner_id=request.user.id, transfer_id=transfer_id)
     return render(request, "transfers/detail.html", context)
+
+
+def confirm_config() -> dict | None:
+    """What static/js/confirm.js needs to ask for each recipient before Send; None when the policy is off."""
+    if missend.confirm_policy() == missend.CONFIRM_OFF:
+        return None
+    return {
+        "policy": missend.confirm_policy(),
+        "internalDomains": [d.lower().lstrip("@.") for d in settings.FXFER_INTERNAL_DOMAINS],
+        "holdMinutes": -(-settings.FXFER_SEND_HOLD_SECONDS // 60),
+        "strings": {
+            "outside": _("Outside the company"),
+            "inside": _("In the company"),
+            "confirm": _("Confirm %(email)s"),
+        },
+    }
+
+
+@sender_page
+@require_POST
+def transfer_send_cancel(request, transfer_id: str):
+    """Cancel a transfer during its mis-send hold: no mail leaves, its files are deleted."""
+    try:
+        done = missend.transfer_send_cancel(owner_id=request.user.id, transfer_id=transfer_id, **client(request))
+    except TransferError as error:
+        if error.code not in {"already_sent", "state_conflict"}:
+            raise
+        messages.error(request, error.message)
+    else:
+        if done.files_deleted:
+            messages.success(request, _("Sending was cancelled. No mail was sent, and the files are deleted."))
+        else:
+            messages.success(request, _("Sending was cancelled. No mail was sent. The files are deleted at expiry."))
+    return redirect("transfers:detail", transfer_id)
 
 
 @sender_page
