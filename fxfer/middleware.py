@@ -16,25 +16,31 @@ def content_security_policy() -> str:
         settings.FXFER_S3_ENDPOINT,
         settings.FXFER_SAML_IDP_SSO_URL,
         settings.FXFER_SAML_IDP_SLO_URL,
+        settings.STATIC_URL,
     )
 
 
 @functools.cache  # per configuration: tests change the settings it depends on
-def _policy(bucket: str, s3_endpoint: str, sso_url: str, slo_url: str) -> str:
-    """Scripts and styles only from this site (Uppy's widgets set inline styles); uploads and downloads go to
-    the bucket's origin; forms post here, and their redirects may lead to the bucket (downloads) or the IdP
-    (sign-out). No framing."""
+def _policy(bucket: str, s3_endpoint: str, sso_url: str, slo_url: str, static_url: str) -> str:
+    """Scripts and styles only from this site and its static origin (production: the CloudFront distribution
+    of STATIC_URL; Uppy's widgets set inline styles); uploads and downloads go to the bucket's origin; forms post
+    here, and their redirects may lead to the bucket (downloads) or the IdP (sign-out). No framing."""
     s3 = " ".join(aws.s3_browser_origins())
+    static = urlsplit(static_url)
+    assets = f"'self' {static.scheme}://{static.netloc}" if static.scheme and static.netloc else "'self'"
     idp = " ".join(
         sorted({f"{p.scheme}://{p.netloc}" for p in (urlsplit(u) for u in (sso_url, slo_url)) if p.scheme and p.netloc})
     )
     return "; ".join(
         [
             "default-src 'self'",
-            "script-src 'self'",
-            "style-src 'self' 'unsafe-inline'",
-            "img-src 'self' data: blob:",
-            "font-src 'self' data:",
+            # 'wasm-unsafe-eval': WebAssembly compilation only (the uploader's checksum workers), not JS eval.
+            f"script-src {assets} 'wasm-unsafe-eval'",
+            # The checksum worker; from a blob: URL that imports it when static files come from another origin.
+            "worker-src 'self' blob:",
+            f"style-src {assets} 'unsafe-inline'",
+            f"img-src {assets} data: blob:",
+            f"font-src {assets} data:",
             f"connect-src 'self' {s3}",
             f"form-action 'self' {s3} {idp}".rstrip(),
             "frame-ancestors 'none'",

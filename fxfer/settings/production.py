@@ -24,6 +24,21 @@ if _base.scheme != "https" or not _base.hostname:
 ALLOWED_HOSTS = [_base.hostname, *env.listing("FXFER_EXTRA_HOSTS")]
 CSRF_TRUSTED_ORIGINS = [f"https://{_base.netloc}"]
 
+# --- Static files: off Lambda (fxfer/static.py, docs/deploy.md step 9) ------------------------------------------
+# Hashed names in the stage's static bucket, read by browsers through its CloudFront distribution: STATIC_URL is
+# that origin ("https://d1234.cloudfront.net/"), and the Content-Security-Policy names it. `collectstatic` uploads
+# them at deploy time (FXFER_STATIC_BUCKET: deploy time and `provision` only); the function reads only the manifest
+# the package ships, so a page costs one Lambda call and no S3 call. WhiteNoise is not needed here.
+FXFER_STATIC_URL = env.required("FXFER_STATIC_URL").rstrip("/") + "/"
+_static = urlsplit(FXFER_STATIC_URL)
+if _static.scheme != "https" or not _static.hostname or _static.query or _static.fragment:
+    raise ImproperlyConfigured(f"FXFER_STATIC_URL must be an https:// URL, not {FXFER_STATIC_URL!r}.")
+STATIC_URL = FXFER_STATIC_URL
+FXFER_STATIC_BUCKET = env.optional("FXFER_STATIC_BUCKET")
+FXFER_STATIC_MANIFEST_DIR = BASE_DIR / "fxfer" / "static_manifest"  # noqa: F405
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "fxfer.static.StaticStorage"}}  # noqa: F405
+MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMiddleware"]  # noqa: F405
+
 # API Gateway terminates TLS and always sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = True
