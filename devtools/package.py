@@ -11,8 +11,9 @@ The zip carries its stage's Zappa settings (environment, remote_env, event mappi
    It is rebuilt when either requirements file changes (a stamp file), reused otherwise.
 2. Django's locales other than en and ja are removed from it (the site speaks those two), and our own
    catalogues (locale/*/LC_MESSAGES/*.po) are compiled to .mo with msgfmt: .mo files are never committed.
-3. collectstatic under production settings, so `staticfiles/` and its manifest ship (it touches no AWS: the
-   settings get placeholder values).
+3. The static files' manifest under production settings (fxfer.static.collect_manifest: the hashed names
+   `manage.py collectstatic` uploads to the static bucket at deploy time, computed without AWS; the settings get
+   placeholder values): fxfer/static_manifest/staticfiles.json ships, the static files themselves do not.
 4. Bytecode is precompiled with checked hashes: Zappa dates zip entries 1980, so timestamp-based .pyc files
    would look stale and be recompiled on every cold start.
 5. `zappa package dev` with the runtime venv active.
@@ -165,23 +166,29 @@ def clean_environ() -> dict[str, str]:
     }
 
 
+STATIC_MANIFEST = ROOT / "fxfer" / "static_manifest" / "staticfiles.json"
+_COLLECT_MANIFEST = (
+    "import django; django.setup(); from django.conf import settings; from fxfer.static import collect_manifest; "
+    "collect_manifest(settings.FXFER_STATIC_MANIFEST_DIR)"
+)
+
+
 def collectstatic(stage: str = STAGE) -> None:
+    """The manifest production's `{% static %}` reads (original name -> hashed name), computed as collectstatic to
+    the static bucket computes it (docs/deploy.md, step 9), without AWS. The files are not packaged: CloudFront
+    serves them from the bucket."""
     env = {
         **clean_environ(),
         **placeholder_production_env(),
         **stage_settings(stage)["environment_variables"],
         "DJANGO_SETTINGS_MODULE": "fxfer.settings.production",
     }
-    subprocess.run(
-        [str(RUNTIME_PYTHON), "manage.py", "collectstatic", "--noinput", "--clear", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-    manifest = ROOT / "staticfiles" / "staticfiles.json"
-    if not manifest.exists():
-        raise SystemExit("collectstatic wrote no staticfiles/staticfiles.json")
-    print(f"static files: {len(json.loads(manifest.read_text())['paths'])} collected into staticfiles/")
+    STATIC_MANIFEST.unlink(missing_ok=True)
+    subprocess.run([str(RUNTIME_PYTHON), "-c", _COLLECT_MANIFEST], cwd=ROOT, env=env, check=True)
+    if not STATIC_MANIFEST.exists():
+        raise SystemExit(f"no static manifest at {STATIC_MANIFEST.relative_to(ROOT)}")
+    paths = json.loads(STATIC_MANIFEST.read_text())["paths"]
+    print(f"static files: {len(paths)} hashed names in {STATIC_MANIFEST.relative_to(ROOT)} (the files go to S3)")
 
 
 # --- 4. bytecode --------------------------------------------------------------------------------------------
@@ -284,7 +291,8 @@ KEPT_BOTOCORE_SERVICES = frozenset(
 # absent here), Powertools' event_handler (we route with Django) and the utilities its Logger, Metrics and Tracer do
 # not import (parameters stays: a cached SSM or Secrets Manager read would use it), Django's gis and postgres (not
 # installed apps) and its database backends (DATABASES is empty: DynamoDB is the only datastore),
-# the apps' static folders (collectstatic copied them into staticfiles/, which WhiteNoise serves), lxml's C headers
+# static files (the source folder static/, a STATIC_ROOT left by an older build or by hand, the apps' static folders:
+# collectstatic uploads them to the static bucket, and the package needs only their manifest), lxml's C headers
 # and the parts of lxml nothing imports (python3-saml and xmlsec use lxml.etree only), pip's metadata (Zappa leaves
 # pip itself out).
 DROPPED_PREFIXES = (
@@ -295,6 +303,8 @@ DROPPED_PREFIXES = (
     "django/contrib/gis/",
     "django/contrib/postgres/",
     "django/contrib/admin/static/",
+    "static/",
+    "staticfiles/",
     *(
         f"aws_lambda_powertools/utilities/{utility}/"
         for utility in (
