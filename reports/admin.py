@@ -136,8 +136,9 @@ class ComplianceAdminSite(admin.AdminSite):
     # --- Dashboard ----------------------------------------------------------------------------------------
 
     def index(self, request, extra_context=None):
-        today = selectors.today()
-        live = aggregation.tally(aggregation.day_events(today)).figures()
+        now = datetime.now(UTC)
+        today = selectors.today(now)
+        live = aggregation.today_figures(now)  # the running totals and the events not linked yet, not the day
         days = selectors.days_figures([today - timedelta(days=n) for n in range(30, 0, -1)])
         yesterday = days[-1]
         return self._render(

@@ -34,11 +34,13 @@ from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from reports.models import AuditEvent
+from reports.models import AuditEvent, DailyRunning
+from reports.services import UNCHAINED
 
 TRANSFER_CREATED = "transfer.created"
 REQUEST_CREATED = "request.created"
@@ -67,6 +69,9 @@ FIGURES = (
     "mails_complained",
 )
 NO_DEPARTMENT = "(none)"
+RUNNING_SCOPE = "running"  # the DailyRunning item of a day (see today_figures)
+# The running figures: every figure but external_domains, which is the size of the set of domains kept beside.
+COUNTED = tuple(name for name in FIGURES if name != "external_domains")
 
 
 @dataclass(frozen=True)
@@ -157,7 +162,13 @@ def day_events(day: date) -> list[DayEvent]:
     shards = [f"{day.isoformat()}#{shard}" for shard in range(settings.FXFER_AUDIT_DAY_SHARDS)]
     with ThreadPoolExecutor(max_workers=len(shards)) as pool:
         parts = list(pool.map(_shard_events, shards))
-    events = [event for part in parts for event in part]
+    return with_kinds([event for part in parts for event in part])
+
+
+def with_kinds(events: list[DayEvent]) -> list[DayEvent]:
+    """The events, each verified file's marked with whether its transfer is a request and who owns it (one
+    BatchGet of those transfers; none when no file was verified)."""
+    events = list(events)
     verified = {_subject_id(e) for e in events if e.action == FILE_VERIFIED and e.outcome == "ok"} - {""}
     found = _kinds_and_owners(verified)
     for number, event in enumerate(events):
@@ -182,18 +193,20 @@ def _kinds_and_owners(transfer_ids: set[str]) -> dict[str, tuple[str, str]]:
 
 
 def _shard_events(day_shard: str) -> list[DayEvent]:
-    return [
-        DayEvent(
-            event_id=e.event_id,
-            action=e.action,
-            outcome=e.outcome,
-            actor=e.actor,
-            subject=e.subject,
-            details=e.details or {},
-            count=int(e.count) if e.count is not None else 1,
-        )
-        for e in AuditEvent.by_day.query(day_shard)
-    ]
+    return [day_event(e) for e in AuditEvent.by_day.query(day_shard)]
+
+
+def day_event(event: AuditEvent) -> DayEvent:
+    """What aggregation keeps of a stored event (before with_kinds)."""
+    return DayEvent(
+        event_id=event.event_id,
+        action=event.action,
+        outcome=event.outcome,
+        actor=event.actor,
+        subject=event.subject,
+        details=event.details or {},
+        count=int(event.count) if event.count is not None else 1,
+    )
 
 
 def tally(events: Iterable[DayEvent]) -> Tally:
@@ -235,3 +248,50 @@ def _departments(events: list[DayEvent]):
         return department_of.get(user_id) or NO_DEPARTMENT
 
     return department
+
+
+def today_figures(now: datetime | None = None) -> dict:
+    """The figures of today (local day) so far, as tally(day_events(today)) gives them, in a few reads however
+    busy the day: the day's running totals (reports.models.DailyRunning, which the chainer adds each event to as
+    it links it) and the events not linked yet (at most the chainer's merge delay of them).
+
+    The reads go in this order so that no event is counted twice or left out: the events the by-unchained index
+    still lists for today, then the totals (consistent), then those events again (consistent). An event counts
+    from the list unless it was linked by a transaction the totals already hold (its seq is at most the totals'
+    last_seq): one linked since the index was read is in one place only, and one the index still lists after its
+    linking (index lag) is not counted twice. Until the day has totals (nothing linked yet today) or when they
+    began mid-day (the first day of the chainer keeping them) the day's events are counted instead."""
+    day = (now or datetime.now(UTC)).astimezone(ZoneInfo(settings.TIME_ZONE)).date()
+    start, end = (datetime.combine(d, time(), tzinfo=ZoneInfo(settings.TIME_ZONE)) for d in (day, day + timedelta(1)))
+    listed = [
+        e.event_id
+        for e in AuditEvent.by_unchained.query(
+            UNCHAINED, AuditEvent.sort_key.between(start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat())
+        )
+    ]
+    running = next(iter(DailyRunning.batch_get([(day.isoformat(), RUNNING_SCOPE)], consistent_read=True)), None)
+    if running is None or not running.complete:
+        return _shown(tally(day_events(day)))
+    last_seq = int(running.last_seq or 0)
+    prefix = f"{day.isoformat()}#"
+    pending = [
+        day_event(e)
+        for e in (AuditEvent.batch_get(listed, consistent_read=True) if listed else ())
+        if e.day_shard.startswith(prefix) and (e.seq is None or int(e.seq) > last_seq)
+    ]
+    result = running_tally(running)
+    for event in with_kinds(pending):
+        result.add(event)
+    return _shown(result)
+
+
+def running_tally(item: DailyRunning) -> Tally:
+    """A Tally holding a day's running totals (only the figures: no events, actions or large transfers)."""
+    counts = Counter({name: int(getattr(item, name) or 0) for name in COUNTED})
+    return Tally(counts=counts, domains=set(item.domains or ()), events=int(item.events or 0))
+
+
+def _shown(result: Tally) -> dict:
+    """The figures the dashboard shows, and the number of events (hits) they come from."""
+    figures = result.figures()
+    return {name: figures[name] for name in (*FIGURES, "events")}

@@ -7,6 +7,11 @@ gives each the next seq: one AuditLink per event whose hash covers the previous 
 fields, committed with the chain head in one transaction (conditional on the head it read, so a second chainer
 running at the same time loses and re-reads). An event waits at most MERGE_DELAY to be linked.
 
+Running totals: the same transaction adds the linked events' figures to their local day's DailyRunning item
+(reports.aggregation.today_figures reads it for the dashboard). The transaction takes each unchained event once
+and commits or not as a whole, with a token that makes botocore's retry a no-op: the totals count every linked
+event exactly once, whatever answer is lost and however many chainers run.
+
 Checking (audit_chain_verify): walk the links by seq (BatchGet, a hundred at a time; no Scan), fetch each
 event, recompute each hash, check each link and the head, and report any event still unchained past the merge
 delay. Links older than the audit retention may have been removed by DynamoDB TTL, so the walk starts at the
@@ -18,18 +23,20 @@ the retained part of the chain cannot pass for expiry.
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from fxfer.change import Change, ChangeRefused
-from reports.models import AuditChainHead, AuditEvent, AuditLink
+from fxfer.change import MAX_ITEMS, Change, ChangeRefused
+from reports import aggregation
+from reports.models import AuditChainHead, AuditEvent, AuditLink, DailyRunning
 from reports.services import CHAIN, GENESIS_HASH, UNCHAINED, chained_fields, event_hash, local_day
 
 _BATCH = 100
-# Two items per event (its link and its own update) and the head: within a transaction's 100 items.
-_LINK_BATCH = 49
+# Two items per event (its link and its own update), the head and each local day's running totals (one, two
+# across midnight): within a transaction's 100 items (the batch is cut shorter when it spans more days).
+_LINK_BATCH = 48
 # DynamoDB TTL deletes up to ~2 days late; a margin on top.
 _TTL_LAG = timedelta(days=3)
 MERGE_DELAY = timedelta(minutes=2)
@@ -77,12 +84,15 @@ def audit_chain_link(
             (found[k] for k in keys if k in found and found[k].unchained),
             key=lambda e: e.sort_key,
         )
+        while events and 2 * len(events) + 1 + len({_day_of(e) for e in events}) > MAX_ITEMS:
+            events.pop()  # a backlog spanning many days: the rest goes in the next transaction
         if not events:
             continue
         head = _head()
         head_seq = int(head.seq) if head else 0
         prev_hash = head.hash if head else GENESIS_HASH
         link_time = datetime.now(UTC)
+        running_since = _running_since(head, link_time)
         digest = hashlib.sha256("|".join(e.event_id for e in events).encode()).hexdigest()[:16]
         # Unique per attempt: botocore's retries resend the same token; another chainer's attempt is another op.
         change = Change(op=f"chain:{head_seq}:{digest}:{secrets.token_hex(8)}", now=link_time)
@@ -109,8 +119,12 @@ def audit_chain_link(
                 condition=AuditEvent.unchained.exists() & unchanged,
             )
             prev_hash = link_hash
+        for day, actions in _running_additions(events, last_seq=seq, running_since=running_since):
+            change.update(DailyRunning(day=day, scope=aggregation.RUNNING_SCOPE), actions=actions)
         head_condition = AuditChainHead.seq == head_seq if head else AuditChainHead.chain.does_not_exist()
-        change.put(AuditChainHead(chain=CHAIN, seq=seq, hash=prev_hash), condition=head_condition)
+        change.put(
+            AuditChainHead(chain=CHAIN, seq=seq, hash=prev_hash, running_since=running_since), condition=head_condition
+        )
         try:
             change.commit(send_mails=False)
         except ChangeRefused:
@@ -119,6 +133,42 @@ def audit_chain_link(
         head_seq = seq
     complete = linked < limit
     return ChainLinked(linked=linked, head_seq=head_seq, complete=complete)
+
+
+def _day_of(event: AuditEvent) -> str:
+    return event.day_shard.partition("#")[0]  # the local day the by-day index files it under
+
+
+def _running_since(head: AuditChainHead | None, link_time: datetime) -> str:
+    """The first day whose every event has been added to its running totals (see AuditChainHead)."""
+    if head is None:
+        return date.min.isoformat()  # a new chain: every event ever linked is in the totals
+    if head.running_since:
+        return head.running_since
+    return (local_day(link_time) + timedelta(days=1)).isoformat()  # today's earlier events were linked without
+
+
+def _running_additions(events: list[AuditEvent], *, last_seq: int, running_since: str):
+    """(day, update actions) adding these events' figures to each of their days' DailyRunning item."""
+    by_day: dict[str, aggregation.Tally] = {}
+    kept = aggregation.with_kinds([aggregation.day_event(e) for e in events])  # in the events' order
+    for event, kept_event in zip(events, kept, strict=True):
+        by_day.setdefault(_day_of(event), aggregation.Tally()).add(kept_event)
+    for day, tally in sorted(by_day.items()):
+        actions = [
+            getattr(DailyRunning, name).add(int(tally.counts[name]))
+            for name in aggregation.COUNTED
+            if tally.counts[name]
+        ]
+        if tally.domains:
+            actions.append(DailyRunning.domains.add(*sorted(tally.domains)))
+        actions += [
+            DailyRunning.events.add(tally.events),
+            DailyRunning.last_seq.set(last_seq),
+            # Set once, when the day's first event is added: whether the totals hold the day from its start.
+            DailyRunning.complete.set(DailyRunning.complete | (day >= running_since)),
+        ]
+        yield day, actions
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """Audit trail and daily statistics (PynamoDB only; no ORM models)."""
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     JSONAttribute,
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
@@ -110,6 +112,9 @@ class AuditChainHead(Model):
     chain = UnicodeAttribute(hash_key=True)  # "main"
     seq = NumberAttribute()
     hash = UnicodeAttribute()
+    # The first local day whose every event the chainer added to its DailyRunning totals ("2026-11-28"). A chain
+    # begun before the chainer kept totals gets the day after its first run with them; a new chain, any day.
+    running_since = UnicodeAttribute(null=True)
 
 
 class DailyStats(Model):
@@ -124,6 +129,34 @@ class DailyStats(Model):
     events_read = NumberAttribute(default=0)
     computed_at = UTCDateTimeAttribute()
     error = UnicodeAttribute(null=True)
+
+
+class DailyRunning(Model):
+    """A local day's figures so far (scope "running", in the daily-stats table beside that day's DailyStats): the
+    chainer adds each event's share in the transaction that links it, so each event counts exactly once, and the
+    dashboard reads this one item plus the few events not linked yet instead of the whole day. The figures are
+    those of reports.aggregation.FIGURES (external domains as the set of them)."""
+
+    Meta = dynamo.meta("daily-stats")
+
+    day = UnicodeAttribute(hash_key=True)  # "2026-11-28", local time
+    scope = UnicodeAttribute(range_key=True)  # "running"
+    transfers_sent = NumberAttribute(null=True)
+    requests = NumberAttribute(null=True)
+    files = NumberAttribute(null=True)
+    files_received = NumberAttribute(null=True)
+    bytes_uploaded = NumberAttribute(null=True)
+    bytes_downloaded = NumberAttribute(null=True)
+    downloads = NumberAttribute(null=True)
+    received_downloads = NumberAttribute(null=True)
+    failed_codes = NumberAttribute(null=True)
+    failed_signins = NumberAttribute(null=True)
+    mails_bounced = NumberAttribute(null=True)
+    mails_complained = NumberAttribute(null=True)
+    domains = UnicodeSetAttribute(null=True)  # external domains (DynamoDB keeps no empty set: absent when none)
+    events = NumberAttribute(null=True)  # hits counted (an aggregated event counts its `count`)
+    last_seq = NumberAttribute(null=True)  # the newest link of the last transaction that added to this item
+    complete = BooleanAttribute(null=True)  # False: the day began before the chainer kept totals (count the day)
 
 
 class JobRun(Model):
