@@ -28,10 +28,11 @@ def sp_entity_id() -> str:
 
 def split_certificates(pem: str) -> list[str]:
     """Every PEM certificate in `pem` (several during a rollover); a bare base64 body counts as one."""
-    found = _PEM_CERT.findall(pem or "")
+    pem = str(pem or "")  # production's is a lazy string, read from SSM on first use (fxfer.env.secret)
+    found = _PEM_CERT.findall(pem)
     if found:
         return found
-    body = (pem or "").strip()
+    body = pem.strip()
     return [body] if body else []
 
 
@@ -51,8 +52,8 @@ def saml_settings_dict() -> dict:
             "assertionConsumerService": {"url": absolute_url(ACS_PATH), "binding": C.BINDING_HTTP_POST},
             "singleLogoutService": {"url": absolute_url(LOGOUT_PATH), "binding": C.BINDING_HTTP_REDIRECT},
             "NameIDFormat": settings.FXFER_SAML_NAMEID_FORMAT,
-            "x509cert": settings.FXFER_SAML_SP_CERT,
-            "privateKey": settings.FXFER_SAML_SP_KEY,
+            "x509cert": str(settings.FXFER_SAML_SP_CERT),
+            "privateKey": str(settings.FXFER_SAML_SP_KEY),
         },
         "idp": idp,
         "security": {

@@ -48,18 +48,19 @@ class Context:
         return 30000
 
 
-started = time.perf_counter()
+started, started_cpu = time.perf_counter(), time.process_time()
 import handler
 
-imported = time.perf_counter()
+imported, imported_cpu = time.perf_counter(), time.process_time()
 invocations = []
 for event in request["events"]:
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), time.process_time()
     try:
         invocations.append({"response": handler.lambda_handler(event, Context())})
     except Exception as exc:
         invocations.append({"error": f"{type(exc).__name__}: {exc}"})
     invocations[-1]["seconds"] = time.perf_counter() - began
+    invocations[-1]["cpu_seconds"] = time.process_time() - began_cpu
 imports = {name: importlib.import_module(name).__file__ for name in request["imports"]}
 outside = sorted(
     m.__file__
@@ -70,6 +71,7 @@ outside = sorted(
 )
 result = {
     "import_seconds": imported - started,
+    "import_cpu_seconds": imported_cpu - started_cpu,
     "invocations": invocations,
     "imports": imports,
     "modules_outside": outside,
@@ -101,6 +103,7 @@ def unzip_package(destination: Path, path: Path = PACKAGE_ZIP) -> Path:
 @dataclass(frozen=True)
 class Invocation:
     import_seconds: float
+    import_cpu_seconds: float
     invocations: list[dict]
     imports: dict[str, str]
     modules_outside: list[str]
@@ -117,9 +120,16 @@ class Invocation:
 
 
 def invoke(
-    package_dir: Path, events: list[dict], *, env: dict[str, str], imports: tuple[str, ...] = (), timeout: float = 120
+    package_dir: Path,
+    events: list[dict],
+    *,
+    env: dict[str, str],
+    imports: tuple[str, ...] = (),
+    timeout: float = 120,
+    cpu_group: Path | None = None,
 ) -> Invocation:
-    """Call Zappa's handler.lambda_handler with each event, in order, in one fresh Python process."""
+    """Call Zappa's handler.lambda_handler with each event, in order, in one fresh Python process (inside the
+    cgroup `cpu_group` when given: bench/coldstart's CPU share of a Lambda memory size)."""
     with tempfile.TemporaryDirectory(prefix="fxfer-invoke-") as scratch:
         result_path = Path(scratch) / "result.json"
         request = {
@@ -140,6 +150,7 @@ def invoke(
             text=True,
             timeout=timeout,
             check=False,
+            preexec_fn=(lambda: (cpu_group / "cgroup.procs").write_text(str(os.getpid()))) if cpu_group else None,
         )
         log = process.stdout + process.stderr
         if process.returncode != 0 or not result_path.exists():
@@ -234,12 +245,13 @@ class StandIns:
 
     url: str
     bucket: str
-    remote_env: dict[str, str]  # what the remote environment file (zappa_settings "remote_env") holds
-    remote_env_location: tuple[str, str]  # (bucket, key)
+    environment: dict[str, str]  # required variables zappa_settings.json does not set (none, once it sets all)
+    parameters: dict[str, str]  # the stage's SSM parameters (the secrets): {name: value}
+    parameter_path: str  # "/fxfer/dev/"
 
     def lambda_env(self, package_dir: Path, *, xray_port: int | None = None) -> dict[str, str]:
         """The variables Lambda sets, fake credentials, and every AWS endpoint pointing at the stand-in.
-        No secret is here: the function reads them from the remote environment file, as in AWS."""
+        No secret is here: the function reads them from SSM Parameter Store, as in AWS."""
         env = {
             "PATH": os.defpath,
             "LANG": "C.UTF-8",
@@ -252,17 +264,38 @@ class StandIns:
             "AWS_ACCESS_KEY_ID": "test",
             "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_SESSION_TOKEN": "test",
-            # Every AWS client, Zappa's remote_env read included, goes to the stand-in, never to AWS.
+            # Every AWS client goes to the stand-in, never to AWS.
             "AWS_ENDPOINT_URL": self.url,
             **_endpoints(self.url),
+            **self.environment,
         }
         if xray_port:
             env |= {"AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{xray_port}", "_X_AMZN_TRACE_ID": TRACE_HEADER}
         return env
 
+    def ssm(self):
+        import boto3
+
+        from devtools import stack
+
+        return boto3.client(
+            "ssm",
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id=stack.FAKE_AWS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=stack.FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def put_parameters(self) -> None:
+        """The stage's parameters as docs/deploy.md step 6 puts them: keys as SecureString, certificates as String."""
+        ssm = self.ssm()
+        for name, value in self.parameters.items():
+            kind = "String" if "CERT" in name else "SecureString"
+            ssm.put_parameter(Name=f"{self.parameter_path}{name}", Value=value, Type=kind, Overwrite=True)
+
 
 def _endpoints(url: str) -> dict[str, str]:
-    services = ("DYNAMODB", "S3", "KMS", "SES", "SNS", "SQS", "LAMBDA", "CLOUDWATCH", "LOGS")
+    services = ("DYNAMODB", "S3", "KMS", "SES", "SNS", "SQS", "LAMBDA", "CLOUDWATCH", "LOGS", "SSM")
     return {f"FXFER_{service}_ENDPOINT": url for service in services}
 
 
@@ -283,33 +316,28 @@ def _provision(env: dict[str, str]) -> None:
 
 @contextlib.contextmanager
 def stand_ins() -> Iterator[StandIns]:
-    """moto on a free loopback port, provisioned for the `dev` stage with the package's own settings, and
-    the remote environment file holding the secrets (placeholders). Stopped on exit."""
-    import boto3
-
+    """moto on a free loopback port, provisioned for the `dev` stage with the package's own settings, and the
+    stage's SSM parameters holding the secrets (placeholders). Stopped on exit."""
     from devtools import stack
+    from devtools.placeholders import secret_production_names
 
     stage = stage_settings()
     app_env = stage["environment_variables"]
-    remote_env = {
-        **{k: v for k, v in placeholder_production_env().items() if k not in app_env},
+    placeholders = placeholder_production_env()
+    secret_names = set(secret_production_names())
+    environment = {
+        **{k: v for k, v in placeholders.items() if k not in app_env and k not in secret_names},
+        # API Gateway's own host: the events below come to it (an operator lists it until the custom domain).
         "FXFER_EXTRA_HOSTS": API_HOST,
     }
-    remote_bucket, _, remote_key = stage["remote_env"].removeprefix("s3://").partition("/")
     with stack.moto_server(stack.free_port()) as url:
-        _provision({**stack.FAKE_AWS, **_endpoints(url), **remote_env, **app_env})
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=url,
-            region_name=REGION,
-            aws_access_key_id=stack.FAKE_AWS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=stack.FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
-        )
-        s3.create_bucket(Bucket=remote_bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-        s3.put_object(Bucket=remote_bucket, Key=remote_key, Body=json.dumps(remote_env).encode())
-        yield StandIns(
+        _provision({**stack.FAKE_AWS, **_endpoints(url), **placeholders, **environment, **app_env})
+        stand_in = StandIns(
             url=url,
             bucket=app_env["FXFER_BUCKET"],
-            remote_env=remote_env,
-            remote_env_location=(remote_bucket, remote_key),
+            environment=environment,
+            parameters={name: placeholders[name] for name in sorted(secret_names)},
+            parameter_path=f"/fxfer/{app_env['FXFER_STAGE']}/",
         )
+        stand_in.put_parameters()
+        yield stand_in

@@ -2,7 +2,7 @@
 
     python -m devtools.package [--stage dev|prod]
 
-The zip carries its stage's Zappa settings (environment, remote_env, event mapping): build one per stage.
+The zip carries its stage's Zappa settings (environment, event mapping): build one per stage.
 
 1. `.venv-runtime`'s site-packages holds requirements.txt only, installed --no-deps (every runtime dependency is
    pinned there): it is what ships. Zappa's deploy-time dependencies (requirements-deploy.txt: troposphere, PyYAML,
@@ -281,11 +281,11 @@ def zappa_package(stage: str = STAGE) -> Path:
 
 # botocore's data for the services the package calls; the rest of botocore/data/ (over 400 services, most of the
 # package's size) never loads. fxfer's own clients (tests/package checks the code names no other), PynamoDB's
-# (dynamodb), django-ses's (ses or sesv2), django-storages' and Zappa's remote_env read (s3), the X-Ray SDK's
-# sampling rules (xray). botocore/data's own files (endpoints.json, partitions.json, _retry.json,
+# (dynamodb), django-ses's (ses or sesv2), django-storages' (s3), production's secrets (ssm, fxfer.env.secret), the
+# X-Ray SDK's sampling rules (xray). botocore/data's own files (endpoints.json, partitions.json, _retry.json,
 # sdk-default-configuration.json) stay.
 KEPT_BOTOCORE_SERVICES = frozenset(
-    {"cloudwatch", "dynamodb", "kms", "lambda", "logs", "s3", "ses", "sesv2", "sns", "sqs", "xray"}
+    {"cloudwatch", "dynamodb", "kms", "lambda", "logs", "s3", "ses", "sesv2", "sns", "sqs", "ssm", "xray"}
 )
 # Folders and modules that never run in Lambda: Zappa's CLI modules (they import its deploy-time dependencies,
 # absent here), Powertools' event_handler (we route with Django) and the utilities its Logger, Metrics and Tracer do

@@ -17,6 +17,11 @@ def required_production_names() -> list[str]:
     return re.findall(r'env\.required(?:_listing)?\(\s*"([A-Z0-9_]+)"', PRODUCTION_SETTINGS.read_text())
 
 
+def secret_production_names() -> list[str]:
+    """The names production.py reads with env.secret(...): SSM parameters on Lambda (fxfer/env.py)."""
+    return re.findall(r'env\.secret\(\s*"([A-Z0-9_]+)"', PRODUCTION_SETTINGS.read_text())
+
+
 @functools.cache
 def _placeholder_key_and_cert() -> tuple[str, str]:
     """A throwaway RSA key and a self-signed certificate for it (PEM), for PEM-valued variables."""
@@ -44,5 +49,6 @@ def _placeholder(name: str) -> str:
 
 
 def placeholder_production_env() -> dict[str, str]:
-    """{name: placeholder} for every variable production settings require (PEMs are real, throwaway ones)."""
-    return {name: _placeholder(name) for name in required_production_names()}
+    """{name: placeholder} for every variable production settings require and every secret they read (PEMs are
+    real, throwaway ones)."""
+    return {name: _placeholder(name) for name in [*required_production_names(), *secret_production_names()]}

@@ -3,8 +3,8 @@
 `manage.py iam_policy --stage prod --account 123456789012` prints it (deploy/iam/ has a rendered example). Names
 come from where the application gets them: table names and indexes from the PynamoDB models (fxfer.dynamo), the
 SES configuration set, the failed-events queue and the function's name from `stage_resources` in
-fxfer/settings/base.py, the bucket, the KMS key and the remote environment file from zappa_settings.json, the
-sender from FXFER_FROM_EMAIL.
+fxfer/settings/base.py, the bucket, the KMS key and the secrets' SSM path from zappa_settings.json (or their
+defaults), the sender from FXFER_FROM_EMAIL.
 
 Each statement grants what some code calls, and says which (its Sid, and the comment beside it). The fast tier
 keeps this honest both ways (tests/awscalls.py): every AWS call the application makes in the suite must be allowed
@@ -116,7 +116,9 @@ APPEND_ONLY_TABLES = ("audit-events", "audit-links")
 FILES_PREFIX = "files/"
 # On objects under files/ (transfers/storage.py). PutObject covers the presigned POST, CreateMultipartUpload, the
 # presigned UploadPart URLs and CompleteMultipartUpload; GetObject(Version) the HeadObject checks and the
-# presigned GET of the verified version; Delete*Version the deletion of every version with its receipt.
+# presigned GET of the verified version; Delete*Version the deletion of every version with its receipt;
+# GetObjectVersionTagging reads GuardDuty's malware-scan verdict tag of the verified version (the bucket is
+# versioned: every read names the version).
 S3_OBJECT_ACTIONS = (
     "s3:PutObject",
     "s3:GetObject",
@@ -126,6 +128,7 @@ S3_OBJECT_ACTIONS = (
     "s3:ListMultipartUploadParts",
     "s3:PutObjectLegalHold",
     "s3:GetObjectLegalHold",
+    "s3:GetObjectVersionTagging",
 )
 # On the bucket itself: HeadBucket (the health check) is authorised as ListBucket; the sweep lists abandoned
 # multipart uploads.
@@ -151,7 +154,8 @@ def stage_names(stage: str) -> dict:
         "configuration_set": names["AWS_SES_CONFIGURATION_SET"],
         "failed_events_queue": names["FXFER_FAILED_EVENTS_QUEUE"],
         "function_name": names["FXFER_LAMBDA_FUNCTION"],
-        "remote_env": zappa.get("remote_env"),
+        # production.py's FXFER_SSM_PATH default: where the stage's secrets are (fxfer.env.secret).
+        "parameter_path": variables.get("FXFER_SSM_PATH", f"/fxfer/{stage}/"),
     }
 
 
@@ -200,7 +204,7 @@ def lambda_policy(
     configuration_set: str | None = None,
     failed_events_queue: str | None = None,
     function_name: str | None = None,
-    remote_env: str | None = None,
+    parameter_path: str | None = None,
 ) -> dict:
     """The IAM policy document of the stage's Lambda role. Unnamed resources default to the stage's own names
     (`stage_names`); the sender to settings.DEFAULT_FROM_EMAIL (FXFER_FROM_EMAIL)."""
@@ -216,7 +220,7 @@ def lambda_policy(
     configuration_set = configuration_set or names["configuration_set"]
     failed_events_queue = failed_events_queue or names["failed_events_queue"]
     function_name = function_name or names["function_name"]
-    remote_env = remote_env if remote_env is not None else names["remote_env"]
+    parameter_path = parameter_path or names["parameter_path"]
     sender = parseaddr(from_address or settings.DEFAULT_FROM_EMAIL)[1].lower()
     if "@" not in sender:
         raise ValueError(f"not a sender address: {from_address!r}")
@@ -228,7 +232,7 @@ def lambda_policy(
     statements += _runtime_statements(
         failed_events_queue=failed_events_queue,
         function_name=function_name,
-        remote_env=remote_env,
+        parameter_path=parameter_path,
         account_id=account_id,
         region=region,
     )
@@ -411,11 +415,11 @@ def _ses_statements(sender: str, configuration_set: str, account_id: str, region
     ]
 
 
-# --- what the runtime needs: the failed-events queue, X-Ray, logs, Zappa's remote environment ------------------
+# --- what the runtime needs: the failed-events queue, X-Ray, logs, the stage's secrets --------------------------
 
 
 def _runtime_statements(
-    *, failed_events_queue: str, function_name: str, remote_env: str | None, account_id: str, region: str
+    *, failed_events_queue: str, function_name: str, parameter_path: str, account_id: str, region: str
 ) -> list[dict]:
     queue_arn = f"arn:aws:sqs:{region}:{account_id}:{failed_events_queue}"
     log_group = f"arn:aws:logs:{region}:{account_id}:log-group:/aws/lambda/{function_name}"
@@ -452,19 +456,20 @@ def _runtime_statements(
             "Resource": f"{log_group}:*",
         },
     ]
-    if remote_env:
-        match = re.fullmatch(r"s3://([^/]+)/(.+)", remote_env)
-        if not match:
-            raise ValueError(f"remote_env is not an s3:// URL: {remote_env!r}")
-        statements.append(
-            {
-                # Zappa's handler reads the remote environment file (the secrets) at each cold start.
-                "Sid": "ZappaRemoteEnvironment",
-                "Effect": "Allow",
-                "Action": "s3:GetObject",
-                "Resource": f"arn:aws:s3:::{match[1]}/{match[2]}",
-            }
-        )
+    if not re.fullmatch(r"/[A-Za-z0-9_.\-/]*/", parameter_path):
+        raise ValueError(f"an SSM parameter path starts and ends with '/', not {parameter_path!r}")
+    statements.append(
+        {
+            # The stage's secrets (fxfer.env.secret): one GetParameters, with decryption, the first time one is
+            # used. They are encrypted with the account's AWS managed key aws/ssm, whose key policy lets the
+            # account's principals decrypt through SSM: no kms:Decrypt grant is needed, and who may read them is
+            # decided by ssm:GetParameters on this path.
+            "Sid": "StageSecretsFromParameterStore",
+            "Effect": "Allow",
+            "Action": "ssm:GetParameters",
+            "Resource": f"arn:aws:ssm:{region}:{account_id}:parameter{parameter_path}*",
+        }
+    )
     return statements
 
 

@@ -53,8 +53,6 @@ UNCALLED_IN_TESTS: dict[str, str] = {
     "XRayTraces": "the Lambda runtime and the X-Ray SDK send segments only on Lambda with active tracing",
     # The Lambda service sends an async event that failed its retries to the on-failure queue, as the role.
     "OnFailureDestinationSendsFailedEvents": "the Lambda service, not our code, sends the failed event",
-    # Zappa's handler reads remote_env at a cold start, before Django (the package tier exercises it on a stand-in).
-    "ZappaRemoteEnvironment": "Zappa's handler, not our code, reads the remote environment file",
 }
 # Set by the controller; xdist workers (spawned after pytest_configure) inherit it and write their records there.
 _DIR_VARIABLE = "FXFER_AWSCALLS_DIR"
@@ -99,7 +97,11 @@ _S3_ACTIONS = {
     "CompleteMultipartUpload": "s3:PutObject",
 }
 # Operations on a version (VersionId given) need the action's Version form.
-_S3_VERSION_ACTIONS = {"s3:GetObject": "s3:GetObjectVersion", "s3:DeleteObject": "s3:DeleteObjectVersion"}
+_S3_VERSION_ACTIONS = {
+    "s3:GetObject": "s3:GetObjectVersion",
+    "s3:DeleteObject": "s3:DeleteObjectVersion",
+    "s3:GetObjectTagging": "s3:GetObjectVersionTagging",
+}
 # What S3 asks KMS, as the caller, for an object under SSE-KMS (bucket default encryption): a data key to write,
 # a decryption to read; a multipart upload needs both (S3 decrypts the upload's data key for each part).
 _S3_KMS = {
@@ -170,6 +172,9 @@ def requests_for(service: str, operation: str, params: dict, *, region: str, acc
         else:
             name = params.get("QueueName", "*")
         return [Request(f"sqs:{operation}", f"arn:aws:sqs:{region}:{account_id}:{name}")]
+    if service == "ssm":
+        parameters = f"arn:aws:ssm:{region}:{account_id}:parameter"
+        return [Request(f"ssm:{operation}", f"{parameters}{name}") for name in params.get("Names", [])]
     return [Request(f"{_IAM_PREFIX.get(service, service)}:{operation}", "*")]
 
 

@@ -107,6 +107,8 @@ FXFER_LAMBDA_ENDPOINT = env.optional("FXFER_LAMBDA_ENDPOINT")
 # Provisioning only: the alarms (CloudWatch) and the function's log retention (CloudWatch Logs).
 FXFER_CLOUDWATCH_ENDPOINT = env.optional("FXFER_CLOUDWATCH_ENDPOINT")
 FXFER_LOGS_ENDPOINT = env.optional("FXFER_LOGS_ENDPOINT")
+# Production's secrets (fxfer.env.secret): SSM Parameter Store.
+FXFER_SSM_ENDPOINT = env.optional("FXFER_SSM_ENDPOINT")
 FXFER_BUCKET = env.optional("FXFER_BUCKET")
 # Alias ("alias/fxfer-prod") or key ARN of the customer-managed KMS key that encrypts every file.
 FXFER_KMS_KEY_ID = env.optional("FXFER_KMS_KEY_ID")
@@ -294,6 +296,8 @@ FXFER_SAML_ATTRIBUTES = {
         ("http://schemas.microsoft.com/identity/claims/displayname", "displayName"),
     ),
     "department": env.listing("FXFER_SAML_ATTRIBUTE_DEPARTMENT", (f"{_CLAIMS}/department", "department")),
+    # The sender's manager's address (supervisor approval): an Entra ID claim mapped from the manager's mail.
+    "manager": env.listing("FXFER_SAML_ATTRIBUTE_MANAGER", (f"{_CLAIMS}/manager", "manager")),
     "groups": env.listing(
         "FXFER_SAML_ATTRIBUTE_GROUPS", ("http://schemas.microsoft.com/ws/2008/06/identity/claims/groups", "groups")
     ),

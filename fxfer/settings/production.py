@@ -1,5 +1,6 @@
-"""Production (AWS Lambda through Zappa). Every stage value and secret comes from the environment; a missing
-one stops the process at start with its name."""
+"""Production (AWS Lambda through Zappa). Every stage value comes from the environment (zappa_settings.json); a
+missing one stops the process at start with its name. The secrets come from SSM Parameter Store, read on first
+use; a missing one fails that use with its name."""
 
 from urllib.parse import urlsplit
 
@@ -9,8 +10,11 @@ from fxfer import env
 from fxfer.settings.base import *  # noqa: F403
 
 DEBUG = False
-SECRET_KEY = env.required("FXFER_SECRET_KEY")
 FXFER_STAGE = env.required("FXFER_STAGE")
+# The stage's SSM parameters (docs/deploy.md, step 6): the secrets, and the SAML certificates (too long for
+# Lambda's 4 KB of environment variables). Read on first use, not at start (fxfer.env.secret).
+FXFER_SSM_PATH = env.optional("FXFER_SSM_PATH", f"/fxfer/{FXFER_STAGE}/")
+SECRET_KEY = env.secret("FXFER_SECRET_KEY", path=FXFER_SSM_PATH)
 globals().update(stage_resources(FXFER_STAGE, lambda_function=f"fxfer-{FXFER_STAGE}"))  # noqa: F405
 FXFER_BASE_URL = env.required("FXFER_BASE_URL").rstrip("/")
 FXFER_BUCKET = env.required("FXFER_BUCKET")
@@ -60,9 +64,9 @@ CSRF_COOKIE_NAME = "__Host-fxfer-csrf"
 FXFER_SAML_IDP_ENTITY_ID = env.required("FXFER_SAML_IDP_ENTITY_ID")
 FXFER_SAML_IDP_SSO_URL = env.required("FXFER_SAML_IDP_SSO_URL")
 FXFER_SAML_IDP_SLO_URL = env.optional("FXFER_SAML_IDP_SLO_URL")
-FXFER_SAML_IDP_CERTS = env.required("FXFER_SAML_IDP_CERTS")
-FXFER_SAML_SP_KEY = env.required("FXFER_SAML_SP_KEY")
-FXFER_SAML_SP_CERT = env.required("FXFER_SAML_SP_CERT")
+FXFER_SAML_IDP_CERTS = env.secret("FXFER_SAML_IDP_CERTS", path=FXFER_SSM_PATH)
+FXFER_SAML_SP_KEY = env.secret("FXFER_SAML_SP_KEY", path=FXFER_SSM_PATH)
+FXFER_SAML_SP_CERT = env.secret("FXFER_SAML_SP_CERT", path=FXFER_SSM_PATH)
 # Comma-separated IdP group values (Entra ID: group object ids) for each role.
 FXFER_ROLE_GROUPS = {
     "employee": env.required_listing("FXFER_EMPLOYEE_GROUPS"),

@@ -128,9 +128,18 @@ def test_s3_only_under_files_and_no_bucket_configuration(policy):
     ):
         assert not allows(policy, Request(action, BUCKET)), action
         assert not allows(policy, Request(action, f"{BUCKET}/files/x/y")), action
-    # Zappa's remote environment: that one file, read only.
-    assert allows(policy, Request("s3:GetObject", "arn:aws:s3:::fxfer-prod-config/environment.json"))
-    assert not allows(policy, Request("s3:PutObject", "arn:aws:s3:::fxfer-prod-config/environment.json"))
+    # No remote environment file in S3 any more: the secrets are SSM parameters.
+    assert not allows(policy, Request("s3:GetObject", "arn:aws:s3:::fxfer-prod-config/environment.json"))
+
+
+def test_the_stages_secrets_are_read_from_its_own_ssm_path_only(policy):
+    parameters = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter"
+    assert allows(policy, Request("ssm:GetParameters", f"{parameters}/fxfer/prod/FXFER_SECRET_KEY"))
+    # Another stage's secrets, or anything but reading them:
+    assert not allows(policy, Request("ssm:GetParameters", f"{parameters}/fxfer/dev/FXFER_SECRET_KEY"))
+    assert not allows(policy, Request("ssm:GetParameters", f"{parameters}/fxfer/prodx/FXFER_SECRET_KEY"))
+    for action in ("ssm:PutParameter", "ssm:DeleteParameter", "ssm:GetParametersByPath", "ssm:DescribeParameters"):
+        assert not allows(policy, Request(action, f"{parameters}/fxfer/prod/FXFER_SECRET_KEY")), action
 
 
 def test_kms_only_its_key_and_data_keys_only_through_s3(policy):

@@ -9,6 +9,7 @@ import pytest
 
 from devtools.placeholders import placeholder_production_env as production_env
 from devtools.placeholders import required_production_names as required_names
+from devtools.placeholders import secret_production_names as secret_names
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,8 +28,21 @@ def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 def test_production_requires_the_core_variables():
     names = required_names()
-    for name in ("FXFER_SECRET_KEY", "FXFER_STAGE", "FXFER_BASE_URL", "FXFER_BUCKET", "FXFER_KMS_KEY_ID"):
+    for name in ("FXFER_STAGE", "FXFER_BASE_URL", "FXFER_BUCKET", "FXFER_KMS_KEY_ID"):
         assert name in names
+
+
+def test_production_reads_its_secrets_from_ssm_and_never_from_a_required_variable():
+    assert {"FXFER_SECRET_KEY", "FXFER_SAML_SP_KEY"} <= set(secret_names())
+    assert not set(secret_names()) & set(required_names())
+
+
+def test_production_starts_without_its_secrets_and_reads_none_at_start():
+    """On Lambda the secrets are SSM parameters read on first use (tests/fxfer/test_secrets.py): settings load and
+    the system checks run without them, and without any AWS call (no endpoint, no credentials here)."""
+    env = {k: v for k, v in production_env().items() if k not in secret_names()}
+    result = _manage("check", env={**env, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("missing", required_names())
@@ -41,9 +55,9 @@ def test_production_refuses_to_start_without_a_variable_and_names_it(missing):
 
 
 def test_production_refuses_a_blank_variable():
-    result = _manage("check", env={**production_env(), "FXFER_SECRET_KEY": "   "})
+    result = _manage("check", env={**production_env(), "FXFER_BUCKET": "   "})
     assert result.returncode != 0
-    assert "FXFER_SECRET_KEY" in result.stderr
+    assert "FXFER_BUCKET" in result.stderr
 
 
 def test_production_refuses_a_plain_http_base_url():

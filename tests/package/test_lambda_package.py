@@ -1,10 +1,9 @@
 """The built Lambda package (dist/fxfer-dev.zip from `make package`), called through Zappa's own
 `handler.lambda_handler` in a fresh Python 3.13 that sees nothing but the unzipped package, against a moto
-server provisioned with the package's own settings. The secrets reach it only through the remote environment
-file, as in AWS."""
+server provisioned with the package's own settings. The secrets reach it only through SSM Parameter Store, read
+on first use, as in AWS."""
 
 import base64
-import gzip
 import importlib.metadata
 import importlib.util
 import json
@@ -25,7 +24,7 @@ DAILY_JOB_TIME = "2026-11-27T15:10:00Z"  # 00:10 on 28 November in Tokyo: aggreg
 UPLOAD_KEY = "files/0f3a9c1e7b2d4e6f/8c1d2e3f4a5b6c7d"
 SCHEDULED = [event["function"] for event in STAGE["events"] if "expression" in event]
 # Events of the cold run, in order (the scheduled ones last): the first request of the process is the health check.
-HEALTHZ, UPLOAD, STATIC, FIRST_SCHEDULED = range(4)
+HEALTHZ, UPLOAD, STATIC, SAML_METADATA, FIRST_SCHEDULED = range(5)
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +61,8 @@ def xray_daemon():
 
 
 @pytest.fixture(scope="module")
-def static_css(package_dir) -> tuple[str, bytes]:
-    manifest = json.loads((package_dir / "staticfiles" / "staticfiles.json").read_text())["paths"]
-    hashed = manifest["css/fxfer.css"]
-    return hashed, (package_dir / "staticfiles" / hashed).read_bytes()
+def static_manifest(package_dir) -> dict[str, str]:
+    return json.loads((package_dir / "fxfer" / "static_manifest" / "staticfiles.json").read_text())["paths"]
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +71,14 @@ def lambda_env(package_dir, stand_in, xray_daemon) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def cold_run(package_dir, lambda_env, static_css) -> lambda_local.Invocation:
+def cold_run(package_dir, lambda_env) -> lambda_local.Invocation:
     events = [
         lambda_local.api_gateway_event("/healthz"),
         lambda_local.s3_object_created_event(
             bucket=STAGE["environment_variables"]["FXFER_BUCKET"], key=UPLOAD_KEY, size=7
         ),
-        lambda_local.api_gateway_event(f"/static/{static_css[0]}", headers={"Accept-Encoding": "gzip"}),
+        lambda_local.api_gateway_event("/"),  # a page: its static files come from the static origin
+        lambda_local.api_gateway_event("/saml/metadata/"),
         *(lambda_local.scheduled_event(function, time=DAILY_JOB_TIME) for function in SCHEDULED),
     ]
     return lambda_local.invoke(package_dir, events, env=lambda_env, imports=("xmlsec", "lxml.etree"))
@@ -123,12 +121,29 @@ def test_an_object_created_in_the_bucket_reaches_the_upload_entry_point(cold_run
     assert '"message": "upload.object_noticed"' in cold_run.log
 
 
-def test_static_files_are_served_gzipped_and_binary_safe(cold_run, static_css):
+def test_a_page_links_its_static_files_on_the_static_origin_under_hashed_names(cold_run, lambda_env, static_manifest):
+    """Static files are off Lambda (fxfer/static.py): the page names them on FXFER_STATIC_URL (CloudFront) under
+    the hashed names of the manifest the package ships, and the policy admits that origin."""
     response = cold_run.response(STATIC)
-    assert response["statusCode"] == 200
-    assert response["headers"]["Content-Encoding"] == "gzip"
-    assert response["isBase64Encoded"] is True  # zappa_settings binary_support: API Gateway decodes it
-    assert gzip.decompress(base64.b64decode(response["body"])) == static_css[1]
+    assert response["statusCode"] == 200, response
+    origin = (STAGE["environment_variables"].get("FXFER_STATIC_URL") or _static_url_placeholder()).rstrip("/")
+    assert f'href="{origin}/{static_manifest["css/fxfer.css"]}"' in response["body"]
+    assert 'href="/static/' not in response["body"]
+    scheme, _, host = origin.partition("://")
+    assert f"script-src 'self' {scheme}://{host.split('/', 1)[0]}" in response["headers"]["Content-Security-Policy"]
+
+
+def _static_url_placeholder() -> str:
+    from devtools.placeholders import placeholder_production_env
+
+    return placeholder_production_env()["FXFER_STATIC_URL"]
+
+
+def test_the_package_ships_the_static_manifest_and_no_static_file(names, static_manifest):
+    assert "fxfer/static_manifest/staticfiles.json" in names
+    assert not [n for n in names if n.startswith(("static/", "staticfiles/", "django/contrib/admin/static/"))]
+    hashed = set(static_manifest.values())
+    assert not [n for n in names if n in hashed or n.split("/", 1)[-1] in hashed]
 
 
 def test_xmlsec_and_lxml_import_inside_the_package(cold_run, package_dir):
@@ -154,25 +169,38 @@ def test_nothing_from_a_venv_leaks_into_the_process(cold_run, package_dir):
     assert not [entry for entry in cold_run.sys_path if "site-packages" in entry], cold_run.sys_path
 
 
-def test_secrets_come_from_the_remote_env_file_and_are_not_logged(cold_run, lambda_env, stand_in):
-    assert cold_run.response(HEALTHZ)["statusCode"] == 200
-    assert "FXFER_SECRET_KEY" in stand_in.remote_env
-    assert not (set(stand_in.remote_env) & set(lambda_env))
-    assert stand_in.remote_env["FXFER_SECRET_KEY"] not in cold_run.log
+def _pem_body(pem: str) -> str:
+    return "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
 
 
-def test_without_its_remote_env_file_the_function_refuses_to_start(package_dir, lambda_env, stand_in):
-    bucket, key = stand_in.remote_env_location
-    s3 = boto3.client("s3", endpoint_url=stand_in.url, region_name=lambda_local.REGION)
-    saved = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    s3.delete_object(Bucket=bucket, Key=key)
+def test_secrets_come_from_ssm_on_first_use_and_are_not_logged(cold_run, lambda_env, stand_in):
+    """/saml/metadata/ needs the SP certificate and key and the IdP's certificates: SSM parameters, never
+    environment variables, read by the package's one GetParameters."""
+    response = cold_run.response(SAML_METADATA)
+    assert response["statusCode"] == 200, response
+    body = base64.b64decode(response["body"]).decode() if response["isBase64Encoded"] else response["body"]
+    assert _pem_body(stand_in.parameters["FXFER_SAML_SP_CERT"]) in body.replace("\n", "")
+    assert "FXFER_SECRET_KEY" in stand_in.parameters
+    assert not (set(stand_in.parameters) & set(lambda_env))
+    for name in ("FXFER_SECRET_KEY", "FXFER_SAML_SP_KEY"):
+        assert _pem_body(stand_in.parameters[name])[:40] not in cold_run.log
+
+
+def test_without_its_ssm_parameters_a_page_needing_one_names_it(package_dir, lambda_env, stand_in):
+    """The first page that needs a secret fails with the missing parameter's name in the log."""
+    ssm = stand_in.ssm()
+    missing = f"{stand_in.parameter_path}FXFER_SAML_SP_KEY"
+    ssm.delete_parameter(Name=missing)
     try:
-        run = lambda_local.invoke(package_dir, [lambda_local.api_gateway_event("/healthz")], env=lambda_env)
+        run = lambda_local.invoke(
+            package_dir,
+            [lambda_local.api_gateway_event("/healthz"), lambda_local.api_gateway_event("/saml/metadata/")],
+            env=lambda_env,
+        )
     finally:
-        s3.put_object(Bucket=bucket, Key=key, Body=saved)
-    error = run.invocations[0].get("error", "")
-    assert "ImproperlyConfigured" in error
-    assert re.search(r"The environment variable FXFER_\w+ must be set", error)
+        stand_in.put_parameters()
+    assert run.response(1)["statusCode"] == 500
+    assert "ImproperlyConfigured" in run.log and missing in run.log
 
 
 # --- what the zip holds ---------------------------------------------------------------------------------------
