@@ -42,6 +42,8 @@ class User(AbstractBaseUser):
     email = models.EmailField(blank=True)
     display_name = models.CharField(max_length=256, blank=True)
     department = models.CharField(max_length=256, blank=True)
+    # The manager's address as the IdP gave it (supervisor approval asks them); empty when it gave none.
+    manager_email = models.EmailField(blank=True)
     # No local passwords anywhere, and no last_login column to update on sign-in.
     password = None
     last_login = None
@@ -151,6 +153,7 @@ class UserRecord(DynamoModel):
     email_key = UnicodeAttribute(null=True)
     display_name = UnicodeAttribute(default="")
     department = UnicodeAttribute(default="")
+    manager_email = UnicodeAttribute(default="")
     groups = ListAttribute(of=UnicodeAttribute, default=list)
     roles = ListAttribute(of=UnicodeAttribute, default=list)
     created_at = UTCDateTimeAttribute()

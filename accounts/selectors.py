@@ -31,6 +31,7 @@ def user_from_record(record: UserRecord) -> User:
         email=record.email,
         display_name=record.display_name,
         department=record.department,
+        manager_email=record.manager_email or "",
         roles=frozenset(record.roles or ()),
         groups=tuple(record.groups or ()),
     )

@@ -332,6 +332,7 @@ def _profile(attributes: dict) -> dict:
         "email": first("email").lower(),
         "display_name": first("display_name"),
         "department": first("department"),
+        "manager_email": first("manager").lower(),
         "groups": sorted(set(groups)),
     }
 
@@ -352,6 +353,7 @@ def _user_save(
         email_key=profile["email"] or None,
         display_name=profile["display_name"],
         department=profile["department"],
+        manager_email=profile["manager_email"],
         groups=profile["groups"],
         roles=sorted(roles),
         created_at=created_at,

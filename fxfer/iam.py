@@ -26,6 +26,7 @@ INLINE_POLICY_LIMIT = 10_240
 # tables (audit-events, audit-links) are append-only for the app: their updates are the separate, narrower
 # statements below, and DeleteItem or BatchWriteItem on them is denied outright.
 TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "approval-delegations": ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"),
     "audit-chain": ("dynamodb:GetItem", "dynamodb:PutItem"),
     "audit-events": ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
     "audit-links": ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem"),

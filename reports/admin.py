@@ -120,6 +120,7 @@ class ComplianceAdminSite(admin.AdminSite):
             path("reports/monthly/", view(self.monthly_view), name="fxfer_monthly"),
             path("reports/monthly.csv", view(self.monthly_csv_view), name="fxfer_monthly_csv"),
             path("quotas/", view(partial(quota_view, self)), name="fxfer_quota"),
+            path("approvals/", view(self.approvals_view), name="fxfer_approvals"),
             path("operations/", view(partial(operations_view, self)), name="fxfer_operations"),
             path("people/", view(self.people_view), name="fxfer_people"),
             path("people/<str:user_id>/sign-out/", view(require_POST(self.people_signout_view)), name="fxfer_signout"),
@@ -219,6 +220,32 @@ class ComplianceAdminSite(admin.AdminSite):
             if exc.code == "not_found":
                 raise Http404("There is no such transfer.") from None
             messages.error(request, f"{chosen.label}: {exc}")
+        else:
+            messages.success(request, done.message)
+        return redirect("admin:fxfer_transfer", transfer_id=transfer_id)
+
+    def approvals_view(self, request):
+        """Every supervisor approval still awaited, oldest due first (issue 16)."""
+        from transfers.services.approvals import approvals_pending
+
+        rows = approvals_pending()
+        return self._render(request, "admin/fxfer/approvals.html", _("Pending approvals"), {"rows": rows})
+
+    def scan_release_view(self, request, transfer_id: str, file_id: str):
+        """Compliance releases a file the malware scan blocks, with a reason (reports.actions)."""
+        form = ReasonForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
+            return redirect("admin:fxfer_transfer", transfer_id=transfer_id)
+        officer = Officer(user_id=str(request.user.pk), **_client(request))
+        try:
+            done = file_scan_release_by_compliance(
+                officer=officer, transfer_id=transfer_id, file_id=file_id, now=datetime.now(UTC), **form.cleaned_data
+            )
+        except AuditError as exc:
+            if exc.code == "not_found":
+                raise Http404("There is no such file.") from None
+            messages.error(request, str(exc))
         else:
             messages.success(request, done.message)
         return redirect("admin:fxfer_transfer", transfer_id=transfer_id)

@@ -12,6 +12,7 @@ from fxfer.events import scheduled_time
 from fxfer.observability import SWEEP_DELETIONS, add_metric, observed_job
 from reports.jobruns import recorded_run
 from transfers import services
+from transfers.services.approvals import approval_timeouts
 from transfers.services.expiry import sweep_heal
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ def expire_sweep(event: dict, context=None) -> dict:
     now = scheduled_time(event)
     try:
         healed = sweep_heal(now=now, deadline=deadline)
+        # Approvals past their time: escalated or rejected (never released), and rejections' files deleted.
+        approval = approval_timeouts(now=now, deadline=deadline)
         done = services.expiry_sweep(now=now, deadline=deadline)
     except Exception:
         logger.exception("job.expire_sweep.failed")
@@ -68,7 +71,9 @@ def expire_sweep(event: dict, context=None) -> dict:
         "deletions_finished": healed.deletions_finished,
         "mails_sent": healed.mails_sent,
         "orphan_replies_removed": healed.orphan_replies_removed,
-        "complete": healed.complete and done.complete,
+        "approvals_timed_out": approval.timed_out,
+        "approvals_escalated": approval.escalated,
+        "complete": healed.complete and done.complete and approval.complete,
     }
 
 

@@ -242,3 +242,62 @@ def bounce_notice_mail(
         page,
     ]
     return _send(to=to, subject=mail_subject, body="\n".join(lines))
+
+
+def approval_request_mail(
+    *,
+    to: str,
+    sender_name: str,
+    sender_email: str,
+    subject: str,
+    message: str,
+    recipients: list[str],
+    external: list[str],
+    files: list[tuple[str, int]],
+    due_at: datetime | None,
+    link: str,
+) -> Draft:
+    """Ask an approver (the sender's manager, their delegate or the approvers' group) to approve a transfer
+    before its recipients are mailed; the decision is made in the portal (sign-in required)."""
+    who = _sender(sender_name, sender_email)
+    lines = [_("%(who)s asks you to approve sending files outside the company.") % {"who": who}, ""]
+    lines += [_("Subject: %(subject)s") % {"subject": subject or "-"}]
+    lines += [_("To: %(recipients)s") % {"recipients": ", ".join(recipients)}]
+    if external:
+        lines += [_("Outside domains: %(domains)s") % {"domains": ", ".join(external)}]
+    lines += ["", _("Files:")] + [f"  - {name} ({bytes_text(size)})" for name, size in files]
+    if message:
+        lines += ["", _("Message:"), message]
+    lines += ["", _("Approve or reject it here (sign-in required):"), link]
+    if due_at:
+        lines += ["", _("Without an answer by %(time)s the transfer is not sent.") % {"time": _local(due_at)}]
+    mail_subject = _("Approval requested: %(who)s") % {"who": sender_name or sender_email}
+    if subject:
+        mail_subject = f"{mail_subject}: {subject}"
+    return _send(to=to, subject=mail_subject, body="\n".join(lines), reply_to=sender_email)
+
+
+def approval_decided_mail(*, to: str, state: str, by: str, comment: str, subject: str, page: str) -> Draft:
+    """Tell the sender what became of their approval request: approved (the recipients are mailed once the
+    files are ready), rejected with the approver's comment, or timed out (never sent)."""
+    if state == "approved":
+        lines = [
+            _("%(who)s approved your transfer.") % {"who": by},
+            _("Its recipients get their links once every file has arrived and been checked."),
+        ]
+        mail_subject = _("Approved: %(subject)s") % {"subject": subject or "-"}
+    elif state == "rejected":
+        lines = [
+            _("%(who)s rejected your transfer. Nothing was sent; its files are deleted.") % {"who": by},
+            "",
+            _("Comment:"),
+            comment,
+        ]
+        mail_subject = _("Rejected: %(subject)s") % {"subject": subject or "-"}
+    else:
+        lines = [_("Nobody approved your transfer in time. Nothing was sent; its files are deleted.")]
+        mail_subject = _("Not approved in time: %(subject)s") % {"subject": subject or "-"}
+    if comment and state == "approved":
+        lines += ["", _("Comment:"), comment]
+    lines += ["", _("Transfer: %(subject)s") % {"subject": subject or "-"}, page]
+    return _send(to=to, subject=mail_subject, body="\n".join(lines))

@@ -189,6 +189,22 @@ class Transfer(Model):
     # deleted; a cancelled file gives its bytes back. Absent: nothing charged (an upload request, or a transfer
     # made before quotas), or the charge was refunded with the deletion.
     quota_bytes = NumberAttribute(null=True)
+    # Supervisor approval (transfers.services.approvals), decided at creation so a later change of the policy
+    # never releases it silently: `approval_state` "not_required", "required" (waiting), "approved", "rejected",
+    # "timed_out" (absent: made before approvals, none needed); why, who may decide (addresses, or an IdP
+    # group), by when, and who decided with their comment.
+    approval_state = UnicodeAttribute(null=True)
+    approval_reasons = UnicodeAttribute(null=True)  # comma-separated: "always", "external", "size", "department"
+    approval_approvers = UnicodeSetAttribute(null=True)  # casefolded addresses
+    approval_group = UnicodeAttribute(null=True)
+    approval_fallback = UnicodeAttribute(null=True)  # "no_manager", "self_manager": the group decides instead
+    approval_due_at = UTCDateTimeAttribute(null=True)
+    approval_on_timeout = UnicodeAttribute(null=True)  # "reject" or "escalate"
+    approval_escalated_at = UTCDateTimeAttribute(null=True)
+    approval_decided_by = UnicodeAttribute(null=True)  # the decider's address ("system" on a timeout)
+    approval_decided_name = UnicodeAttribute(null=True)
+    approval_decided_at = UTCDateTimeAttribute(null=True)
+    approval_comment = UnicodeAttribute(null=True)
     # Mis-send prevention (transfers.services.missend): no recipient is mailed before `release_not_before`
     # (Send + the hold); `hold_shard` keeps it in the sparse by-hold index until it is released or cancelled.
     # `send_cancelled_at`: the sender cancelled during the hold; no mail ever left.
@@ -329,6 +345,21 @@ class QuotaUsage(Model):
     quota_set_by = UnicodeAttribute(null=True)
     quota_set_at = UTCDateTimeAttribute(null=True)
     updated_at = UTCDateTimeAttribute(null=True)
+
+
+class ApprovalDelegation(Model):
+    """An approver's delegate for a period (an absence): while it runs, the approval requests that name the
+    approver also go to the delegate, who may decide them. One per approver; a new one replaces it."""
+
+    Meta = dynamo.meta("approval-delegations")
+
+    approver_key = UnicodeAttribute(hash_key=True)  # the approver's address, casefolded
+    approver_id = UnicodeAttribute()
+    delegate_email = UnicodeAttribute()  # casefolded
+    starts_at = UTCDateTimeAttribute()
+    ends_at = UTCDateTimeAttribute()  # every read checks it: TTL deletes late
+    set_at = UTCDateTimeAttribute()
+    purge_at = TTLAttribute(null=True)
 
 
 class RateLimit(Model):

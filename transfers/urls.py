@@ -1,6 +1,6 @@
 from django.urls import path
 
-from transfers.views import guests, requests, sender, uploads
+from transfers.views import approvals, guests, requests, sender, uploads
 
 app_name = "transfers"
 
@@ -17,6 +17,10 @@ urlpatterns = [
     path("transfers/<str:transfer_id>/extend", sender.transfer_extend, name="extend"),
     path("transfers/<str:transfer_id>/delete", sender.transfer_delete, name="delete"),
     path("transfers/<str:transfer_id>/recipients/<str:recipient_id>/resend", sender.recipient_resend, name="resend"),
+    # Supervisor approval (employees: approvers and their delegates)
+    path("approvals/", approvals.approval_list, name="approvals"),
+    path("approvals/delegation", approvals.delegation, name="approval_delegation"),
+    path("approvals/<str:transfer_id>/", approvals.approval_detail, name="approval"),
     # The uploader's JSON endpoints, per file
     path(f"{_file}authorize", uploads.upload_authorize, name="upload_authorize"),
     path(f"{_file}parts", uploads.upload_parts_sign, name="upload_parts"),

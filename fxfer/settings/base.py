@@ -194,6 +194,35 @@ FXFER_ORPHAN_PENDING_HOURS = env.integer("FXFER_ORPHAN_PENDING_HOURS", 24)
 FXFER_ORPHAN_KEYS_PER_RUN = env.integer("FXFER_ORPHAN_KEYS_PER_RUN", 1000)
 FXFER_LINK_LOOKUP_WINDOW_SECONDS = 60
 
+# --- Supervisor approval (issue 16): decided when a transfer is created and recorded on it ------------------
+# "always", "external" (a recipient outside FXFER_APPROVAL_ALLOWED_DOMAINS, the company's own domains; "example.com"
+# covers its subdomains) or "off"; over FXFER_APPROVAL_OVER_BYTES in total (0: no size rule) or a sender in one of
+# FXFER_APPROVAL_DEPARTMENTS asks for it whatever the mode.
+FXFER_APPROVAL = env.optional("FXFER_APPROVAL", "off").lower()
+FXFER_APPROVAL_ALLOWED_DOMAINS = env.listing(
+    "FXFER_APPROVAL_ALLOWED_DOMAINS", tuple(env.listing("FXFER_INTERNAL_DOMAINS"))
+)
+FXFER_APPROVAL_OVER_BYTES = env.integer("FXFER_APPROVAL_OVER_BYTES", 0)
+FXFER_APPROVAL_DEPARTMENTS = env.listing("FXFER_APPROVAL_DEPARTMENTS")
+# Who approves: "manager" (the sender's manager, from the IdP's manager attribute) or "group:<IdP group value>".
+FXFER_APPROVER = env.optional("FXFER_APPROVER", "manager")
+# The approvers' group: the fallback when the sender has no manager (or is their own), and where a timed-out
+# request goes with FXFER_APPROVAL_ON_TIMEOUT=escalate. Its mails go to FXFER_APPROVAL_GROUP_EMAIL (a list).
+FXFER_APPROVAL_GROUP = env.optional("FXFER_APPROVAL_GROUP")
+FXFER_APPROVAL_GROUP_EMAIL = env.optional("FXFER_APPROVAL_GROUP_EMAIL")
+FXFER_APPROVAL_TIMEOUT_HOURS = max(env.integer("FXFER_APPROVAL_TIMEOUT_HOURS", 24), 1)
+FXFER_APPROVAL_ON_TIMEOUT = env.optional("FXFER_APPROVAL_ON_TIMEOUT", "reject").lower()
+if FXFER_APPROVAL not in {"off", "always", "external"} or FXFER_APPROVAL_ON_TIMEOUT not in {"reject", "escalate"}:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "FXFER_APPROVAL must be off, always or external; FXFER_APPROVAL_ON_TIMEOUT reject or escalate."
+    )
+if FXFER_APPROVER != "manager" and not (FXFER_APPROVER.startswith("group:") and FXFER_APPROVER[6:].strip()):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("FXFER_APPROVER must be manager or group:<group>.")
+
 # --- Reports / admin (issue 7) -----------------------------------------------------------------------------
 # Compliance staff who get the daily summary mail after the 00:10 aggregation (comma-separated); empty: none.
 FXFER_COMPLIANCE_SUMMARY_TO = env.listing("FXFER_COMPLIANCE_SUMMARY_TO")
@@ -296,6 +325,8 @@ FXFER_SAML_ATTRIBUTES = {
         ("http://schemas.microsoft.com/identity/claims/displayname", "displayName"),
     ),
     "department": env.listing("FXFER_SAML_ATTRIBUTE_DEPARTMENT", (f"{_CLAIMS}/department", "department")),
+    # The sender's manager's address (supervisor approval): an Entra ID claim mapped from the manager's mail.
+    "manager": env.listing("FXFER_SAML_ATTRIBUTE_MANAGER", (f"{_CLAIMS}/manager", "manager")),
     # The sender's manager's address (supervisor approval): an Entra ID claim mapped from the manager's mail.
     "manager": env.listing("FXFER_SAML_ATTRIBUTE_MANAGER", (f"{_CLAIMS}/manager", "manager")),
     "groups": env.listing(

@@ -33,6 +33,11 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 FXFER_SES_VERIFY_SENDER = True
 INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # noqa: F405
+# Supervisor approval on by default here, so the demo shows it: a transfer outside example.com waits for the
+# sender's manager (the demo identities carry one: alice's is dave); the demo approvers' group is the fallback.
+FXFER_APPROVAL = env.optional("FXFER_APPROVAL", "external").lower()
+FXFER_APPROVAL_ALLOWED_DOMAINS = env.listing("FXFER_APPROVAL_ALLOWED_DOMAINS", ("example.com",))
+FXFER_APPROVAL_GROUP = env.optional("FXFER_APPROVAL_GROUP", "3c8d2e1f-6a4b-4d5c-8e7f-1a2b3c4d5e6f")
 
 # --- Accounts / SAML ---------------------------------------------------------------------------------------
 # The company's IdP when FXFER_SAML_IDP_* are set (an admin trying fxfer against their Entra test tenant), else the

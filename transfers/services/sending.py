@@ -47,6 +47,7 @@ from transfers.models import (
 from transfers.outbox import PLACEHOLDER, MailSent, link_token, new_nonce, outbox_send
 from transfers.policy import FileDeclared
 from transfers.services import missend, quota
+from transfers.services.approvals import approval_fields, approval_plan, approval_requested
 from transfers.services.common import (
     new_id,
     owned_transfer,
@@ -246,6 +247,8 @@ def transfer_create(
         reply_limits = reply_limits_checked(reply_limits)  # refused before anything is written
     # Over the sender's quota: refused before anything is written. The transaction below checks it again.
     charge = quota.charge_for(user_id=str(sender.id), size=sum(item.size for item in declared))
+    # Supervisor approval: decided now and recorded on the transfer ("approver_missing" refuses it here).
+    approval = approval_plan(sender=sender, recipients=addresses, total_bytes=charge.size, now=now)
 
     transfer_id = new_id()
     change = Change(op=f"create:{transfer_id}", now=now)
@@ -306,6 +309,7 @@ def transfer_create(
         kind=KIND_SEND,
         reply_request_id=reply_request_id,
         quota_bytes=charge.size,
+        **approval_fields(approval),
         **missend.hold_fields(transfer_id, now),
     )
     change.put(transfer, condition=Transfer.transfer_id.does_not_exist())
@@ -322,9 +326,11 @@ def transfer_create(
         expires_at=transfer.expires_at.isoformat(),
         download_limit=download_limit,
         reply_request_id=reply_request_id,
+        approval=approval.state,
         recipients_confirmed=confirmed if missend.confirm_policy() != missend.CONFIRM_OFF else None,
         release_not_before=transfer.release_not_before.isoformat() if transfer.release_not_before else None,
     )
+    approval_requested(change, transfer=transfer, plan=approval, files=file_items, ip=ip)
     try:
         commit_recognised(change)
     except ChangeRefused as refused:

@@ -15,6 +15,7 @@ from transfers import policy, selectors, services
 from transfers.errors import TransferError
 from transfers.forms import ExtendForm, TransferForm, extension_choices
 from transfers.models import KIND_SEND, PENDING
+from transfers.services.approvals import approval_status_for_owner
 from transfers.services import missend
 from transfers.views.common import client, employee_required, json_body, json_error, local_time, sender_page
 from transfers.views.uploads import declared_json
@@ -133,6 +134,7 @@ def transfer_detail(request, transfer_id: str):
     summary = detail.summary
     extend_to = extension_choices(created_at=summary.created_at, expires_at=summary.expires_at)
     context = {"detail": detail, "transfer": summary, "extend_to": extend_to}
+    context["approval"] = approval_status_for_owner(owner_id=request.user.id, transfer_id=transfer_id)
     if summary.status == PENDING:
         context["uploader"] = uploader_config(transfer_id=transfer_id, files=detail.files)
         context["hold"] = missend.send_hold_for_owner(owner_id=request.user.id, transfer_id=transfer_id)
