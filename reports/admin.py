@@ -231,25 +231,6 @@ class ComplianceAdminSite(admin.AdminSite):
         rows = approvals_pending()
         return self._render(request, "admin/fxfer/approvals.html", _("Pending approvals"), {"rows": rows})
 
-    def scan_release_view(self, request, transfer_id: str, file_id: str):
-        """Compliance releases a file the malware scan blocks, with a reason (reports.actions)."""
-        form = ReasonForm(request.POST)
-        if not form.is_valid():
-            messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
-            return redirect("admin:fxfer_transfer", transfer_id=transfer_id)
-        officer = Officer(user_id=str(request.user.pk), **_client(request))
-        try:
-            done = file_scan_release_by_compliance(
-                officer=officer, transfer_id=transfer_id, file_id=file_id, now=datetime.now(UTC), **form.cleaned_data
-            )
-        except AuditError as exc:
-            if exc.code == "not_found":
-                raise Http404("There is no such file.") from None
-            messages.error(request, str(exc))
-        else:
-            messages.success(request, done.message)
-        return redirect("admin:fxfer_transfer", transfer_id=transfer_id)
-
     # --- Audit log ----------------------------------------------------------------------------------------
 
     def audit_view(self, request):
