@@ -235,6 +235,38 @@ def transfer_delete_by_compliance(*, officer: Officer, transfer_id: str, reason:
     )
 
 
+def file_scan_release_by_compliance(
+    *, officer: Officer, transfer_id: str, file_id: str, reason: str, now: datetime
+) -> ActionDone:
+    """Release a file the malware scan blocks (a false positive, a file that could not be scanned, a scan that
+    never finished), with a reason: audited "file.scan_overridden"; then its transfer leaves if nothing else
+    blocks it. A refused attempt is audited too."""
+    from transfers.errors import TransferError
+    from transfers.services.scanning import file_scan_release
+
+    _transfer(transfer_id)
+    try:
+        done = file_scan_release(
+            officer_id=officer.user_id,
+            transfer_id=transfer_id,
+            file_id=file_id,
+            reason=reason,
+            ip=officer.ip,
+            user_agent=officer.user_agent,
+            now=now,
+        )
+    except TransferError as exc:
+        if exc.code == "not_found":
+            raise AuditError("not_found", "There is no such file.") from None
+        _refuse(
+            officer, "file.scan_overridden", transfer_id, now=now, code=exc.code, reason=reason, message=exc.message
+        )
+    message = _("The file is released despite the malware scan.")
+    if done.released:
+        message = _("The file is released despite the malware scan, and the transfer has been sent.")
+    return ActionDone(transfer_id=transfer_id, action="release-scan", message=str(message))
+
+
 @dataclass(frozen=True)
 class ComplianceAction:
     key: str

@@ -26,7 +26,7 @@ from accounts.forms import PersonSearchForm
 from accounts.selectors import people_by_email
 from accounts.services import Client, user_sessions_end
 from reports import aggregation, chain, selectors
-from reports.actions import ACTIONS, Officer
+from reports.actions import ACTIONS, Officer, ReasonForm, file_scan_release_by_compliance
 from reports.chart import daily_chart
 from reports.csvexport import csv_response
 from reports.errors import AuditError
@@ -111,6 +111,11 @@ class ComplianceAdminSite(admin.AdminSite):
                 "transfers/<str:transfer_id>/<str:action>/",
                 view(require_POST(self.transfer_action_view)),
                 name="fxfer_transfer_action",
+            ),
+            path(
+                "transfers/<str:transfer_id>/files/<str:file_id>/release-scan/",
+                view(require_POST(self.scan_release_view)),
+                name="fxfer_scan_release",
             ),
             path("audit/", view(self.audit_view), name="fxfer_audit"),
             path("audit/export.csv", view(self.audit_csv_view), name="fxfer_audit_csv"),
@@ -230,6 +235,25 @@ class ComplianceAdminSite(admin.AdminSite):
 
         rows = approvals_pending()
         return self._render(request, "admin/fxfer/approvals.html", _("Pending approvals"), {"rows": rows})
+
+    def scan_release_view(self, request, transfer_id: str, file_id: str):
+        """Compliance releases a file the malware scan blocks, with a reason (reports.actions)."""
+        form = ReasonForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
+            return redirect("admin:fxfer_transfer", transfer_id=transfer_id)
+        officer = Officer(user_id=str(request.user.pk), **_client(request))
+        try:
+            done = file_scan_release_by_compliance(
+                officer=officer, transfer_id=transfer_id, file_id=file_id, now=datetime.now(UTC), **form.cleaned_data
+            )
+        except AuditError as exc:
+            if exc.code == "not_found":
+                raise Http404("There is no such file.") from None
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, done.message)
+        return redirect("admin:fxfer_transfer", transfer_id=transfer_id)
 
     # --- Audit log ----------------------------------------------------------------------------------------
 

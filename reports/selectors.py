@@ -508,6 +508,32 @@ class FileRow:
     uploader_email: str | None = None  # a request's file: the guest who uploaded it
     created_at: datetime | None = None
     verified_at: datetime | None = None
+    # The malware scan (transfers.services.scanning): its state, the threat or reason, compliance's release.
+    parent_id: str = ""
+    scan_state: str = ""
+    scan_detail: str | None = None
+    scan_override_reason: str | None = None
+    # The SHA-256 the uploader's browser computed (base64): for a file sent in parts, their word only.
+    declared_sha256: str | None = None
+    checksum_crc64nvme: str | None = None  # S3's full-object CRC-64/NVME (base64), for a file sent in parts
+
+    @property
+    def checksum_by(self) -> str | None:
+        """Who vouches for the SHA-256 shown: "s3" (S3 checked it on upload) or "sender" (the uploader's word)."""
+        return "s3" if self.checksum_sha256 else "sender" if self.declared_sha256 else None
+
+    @property
+    def scan_text(self) -> str:
+        from transfers.services.scanning import scan_state_text
+
+        return scan_state_text(self.scan_state)
+
+    @property
+    def scan_blocked(self) -> bool:
+        """Compliance may release it (a false positive, a file that could not be scanned, a scan that hangs)."""
+        from transfers.services.scanning import PASSING
+
+        return bool(self.scan_state) and self.scan_state not in PASSING
 
     @property
     def sha256_hex(self) -> str | None:
@@ -648,7 +674,9 @@ def _terms(request) -> RequestTerms:
 
 def _file_rows(parent_id: str) -> tuple[FileRow, ...]:
     from transfers.models import File
+    from transfers.services.scanning import scan_state
 
+    now = datetime.now(UTC)
     return tuple(
         FileRow(
             file_id=f.file_id,
@@ -661,6 +689,10 @@ def _file_rows(parent_id: str) -> tuple[FileRow, ...]:
             uploader_email=f.uploader_email,
             created_at=f.created_at,
             verified_at=f.verified_at,
+            parent_id=f.parent_id,
+            scan_state=scan_state(f, now),
+            scan_detail=f.scan_detail,
+            scan_override_reason=f.scan_override_reason,
         )
         for f in File.query(parent_id)
     )

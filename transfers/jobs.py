@@ -1,4 +1,5 @@
-"""Lambda entry points for transfers: the S3 ObjectCreated event source and the hourly expiry sweep.
+"""Lambda entry points for transfers: the S3 ObjectCreated event source, GuardDuty's scan results and the hourly
+expiry sweep.
 
 Both are invoked at least once: the services they call are idempotent. Errors are logged and re-raised so
 Lambda's retry and alarms see them (Zappa retries a scheduled function with fewer arguments on TypeError).
@@ -12,6 +13,7 @@ from fxfer.events import scheduled_time
 from fxfer.observability import SWEEP_DELETIONS, add_metric, observed_job
 from reports.jobruns import recorded_run
 from transfers import services
+from transfers.services import scanning
 from transfers.services.approvals import approval_timeouts
 from transfers.services.expiry import sweep_heal
 
@@ -41,6 +43,23 @@ def on_object_created(event: dict, context=None) -> dict:
     return {"records": results}
 
 
+@observed_job("transfers.jobs.on_scan_result")
+def on_scan_result(event: dict, context=None) -> dict:
+    """GuardDuty Malware Protection for S3's EventBridge event "GuardDuty Malware Protection Object Scan Result"
+    → the file's verdict recorded (and its transfer released when every file is clean). The EventBridge rule
+    `provision` creates hands it to Zappa as a command (`{"command": "transfers.jobs.on_scan_result", ...}`),
+    since Zappa's handler routes only scheduled EventBridge events by themselves. At-least-once: a repeat changes
+    nothing; AWS busy raises, so Lambda retries it (then the hourly heal reads the object's tag)."""
+    try:
+        recorded = scanning.scan_event_record(event)
+    except Exception:
+        logger.exception("job.on_scan_result.failed")
+        raise
+    if recorded is None:
+        return {"outcome": "ignored"}
+    return {"key": recorded.key, "outcome": recorded.outcome, "status": recorded.status}
+
+
 @observed_job("transfers.jobs.expire_sweep")
 @recorded_run  # its last run, for the operator's page (reports.operations)
 def expire_sweep(event: dict, context=None) -> dict:
@@ -52,6 +71,7 @@ def expire_sweep(event: dict, context=None) -> dict:
     now = scheduled_time(event)
     try:
         healed = sweep_heal(now=now, deadline=deadline)
+        scans = scanning.scan_heal(now=now, deadline=deadline)  # verdicts whose event was lost
         # Approvals past their time: escalated or rejected (never released), and rejections' files deleted.
         approval = approval_timeouts(now=now, deadline=deadline)
         done = services.expiry_sweep(now=now, deadline=deadline)
@@ -73,7 +93,9 @@ def expire_sweep(event: dict, context=None) -> dict:
         "orphan_replies_removed": healed.orphan_replies_removed,
         "approvals_timed_out": approval.timed_out,
         "approvals_escalated": approval.escalated,
-        "complete": healed.complete and done.complete and approval.complete,
+        "scans_recorded": scans.recorded,
+        "scans_overdue": scans.overdue,
+        "complete": healed.complete and done.complete and scans.complete and approval.complete,
     }
 
 

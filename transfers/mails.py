@@ -301,3 +301,52 @@ def approval_decided_mail(*, to: str, state: str, by: str, comment: str, subject
         lines += ["", _("Comment:"), comment]
     lines += ["", _("Transfer: %(subject)s") % {"subject": subject or "-"}, page]
     return _send(to=to, subject=mail_subject, body="\n".join(lines))
+
+
+def scan_blocked_mail(
+    *,
+    to: str,
+    file_name: str,
+    infected: bool,
+    threat: str,
+    subject: str,
+    uploader: str | None,
+    at: datetime,
+    link: str,
+    compliance: bool,
+    owner: str | None = None,
+) -> Draft:
+    """Tell the owner (who sent the file, or asked for it) or compliance that the malware scan blocked a file:
+    malware found, or it could not be scanned. Nobody downloads it; compliance may release a false positive."""
+    if infected:
+        first = _("The malware scan found malware in %(file)s: %(threat)s.") % {
+            "file": file_name,
+            "threat": threat or _("no name given"),
+        }
+        mail_subject = _("Malware found in %(file)s") % {"file": file_name}
+    else:
+        first = _("%(file)s could not be scanned for malware (%(threat)s).") % {
+            "file": file_name,
+            "threat": threat or _("the scanner gave no reason"),
+        }
+        mail_subject = _("%(file)s could not be scanned for malware") % {"file": file_name}
+    lines = [first, ""]
+    if uploader:
+        lines.append(_("Uploaded by: %(guest)s") % {"guest": uploader})
+    if owner:
+        lines.append(_("Owner: %(owner)s") % {"owner": owner})
+    lines += [
+        _("Transfer: %(subject)s") % {"subject": subject or "-"},
+        _("When: %(time)s") % {"time": _local(at)},
+        "",
+    ]
+    if compliance:
+        lines.append(
+            _("The file is blocked. If it is a false positive, release it with a reason on its compliance page:")
+        )
+    elif uploader:
+        lines.append(_("The file is blocked: nobody can download it. Compliance has been told."))
+    else:
+        lines.append(_("The file is blocked and the transfer will not be sent while it is. Compliance has been told."))
+    lines.append(link)
+    return _send(to=to, subject=mail_subject, body="\n".join(lines))

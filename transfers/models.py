@@ -295,6 +295,20 @@ class File(Model):
     # A request's file: the guest who uploaded it (only they see it; nobody downloads it but the employee).
     uploader_id = UnicodeAttribute(null=True)
     uploader_email = UnicodeAttribute(null=True)
+    # The malware scan (issue 16, transfers.services.scanning). `scan_required`: set with the verification while
+    # a scanner is on, so the file is released and downloaded only once it is clean. The verdict on the verified
+    # version (GuardDuty's words: NO_THREATS_FOUND, THREATS_FOUND, UNSUPPORTED, ACCESS_DENIED, FAILED), when, the
+    # threat's name, which source gave it; and compliance's release of a blocked file, naming the verdict it
+    # overrode ("none": no verdict yet), so a later, different verdict blocks the file again.
+    scan_required = BooleanAttribute(null=True)
+    scan_status = UnicodeAttribute(null=True)
+    scan_at = UTCDateTimeAttribute(null=True)
+    scan_detail = UnicodeAttribute(null=True)
+    scan_source = UnicodeAttribute(null=True)
+    scan_overridden_status = UnicodeAttribute(null=True)
+    scan_overridden_by = UnicodeAttribute(null=True)
+    scan_overridden_at = UTCDateTimeAttribute(null=True)
+    scan_override_reason = UnicodeAttribute(null=True)
     purge_at = TTLAttribute(null=True)
 
 

@@ -41,6 +41,7 @@ from transfers.services.common import (
 )
 from transfers.services.guests import guest_access
 from transfers.services.quota import QuotaState, quota_state_of
+from transfers.services.scanning import scan_state, scan_state_text
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,11 @@ class FileSummary:
     state: str  # "pending" | "verified" | "refused"
     refused_reason: str | None
     checksum: str | None  # "sha256:<hex>" when S3 has one, else "etag:<etag>"
+    scan: str = ""  # the malware scan's state (transfers.services.scanning.scan_state; "" until verified)
+
+    @property
+    def scan_text(self) -> str:
+        return scan_state_text(self.scan)
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,11 @@ class ReceivedFile:
     uploader_email: str
     created_at: datetime
     verified_at: datetime | None
+    scan: str = ""
+
+    @property
+    def scan_text(self) -> str:
+        return scan_state_text(self.scan)
 
 
 @dataclass(frozen=True)
@@ -178,7 +189,7 @@ def _checksum(file: File) -> str | None:
     return checksum_text(sha256=file.checksum_sha256, etag=file.etag)
 
 
-def _file_summary(file: File) -> FileSummary:
+def _file_summary(file: File, now: datetime | None = None) -> FileSummary:
     return FileSummary(
         file_id=file.file_id,
         name=file.name,
@@ -186,6 +197,7 @@ def _file_summary(file: File) -> FileSummary:
         state=file.state,
         refused_reason=file.refused_reason,
         checksum=_checksum(file),
+        scan=scan_state(file, utc(now)),
     )
 
 
@@ -387,7 +399,9 @@ def transfer_detail_for_owner(*, owner_id: str, transfer_id: str, now: datetime 
     """One of the owner's transfers with its files and each recipient's downloads."""
     now = utc(now)
     transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id, kind=KIND_SEND)
-    files = tuple(_file_summary(f) for f in File.query(transfer_id, consistent_read=True) if f.state != FILE_CANCELLED)
+    files = tuple(
+        _file_summary(f, now) for f in File.query(transfer_id, consistent_read=True) if f.state != FILE_CANCELLED
+    )
     return TransferDetail(
         summary=_summary(transfer, now),
         message=transfer.message,
@@ -397,15 +411,16 @@ def transfer_detail_for_owner(*, owner_id: str, transfer_id: str, now: datetime 
         deleted_at=transfer.deleted_at,
         receipts=deletion_receipts(transfer_id),
         reply_request_id=transfer.reply_request_id,
-        replies=_received(transfer.reply_request_id) if transfer.reply_request_id else (),
+        replies=_received(transfer.reply_request_id, now) if transfer.reply_request_id else (),
     )
 
 
-def _received(request_id: str) -> tuple[ReceivedFile, ...]:
-    return _received_files(File.query(request_id, consistent_read=True))
+def _received(request_id: str, now: datetime | None = None) -> tuple[ReceivedFile, ...]:
+    return _received_files(File.query(request_id, consistent_read=True), now)
 
 
-def _received_files(files) -> tuple[ReceivedFile, ...]:
+def _received_files(files, now: datetime | None = None) -> tuple[ReceivedFile, ...]:
+    now = utc(now)
     return tuple(
         ReceivedFile(
             file_id=f.file_id,
@@ -417,6 +432,7 @@ def _received_files(files) -> tuple[ReceivedFile, ...]:
             uploader_email=f.uploader_email or "",
             created_at=f.created_at,
             verified_at=f.verified_at,
+            scan=scan_state(f, now),
         )
         for f in files
         if f.state != FILE_CANCELLED
@@ -533,7 +549,7 @@ def request_detail_for_owner(*, owner_id: str, request_id: str, now: datetime | 
         summary=_request_summary(request, now),
         message=request.message,
         limits=policy.limits_text(request_limits(request)),
-        files=_received(request_id),
+        files=_received(request_id, now),
         deleted_at=request.deleted_at,
         receipts=deletion_receipts(request_id),
     )
@@ -600,6 +616,11 @@ class GuestFile:
     size: int
     checksum: str | None
     downloads_left: int
+    scan: str = ""
+
+    @property
+    def scan_text(self) -> str:
+        return scan_state_text(self.scan)
 
 
 @dataclass(frozen=True)
@@ -636,6 +657,7 @@ def guest_files(*, transfer_id: str, recipient_id: str, grant: str, now: datetim
                 size=int(f.verified_size),
                 checksum=_checksum(f),
                 downloads_left=max(0, limit - int(used.get(f.file_id, 0))),
+                scan=scan_state(f, now),
             )
             for f in File.query(transfer_id, consistent_read=True)
             if f.state == FILE_VERIFIED

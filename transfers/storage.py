@@ -491,3 +491,34 @@ def download_url(*, key: str, version_id: str | None, filename: str) -> str:
     if version_id:
         params["VersionId"] = version_id
     return _s3().generate_presigned_url("get_object", Params=params, ExpiresIn=settings.FXFER_DOWNLOAD_URL_SECONDS)
+
+
+# --- the malware scan (transfers.services.scanning) -----------------------------------------------------------
+
+
+def object_tag(*, key: str, version_id: str | None, name: str) -> str | None:
+    """The value of one tag of the object version (GuardDuty writes its verdict as a tag); None when it has no
+    such tag or no longer exists."""
+    params = {"Bucket": settings.FXFER_BUCKET, "Key": key}
+    if version_id:
+        params["VersionId"] = version_id
+    try:
+        tags = _s3().get_object_tagging(**params).get("TagSet", [])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}:
+            return None
+        raise
+    return next((tag["Value"] for tag in tags if tag.get("Key") == name), None)
+
+
+def object_chunks(*, key: str, version_id: str | None, chunk_bytes: int = 1024**2):
+    """The bytes of one object version, a chunk at a time (the local scanner stand-in reads them; nothing in
+    production reads a file's bytes)."""
+    params = {"Bucket": settings.FXFER_BUCKET, "Key": key}
+    if version_id:
+        params["VersionId"] = version_id
+    body = _s3().get_object(**params)["Body"]
+    try:
+        yield from body.iter_chunks(chunk_bytes)
+    finally:
+        body.close()

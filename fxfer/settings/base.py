@@ -226,6 +226,20 @@ if FXFER_APPROVER != "manager" and not (FXFER_APPROVER.startswith("group:") and 
 # --- Reports / admin (issue 7) -----------------------------------------------------------------------------
 # Compliance staff who get the daily summary mail after the 00:10 aggregation (comma-separated); empty: none.
 FXFER_COMPLIANCE_SUMMARY_TO = env.listing("FXFER_COMPLIANCE_SUMMARY_TO")
+# The malware scan (issue 16, transfers.services.scanning): "guardduty" (GuardDuty Malware Protection for S3),
+# "eicar" (the local stand-in) or "off" (files released unscanned; only when set so). A file with no verdict after
+# FXFER_SCAN_TIMEOUT_MINUTES stays blocked, and the pages say the scan has not finished. Blocked files are told
+# to FXFER_COMPLIANCE_EMAIL (comma-separated; default: the summary's addresses).
+FXFER_SCANNER = env.optional("FXFER_SCANNER", "guardduty").lower()
+if FXFER_SCANNER not in {"guardduty", "eicar", "off"}:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("FXFER_SCANNER must be guardduty, eicar or off.")
+FXFER_SCAN_TIMEOUT_MINUTES = max(env.integer("FXFER_SCAN_TIMEOUT_MINUTES", 30), 1)
+FXFER_COMPLIANCE_EMAIL = env.listing("FXFER_COMPLIANCE_EMAIL", tuple(FXFER_COMPLIANCE_SUMMARY_TO))
+# The role GuardDuty assumes to scan and tag the bucket's objects (docs/deploy.md): `provision` names it in the
+# Malware Protection plan it creates; empty: provision says what to do instead.
+FXFER_GUARDDUTY_ROLE_ARN = env.optional("FXFER_GUARDDUTY_ROLE_ARN")
 # The summary flags failed codes or failed sign-ins above this multiple of the previous 30 days' median
 # (and at least FXFER_COMPLIANCE_SPIKE_MINIMUM of them), and transfers of this size or more.
 FXFER_COMPLIANCE_SPIKE_FACTOR = env.integer("FXFER_COMPLIANCE_SPIKE_FACTOR", 3)

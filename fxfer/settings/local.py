@@ -32,6 +32,8 @@ FXFER_DEV_MAILBOX = True
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 FXFER_SES_VERIFY_SENDER = True
+# The malware scan's stand-in (transfers.services.scanning): it decides when a file is verified (EICAR: infected).
+FXFER_SCANNER = env.optional("FXFER_SCANNER", "eicar").lower()
 INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # noqa: F405
 # Supervisor approval on by default here, so the demo shows it: a transfer outside example.com waits for the
 # sender's manager (the demo identities carry one: alice's is dave); the demo approvers' group is the fallback.

@@ -16,6 +16,8 @@ FXFER_DEV_MAILBOX = True
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 FXFER_SES_VERIFY_SENDER = True
+# The malware scan's stand-in (transfers.services.scanning): it decides when a file is verified (EICAR: infected).
+FXFER_SCANNER = env.optional("FXFER_SCANNER", "eicar").lower()
 INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # noqa: F405
 STORAGES = {"staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 # Mis-send prevention is off for the tests that do not test it (tests/transfers/test_missend*.py turn it on).

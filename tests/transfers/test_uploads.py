@@ -394,8 +394,9 @@ def test_a_verified_write_whose_answer_was_lost_still_releases_and_mails_everyon
 
 def test_a_release_that_keeps_failing_after_the_verification_is_finished_by_the_next_s3_event(mailoutbox):
     created = _posted()
-    # The verification commits (transaction 1); every attempt of the release's commit (transaction 2) fails.
-    with inject(ERROR, service="dynamodb", operation="TransactWriteItems", nth=2, times=10):
+    # The verification commits (transaction 1), then its malware-scan verdict (2); every attempt of the release's
+    # commit (transaction 3) fails.
+    with inject(ERROR, service="dynamodb", operation="TransactWriteItems", nth=3, times=10):
         with pytest.raises(TransferError) as caught:
             _done(created)
     assert (caught.value.code, caught.value.status) == ("unavailable", 503)

@@ -37,3 +37,4 @@ import transfers.services.approvals  # noqa: E402 - registers the "approval" che
 
 
 from transfers.services import missend as _missend  # noqa: E402, F401 - registers the "hold" check
+from transfers.services import scanning as _scanning  # noqa: E402, F401 - registers the "scan" check

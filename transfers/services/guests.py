@@ -52,6 +52,7 @@ from transfers.models import (
     Transfer,
 )
 from transfers.outbox import PLACEHOLDER, new_nonce, one_time_code
+from transfers.services import scanning
 from transfers.services.common import (
     audit,
     code_hash,
@@ -639,6 +640,10 @@ def guest_download_url(
     if file is None or file.state != FILE_VERIFIED:
         audit("download.url_issued", **ids, outcome="refused", reason="not_found", file_id=file_id)
         raise TransferError("not_found")
+    refusal = scanning.download_refusal(file, now)  # a file the malware scan blocks is never served
+    if refusal is not None:
+        audit("download.url_issued", **ids, outcome="refused", reason=f"scan_{refusal.params['scan']}", file_id=file_id)
+        raise refusal
     limit = int(transfer.download_limit)
     link = recipient.token_hash
     count = int((recipient.file_downloads.as_dict() if recipient.file_downloads else {}).get(file_id, 0))

@@ -35,6 +35,7 @@ from transfers.models import (
 )
 from transfers.outbox import link_token, new_nonce
 from transfers.policy import FileDeclared
+from transfers.services import scanning
 from transfers.services.common import (
     audit,
     later,
@@ -693,6 +694,11 @@ def received_download_url(
     if file is None or file.state != FILE_VERIFIED or gone:
         audit("request.downloaded", **ids, outcome="refused", reason="not_found", file_id=file_id)
         raise TransferError("not_found")
+    # Received files pass the same malware scan before the employee may have them.
+    refusal = scanning.download_refusal(scanning.settled(file, now=now), now)
+    if refusal is not None:
+        audit("request.downloaded", **ids, outcome="refused", reason=f"scan_{refusal.params['scan']}", file_id=file_id)
+        raise refusal
     url = storage.download_url(key=file.s3_key, version_id=file.version_id, filename=file.name)
     audit(
         "request.downloaded",

@@ -50,7 +50,7 @@ from transfers.models import (
     Recipient,
     Transfer,
 )
-from transfers.services import quota
+from transfers.services import quota, scanning
 from transfers.services.common import (
     conditional_failed,
     later,
@@ -626,6 +626,7 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
             File.version_id.set(head.version_id) if head.version_id else File.version_id.remove(),
             File.verified_at.set(now),
             File.multipart_upload_id.remove(),
+            *scanning.verify_actions(),  # it needs a clean verdict before anyone downloads it
         ],
         condition=File.state == FILE_PENDING,
         label="file",
@@ -646,6 +647,7 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
         file.refresh(consistent_read=True)
         return FileVerified(**ids, outcome=file.state, reason=file.refused_reason)
     file.state, file.version_id = FILE_VERIFIED, head.version_id  # what committed: the version to keep
+    file.etag, file.verified_at, file.scan_required = head.etag, now, bool(scanning.verify_actions())
     return _verified_finish(file=file, actor=actor, now=now)
 
 
@@ -682,6 +684,7 @@ def _verified_finish(*, file: File, now: datetime, actor: str = "system") -> Fil
     whatever link mail is still pending)."""
     ids = {"transfer_id": file.parent_id, "file_id": file.file_id, "key": file.s3_key}
     _strays_remove(file=file, actor=actor, now=now)
+    scanning.scan_after_verify(file, now=now)  # the verdict, when it can be had now (the release below asks it)
     transfer = transfer_get(file.parent_id)
     if transfer is None:
         return FileVerified(**ids, outcome="verified")
