@@ -171,18 +171,39 @@ def _mail_text(raw: str) -> str:
     return "\n".join(texts)
 
 
+def moto_ses_mails() -> list[tuple[list[str], str]]:
+    """(destinations, raw message) of every mail in-process moto's SES accepted."""
+    from django.conf import settings
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    sent = ses_backends[DEFAULT_ACCOUNT_ID][settings.AWS_SES_REGION_NAME].sent_messages
+    return [(m.destinations, m.raw_data) for m in sent]
+
+
+def allow_browser_uploads() -> None:
+    """moto evaluates bucket policies without their conditions (each conditional Deny would deny all): off."""
+    from django.conf import settings
+
+    from fxfer import aws
+
+    aws.client("s3").delete_bucket_policy(Bucket=settings.FXFER_BUCKET)
+
+
 class Bench:
-    def __init__(self) -> None:
+    """Transfers made as a sender's browser makes them, and the links and codes mailed for them (`mails`: where
+    the mails are read, by default in-process moto's SES)."""
+
+    def __init__(self, *, sender: Sender = SENDER, mails=moto_ses_mails) -> None:
         from django.conf import settings
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.ses.models import ses_backends
 
         self.settings = settings
-        self.sent = ses_backends[DEFAULT_ACCOUNT_ID][settings.AWS_SES_REGION_NAME].sent_messages
+        self.sender = sender
+        self.mails = mails
         self.now = datetime.now(UTC)
 
     def mails_to(self, address: str) -> list[str]:
-        return [_mail_text(m.raw_data) for m in self.sent if address in m.destinations]
+        return [_mail_text(raw) for destinations, raw in self.mails() if address in destinations]
 
     def transfer(self, recipients: list[str], *, release: bool = True):
         """A transfer of one small file to `recipients`, created and uploaded as a browser does; released
@@ -193,7 +214,7 @@ class Bench:
 
         body = b"figures for the bench\n"
         created = services.transfer_create(
-            sender=SENDER,
+            sender=self.sender,
             recipients=recipients,
             files=[FileDeclared(name="figures.txt", size=len(body), content_type="text/plain")],
             subject="Figures",
@@ -202,7 +223,8 @@ class Bench:
             download_limit=100,
         )
         file = created.files[0]
-        services.upload_authorize(owner_id=SENDER.id, transfer_id=created.transfer_id, file_id=file.file_id)
+        owner_id = self.sender.id
+        services.upload_authorize(owner_id=owner_id, transfer_id=created.transfer_id, file_id=file.file_id)
         aws.client("s3").put_object(
             Bucket=self.settings.FXFER_BUCKET,
             Key=file.key,
@@ -212,7 +234,7 @@ class Bench:
         )
 
         def done():
-            verified = services.upload_done(owner_id=SENDER.id, transfer_id=created.transfer_id, file_id=file.file_id)
+            verified = services.upload_done(owner_id=owner_id, transfer_id=created.transfer_id, file_id=file.file_id)
             assert verified.released, verified
 
         if release:
@@ -282,15 +304,13 @@ def main(argv: list[str] | None = None) -> int:
         from django.test import Client
 
         from devtools.moto_atomic import make_dynamodb_writes_atomic
-        from fxfer import aws
         from fxfer.provisioning import provision
 
         make_dynamodb_writes_atomic()
         list(provision())
         from django.conf import settings
 
-        # moto evaluates bucket policies without their conditions (each conditional Deny would deny all).
-        aws.client("s3").delete_bucket_policy(Bucket=settings.FXFER_BUCKET)
+        allow_browser_uploads()
         settings.FXFER_LINK_LOOKUPS_PER_IP = 10**9  # every guest here comes from the test client's address
         settings.FXFER_MAX_RECIPIENTS = max(settings.FXFER_MAX_RECIPIENTS, args.recipients, 20)
 
