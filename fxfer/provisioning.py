@@ -36,12 +36,14 @@ class Step:
 
 
 def provision() -> Iterator[Step]:
-    """Converge tables, the KMS key, the bucket, (on a local stand-in) the SES sender, the SES bounce and
-    complaint notifications, and the queue that keeps async events Lambda gave up on. Yields each step."""
+    """Converge tables, the KMS key, the bucket, the static bucket (production), (on a local stand-in) the SES
+    sender, the SES bounce and complaint notifications, and the queue that keeps async events Lambda gave up on.
+    Yields each step."""
     yield from _tables()
     key_arn, step = _kms_key()
     yield step
     yield from _bucket(key_arn)
+    yield from _static_bucket(account_id=key_arn.split(":")[4])
     yield _ses_sender()
     yield from _ses_notifications()
     yield from _failed_events()
@@ -348,6 +350,93 @@ def _bucket(key_arn: str) -> Iterator[Step]:
         missing={"NoSuchLifecycleConfiguration"},
         desired=lifecycle_rules(),
         write=lambda d: s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": d}),
+    )
+
+
+# --- S3: the static bucket (fxfer/static.py), read by browsers through CloudFront only -------------------------
+
+
+def static_bucket_policy(*, bucket: str, account_id: str) -> dict:
+    """TLS only; objects readable by CloudFront (Origin Access Control signs its requests as the service) for the
+    account's distributions, and by nobody else: Block Public Access stays on, as on every bucket. The assets are
+    public anyway; what the bucket must never be is writable or listable from outside."""
+    bucket_arn = f"arn:aws:s3:::{bucket}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+            {
+                "Sid": "CloudFrontReadsStaticFiles",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudfront.amazonaws.com"},
+                "Action": "s3:GetObject",
+                "Resource": f"{bucket_arn}/*",
+                "Condition": {"StringEquals": {"AWS:SourceAccount": account_id}},
+            },
+        ],
+    }
+
+
+def _static_bucket(*, account_id: str) -> Iterator[Step]:
+    """The bucket `collectstatic` uploads to (FXFER_STATIC_BUCKET; none locally, where the app serves them):
+    private, SSE-S3 (CloudFront reads it without a KMS grant), readable through CloudFront only. The distribution
+    in front of it is made once with the AWS CLI (docs/deploy.md, step 9)."""
+    bucket = getattr(settings, "FXFER_STATIC_BUCKET", "")
+    if not bucket:
+        yield Step("s3 static bucket", UNCHANGED, "none configured: the app serves its static files")
+        return
+    if bucket == settings.FXFER_BUCKET:
+        raise ImproperlyConfigured("FXFER_STATIC_BUCKET must not be the transfer bucket (FXFER_BUCKET).")
+    s3 = aws.client("s3")
+    try:
+        s3.head_bucket(Bucket=bucket)
+        yield Step(f"s3 bucket {bucket}", UNCHANGED, "static files")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in {"404", "NoSuchBucket", "NotFound"}:
+            raise
+        create = {"Bucket": bucket}
+        if settings.FXFER_AWS_REGION != "us-east-1":
+            create["CreateBucketConfiguration"] = {"LocationConstraint": settings.FXFER_AWS_REGION}
+        try:
+            s3.create_bucket(**create)
+        except ClientError as exc:  # a lost answer: botocore's retry meets the bucket its first attempt made
+            if exc.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+                raise
+        yield Step(f"s3 bucket {bucket}", CREATED, "static files")
+    yield _converge(
+        f"s3 public access block {bucket}",
+        read=lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"],
+        missing={"NoSuchPublicAccessBlockConfiguration"},
+        desired=dict.fromkeys(
+            ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+        ),
+        write=lambda d: s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=d),
+    )
+    yield _converge(
+        f"s3 default encryption {bucket}",
+        read=lambda: _encryption(s3.get_bucket_encryption(Bucket=bucket)),
+        missing={"ServerSideEncryptionConfigurationNotFoundError"},
+        desired={"SSEAlgorithm": "AES256", "KMSMasterKeyID": None, "BucketKeyEnabled": False},
+        write=lambda d: s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        ),
+    )
+    yield _converge(
+        f"s3 bucket policy {bucket}",
+        read=lambda: json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]),
+        missing={"NoSuchBucketPolicy"},
+        desired=static_bucket_policy(bucket=bucket, account_id=account_id),
+        write=lambda d: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(d)),
     )
 
 

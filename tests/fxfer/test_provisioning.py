@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 
 from fxfer import dynamo
-from fxfer.provisioning import ACTION_NEEDED, CREATED, UNCHANGED, bucket_policy, provision
+from fxfer.provisioning import ACTION_NEEDED, CREATED, UNCHANGED, bucket_policy, provision, static_bucket_policy
 from tests.faults import LOST, PERSISTENT, TIMEOUT, inject
 
 # Provisioning itself under test: a world provisioned anew for each test, not the per-process one put back.
@@ -465,3 +465,60 @@ def test_monitoring_set_up_by_a_run_aws_failed_is_finished_by_the_next_without_d
     assert len(_alarms()) == 15
     topics = boto3.client("sns", region_name="ap-northeast-1").list_topics()["Topics"]
     assert len([t for t in topics if t["TopicArn"].endswith(":fxfer-test-alarms")]) == 1
+
+
+# --- the static bucket (fxfer/static.py) ------------------------------------------------------------------------
+
+STATIC_BUCKET = "fxfer-test-static"
+
+
+def _static_steps(steps) -> list:
+    return [s for s in steps if STATIC_BUCKET in s.resource or s.resource == "s3 static bucket"]
+
+
+def test_without_a_static_bucket_nothing_is_made_and_the_run_says_so():
+    assert [(s.resource, s.action) for s in _static_steps(provision())] == [("s3 static bucket", UNCHANGED)]
+
+
+def test_the_static_bucket_is_private_encrypted_and_readable_by_the_accounts_cloudfront_only(settings):
+    settings.FXFER_STATIC_BUCKET = STATIC_BUCKET
+    first = _static_steps(provision())
+    assert (f"s3 bucket {STATIC_BUCKET}", CREATED) in [(s.resource, s.action) for s in first]
+    s3 = _s3()
+    block = s3.get_public_access_block(Bucket=STATIC_BUCKET)["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    rule = s3.get_bucket_encryption(Bucket=STATIC_BUCKET)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    policy = json.loads(s3.get_bucket_policy(Bucket=STATIC_BUCKET)["Policy"])
+    account = _key_arn().split(":")[4]
+    assert policy == static_bucket_policy(bucket=STATIC_BUCKET, account_id=account)
+    read = next(s for s in policy["Statement"] if s["Effect"] == "Allow")
+    assert read["Principal"] == {"Service": "cloudfront.amazonaws.com"} and read["Action"] == "s3:GetObject"
+    assert read["Condition"] == {"StringEquals": {"AWS:SourceAccount": account}}
+    # Nothing else may read, write or list it: the only Allow is CloudFront's GetObject.
+    assert [s["Sid"] for s in policy["Statement"] if s["Effect"] == "Allow"] == ["CloudFrontReadsStaticFiles"]
+    assert {s.action for s in _static_steps(provision())} == {UNCHANGED}
+
+
+def test_the_static_bucket_cannot_be_the_transfer_bucket(settings):
+    settings.FXFER_STATIC_BUCKET = settings.FXFER_BUCKET
+    with pytest.raises(ImproperlyConfigured, match="must not be the transfer bucket"):
+        list(provision())
+
+
+@pytest.mark.parametrize(
+    ("operation", "kind", "times"),
+    [("CreateBucket", LOST, 1), ("PutBucketPolicy", TIMEOUT, PERSISTENT), ("PutPublicAccessBlock", LOST, 1)],
+)
+def test_a_static_bucket_set_up_aws_failed_is_finished_by_the_next_run(settings, operation, kind, times):
+    settings.FXFER_STATIC_BUCKET = STATIC_BUCKET
+    with inject(kind, service="s3", operation=operation, times=times) as fault:
+        try:
+            list(provision())
+        except Exception:  # the operator sees the error and runs provision again
+            assert times == PERSISTENT
+    assert fault.fired
+    list(provision())
+    assert {s.action for s in _static_steps(provision())} == {UNCHANGED}
+    policy = json.loads(_s3().get_bucket_policy(Bucket=STATIC_BUCKET)["Policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == ["DenyInsecureTransport", "CloudFrontReadsStaticFiles"]
