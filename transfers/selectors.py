@@ -41,6 +41,7 @@ from transfers.services.common import (
 )
 from transfers.services.guests import guest_access
 from transfers.services.quota import QuotaState, quota_state_of
+from transfers.services.scanning import PASSING as SCAN_PASSING
 from transfers.services.scanning import scan_state, scan_state_text
 
 
@@ -104,6 +105,10 @@ class FileSummary:
     def scan_text(self) -> str:
         return scan_state_text(self.scan)
 
+    @property
+    def scan_blocked(self) -> bool:
+        return bool(self.scan) and self.scan not in SCAN_PASSING
+
 
 @dataclass(frozen=True)
 class ReceivedFile:
@@ -123,6 +128,10 @@ class ReceivedFile:
     @property
     def scan_text(self) -> str:
         return scan_state_text(self.scan)
+
+    @property
+    def scan_blocked(self) -> bool:
+        return bool(self.scan) and self.scan not in SCAN_PASSING
 
 
 @dataclass(frozen=True)
@@ -621,6 +630,10 @@ class GuestFile:
     @property
     def scan_text(self) -> str:
         return scan_state_text(self.scan)
+
+    @property
+    def scan_blocked(self) -> bool:
+        return bool(self.scan) and self.scan not in SCAN_PASSING
 
 
 @dataclass(frozen=True)
