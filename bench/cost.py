@@ -164,6 +164,14 @@ class Inputs:
     free_tier: bool = True
     route53_zone: bool = True  # the custom domain's hosted zone
     waf_rules: int = 0  # a WAF web ACL with this many rules (0: none)
+    # Static files (issue 15 item 7): hashed names behind their own CloudFront distribution, cached for a year, so
+    # a browser fetches them once. Each guest visit and each sign-in counts as a browser without them (an upper
+    # bound); it fetches at most the uploader's page's files: 9 files, 230 KiB gzipped (Uppy is 178 KiB of it).
+    static_kib_per_browser: float = 230
+    static_files_per_browser: float = 9
+    static_deploys_per_month: float = 4  # collectstatic: a PUT per plain and hashed name, a HEAD per file
+    static_files: int = 141  # the manifest's entries (admin's included)
+    static_releases_kept: int = 50  # hashed files are never deleted (open pages, rollbacks): ~2 MB a release
 
 
 @dataclass
@@ -351,6 +359,38 @@ def model(x: Inputs) -> Bill:
         billable = _free(x, cloudfront_gb, CLOUDFRONT_FREE_BYTES / GiB)
         add(Item("Data transfer", "CloudFront out", tiered(billable, CLOUDFRONT_OUT_TIERS), f"{cloudfront_gb:,.1f} GB"))
     # Uploads into S3 are free (data transfer in).
+
+    # Static files: CloudFront's always-free allowances go first to what the front door already uses there.
+    browsers = month * (x.recipients_per_transfer * x.visiting_share + x.signins_per_transfer)
+    static_requests = browsers * x.static_files_per_browser
+    static_gb = browsers * x.static_kib_per_browser * 1024 / GiB
+    door_requests = web if x.front_door == "url" else 0.0
+    cf_requests = _free(x, door_requests + static_requests, CLOUDFRONT_FREE_REQUESTS) - _free(
+        x, door_requests, CLOUDFRONT_FREE_REQUESTS
+    )
+    cf_gb = tiered(_free(x, cloudfront_gb + static_gb, CLOUDFRONT_FREE_BYTES / GiB), CLOUDFRONT_OUT_TIERS) - tiered(
+        _free(x, cloudfront_gb, CLOUDFRONT_FREE_BYTES / GiB), CLOUDFRONT_OUT_TIERS
+    )
+    add(
+        Item(
+            "Static files",
+            "CloudFront requests and out",
+            cf_requests / 1e4 * CLOUDFRONT_HTTPS_PER_10K + cf_gb,
+            f"{static_requests:,.0f} requests, {static_gb:,.2f} GB",
+        )
+    )
+    static_puts = x.static_deploys_per_month * x.static_files * 2
+    static_stored_gb = x.static_releases_kept * 2 * MiB / GiB
+    add(
+        Item(
+            "Static files",
+            "S3 bucket (collectstatic PUTs, storage)",
+            static_puts / 1000 * S3_PUT_PER_1000
+            + x.static_deploys_per_month * x.static_files / 1000 * S3_GET_PER_1000
+            + static_stored_gb * S3_STORAGE_PER_GB_MONTH,
+            f"{static_puts:,.0f} PUTs, {static_stored_gb:,.2f} GB",
+        )
+    )
 
     # S3
     stored_gb = one["upload_bytes"] * x.transfers_per_day * x.retention_days / GiB

@@ -128,3 +128,16 @@ def test_docs_cost_md_shows_what_the_script_prints_now(capsys):
     assert cost.main([]) == 0
     printed = capsys.readouterr().out.rstrip("\n")
     assert f"$ python3 -m bench.cost\n{printed}\n```" in page
+
+
+def test_static_files_come_from_cloudfront_inside_its_free_allowance_at_ten_thousand_a_day():
+    def static(bill):
+        return [i for i in bill.items if i.service == "Static files"]
+
+    free = static(cost.model(LARGE))
+    assert {i.what for i in free} == {"CloudFront requests and out", "S3 bucket (collectstatic PUTs, storage)"}
+    assert sum(i.usd for i in free) < 0.05
+    # Without the always-free allowance the requests and bytes are billed; more browsers, more of both.
+    billed = sum(i.usd for i in static(cost.model(replace(LARGE, free_tier=False))))
+    assert billed > 10
+    assert sum(i.usd for i in static(cost.model(replace(LARGE, free_tier=False, signins_per_transfer=1)))) > billed
