@@ -285,7 +285,22 @@ def zappa_package(stage: str = STAGE) -> Path:
 # X-Ray SDK's sampling rules (xray). botocore/data's own files (endpoints.json, partitions.json, _retry.json,
 # sdk-default-configuration.json) stay.
 KEPT_BOTOCORE_SERVICES = frozenset(
-    {"cloudwatch", "dynamodb", "kms", "lambda", "logs", "s3", "ses", "sesv2", "sns", "sqs", "ssm", "xray"}
+    {
+        "cloudwatch",
+        "dynamodb",
+        "events",  # provision's EventBridge rule for GuardDuty's malware-scan verdicts
+        "guardduty",  # provision's Malware Protection plan
+        "kms",
+        "lambda",
+        "logs",
+        "s3",
+        "ses",
+        "sesv2",
+        "sns",
+        "sqs",
+        "ssm",
+        "xray",
+    }
 )
 # Folders and modules that never run in Lambda: Zappa's CLI modules (they import its deploy-time dependencies,
 # absent here), Powertools' event_handler (we route with Django) and the utilities its Logger, Metrics and Tracer do

@@ -47,6 +47,7 @@ def provision() -> Iterator[Step]:
     yield _ses_sender()
     yield from _ses_notifications()
     yield from _failed_events()
+    yield from _malware_protection()
     yield from _monitoring()
 
 
@@ -927,3 +928,147 @@ def _tags() -> list[dict]:
 def _unsupported(exc: ClientError) -> bool:
     code = exc.response.get("Error", {}).get("Code", "")
     return code in {"UnknownOperationException", "NotImplemented", "NotImplementedError", "InternalFailure", "501"}
+
+
+# --- The malware scan: GuardDuty Malware Protection for S3 and its verdicts' way to the function ------------------
+# GuardDuty scans each new object under files/ itself and tags it with its verdict (transfers.services.scanning);
+# the EventBridge rule hands each "Object Scan Result" event to the function. Zappa's handler routes only scheduled
+# EventBridge events to a function by themselves (by the rule's name), so the rule's target rewrites the event into
+# Zappa's command form, {"command": "transfers.jobs.on_scan_result", "detail": ...}, which it runs as is.
+
+SCAN_RESULT_HANDLER = "transfers.jobs.on_scan_result"
+SCAN_RESULT_DETAIL_TYPE = "GuardDuty Malware Protection Object Scan Result"
+
+
+def scan_result_rule_name() -> str:
+    return f"{settings.FXFER_LAMBDA_FUNCTION or 'fxfer-' + settings.FXFER_STAGE}-scan-results"
+
+
+def scan_result_pattern() -> dict:
+    """The EventBridge event pattern of this stage's bucket's scan results (the default bus of the account)."""
+    return {
+        "source": ["aws.guardduty"],
+        "detail-type": [SCAN_RESULT_DETAIL_TYPE],
+        "detail": {"s3ObjectDetails": {"bucketName": [settings.FXFER_BUCKET]}},
+    }
+
+
+def scan_result_target(function_arn: str) -> dict:
+    """The rule's target: the function, with the event in Zappa's command form."""
+    return {
+        "Id": "fxfer-function",
+        "Arn": function_arn,
+        "InputTransformer": {
+            "InputPathsMap": {"detail": "$.detail", "detailType": "$.detail-type"},
+            "InputTemplate": f'{{"command": "{SCAN_RESULT_HANDLER}", "detail-type": <detailType>, "detail": <detail>}}',
+        },
+    }
+
+
+def _malware_protection() -> Iterator[Step]:
+    """With FXFER_SCANNER "guardduty": the Malware Protection plan on the bucket's files/ prefix (tagging on), and
+    the rule that brings its verdicts to the function. Other scanners: nothing to set up."""
+    if settings.FXFER_SCANNER != "guardduty":
+        yield Step("guardduty malware protection", UNCHANGED, f"FXFER_SCANNER is {settings.FXFER_SCANNER}: no plan")
+        return
+    yield _malware_protection_plan()
+    yield _scan_result_rule()
+
+
+def _malware_protection_plan() -> Step:
+    bucket = settings.FXFER_BUCKET
+    resource = f"guardduty malware protection plan {bucket}/{FILES_PREFIX}"
+    guardduty = _client("guardduty")
+    plan_ids: list[str] = []
+    try:
+        token = None
+        while True:  # botocore has no paginator for this one
+            page = guardduty.list_malware_protection_plans(**({"NextToken": token} if token else {}))
+            plan_ids += [summary["MalwareProtectionPlanId"] for summary in page.get("MalwareProtectionPlans", [])]
+            token = page.get("NextToken")
+            if not token:
+                break
+    except ClientError as exc:
+        if _unsupported(exc):
+            return Step(resource, UNSUPPORTED, "this endpoint has no GuardDuty Malware Protection for S3")
+        raise
+    for plan_id in plan_ids:
+        plan = guardduty.get_malware_protection_plan(MalwareProtectionPlanId=plan_id)
+        s3_bucket = (plan.get("ProtectedResource") or {}).get("S3Bucket") or {}
+        if s3_bucket.get("BucketName") != bucket:
+            continue
+        prefixes = s3_bucket.get("ObjectPrefixes") or []
+        tagging = ((plan.get("Actions") or {}).get("Tagging") or {}).get("Status")
+        if prefixes == [FILES_PREFIX] and tagging == "ENABLED":
+            return Step(resource, UNCHANGED, f"{plan_id} ({plan.get('Status', '?')})")
+        guardduty.update_malware_protection_plan(
+            MalwareProtectionPlanId=plan_id,
+            Actions={"Tagging": {"Status": "ENABLED"}},
+            ProtectedResource={"S3Bucket": {"ObjectPrefixes": [FILES_PREFIX]}},
+        )
+        return Step(resource, UPDATED, f"{plan_id}: scans {FILES_PREFIX} only, tags each verdict")
+    role = settings.FXFER_GUARDDUTY_ROLE_ARN
+    if not role:
+        return Step(
+            resource,
+            ACTION_NEEDED,
+            "create GuardDuty's role for the bucket (docs/deploy.md, the malware scan step), set "
+            "FXFER_GUARDDUTY_ROLE_ARN to its ARN, then provision again",
+        )
+    created = guardduty.create_malware_protection_plan(
+        ClientToken=f"fxfer-{settings.FXFER_STAGE}-{bucket}"[:64],  # a retried create makes no second plan
+        Role=role,
+        ProtectedResource={"S3Bucket": {"BucketName": bucket, "ObjectPrefixes": [FILES_PREFIX]}},
+        Actions={"Tagging": {"Status": "ENABLED"}},
+        Tags={tag["Key"]: tag["Value"] for tag in _tags()},
+    )
+    return Step(resource, CREATED, created.get("MalwareProtectionPlanId", ""))
+
+
+def _scan_result_rule() -> Step:
+    function = settings.FXFER_LAMBDA_FUNCTION
+    name = scan_result_rule_name()
+    resource = f"eventbridge rule {name}"
+    if not function:
+        return Step(resource, UNCHANGED, "no Lambda function here (local): nothing to route")
+    lam = _client("lambda")
+    try:
+        function_arn = lam.get_function(FunctionName=function)["Configuration"]["FunctionArn"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        return Step(resource, ACTION_NEEDED, "the function is not deployed yet: provision again after `zappa deploy`")
+    events = _client("events")
+    pattern = json.dumps(scan_result_pattern(), sort_keys=True)
+    target = scan_result_target(function_arn)
+    try:
+        current = events.describe_rule(Name=name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        current = None
+    targets = events.list_targets_by_rule(Rule=name).get("Targets", []) if current else []
+    same_pattern = current is not None and json.loads(current.get("EventPattern") or "{}") == scan_result_pattern()
+    if same_pattern and current.get("State") == "ENABLED" and targets == [target]:
+        return Step(resource, UNCHANGED, f"{SCAN_RESULT_DETAIL_TYPE} -> {SCAN_RESULT_HANDLER}")
+    rule_arn = events.put_rule(
+        Name=name,
+        EventPattern=pattern,
+        State="ENABLED",
+        Description=f"GuardDuty's malware-scan verdicts on {settings.FXFER_BUCKET} -> {SCAN_RESULT_HANDLER}",
+        Tags=_tags(),
+    )["RuleArn"]
+    events.put_targets(Rule=name, Targets=[target])
+    try:
+        lam.add_permission(
+            FunctionName=function,
+            StatementId=f"{name}-invokes"[:100],
+            Action="lambda:InvokeFunction",
+            Principal="events.amazonaws.com",
+            SourceArn=rule_arn,
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceConflictException":  # granted by an earlier run
+            raise
+    route = f"{SCAN_RESULT_DETAIL_TYPE} -> {SCAN_RESULT_HANDLER}"
+    return Step(resource, CREATED if current is None else UPDATED, route)
