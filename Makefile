@@ -13,7 +13,7 @@ RUNTIME_VENV := .venv-runtime
 APT_PACKAGES := xmlsec1 chromium gettext binutils
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup messages run test test-fast test-integration test-package fault-matrix package lint check-deploy audit-deps format clean bench-short bench-coldstart bench-upload bench-aggregate bench-cost
+.PHONY: help setup messages run test test-fast test-integration test-package fault-matrix package lint check-deploy audit-deps format clean bench-short bench-coldstart bench-upload bench-aggregate bench-cost bench-pages
 
 help:
 	@echo "make run      set up and start fxfer locally on stand-ins for AWS (http://127.0.0.1:8000)"
@@ -104,16 +104,23 @@ package: setup
 	$(PY) -m devtools.package
 
 # Every bench in a short mode, so CI proves they still run: a small day to aggregate, two cold starts, a 120 MiB
-# upload (the browser's multipart path), a warm process's guest requests and a release (AWS clients reused).
+# upload (the browser's multipart path), a warm process's guest requests and a release (AWS clients reused), and
+# three of each page through the package's Zappa handler.
 bench-short: package
 	$(PY) -m bench.aggregate --sizes 500 --background-days 2 --background-events 200
 	$(PY) -m bench.coldstart --runs 2
 	$(PY) -m bench.upload --size-mib 120 --budget-seconds 300
 	$(PY) -m bench.cost --short
 	$(PY) -m bench.clients --short
+	$(PY) -m bench.pages --short
 
 bench-coldstart: package
 	$(PY) -m bench.coldstart
+
+# Each page's p50/p95 and CPU on a warm package process fed API Gateway events (guest link, code, download, a
+# release to 20, My transfers, the dashboard, a year of transfers in the admin).
+bench-pages: package
+	$(PY) -m bench.pages
 
 # 1 GiB through the browser's multipart path vs boto3's upload_file, on LocalStack S3.
 bench-upload: setup

@@ -211,11 +211,13 @@ class Bench:
         from fxfer import aws
         from transfers import services, storage
         from transfers.policy import FileDeclared
+        from transfers.services import missend
 
         body = b"figures for the bench\n"
         created = services.transfer_create(
             sender=self.sender,
             recipients=recipients,
+            confirmed_recipients=missend.needs_confirming(recipients),  # each ticked, as in the browser's dialog
             files=[FileDeclared(name="figures.txt", size=len(body), content_type="text/plain")],
             subject="Figures",
             message="Here they are.",
