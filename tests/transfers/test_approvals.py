@@ -3,7 +3,7 @@ mails back until the approver says yes, approve / reject / timeout / escalation,
 (the sender approving their own transfer, anyone else approving someone's)."""
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.test import Client
@@ -20,6 +20,12 @@ from transfers.services import approvals
 from transfers.services.approvals import approval_decide, approval_timeouts, delegation_set
 
 GROUP = "approvers-group-id"
+# A delegation period the portal accepts today (it ends in the future) and that covers NOW.
+PERIOD = {
+    "delegate_email": "frank@corp.example",
+    "first_day": "2026-11-28",
+    "last_day": (date.today() + timedelta(days=2)).isoformat(),
+}
 
 
 @dataclass(frozen=True)
@@ -432,7 +438,7 @@ def test_approvals_page_lists_mine_and_sets_a_delegate():
     assert created.transfer_id in dave.get("/approvals/").content.decode()
     answer = dave.post(
         "/approvals/delegation",
-        {"delegate_email": "frank@corp.example", "first_day": "2026-11-28", "last_day": "2026-12-02"},
+        PERIOD,
     )
     assert answer.status_code == 302
     assert approvals.delegation_get(approver_email="dave@corp.example", now=NOW).delegate_email == "frank@corp.example"
@@ -457,3 +463,19 @@ def test_outbox_items_of_the_approval_are_keyed_by_their_cause():
     keys = {m.mail_key for m in OutboxMail.by_parent.query(created.transfer_id)}
     assert f"approval:{created.transfer_id}:dave@corp.example" in keys
     assert f"approval-result:{created.transfer_id}:approved" in keys
+
+
+def test_ending_a_delegation_stops_the_delegate_at_once():
+    created = send()
+    dave = employee(Client(), DAVE)
+    dave.post(
+        "/approvals/delegation",
+        PERIOD,
+    )
+    assert approvals.approval_page(person=FRANK, transfer_id=created.transfer_id, now=NOW).may_decide
+    assert dave.post("/approvals/delegation", {"end": "1"}).status_code == 302
+    assert approvals.delegation_get(approver_email="dave@corp.example", now=NOW) is None
+    with pytest.raises(TransferError):
+        approval_decide(person=FRANK, transfer_id=created.transfer_id, decision="approve", now=NOW)
+    ended = [e for e in AuditEvent.scan(AuditEvent.action == "approval.delegated") if e.details.get("ended")]
+    assert len(ended) == 1
