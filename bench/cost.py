@@ -87,6 +87,12 @@ ROUTE53_ZONE_PER_MONTH = 0.50
 WAF_ACL_PER_MONTH = 5.00
 WAF_RULE_PER_MONTH = 1.00
 WAF_PER_MILLION_REQUESTS = 0.60
+# https://aws.amazon.com/guardduty/pricing/ (Malware Protection for S3; the US East figures after the February 2025
+# price cut, assumed for Tokyo too. The 12-month free tier of 1,000 objects and 1 GB a month is not counted.)
+GUARDDUTY_S3_PER_GB_SCANNED = 0.09
+GUARDDUTY_S3_PER_1000_OBJECTS = 0.215
+# https://aws.amazon.com/s3/pricing/ (object tags, per 10,000 tags a month: GuardDuty tags each verdict)
+S3_TAGS_PER_10K_MONTH = 0.01
 # https://aws.amazon.com/vpc/pricing/ (only in the "what to avoid" figures)
 NAT_GATEWAY_PER_HOUR = 0.062
 NAT_GATEWAY_PER_GB = 0.062
@@ -118,6 +124,9 @@ DDB_PER_AUDIT_EVENT_CHAINED = (0.6, 8.5)  # reports/chain.py audit_chain_link: l
 DDB_PER_AUDIT_EVENT_AGGREGATED = (0.15, 0.0)  # reports/aggregation.py: the day's events, one Query per shard
 DDB_EXPIRY_BASE = (5.0, 54.0)  # transfers/services/expiry.py: deletion receipts, file.deleted events
 DDB_EXPIRY_PER_RECIPIENT = (0.0, 2.0)
+# The malware scan (transfers/services/scanning.py), per file: the verdict's transaction (the file and its
+# file.scanned event, 2 items) and the reads of the file, its transfer and its files for the release.
+DDB_SCAN_VERDICT = (3.0, 8.0)
 # Idle runs of the scheduled jobs (nothing to do), per invocation:
 DDB_EVERY_MINUTE_IDLE = (1.0, 0.0)  # two Queries: new events, mails due
 DDB_SWEEP_IDLE = (11.5, 5.0)  # heal + sweep cursors: 15 Queries, 4 GetItem, 3 UpdateItem, a lease
@@ -157,6 +166,7 @@ class Inputs:
     xray_reservoir_per_second: float = 1
     custom_metrics: int = 23  # fxfer/observability.py: 13 by {service, stage}, JobSucceeded/JobFailed per job (5)
     alarms: int = 15  # fxfer/provisioning.py _monitoring
+    malware_scan: bool = True  # GuardDuty Malware Protection for S3 on files/ (FXFER_SCANNER=guardduty)
     audit_retention_days: float = 3 * 365  # settings FXFER_AUDIT_RETENTION_DAYS
     bucket_keys: bool = True
     mail_bounce_share: float = 0.02
@@ -231,6 +241,8 @@ def per_transfer(x: Inputs) -> dict:
     )
     mails = recipients + visits * 1 + visits * 1  # link mails; a code per visit; one download notice per visit
     events = 1 + 2 * files + 1 + mails + visits * EVENTS_PER_VISIT + downloads + 1 + x.signins_per_transfer
+    scanned = files if x.malware_scan else 0
+    events += scanned  # file.scanned
     rru = wru = 0.0
     for (r, w), n in [
         (DDB_SIGNIN, x.signins_per_transfer),
@@ -248,6 +260,7 @@ def per_transfer(x: Inputs) -> dict:
         (DDB_PER_AUDIT_EVENT_AGGREGATED, events),
         (DDB_EXPIRY_BASE, 1),
         (DDB_EXPIRY_PER_RECIPIENT, recipients),
+        (DDB_SCAN_VERDICT, scanned),
     ]:
         rru += r * n
         wru += w * n
@@ -256,9 +269,14 @@ def per_transfer(x: Inputs) -> dict:
     # lists versions too; deletion is free (DeleteObject).
     s3_put = files * ((1 + parts + 2) if multipart else 1) + files * 2  # + ListObjectVersions on verify, event
     s3_get = files * 1 + downloads  # HeadObject on verify, the recipients' GETs
+    # The scan: GuardDuty's GET of the object and its PutObjectTagging (billed to the bucket's owner), fxfer's
+    # GetObjectVersionTagging at verification (the verdict is rarely there yet; the event brings it).
+    s3_put += scanned
+    s3_get += scanned * 2
     return {
         "web_requests": web,
-        "s3_events": files,  # one asynchronous invocation per ObjectCreated notification (files/ prefix)
+        "s3_events": files + scanned,  # one asynchronous invocation per ObjectCreated notification and per verdict
+        "scanned_files": scanned,
         "mails": mails,
         "audit_events": events,
         "rru": rru,
@@ -299,7 +317,7 @@ def model(x: Inputs) -> Bill:
             "Lambda",
             "requests",
             _free(x, invocations, LAMBDA_FREE_REQUESTS) / 1e6 * LAMBDA_PER_MILLION_REQUESTS,
-            f"{invocations:,.0f} (web {web:,.0f}, S3 events {s3_events:,.0f}, jobs {jobs:,})",
+            f"{invocations:,.0f} (web {web:,.0f}, S3 and scan events {s3_events:,.0f}, jobs {jobs:,})",
         )
     )
     add(
@@ -400,6 +418,27 @@ def model(x: Inputs) -> Bill:
     add(Item("S3", "PUT/POST/LIST requests", puts / 1000 * S3_PUT_PER_1000, f"{puts:,.0f}"))
     add(Item("S3", "GET/HEAD requests", gets / 1000 * S3_GET_PER_1000, f"{gets:,.0f}"))
     add(Item("S3", "lifecycle backstop (expiration only)", S3_LIFECYCLE_EXPIRATION, "expiration is free"))
+    if x.malware_scan:
+        scanned = one["scanned_files"] * month
+        scanned_gb = scanned * x.file_mib * MiB / GiB
+        tags = one["scanned_files"] * x.transfers_per_day * x.retention_days  # a tag per stored object
+        add(Item("S3", "object tags (scan verdicts)", tags / 1e4 * S3_TAGS_PER_10K_MONTH, f"{tags:,.0f} tags"))
+        add(
+            Item(
+                "GuardDuty",
+                "Malware Protection for S3: objects",
+                scanned / 1000 * GUARDDUTY_S3_PER_1000_OBJECTS,
+                f"{scanned:,.0f} objects",
+            )
+        )
+        add(
+            Item(
+                "GuardDuty",
+                "Malware Protection for S3: data scanned",
+                scanned_gb * GUARDDUTY_S3_PER_GB_SCANNED,
+                f"{scanned_gb:,.1f} GB",
+            )
+        )
 
     # DynamoDB
     rru = one["rru"] * month + minute_runs * DDB_EVERY_MINUTE_IDLE[0] + sweep_runs * DDB_SWEEP_IDLE[0]
