@@ -416,11 +416,9 @@ def approval_page(*, person, transfer_id: str, now: datetime | None = None) -> A
         for f in File.query(transfer_id, consistent_read=True)
         if f.state != FILE_CANCELLED
     )
-    outside = set(external_domains([r.email for r in Recipient.query(transfer_id, consistent_read=True)]))
-    recipients = tuple(
-        ApprovalRecipient(email=r.email, external=r.email.rpartition("@")[2].lower() in outside)
-        for r in Recipient.query(transfer_id, consistent_read=True)
-    )
+    addresses = [r.email for r in Recipient.query(transfer_id, consistent_read=True)]
+    outside = set(external_domains(addresses))
+    recipients = tuple(ApprovalRecipient(email=a, external=a.rpartition("@")[2].lower() in outside) for a in addresses)
     return ApprovalPage(
         status=_status(transfer),
         transfer_id=transfer_id,
@@ -585,7 +583,8 @@ def approval_decide(
     decided_state = APPROVED if decision == APPROVE else REJECTED
     if transfer.approval_state != REQUIRED or transfer.status != PENDING:
         if transfer.approval_state == decided_state and transfer.approval_decided_by == email:
-            return ApprovalDecided(transfer_id=transfer_id, decision=decision, repeated=True)
+            # A double click, or a retry after an answer that was lost: done before; finish what follows it.
+            return _after(transfer_id, decision=decision, repeated=True, actor=f"user:{person.id}", now=now)
         raise TransferError("state_conflict", _decided_message(transfer))
     change = Change(op=f"approval.{decision}:{transfer_id}:{person.id}", now=now)
     actions = [
@@ -630,11 +629,15 @@ def approval_decide(
             repeated = True  # our own earlier attempt (past the token's ten minutes)
         else:
             raise TransferError("state_conflict", _decided_message(current)) from None
+    return _after(transfer_id, decision=decision, repeated=repeated, actor=f"user:{person.id}", now=now)
+
+
+def _after(transfer_id: str, *, decision: str, repeated: bool, actor: str, now: datetime) -> ApprovalDecided:
+    """What follows a committed decision (safe to repeat): the release, or the end of a rejected transfer."""
     if decision == APPROVE:
-        return ApprovalDecided(
-            transfer_id=transfer_id, decision=decision, repeated=repeated, released=_release(transfer_id, now)
-        )
-    deleted = _end(transfer_id, actor=f"user:{person.id}", reason="approval rejected", now=now)
+        released = _release(transfer_id, now)
+        return ApprovalDecided(transfer_id=transfer_id, decision=decision, repeated=repeated, released=released)
+    deleted = _end(transfer_id, actor=actor, reason="approval rejected", now=now)
     return ApprovalDecided(transfer_id=transfer_id, decision=decision, repeated=repeated, deleted=deleted)
 
 

@@ -96,6 +96,10 @@ def approval_detail(request, transfer_id: str):
 
 
 def _decided_text(decided: approvals.ApprovalDecided) -> str:
+    if decided.repeated:  # a double click, or a retry of a decision whose answer was lost: it counts once
+        if decided.decision == approvals.REJECT:
+            return _("You had already rejected this transfer.")
+        return _("You had already approved this transfer.")
     if decided.decision == approvals.REJECT:
         return _("You rejected the transfer. Nothing is sent; its files are deleted.")
     if decided.released:
