@@ -479,3 +479,17 @@ def test_ending_a_delegation_stops_the_delegate_at_once():
         approval_decide(person=FRANK, transfer_id=created.transfer_id, decision="approve", now=NOW)
     ended = [e for e in AuditEvent.scan(AuditEvent.action == "approval.delegated") if e.details.get("ended")]
     assert len(ended) == 1
+
+
+def test_the_manager_comes_from_the_idp_at_sign_in(client, settings, mailoutbox):
+    """Alice signs in through the (local) IdP, whose manager claim names dave; her transfer to an outside
+    address made on the New transfer page waits for him."""
+    from tests.transfers.test_views import alice_id, create, sign_in
+
+    settings.FXFER_APPROVAL_ALLOWED_DOMAINS = ["example.com"]
+    sign_in(client, "alice")
+    assert UserRecord.get(alice_id()).manager_email == "dave@example.com"
+    created = create(client, recipients="bob@partner.example")
+    item = Transfer.get(created["transferId"], consistent_read=True)
+    assert (item.approval_state, item.approval_approvers) == ("required", {"dave@example.com"})
+    assert mails_to(mailoutbox, "dave@example.com")
