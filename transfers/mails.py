@@ -271,6 +271,7 @@ def approval_request_mail(
     lines += ["", _("Approve or reject it here (sign-in required):"), link]
     if due_at:
         lines += ["", _("Without an answer by %(time)s the transfer is not sent.") % {"time": _local(due_at)}]
+    lines += ["", _("Away? Name a delegate for your approvals here:"), f"{settings.FXFER_BASE_URL}/approvals/"]
     mail_subject = _("Approval requested: %(who)s") % {"who": sender_name or sender_email}
     if subject:
         mail_subject = f"{mail_subject}: {subject}"
