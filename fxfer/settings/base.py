@@ -341,8 +341,6 @@ FXFER_SAML_ATTRIBUTES = {
     "department": env.listing("FXFER_SAML_ATTRIBUTE_DEPARTMENT", (f"{_CLAIMS}/department", "department")),
     # The sender's manager's address (supervisor approval): an Entra ID claim mapped from the manager's mail.
     "manager": env.listing("FXFER_SAML_ATTRIBUTE_MANAGER", (f"{_CLAIMS}/manager", "manager")),
-    # The sender's manager's address (supervisor approval): an Entra ID claim mapped from the manager's mail.
-    "manager": env.listing("FXFER_SAML_ATTRIBUTE_MANAGER", (f"{_CLAIMS}/manager", "manager")),
     "groups": env.listing(
         "FXFER_SAML_ATTRIBUTE_GROUPS", ("http://schemas.microsoft.com/ws/2008/06/identity/claims/groups", "groups")
     ),

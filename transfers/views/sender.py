@@ -15,8 +15,8 @@ from transfers import policy, selectors, services
 from transfers.errors import TransferError
 from transfers.forms import ExtendForm, TransferForm, extension_choices
 from transfers.models import KIND_SEND, PENDING
-from transfers.services.approvals import approval_status_for_owner
 from transfers.services import missend
+from transfers.services.approvals import approval_status_for_owner
 from transfers.views.common import client, employee_required, json_body, json_error, local_time, sender_page
 from transfers.views.uploads import declared_json
 from transfers.views.uppy_locale import UPPY_STRINGS
