@@ -33,8 +33,6 @@ def release_blockers(transfer: Transfer, files: Sequence[File], now: datetime) -
     return tuple(found)
 
 
-import transfers.services.approvals  # noqa: E402 - registers the "approval" check
-
-
+from transfers.services import approvals as _approvals  # noqa: E402, F401 - registers the "approval" check
 from transfers.services import missend as _missend  # noqa: E402, F401 - registers the "hold" check
 from transfers.services import scanning as _scanning  # noqa: E402, F401 - registers the "scan" check
