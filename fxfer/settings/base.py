@@ -41,6 +41,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "fxfer.urls"
+# Django's cookie-then-session messages, without reading SECRET_KEY on requests that carry no message (fxfer.messages).
+MESSAGE_STORAGE = "fxfer.messages.MessageStorage"
 WSGI_APPLICATION = "fxfer.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -186,8 +186,9 @@ def test_secrets_come_from_ssm_on_first_use_and_are_not_logged(cold_run, lambda_
         assert _pem_body(stand_in.parameters[name])[:40] not in cold_run.log
 
 
-def test_without_its_ssm_parameters_a_page_needing_one_names_it(package_dir, lambda_env, stand_in):
-    """The first page that needs a secret fails with the missing parameter's name in the log."""
+def test_without_its_ssm_parameters_health_answers_and_a_page_needing_one_names_it(package_dir, lambda_env, stand_in):
+    """Nothing is read at start: /healthz needs no secret and answers (fxfer.messages); the first page that needs
+    one fails with the missing parameter's name in the log."""
     ssm = stand_in.ssm()
     missing = f"{stand_in.parameter_path}FXFER_SAML_SP_KEY"
     ssm.delete_parameter(Name=missing)
@@ -199,6 +200,7 @@ def test_without_its_ssm_parameters_a_page_needing_one_names_it(package_dir, lam
         )
     finally:
         stand_in.put_parameters()
+    assert run.response(0)["statusCode"] == 200
     assert run.response(1)["statusCode"] == 500
     assert "ImproperlyConfigured" in run.log and missing in run.log
 
