@@ -180,7 +180,7 @@ def _services_named_by_shipped_code() -> set[str]:
 
 
 # Services called by libraries rather than our code: the X-Ray SDK reads its sampling rules (xray). PynamoDB
-# (dynamodb), django-storages and Zappa's remote_env (s3), django-ses (ses, sesv2) call services our code names too.
+# (dynamodb), django-storages (s3), django-ses (ses, sesv2) call services our code names too; fxfer.env names ssm.
 LIBRARY_SERVICES = {"xray"}
 
 
