@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from pynamodb.exceptions import PynamoDBException
 
 from reports import aggregation, selectors
 from reports.chain import audit_chain_link, audit_chain_verify
@@ -133,6 +134,27 @@ def test_a_fault_at_the_chainers_transaction_leaves_the_totals_exact(kind, times
         DailyRunning.get("2026-11-29", "running").events
     )
     assert linked > 0
+
+
+@pytest.mark.parametrize("nth", [1, 2])  # the events' consistent read; the verified files' transfers
+def test_a_read_the_chainer_cannot_make_links_nothing_and_the_next_run_counts_everything_once(nth):
+    _events_around_midnight()
+    with inject(ERROR, service="dynamodb", operation="BatchGetItem", nth=nth, times=PERSISTENT) as fault:
+        with pytest.raises(PynamoDBException):
+            audit_chain_link(now=MIDNIGHT + timedelta(hours=1))
+    assert fault.fired and not list(DailyRunning.scan())
+    audit_chain_link(now=MIDNIGHT + timedelta(hours=1))
+    _assert_matches_full_tally()
+
+
+@pytest.mark.parametrize(("operation", "nth"), [("Query", 1), ("BatchGetItem", 1), ("BatchGetItem", 2)])
+def test_a_throttled_read_of_the_dashboard_is_retried_and_counts_the_same(operation, nth):
+    _events_around_midnight()
+    audit_chain_link(now=MIDNIGHT + timedelta(seconds=30))
+    expected = _full(AFTER)
+    with inject(ERROR, service="dynamodb", operation=operation, nth=nth) as fault:
+        assert aggregation.today_figures(_local_noon(AFTER)) == expected
+    assert fault.fired
 
 
 def test_two_chainers_at_once_count_each_event_once():
