@@ -175,7 +175,7 @@ _COLLECT_MANIFEST = (
 
 def collectstatic(stage: str = STAGE) -> None:
     """The manifest production's `{% static %}` reads (original name -> hashed name), computed as collectstatic to
-    the static bucket computes it (docs/deploy.md, step 9), without AWS. The files are not packaged: CloudFront
+    the static bucket computes it (docs/deploy.md, step 7), without AWS. The files are not packaged: CloudFront
     serves them from the bucket."""
     env = {
         **clean_environ(),

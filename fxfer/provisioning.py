@@ -388,7 +388,7 @@ def static_bucket_policy(*, bucket: str, account_id: str) -> dict:
 def _static_bucket(*, account_id: str) -> Iterator[Step]:
     """The bucket `collectstatic` uploads to (FXFER_STATIC_BUCKET; none locally, where the app serves them):
     private, SSE-S3 (CloudFront reads it without a KMS grant), readable through CloudFront only. The distribution
-    in front of it is made once with the AWS CLI (docs/deploy.md, step 9)."""
+    in front of it is made once with the AWS CLI (docs/deploy.md, step 7)."""
     bucket = getattr(settings, "FXFER_STATIC_BUCKET", "")
     if not bucket:
         yield Step("s3 static bucket", UNCHANGED, "none configured: the app serves its static files")

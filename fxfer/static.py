@@ -1,6 +1,6 @@
 """Static files in production: hashed names in their own S3 bucket, read by browsers through CloudFront.
 
-`manage.py collectstatic` (deploy time, the operator's credentials: docs/deploy.md, step 9) uploads every file under
+`manage.py collectstatic` (deploy time, the operator's credentials: docs/deploy.md, step 7) uploads every file under
 its content-hashed name (Django's ManifestFilesMixin, through django-storages) with a year-long immutable cache
 header, and writes the manifest (original name -> hashed name) to FXFER_STATIC_MANIFEST_DIR, a folder of the
 checkout that the Lambda package ships. At run time `{% static %}` reads that manifest and prefixes STATIC_URL

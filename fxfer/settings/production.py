@@ -28,7 +28,7 @@ if _base.scheme != "https" or not _base.hostname:
 ALLOWED_HOSTS = [_base.hostname, *env.listing("FXFER_EXTRA_HOSTS")]
 CSRF_TRUSTED_ORIGINS = [f"https://{_base.netloc}"]
 
-# --- Static files: off Lambda (fxfer/static.py, docs/deploy.md step 9) ------------------------------------------
+# --- Static files: off Lambda (fxfer/static.py, docs/deploy.md step 7) ------------------------------------------
 # Hashed names in the stage's static bucket, read by browsers through its CloudFront distribution: STATIC_URL is
 # that origin ("https://d1234.cloudfront.net/"), and the Content-Security-Policy names it. `collectstatic` uploads
 # them at deploy time (FXFER_STATIC_BUCKET: deploy time and `provision` only); the function reads only the manifest
