@@ -256,31 +256,34 @@ def today_figures(now: datetime | None = None) -> dict:
     it links it) and the events not linked yet (at most the chainer's merge delay of them).
 
     The reads go in this order so that no event is counted twice or left out: the events the by-unchained index
-    still lists for today, then the totals (consistent), then those events again (consistent). An event counts
-    from the list unless it was linked by a transaction the totals already hold (its seq is at most the totals'
-    last_seq): one linked since the index was read is in one place only, and one the index still lists after its
-    linking (index lag) is not counted twice. Until the day has totals (nothing linked yet today) or when they
-    began mid-day (the first day of the chainer keeping them) the day's events are counted instead."""
+    still lists for today, then the totals (consistent). A listed event counts unless a transaction the totals
+    already hold linked it (its seq is at most the totals' last_seq): one linked since the index was read is in
+    one place only, and one the index still lists after its linking (index lag) is not counted twice. Only the
+    listed events older than the totals' linked_before can be such (every event the totals hold sorts before
+    it), so only those are read again (consistent) to see their seq: none, most of the time. Until the day has
+    totals (nothing linked yet today) or when they began mid-day (the first day of the chainer keeping them) the
+    day's events are counted instead."""
     day = (now or datetime.now(UTC)).astimezone(ZoneInfo(settings.TIME_ZONE)).date()
     start, end = (datetime.combine(d, time(), tzinfo=ZoneInfo(settings.TIME_ZONE)) for d in (day, day + timedelta(1)))
-    listed = [
-        e.event_id
-        for e in AuditEvent.by_unchained.query(
+    listed = list(
+        AuditEvent.by_unchained.query(
             UNCHAINED, AuditEvent.sort_key.between(start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat())
         )
-    ]
+    )
     running = next(iter(DailyRunning.batch_get([(day.isoformat(), RUNNING_SCOPE)], consistent_read=True)), None)
     if running is None or not running.complete:
         return _shown(tally(day_events(day)))
-    last_seq = int(running.last_seq or 0)
+    last_seq, linked_before = int(running.last_seq or 0), running.linked_before or ""
     prefix = f"{day.isoformat()}#"
-    pending = [
-        day_event(e)
-        for e in (AuditEvent.batch_get(listed, consistent_read=True) if listed else ())
+    older = [e.event_id for e in listed if e.sort_key < linked_before]
+    pending = [e for e in listed if e.sort_key >= linked_before and e.day_shard.startswith(prefix)]
+    pending += [
+        e
+        for e in (AuditEvent.batch_get(older, consistent_read=True) if older else ())
         if e.day_shard.startswith(prefix) and (e.seq is None or int(e.seq) > last_seq)
     ]
     result = running_tally(running)
-    for event in with_kinds(pending):
+    for event in with_kinds([day_event(e) for e in pending]):
         result.add(event)
     return _shown(result)
 

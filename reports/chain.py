@@ -119,7 +119,8 @@ def audit_chain_link(
                 condition=AuditEvent.unchained.exists() & unchanged,
             )
             prev_hash = link_hash
-        for day, actions in _running_additions(events, last_seq=seq, running_since=running_since):
+        additions = _running_additions(events, last_seq=seq, cutoff=cutoff, running_since=running_since)
+        for day, actions in additions:
             change.update(DailyRunning(day=day, scope=aggregation.RUNNING_SCOPE), actions=actions)
         head_condition = AuditChainHead.seq == head_seq if head else AuditChainHead.chain.does_not_exist()
         change.put(
@@ -148,7 +149,7 @@ def _running_since(head: AuditChainHead | None, link_time: datetime) -> str:
     return (local_day(link_time) + timedelta(days=1)).isoformat()  # today's earlier events were linked without
 
 
-def _running_additions(events: list[AuditEvent], *, last_seq: int, running_since: str):
+def _running_additions(events: list[AuditEvent], *, last_seq: int, cutoff: str, running_since: str):
     """(day, update actions) adding these events' figures to each of their days' DailyRunning item."""
     by_day: dict[str, aggregation.Tally] = {}
     kept = aggregation.with_kinds([aggregation.day_event(e) for e in events])  # in the events' order
@@ -165,6 +166,7 @@ def _running_additions(events: list[AuditEvent], *, last_seq: int, running_since
         actions += [
             DailyRunning.events.add(tally.events),
             DailyRunning.last_seq.set(last_seq),
+            DailyRunning.linked_before.set(cutoff),
             # Set once, when the day's first event is added: whether the totals hold the day from its start.
             DailyRunning.complete.set(DailyRunning.complete | (day >= running_since)),
         ]

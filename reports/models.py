@@ -156,6 +156,8 @@ class DailyRunning(Model):
     domains = UnicodeSetAttribute(null=True)  # external domains (DynamoDB keeps no empty set: absent when none)
     events = NumberAttribute(null=True)  # hits counted (an aggregated event counts its `count`)
     last_seq = NumberAttribute(null=True)  # the newest link of the last transaction that added to this item
+    # That transaction's cutoff (an event sort key): every event it or an earlier one linked sorts before it.
+    linked_before = UnicodeAttribute(null=True)
     complete = BooleanAttribute(null=True)  # False: the day began before the chainer kept totals (count the day)
 
 
