@@ -86,7 +86,62 @@ def fxfer_server(env: dict[str, str], port: int):
             server.wait(10)
 
 
-def browser_upload(base_url: str, paths: list[Path], deadline: float) -> list[float]:
+class Timeline:
+    """What the page did after Send, from Playwright's request events: every part PUT to S3 and every call to
+    fxfer (authorize, parts, complete, the transfer page), as (start, end) seconds after Send."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.requests: dict[object, tuple[str, float]] = {}
+        self.done: list[tuple[str, float, float, bool]] = []
+        self.console: list[str] = []
+
+    def watch(self, page) -> None:
+        page.on("request", lambda r: self.requests.__setitem__(r, (self._name(r), time.monotonic())))
+        page.on("requestfinished", lambda r: self._end(r, True))
+        page.on("requestfailed", lambda r: self._end(r, False))
+        page.on(
+            "console", lambda m: self.console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None
+        )
+        page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+
+    @staticmethod
+    def _name(request) -> str:
+        from urllib.parse import parse_qs, urlsplit
+
+        url = urlsplit(request.url)
+        if request.method == "PUT":
+            return f"PUT part {parse_qs(url.query).get('partNumber', ['?'])[0]}"
+        return f"{request.method} {url.path.rstrip('/').rsplit('/', 1)[-1] or url.path}"
+
+    def _end(self, request, ok: bool) -> None:
+        name, start = self.requests.pop(request, (self._name(request), time.monotonic()))
+        if start >= self.started:
+            self.done.append((name, start - self.started, time.monotonic() - self.started, ok))
+
+    def reset(self) -> None:
+        self.started = time.monotonic()
+        self.done.clear()
+
+    def summary(self) -> str:
+        puts = [d for d in self.done if d[0].startswith("PUT")]
+        calls = [d for d in self.done if not d[0].startswith("PUT")]
+        lines = []
+        if puts:
+            first, last = min(d[1] for d in puts), max(d[2] for d in puts)
+            durations = sorted(d[2] - d[1] for d in puts)
+            lines.append(
+                f"  parts: {len(puts)} PUTs from {first:.2f} s to {last:.2f} s after Send; each {durations[0]:.2f}"
+                f"-{durations[-1]:.2f} s (median {durations[len(durations) // 2]:.2f} s)"
+                + ("" if all(d[3] for d in puts) else f"; {sum(not d[3] for d in puts)} failed")
+            )
+        for name, start, end, ok in sorted(calls, key=lambda d: d[1]):
+            lines.append(f"  {name:<24} {start:6.2f} -> {end:6.2f} s{'' if ok else '  FAILED'}")
+        lines += [f"  console {line}" for line in self.console[-10:]]
+        return "\n".join(lines)
+
+
+def browser_upload(base_url: str, paths: list[Path], deadline: float, timeline: Timeline | None = None) -> list[float]:
     """For each file, one transfer of it: seconds from pressing Send to the transfer page showing it verified."""
     from playwright.sync_api import expect, sync_playwright
 
@@ -94,6 +149,8 @@ def browser_upload(base_url: str, paths: list[Path], deadline: float) -> list[fl
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
             page = browser.new_context().new_page()
+            if timeline:
+                timeline.watch(page)
             page.goto(f"{base_url}/saml/login/?next=/transfers/new")
             page.wait_for_url(f"{base_url}/idp/sso/**")
             with page.expect_navigation(url=lambda url: "/idp/" not in url):
@@ -108,9 +165,15 @@ def browser_upload(base_url: str, paths: list[Path], deadline: float) -> list[fl
                 page.locator("#uploader input[type=file]").first.set_input_files(str(path))
                 expect(page.get_by_text(path.name)).to_be_visible()
                 started = time.monotonic()
+                if timeline:
+                    timeline.reset()
                 page.get_by_role("button", name="Send", exact=True).click()
                 remaining_ms = max(1000, (deadline - time.monotonic()) * 1000)
-                expect(page.locator(".page-heading .status-ready")).to_have_text("Sent", timeout=remaining_ms)
+                try:
+                    expect(page.locator(".page-heading .status-ready")).to_have_text("Sent", timeout=remaining_ms)
+                finally:
+                    if timeline:
+                        print(f"timeline of {path.name} (--timeline):\n{timeline.summary()}", flush=True)
                 times.append(time.monotonic() - started)
             return times
         finally:
@@ -138,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=1024, help="file size in MiB (default 1024: 1 GiB)")
     parser.add_argument("--small-mib", type=int, default=1, help="the small file's size in MiB (default 1; 0: none)")
     parser.add_argument("--budget-seconds", type=int, default=600, help="stop after this long (default 600)")
+    parser.add_argument(
+        "--timeline", action="store_true", help="print each browser upload's part PUTs and calls to fxfer, timed"
+    )
     args = parser.parse_args(argv)
     stop_on_signals()
     # The budget ends the run the same way Ctrl-C does, so every `finally` below stops what it started.
@@ -162,12 +228,23 @@ def main(argv: list[str] | None = None) -> int:
                 **aws_env,
                 "DJANGO_SETTINGS_MODULE": SETTINGS,
                 "FXFER_BASE_URL": f"http://127.0.0.1:{port}",
+                # Timed: the upload from Send to "Sent". Not the release gates of issue 16 (the sender ticking
+                # recipients in the mis-send dialog, the minutes the mails wait after Send, a supervisor's
+                # approval, the malware scan: GuardDuty's own time in production, a local stand-in that reads
+                # the whole object back here): off.
+                "FXFER_CONFIRM_RECIPIENTS": "off",
+                "FXFER_SEND_HOLD_SECONDS": "0",
+                "FXFER_APPROVAL": "off",
+                "FXFER_SCANNER": "off",
             }
             provision(env, SETTINGS)
             with fxfer_server(env, port) as base_url:
                 print("browser: Chromium, Uppy multipart through fxfer ...", flush=True)
                 browser_seconds, *small_seconds = browser_upload(
-                    base_url, [path, small] if args.small_mib else [path], deadline
+                    base_url,
+                    [path, small] if args.small_mib else [path],
+                    deadline,
+                    Timeline() if args.timeline else None,
                 )
             print("boto3: upload_file ...", flush=True)
             boto3_seconds = boto3_upload(aws_env, path)

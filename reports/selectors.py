@@ -537,9 +537,10 @@ class FileRow:
 
     @property
     def sha256_hex(self) -> str | None:
-        """The SHA-256 as `sha256sum` prints it (S3 reports it in base64), as the employees' pages show it."""
+        """The SHA-256 as `sha256sum` prints it (S3 reports it in base64), as the employees' pages show it: the
+        one S3 checked, else the one the uploader's browser declared (`checksum_by` says which)."""
         try:
-            return base64.b64decode(self.checksum_sha256 or "", validate=True).hex() or None
+            return base64.b64decode(self.checksum_sha256 or self.declared_sha256 or "", validate=True).hex() or None
         except (binascii.Error, ValueError):
             return None
 
@@ -684,6 +685,8 @@ def _file_rows(parent_id: str) -> tuple[FileRow, ...]:
             size=int(f.verified_size or f.declared_size),
             state=f.state,
             checksum_sha256=f.checksum_sha256,
+            declared_sha256=f.declared_sha256,
+            checksum_crc64nvme=f.checksum_crc64nvme,
             etag=(f.etag or "").strip('"') or None,
             refused_reason=f.refused_reason,
             uploader_email=f.uploader_email,

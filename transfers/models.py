@@ -274,7 +274,10 @@ class File(Model):
     name = UnicodeAttribute()  # as the sender's browser gave it; shown and used in Content-Disposition only
     content_type = UnicodeAttribute(default="application/octet-stream")  # declared; never served
     declared_size = NumberAttribute()
-    declared_sha256 = UnicodeAttribute(null=True)  # base64, when the browser computed one; S3 checks it
+    # base64. The uploader's browser computed it (the sender's word): declared with a file sent in one POST (S3
+    # checks it against the body); sent with the completion of a multipart upload (nobody but the browser
+    # read those bytes whole: S3 checks their CRC-64/NVME instead).
+    declared_sha256 = UnicodeAttribute(null=True)
     state = UnicodeAttribute(default=FILE_PENDING)
     refused_reason = UnicodeAttribute(null=True)
     upload_mode = UnicodeAttribute(null=True)
@@ -282,9 +285,14 @@ class File(Model):
     part_size = NumberAttribute(null=True)
     part_count = NumberAttribute(null=True)
     expected_etag = UnicodeAttribute(null=True)  # the composite ETag CompleteMultipartUpload must produce
+    # "CRC64NVME" when the multipart upload was created with S3's full-object checksum (every part carries
+    # its CRC; completion carries the whole file's, `declared_crc64nvme`, base64, and S3 refuses a mismatch).
+    multipart_checksum = UnicodeAttribute(null=True)
+    declared_crc64nvme = UnicodeAttribute(null=True)
     verified_size = NumberAttribute(null=True)
     etag = UnicodeAttribute(null=True)
     checksum_sha256 = UnicodeAttribute(null=True)  # base64, as S3 reports it
+    checksum_crc64nvme = UnicodeAttribute(null=True)  # base64: S3's full-object CRC-64/NVME (multipart files)
     version_id = UnicodeAttribute(null=True)  # the verified version; downloads are pinned to it
     # The deletion claim: the versions about to be deleted (JSON: versions, markers, size, etag, at), recorded
     # before S3 is asked, so whichever run comes next finishes the same receipt (transfers.services.deletion).

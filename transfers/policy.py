@@ -3,6 +3,8 @@
 Each check raises TransferError with a code the uploader can show next to the field or file it concerns.
 """
 
+import base64
+import binascii
 import math
 import re
 import unicodedata
@@ -132,7 +134,7 @@ def files_checked(files: list[FileDeclared]) -> list[FileDeclared]:
                 % {"name": name, "limit": bytes_text(settings.FXFER_MAX_FILE_BYTES)},
             )
         sha256 = declared.sha256 or None
-        if sha256 is not None and not re.fullmatch(r"[A-Za-z0-9+/]{43}=", sha256):
+        if sha256 is not None and not is_base64_digest(sha256, 32):
             raise TransferError("invalid", _("The checksum of %(name)s is not valid.") % {"name": name})
         content_type = (declared.content_type or "application/octet-stream")[:255]
         checked.append(FileDeclared(name=name, size=size, content_type=content_type, sha256=sha256))
@@ -295,6 +297,38 @@ def limits_text(limits: RequestLimits) -> str:
     if limits.allowed_extensions:
         text += " " + _("Types: %(types)s.") % {"types": ", ".join(f".{e}" for e in limits.allowed_extensions)}
     return text
+
+
+def is_base64_digest(value: object, size: int) -> bool:
+    """Whether `value` is the canonical base64 of exactly `size` bytes (what S3 takes in its checksum headers)."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", value):
+        return False
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return len(raw) == size and base64.b64encode(raw).decode() == value
+
+
+def sha256_checked(value: object, *, name: str) -> str:
+    """The SHA-256 the uploader's browser computed for a whole file, as `sha256sum` prints it (64 hex digits,
+    any case): returned as base64 of the 32 bytes, as stored. Anything else is refused, never stored or shown."""
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9A-Fa-f]{64}", value):
+        raise TransferError(
+            "checksum_invalid",
+            _("The SHA-256 of %(name)s is not valid: 64 hexadecimal digits expected.") % {"name": name},
+        )
+    return base64.b64encode(bytes.fromhex(value)).decode()
+
+
+def crc64nvme_checked(value: object, *, name: str) -> str:
+    """A CRC-64/NVME checksum (of a part or of a whole file) as S3 takes it: base64 of its 8 bytes."""
+    if not is_base64_digest(value, 8):
+        raise TransferError(
+            "checksum_invalid",
+            _("The CRC-64 checksum of %(name)s is not valid: base64 of 8 bytes expected.") % {"name": name},
+        )
+    return str(value)
 
 
 def uses_multipart(size: int) -> bool:

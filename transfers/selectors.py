@@ -98,7 +98,8 @@ class FileSummary:
     size: int
     state: str  # "pending" | "verified" | "refused"
     refused_reason: str | None
-    checksum: str | None  # "sha256:<hex>" when S3 has one, else "etag:<etag>"
+    checksum: str | None  # "sha256:<hex>" when there is one, else "etag:<etag>"
+    checksum_by: str | None = None  # who vouches for the SHA-256: CHECKED_BY_S3 or SENDERS_WORD
     scan: str = ""  # the malware scan's state (transfers.services.scanning.scan_state; "" until verified)
 
     @property
@@ -123,6 +124,7 @@ class ReceivedFile:
     uploader_email: str
     created_at: datetime
     verified_at: datetime | None
+    checksum_by: str | None = None
     scan: str = ""
 
     @property
@@ -194,8 +196,21 @@ def checksum_text(*, sha256: str | None, etag: str | None) -> str | None:
     return f"etag:{etag.strip(chr(34))}" if etag else None
 
 
+# Who vouches for a file's SHA-256. The uploader's browser computes it for every file; for a file sent in one
+# POST, S3 also checked it against the bytes it stored ("s3"); for a file sent in parts, S3 checked the parts'
+# and the whole object's CRC-64/NVME, and the SHA-256 is the uploader's word ("sender").
+CHECKED_BY_S3 = "s3"
+SENDERS_WORD = "sender"
+
+
 def _checksum(file: File) -> str | None:
-    return checksum_text(sha256=file.checksum_sha256, etag=file.etag)
+    return checksum_text(sha256=file.checksum_sha256 or file.declared_sha256, etag=file.etag)
+
+
+def _checksum_by(file: File) -> str | None:
+    if file.checksum_sha256:
+        return CHECKED_BY_S3
+    return SENDERS_WORD if file.declared_sha256 else None
 
 
 def _file_summary(file: File, now: datetime | None = None) -> FileSummary:
@@ -206,6 +221,7 @@ def _file_summary(file: File, now: datetime | None = None) -> FileSummary:
         state=file.state,
         refused_reason=file.refused_reason,
         checksum=_checksum(file),
+        checksum_by=_checksum_by(file),
         scan=scan_state(file, utc(now)),
     )
 
@@ -441,6 +457,7 @@ def _received_files(files, now: datetime | None = None) -> tuple[ReceivedFile, .
             uploader_email=f.uploader_email or "",
             created_at=f.created_at,
             verified_at=f.verified_at,
+            checksum_by=_checksum_by(f),
             scan=scan_state(f, now),
         )
         for f in files
@@ -625,6 +642,7 @@ class GuestFile:
     size: int
     checksum: str | None
     downloads_left: int
+    checksum_by: str | None = None
     scan: str = ""
 
     @property
@@ -670,6 +688,7 @@ def guest_files(*, transfer_id: str, recipient_id: str, grant: str, now: datetim
                 size=int(f.verified_size),
                 checksum=_checksum(f),
                 downloads_left=max(0, limit - int(used.get(f.file_id, 0))),
+                checksum_by=_checksum_by(f),
                 scan=scan_state(f, now),
             )
             for f in File.query(transfer_id, consistent_read=True)

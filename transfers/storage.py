@@ -112,8 +112,16 @@ def presigned_post(
     )
 
 
+# Multipart uploads carry S3's full-object checksum: the CRC-64/NVME of the whole file, which S3 computes from
+# the parts' own CRCs (each checked against the bytes of its part) and compares with the one the browser gives
+# at completion, so the stored object is the file the browser read, not just bytes of the right length.
+MULTIPART_CHECKSUM = "CRC64NVME"
+FULL_OBJECT = "FULL_OBJECT"
+
+
 def multipart_create(*, key: str) -> str:
-    """Start a multipart upload (server side, so it carries SSE-KMS with our key); its upload id."""
+    """Start a multipart upload (server side, so it carries SSE-KMS with our key and the full-object
+    CRC-64/NVME checksum every part must carry); its upload id."""
     response = _s3().create_multipart_upload(
         Bucket=settings.FXFER_BUCKET,
         Key=key,
@@ -121,14 +129,19 @@ def multipart_create(*, key: str) -> str:
         SSEKMSKeyId=kms_key_arn(),
         BucketKeyEnabled=True,
         ContentType=DOWNLOAD_CONTENT_TYPE,
+        ChecksumAlgorithm=MULTIPART_CHECKSUM,
+        ChecksumType=FULL_OBJECT,
     )
     return response["UploadId"]
 
 
-def multipart_part_urls(*, key: str, upload_id: str, part_sizes: dict[int, int]) -> dict[int, str]:
-    """Presigned UploadPart URLs for a batch of parts, each valid FXFER_PART_URL_SECONDS and each for exactly
-    its planned length (part number → bytes): Content-Length is a signed header, so S3 refuses a part of any
-    other length and nobody can park more bytes in an upload than the file they declared."""
+def multipart_part_urls(
+    *, key: str, upload_id: str, part_sizes: dict[int, int], part_checksums: dict[int, str]
+) -> dict[int, str]:
+    """Presigned UploadPart URLs for a batch of parts, each valid FXFER_PART_URL_SECONDS, each for exactly its
+    planned length (part number → bytes) and its CRC-64/NVME (part number → base64): both are signed headers,
+    so S3 refuses a part of any other length or content, and nobody can park more bytes in an upload than the
+    file they declared. The browser sends the checksum as `x-amz-checksum-crc64nvme`."""
     s3 = _s3()
     return {
         number: s3.generate_presigned_url(
@@ -139,6 +152,7 @@ def multipart_part_urls(*, key: str, upload_id: str, part_sizes: dict[int, int])
                 "UploadId": upload_id,
                 "PartNumber": number,
                 "ContentLength": size,
+                "ChecksumCRC64NVME": part_checksums[number],
             },
             ExpiresIn=settings.FXFER_PART_URL_SECONDS,
         )
@@ -151,6 +165,7 @@ class UploadedPart:
     part_number: int
     size: int
     etag: str
+    checksum_crc64nvme: str | None = None  # base64, as S3 lists it (absent on stand-ins that do not keep it)
 
 
 def multipart_parts(*, key: str, upload_id: str) -> list[UploadedPart] | None:
@@ -168,22 +183,39 @@ def multipart_parts(*, key: str, upload_id: str) -> list[UploadedPart] | None:
                 return None
             raise
         parts.extend(
-            UploadedPart(part_number=p["PartNumber"], size=p["Size"], etag=p["ETag"]) for p in page.get("Parts", [])
+            UploadedPart(
+                part_number=p["PartNumber"],
+                size=p["Size"],
+                etag=p["ETag"],
+                checksum_crc64nvme=p.get("ChecksumCRC64NVME"),
+            )
+            for p in page.get("Parts", [])
         )
         if not page.get("IsTruncated"):
             return parts
         marker = int(page["NextPartNumberMarker"])
 
 
-def multipart_complete(*, key: str, upload_id: str, parts: list[UploadedPart]) -> str:
-    """Assemble the object from exactly these parts; its ETag."""
-    response = _s3().complete_multipart_upload(
-        Bucket=settings.FXFER_BUCKET,
-        Key=key,
-        UploadId=upload_id,
-        MultipartUpload={"Parts": [{"PartNumber": p.part_number, "ETag": p.etag} for p in parts]},
-    )
-    return response["ETag"]
+def multipart_complete(
+    *, key: str, upload_id: str, parts: list[UploadedPart], checksum_crc64nvme: str | None = None
+) -> str:
+    """Assemble the object from exactly these parts; its ETag. With `checksum_crc64nvme` (the whole file's
+    CRC-64/NVME, base64) S3 refuses to assemble an object whose full-object checksum differs (BadDigest)."""
+    completed = []
+    for p in parts:
+        part = {"PartNumber": p.part_number, "ETag": p.etag}
+        if p.checksum_crc64nvme:
+            part["ChecksumCRC64NVME"] = p.checksum_crc64nvme
+        completed.append(part)
+    params = {
+        "Bucket": settings.FXFER_BUCKET,
+        "Key": key,
+        "UploadId": upload_id,
+        "MultipartUpload": {"Parts": completed},
+    }
+    if checksum_crc64nvme:
+        params.update(ChecksumCRC64NVME=checksum_crc64nvme, ChecksumType=FULL_OBJECT)
+    return _s3().complete_multipart_upload(**params)["ETag"]
 
 
 def multipart_abort(*, key: str, upload_id: str) -> None:
@@ -250,6 +282,8 @@ class ObjectHead:
     kms_key_id: str | None
     checksum_sha256: str | None
     version_id: str | None
+    checksum_crc64nvme: str | None = None  # base64: S3's CRC-64/NVME of the whole object
+    checksum_type: str | None = None  # "FULL_OBJECT" or "COMPOSITE"
 
 
 def object_head(*, key: str, version_id: str | None = None) -> ObjectHead | None:
@@ -270,6 +304,8 @@ def object_head(*, key: str, version_id: str | None = None) -> ObjectHead | None
         kms_key_id=head.get("SSEKMSKeyId"),
         checksum_sha256=head.get("ChecksumSHA256"),
         version_id=head.get("VersionId"),
+        checksum_crc64nvme=head.get("ChecksumCRC64NVME"),
+        checksum_type=head.get("ChecksumType"),
     )
 
 

@@ -10,9 +10,12 @@
  *                     policy and answers with the transfer id and, per file, its id, mode and part size.
  *   <file>authorize   how to upload one file: a presigned POST (small files) or a multipart upload, created
  *                     or resumed by the server, with a first batch of part URLs
- *   <file>parts       more part URLs, a batch (~20) at a time: never one request per part
+ *   <file>parts       part URLs, a batch (up to ~20) at a time: never one request per part. Each URL is signed
+ *                     for its part's CRC-64/NVME (the worker computes them as it reads the file, well ahead of
+ *                     the PUTs), and S3 refuses a part whose bytes do not match
  *   <file>parts/list  the parts S3 already holds (resume after a reload)
- *   <file>complete    the server assembles the parts and verifies the object
+ *   <file>complete    the server assembles the parts and verifies the object; it gets the whole file's SHA-256
+ *                     and CRC-64/NVME, which S3 checks against the parts' CRCs
  *   <file>done        the server verifies a POSTed object (the same check the S3 event triggers)
  *   <file>cancel      the sender removed the file
  *
@@ -20,10 +23,24 @@
  * transfer: GoldenRetriever restores the file list (and small files), the sender adds any large file again,
  * and only the parts S3 does not hold yet are sent.
  *
+ * Checksums (static/js/hash-worker.js, hash-wasm): every file's SHA-256 is computed in a Web Worker from the
+ * moment it is added (a small file's goes with Send: S3 checks the POSTed body against it); a multipart file
+ * also gets a second worker for its CRC-64/NVME, per part and whole. Recipients see the SHA-256.
+ *
  * No inline script, no build step: data comes in through the JSON element, the CSRF token from the form.
  */
 (function () {
   "use strict";
+
+  // The worker's and hash-wasm's URLs (static files, possibly with hashed names) come with this script's tag.
+  var thisScript = document.currentScript;
+  var hashWorkerUrl = thisScript && thisScript.getAttribute("data-hash-worker");
+  var hashWasmUrls = ((thisScript && thisScript.getAttribute("data-hash-wasm")) || "")
+    .split(" ")
+    .filter(Boolean)
+    .map(function (url) {
+      return new URL(url, window.location.href).href;
+    });
 
   var configElement = document.getElementById("uploader-config");
   if (!configElement || !window.Uppy) {
@@ -42,7 +59,9 @@
   var serverFiles = config.files.slice();
   var released = false;
   var quietRemoval = false;
-  var partUrlCaches = {}; // Uppy file id -> {uploadId, urls: {n: {url, expiresAt}}, pending: {n: Promise}}
+  var partUrlCaches = {}; // Uppy file id -> {uploadId, urls: {n: {url, expiresAt, crc}}, pending: {n: Promise}}
+  var hashJobs = {}; // Uppy file id -> {data, sha256: Promise, crc: Promise|null, parts: {n: crc}, waiters, failed}
+  var partsListed = {}; // Uppy file id -> {uploadId, parts}: what authorize found in S3, for listParts
   var partSizes = new WeakMap(); // file data (Blob) -> the server's part size
   var verification = {}; // Uppy file id -> the server's answer to complete
 
@@ -225,7 +244,10 @@
   });
 
   uppy.use(Uppy.AwsS3, {
-    limit: 6,
+    // Requests at once (part PUTs and our signing calls share this queue). Chromium opens at most 6 connections
+    // to S3 (HTTP/1.1) and queues the rest itself; the other slots let a batch of part URLs be signed, or the
+    // next file start, while 6 PUTs are in flight, so no connection waits for us (boto3 runs 10 threads).
+    limit: 10,
     retryDelays: [0, 1000, 3000, 5000, 10000],
     shouldUseMultipart: function (file) {
       return file.meta.mode === "multipart";
@@ -248,12 +270,19 @@
     },
 
     signPart: function (file, part) {
-      return partUrl(file, part.uploadId, part.partNumber).then(function (url) {
-        return { url: url };
+      return partUrl(file, part.uploadId, part.partNumber).then(function (signed) {
+        // The CRC is a signed header: S3 checks the part's bytes against it.
+        return { url: signed.url, headers: { "x-amz-checksum-crc64nvme": signed.crc } };
       });
     },
 
     listParts: function (file, upload) {
+      // authorize has just listed them (the preprocessor below calls it before every upload): no second call.
+      var known = partsListed[file.id];
+      delete partsListed[file.id];
+      if (known && known.uploadId === upload.uploadId) {
+        return Promise.resolve(known.parts);
+      }
       var url = fileUrl(file, "parts/list") + "?uploadId=" + encodeURIComponent(upload.uploadId);
       return api("GET", url).then(function (answer) {
         return answer.parts;
@@ -261,10 +290,19 @@
     },
 
     completeMultipartUpload: function (file, upload) {
-      return api("POST", fileUrl(file, "complete"), { uploadId: upload.uploadId }).then(function (result) {
-        verification[file.id] = result;
-        return {};
-      });
+      var job = hashJob(uppy.getFile(file.id) || file);
+      return Promise.all([job.sha256, job.crc])
+        .then(function (sums) {
+          return api("POST", fileUrl(file, "complete"), {
+            uploadId: upload.uploadId,
+            sha256: sums[0],
+            crc64nvme: sums[1],
+          });
+        })
+        .then(function (result) {
+          verification[file.id] = result;
+          return {};
+        });
     },
 
     // A failed upload keeps its multipart upload at the server, so a retry sends only the missing parts;
@@ -286,10 +324,10 @@
     return cache;
   }
 
-  function remember(cache, partUrls, expiresAt) {
+  function remember(cache, partUrls, expiresAt, crcs) {
     var expires = Date.parse(expiresAt);
     Object.keys(partUrls).forEach(function (number) {
-      cache.urls[number] = { url: partUrls[number], expiresAt: expires };
+      cache.urls[number] = { url: partUrls[number], expiresAt: expires, crc: crcs[number] };
     });
   }
 
@@ -300,44 +338,156 @@
 
   function authorizeMultipart(file) {
     return api("POST", fileUrl(file, "authorize"), {}).then(function (found) {
-      remember(cacheFor(file, found.uploadId), found.partUrls, found.expiresAt);
-      uppy.setFileMeta(file.id, { partCount: found.partCount });
+      partsListed[file.id] = { uploadId: found.uploadId, parts: found.partsDone || [] };
+      uppy.setFileMeta(file.id, { partCount: found.partCount, partSize: found.partSize });
+      hashJob(uppy.getFile(file.id)); // the CRCs start now, ahead of the first PUT
       return found;
     });
   }
 
+  /* The URL of one part, signed for its CRC ({url, crc}). Waits for the part's CRC, then asks for it and the
+     next parts whose CRCs are known and that have no fresh URL yet, up to one batch: the CRC worker runs far
+     ahead of the PUTs, so after the first parts a batch covers the next ~20 and no PUT waits for signing. */
   function partUrl(file, uploadId, partNumber) {
     var cache = cacheFor(file, uploadId);
     if (fresh(cache, partNumber)) {
-      return Promise.resolve(cache.urls[partNumber].url);
+      return Promise.resolve(cache.urls[partNumber]);
     }
-    if (!cache.pending[partNumber]) {
-      // Ask for this part and the next ones that have no fresh URL yet, up to one batch.
-      var count = uppy.getFile(file.id).meta.partCount || partNumber;
-      var numbers = [];
-      for (var n = partNumber; n <= count && numbers.length < config.partUrlBatch; n++) {
-        if (!fresh(cache, n) && !cache.pending[n]) {
-          numbers.push(n);
-        }
+    var job = hashJob(uppy.getFile(file.id) || file);
+    return partChecksum(job, partNumber).then(function signed() {
+      if (fresh(cache, partNumber)) {
+        return cache.urls[partNumber];
       }
-      var request = api("POST", fileUrl(file, "parts"), { uploadId: uploadId, partNumbers: numbers }).then(
-        function (signed) {
-          remember(cache, signed.partUrls, signed.expiresAt);
+      if (!cache.pending[partNumber] && cache.signing) {
+        // One signing call per file at a time: the CRCs that arrive meanwhile go together in the next batch.
+        return cache.signing.then(signed, signed);
+      }
+      if (!cache.pending[partNumber]) {
+        var count = uppy.getFile(file.id).meta.partCount || partNumber;
+        var crcs = {};
+        var numbers = [];
+        for (var n = partNumber; n <= count && numbers.length < config.partUrlBatch && job.parts[n]; n++) {
+          if (!fresh(cache, n) && !cache.pending[n]) {
+            crcs[n] = job.parts[n];
+            numbers.push(n);
+          }
+        }
+        var request = api("POST", fileUrl(file, "parts"), { uploadId: uploadId, parts: crcs }).then(function (signed) {
+          remember(cache, signed.partUrls, signed.expiresAt, crcs);
+        });
+        numbers.forEach(function (number) {
+          cache.pending[number] = request;
+        });
+        cache.signing = request;
+        request
+          .catch(function () {})
+          .then(function () {
+            cache.signing = null;
+            numbers.forEach(function (number) {
+              delete cache.pending[number];
+            });
+          });
+      }
+      return cache.pending[partNumber].then(function () {
+        return cache.urls[partNumber];
+      });
+    });
+  }
+
+  // --- checksums: Web Workers (static/js/hash-worker.js) ------------------------------------------------------
+
+  /* A worker must come from the page's origin: when static files are served from another (a CDN), a blob:
+     worker imports the script from there. */
+  var blobWorkerUrl = null;
+  function workerUrl() {
+    var url = new URL(hashWorkerUrl, window.location.href);
+    if (url.origin === window.location.origin) {
+      return url.href;
+    }
+    if (!blobWorkerUrl) {
+      var source = "importScripts(" + JSON.stringify(url.href) + ");";
+      blobWorkerUrl = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+    }
+    return blobWorkerUrl;
+  }
+
+  function runWorker(data, partSize, onPart) {
+    return new Promise(function (resolve, reject) {
+      var worker;
+      try {
+        worker = new Worker(workerUrl());
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      worker.onmessage = function (event) {
+        var message = event.data;
+        if (message.type === "part") {
+          onPart(message.partNumber, message.crc64nvme);
+          return;
+        }
+        worker.terminate();
+        if (message.type === "done") {
+          resolve(message);
+        } else {
+          reject(new Error(message.message || "checksum"));
+        }
+      };
+      worker.onerror = function (event) {
+        worker.terminate();
+        reject(new Error(event.message || "checksum"));
+      };
+      worker.postMessage({ file: data, partSize: partSize || 0, scripts: hashWasmUrls });
+    });
+  }
+
+  /* The checksum jobs of a file, started on first use: its SHA-256 (every file), and for a multipart file,
+     once its part size is known, its parts' and whole CRC-64/NVME. */
+  function hashJob(file) {
+    var job = hashJobs[file.id];
+    if (!job || job.data !== file.data) {
+      job = hashJobs[file.id] = { data: file.data, crc: null, parts: {}, waiters: {}, failed: null };
+      job.sha256 = runWorker(file.data, 0).then(function (message) {
+        return message.sha256;
+      });
+      job.sha256.catch(function () {});
+    }
+    if (!job.crc && file.meta.mode === "multipart" && file.meta.partSize) {
+      job.crc = runWorker(file.data, file.meta.partSize, function (number, crc) {
+        job.parts[number] = crc;
+        (job.waiters[number] || []).forEach(function (waiter) {
+          waiter.resolve(crc);
+        });
+        delete job.waiters[number];
+      }).then(
+        function (message) {
+          return message.crc64nvme;
+        },
+        function (error) {
+          job.failed = error;
+          Object.keys(job.waiters).forEach(function (number) {
+            job.waiters[number].forEach(function (waiter) {
+              waiter.reject(error);
+            });
+          });
+          job.waiters = {};
+          throw error;
         }
       );
-      numbers.forEach(function (number) {
-        cache.pending[number] = request;
-      });
-      request
-        .catch(function () {})
-        .then(function () {
-          numbers.forEach(function (number) {
-            delete cache.pending[number];
-          });
-        });
+      job.crc.catch(function () {});
     }
-    return cache.pending[partNumber].then(function () {
-      return cache.urls[partNumber].url;
+    return job;
+  }
+
+  function partChecksum(job, number) {
+    if (job.parts[number]) {
+      return Promise.resolve(job.parts[number]);
+    }
+    if (job.failed) {
+      return Promise.reject(job.failed);
+    }
+    return new Promise(function (resolve, reject) {
+      (job.waiters[number] = job.waiters[number] || []).push({ resolve: resolve, reject: reject });
     });
   }
 
@@ -402,10 +552,14 @@
       missingFiles().length === 0;
     if (allVerified) {
       showStatus(released ? text.released : text.allVerified, "ok");
-      // The transfer's page now shows it as sent, with its recipients.
-      window.setTimeout(function () {
-        window.location.assign(config.transferUrl.replace("TRANSFER", transferId));
-      }, 1200);
+      // The transfer's page now shows it as sent, with its recipients: at once when it was released (that page
+      // says so), after a moment otherwise, so the message can be read.
+      window.setTimeout(
+        function () {
+          window.location.assign(config.transferUrl.replace("TRANSFER", transferId));
+        },
+        released ? 0 : 1200
+      );
     } else if (files.some(function (file) { return file.error; })) {
       showStatus(text.someFailed, "problem");
     } else {
@@ -473,9 +627,7 @@
     api("POST", fileUrl(uppy.getFile(file.id), "authorize"), {}).then(
       function (found) {
         uppy.setFileMeta(file.id, { mode: found.mode, partSize: found.partSize, partCount: found.partCount });
-        if (found.mode === "multipart") {
-          remember(cacheFor(file, found.uploadId), found.partUrls, found.expiresAt);
-        }
+        hashJob(uppy.getFile(file.id));
         uploadWhenReady();
       },
       function (error) {
@@ -505,6 +657,9 @@
   }
 
   uppy.on("file-added", function (file) {
+    if (file.data && !file.isGhost && hashWorkerUrl) {
+      hashJob(file); // its SHA-256 starts at once: a small file's is ready by Send, a large one's gets ahead
+    }
     if (transferId && !file.meta.fileId) {
       claim(file);
     } else if (transferId) {
@@ -536,29 +691,24 @@
   // --- the New transfer page: Send --------------------------------------------------------------------
 
   /* The SHA-256 of a file sent with one POST (below the multipart size), base64: declared with the file, S3
-     refuses a body that does not match it, and the recipient sees it as the file's checksum. Large files are
-     not read into memory for this; their integrity rests on the parts' sizes and the composite ETag. */
+     refuses a body that does not match it, and the recipient sees it as the file's checksum. A large file's
+     goes with its completion instead (its worker runs while the parts go up). */
   function sha256Of(file) {
-    var subtle = window.crypto && window.crypto.subtle;
-    if (!subtle || !file.data || !file.data.arrayBuffer || file.size >= config.hashBelowSize) {
+    if (!file.data || file.size >= config.hashBelowSize || !hashWorkerUrl) {
       return Promise.resolve(null);
     }
-    return file.data
-      .arrayBuffer()
-      .then(function (buffer) {
-        return subtle.digest("SHA-256", buffer);
-      })
-      .then(function (digest) {
-        var bytes = new Uint8Array(digest);
+    return hashJob(file).sha256.then(
+      function (hex) {
         var binary = "";
-        for (var i = 0; i < bytes.length; i++) {
-          binary += String.fromCharCode(bytes[i]);
+        for (var i = 0; i < hex.length; i += 2) {
+          binary += String.fromCharCode(parseInt(hex.substr(i, 2), 16));
         }
         return window.btoa(binary);
-      })
-      .catch(function () {
+      },
+      function () {
         return null;
-      });
+      }
+    );
   }
 
   function formValues() {
@@ -646,6 +796,9 @@
               mode: server.mode,
               partSize: server.partSize,
             });
+            if (server.mode === "multipart") {
+              hashJob(uppy.getFile(files[index].id)); // its parts' CRCs start now, before the upload is created
+            }
           });
           // A reload from here on lands on the transfer's page, which resumes the upload.
           window.history.replaceState(null, "", created.url);

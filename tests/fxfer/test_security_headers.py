@@ -10,7 +10,8 @@ def _directives(response) -> dict[str, list[str]]:
 
 def test_pages_forbid_foreign_scripts_and_framing(client):
     directives = _directives(client.get("/"))
-    assert directives["script-src"] == ["'self'"]
+    assert directives["script-src"] == ["'self'", "'wasm-unsafe-eval'"]  # WebAssembly compilation, not eval
+    assert directives["worker-src"] == ["'self'", "blob:"]
     assert directives["frame-ancestors"] == ["'none'"]
     assert directives["object-src"] == ["'none'"]
     assert directives["default-src"] == ["'self'"]

@@ -21,6 +21,7 @@ from django.test import Client
 
 from fxfer import aws, provisioning
 from reports.models import AuditEvent
+from tests.transfers.conftest import ANY_CRC, checksums_of, crc64nvme
 from tests.transfers.guest_links import open_link
 from transfers import jobs, services, storage
 from transfers.errors import TransferError
@@ -64,6 +65,15 @@ class Guest:
 
     def endpoint(self, file_id: str, action: str, data: dict | None = None):
         return self.json(f"/guest/upload/files/{file_id}/{action}", data)
+
+    def signed(self, file_id: str, authorized: dict, body: bytes) -> dict:
+        """`authorized` with a URL for every part of `body`, each signed for its part's CRC-64/NVME (kept in
+        "crcs" for the PUT's header), as the uploader asks for them."""
+        size, count = authorized["partSize"], authorized["partCount"]
+        crcs = {str(n): crc64nvme(body[(n - 1) * size : n * size]) for n in range(1, count + 1)}
+        answer = self.endpoint(file_id, "parts", {"uploadId": authorized["uploadId"], "parts": crcs})
+        assert answer.status_code == 200, answer.content
+        return {**authorized, "partUrls": answer.json()["partUrls"], "crcs": crcs}
 
     def authorized(self, file_id: str) -> dict:
         response = self.endpoint(file_id, "authorize")
@@ -122,9 +132,12 @@ def s3_post(authorized: dict, body: bytes, **field_changes) -> requests.Response
 
 
 def s3_put_parts(authorized: dict, body: bytes) -> None:
+    """PUT each part with the CRC-64/NVME its URL was signed for (Guest.signed)."""
     size = authorized["partSize"]
     for number, url in authorized["partUrls"].items():
-        response = requests.put(url, data=body[(int(number) - 1) * size : int(number) * size], timeout=60)
+        chunk = body[(int(number) - 1) * size : int(number) * size]
+        headers = {"x-amz-checksum-crc64nvme": authorized["crcs"][number]}
+        response = requests.put(url, data=chunk, headers=headers, timeout=60)
         assert response.status_code == 200, response.text
 
 
@@ -171,10 +184,12 @@ def test_a_guest_uploads_a_small_and_a_multipart_file_and_the_employee_gets_exac
     small_id, big_id = guest.declared(("contract.pdf", len(BODY)), ("scans.zip", len(big)))
 
     assert guest.upload(small_id, BODY)["outcome"] == "verified"
-    authorized = guest.authorized(big_id)
+    authorized = guest.signed(big_id, guest.authorized(big_id), big)
     assert (authorized["mode"], authorized["partCount"], sorted(authorized["partUrls"])) == ("multipart", 2, ["1", "2"])
     s3_put_parts(authorized, big)
-    completed = guest.endpoint(big_id, "complete", {"uploadId": authorized["uploadId"]})
+    completed = guest.endpoint(
+        big_id, "complete", {"uploadId": authorized["uploadId"], **checksums_of(big, real_crc=True)}
+    )
     assert (completed.status_code, completed.json()["outcome"]) == (200, "verified")
 
     assert employee_download(alice, request_id, small_id) == BODY
@@ -251,13 +266,17 @@ def test_a_multipart_upload_larger_than_declared_is_refused_by_s3_and_the_declar
     guest = guest_in(mailoutbox, tokens[email], email)
     declared = 6 * MiB
     (file_id,) = guest.declared(("scans.zip", declared))
-    authorized = guest.authorized(file_id)
-    too_long = requests.put(authorized["partUrls"]["2"], data=b"y" * (4 * MiB), timeout=60)  # part 2 is 1 MiB
-    assert too_long.status_code == 403 and "SignatureDoesNotMatch" in too_long.text
+    body = b"y" * declared
+    authorized = guest.signed(file_id, guest.authorized(file_id), body)
+    headers = {"x-amz-checksum-crc64nvme": authorized["crcs"]["2"]}
+    too_long = requests.put(authorized["partUrls"]["2"], data=b"y" * (4 * MiB), headers=headers, timeout=60)
+    assert too_long.status_code == 403 and "SignatureDoesNotMatch" in too_long.text  # part 2 is 1 MiB
     assert guest.authorized(file_id)["partsDone"] == []
-    s3_put_parts(authorized, b"y" * declared)
+    s3_put_parts(authorized, body)
 
-    completed = guest.endpoint(file_id, "complete", {"uploadId": authorized["uploadId"]})
+    completed = guest.endpoint(
+        file_id, "complete", {"uploadId": authorized["uploadId"], **checksums_of(body, real_crc=True)}
+    )
     assert completed.status_code == 200 and completed.json()["outcome"] == "verified"
     assert storage.object_head(key=key_of(request_id, file_id)).size == declared
 
@@ -349,7 +368,7 @@ def test_a_part_url_cannot_read_list_or_abort(alice, mailoutbox, small_parts):
     guest = guest_in(mailoutbox, tokens[email], email)
     verified_id, big_id = guest.declared(("contract.pdf", len(BODY)), ("scans.zip", 6 * MiB))
     assert guest.upload(verified_id, BODY)["outcome"] == "verified"
-    authorized = guest.authorized(big_id)
+    authorized = guest.signed(big_id, guest.authorized(big_id), bytes(6 * MiB))
     part_url = authorized["partUrls"]["1"]
     path, _, query = part_url.partition("?")
     bucket_url = path.rsplit("/files/", 1)[0]
@@ -369,7 +388,8 @@ def test_a_part_url_cannot_read_list_or_abort(alice, mailoutbox, small_parts):
         assert response.status_code == 403, (method, url, response.status_code, response.text[:300])
         assert BODY not in response.content and b"<Contents>" not in response.content
     # The upload itself is untouched: the part URL still does the one thing it was signed for.
-    assert requests.put(part_url, data=b"z" * 5 * MiB, timeout=60).status_code == 200
+    crc = {"x-amz-checksum-crc64nvme": authorized["crcs"]["1"]}
+    assert requests.put(part_url, data=bytes(5 * MiB), headers=crc, timeout=60).status_code == 200
 
 
 def test_anonymous_reads_and_public_uploads_are_shut_by_the_buckets_configuration(alice, mailoutbox):
@@ -425,7 +445,7 @@ def _assert_shut(guest: Guest, file_ids: list[str]) -> None:
     assert (declared.status_code, declared.json()["error"]) == (404, "not_found")
     for file_id in file_ids:
         for action in ("authorize", "parts", "complete", "done", "cancel"):
-            response = guest.endpoint(file_id, action, {"uploadId": "x", "partNumbers": [1]})
+            response = guest.endpoint(file_id, action, {"uploadId": "x", "parts": {"1": ANY_CRC}})
             assert (response.status_code, response.json()["error"]) == (404, "not_found"), action
 
 
@@ -434,13 +454,15 @@ def test_a_closed_request_refuses_its_link_and_every_upload(alice, mailoutbox, s
     request_id, tokens = ask(alice, mailoutbox, email)
     guest = guest_in(mailoutbox, tokens[email], email)
     small_id, big_id = guest.declared(("contract.pdf", len(BODY)), ("scans.zip", 6 * MiB))
-    multipart = guest.authorized(big_id)
+    late = b"z" * 6 * MiB
+    multipart = guest.signed(big_id, guest.authorized(big_id), late)
 
     services.request_close(owner_id=alice.id, transfer_id=request_id)
 
     _assert_shut(guest, [small_id, big_id])
     # The multipart upload was aborted with the request: a part URL handed out before is dead at S3 too.
-    late_part = requests.put(multipart["partUrls"]["1"], data=b"z" * 5 * MiB, timeout=60)
+    headers = {"x-amz-checksum-crc64nvme": multipart["crcs"]["1"]}
+    late_part = requests.put(multipart["partUrls"]["1"], data=late[: 5 * MiB], headers=headers, timeout=60)
     assert late_part.status_code == 404 and "NoSuchUpload" in late_part.text
     assert nothing_at(key_of(request_id, big_id))
 

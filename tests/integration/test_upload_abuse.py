@@ -4,6 +4,7 @@ length than the server planned, uploads nobody completes, versions a re-used POS
 type an uploader claims for what recipients later download. Started and provisioned by
 `python -m devtools.stack --provision`; the stand-ins are shared by every test, so each one uses its own keys."""
 
+import functools
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from django.conf import settings
 
 from fxfer import aws
 from reports.models import AuditEvent
+from tests.transfers.conftest import checksums_of, crc64nvme
 from tests.transfers.test_views import alice_id, sign_in
 from transfers import services, storage
 from transfers.models import File, SweepCursor
@@ -24,6 +26,12 @@ pytestmark = pytest.mark.integration
 
 MiB = 1024**2
 BIG = bytes(range(256)) * (12 * MiB // 256)  # 12 MiB: parts of 5, 5 and 2 MiB
+
+
+@functools.cache
+def _big_sums() -> dict[str, str]:
+    """BIG's SHA-256 and whole CRC-64/NVME, as the uploader sends them with completion."""
+    return checksums_of(BIG, real_crc=True)
 
 
 class Alice:
@@ -73,10 +81,25 @@ def _post(authorized: dict, body: bytes, *, part_type: str = "application/octet-
     return requests.post(authorized["url"], data=fields, files={"file": ("x", body, part_type)}, timeout=30)
 
 
+@functools.cache
+def _big_crcs() -> dict[int, str]:
+    """Each part's CRC-64/NVME of BIG in 5 MiB parts (what the uploader's worker computes)."""
+    return {n: crc64nvme(BIG[(n - 1) * 5 * MiB : n * 5 * MiB]) for n in (1, 2, 3)}
+
+
 def _part_urls(client, created) -> tuple[dict, dict[int, str]]:
+    """Every part's URL for BIG, signed for its CRC-64/NVME, in batches of two as the uploader asks."""
     authorized = _call(client, created, "authorize")
-    more = _call(client, created, "parts", {"uploadId": authorized["uploadId"], "partNumbers": [3]})
-    return authorized, {int(n): url for n, url in {**authorized["partUrls"], **more["partUrls"]}.items()}
+    crcs = {str(n): crc for n, crc in _big_crcs().items()}
+    first = _call(client, created, "parts", {"uploadId": authorized["uploadId"], "parts": {n: crcs[n] for n in "12"}})
+    more = _call(client, created, "parts", {"uploadId": authorized["uploadId"], "parts": {"3": crcs["3"]}})
+    return authorized, {int(n): url for n, url in {**first["partUrls"], **more["partUrls"]}.items()}
+
+
+def _put(url: str, number: int, data: bytes) -> requests.Response:
+    """A part PUT with the CRC header its URL was signed for (BIG's part `number`)."""
+    headers = {"x-amz-checksum-crc64nvme": _big_crcs()[number]}
+    return requests.put(url, data=data, headers=headers, timeout=60)
 
 
 # --- item 6: a part URL takes exactly its part's length ------------------------------------------------------------
@@ -87,15 +110,15 @@ def test_a_part_url_refuses_more_or_fewer_bytes_than_its_part_and_takes_exactly_
     authorized, urls = _part_urls(browser, created)
     assert authorized["partSize"] == 5 * MiB and authorized["partCount"] == 3
     # A guest with a small allowance used to park 5 GiB per part URL: S3 now refuses any other length.
-    assert requests.put(urls[1], data=b"x" * (6 * MiB), timeout=60).status_code == 403
-    assert requests.put(urls[1], data=b"x" * (5 * MiB - 1), timeout=60).status_code == 403
-    assert requests.put(urls[3], data=b"x" * (5 * MiB), timeout=60).status_code == 403  # the last part is shorter
+    assert _put(urls[1], 1, b"x" * (6 * MiB)).status_code == 403
+    assert _put(urls[1], 1, b"x" * (5 * MiB - 1)).status_code == 403
+    assert _put(urls[3], 3, b"x" * (5 * MiB)).status_code == 403  # the last part is shorter
     assert _call(browser, created, "authorize")["partsDone"] == []  # S3 stored none of them
     # What the uploader (Uppy, slicing the file at the server's part size) sends is exactly what is signed.
     for number, url in urls.items():
         chunk = BIG[(number - 1) * 5 * MiB : number * 5 * MiB]
-        assert requests.put(url, data=chunk, timeout=60).status_code == 200
-    verified = _call(browser, created, "complete", {"uploadId": authorized["uploadId"]})
+        assert _put(url, number, chunk).status_code == 200
+    verified = _call(browser, created, "complete", {"uploadId": authorized["uploadId"], **_big_sums()})
     assert (verified["outcome"], verified["released"]) == ("verified", True)
     assert storage.object_head(key=created.files[0].key).size == len(BIG)
 
@@ -103,10 +126,10 @@ def test_a_part_url_refuses_more_or_fewer_bytes_than_its_part_and_takes_exactly_
 def test_cancelling_aborts_the_upload_at_s3_and_its_part_urls_take_nothing_more(browser, small_parts):
     created = _create(FileDeclared("big.bin", len(BIG)), FileDeclared("a.pdf", 11))
     _authorized, urls = _part_urls(browser, created)
-    assert requests.put(urls[1], data=BIG[: 5 * MiB], timeout=60).status_code == 200
+    assert _put(urls[1], 1, BIG[: 5 * MiB]).status_code == 200
     assert _call(browser, created, "cancel")["outcome"] == "cancelled"
     assert _uploads(created.files[0].key) == []
-    assert requests.put(urls[2], data=BIG[5 * MiB : 10 * MiB], timeout=60).status_code == 404  # NoSuchUpload
+    assert _put(urls[2], 2, BIG[5 * MiB : 10 * MiB]).status_code == 404  # NoSuchUpload
 
 
 def test_a_refused_upload_is_aborted_and_uploading_again_leaves_only_the_new_one(browser, small_parts):
@@ -114,11 +137,11 @@ def test_a_refused_upload_is_aborted_and_uploading_again_leaves_only_the_new_one
     key = created.files[0].key
     first, urls = _part_urls(browser, created)
     for number in (1, 2):
-        assert requests.put(urls[number], data=BIG[(number - 1) * 5 * MiB : number * 5 * MiB], timeout=60).ok
+        assert _put(urls[number], number, BIG[(number - 1) * 5 * MiB : number * 5 * MiB]).ok
     # Part 3 never arrives and a part 4 no URL was signed for cannot be added: completing now is "incomplete".
     response = browser.post(
         f"/transfers/{created.transfer_id}/files/{created.files[0].file_id}/complete",
-        json.dumps({"uploadId": first["uploadId"]}),
+        json.dumps({"uploadId": first["uploadId"], **_big_sums()}),
         content_type="application/json",
     )
     assert response.status_code == 409 and response.json()["error"] == "upload_incomplete"
@@ -222,8 +245,10 @@ def test_a_multipart_file_is_stored_and_downloaded_as_an_octet_stream_attachment
     created = _create(FileDeclared("clip.svg", len(BIG), content_type="image/svg+xml"))
     authorized, urls = _part_urls(browser, created)
     for number, url in urls.items():
-        assert requests.put(url, data=BIG[(number - 1) * 5 * MiB : number * 5 * MiB], timeout=60).ok
-    assert _call(browser, created, "complete", {"uploadId": authorized["uploadId"]})["outcome"] == "verified"
+        assert _put(url, number, BIG[(number - 1) * 5 * MiB : number * 5 * MiB]).ok
+    assert _call(browser, created, "complete", {"uploadId": authorized["uploadId"], **_big_sums()})["outcome"] == (
+        "verified"
+    )
     file = File.get(created.transfer_id, created.files[0].file_id)
     response = requests.get(
         storage.download_url(key=file.s3_key, version_id=file.version_id, filename=file.name),

@@ -14,6 +14,7 @@ import requests
 from django.conf import settings
 
 from fxfer import aws
+from tests.transfers.conftest import checksums_of, crc64nvme
 from transfers import services, storage
 from transfers.models import File
 from transfers.policy import FileDeclared
@@ -157,14 +158,17 @@ def test_a_multipart_upload_through_presigned_part_urls_completes_and_verifies(s
     created = _create(sender, FileDeclared("big.bin", len(body)))
     authorized = _authorize(sender, created)
     assert (authorized.mode, authorized.part_count) == ("multipart", 2)
-    origin = {"Origin": settings.FXFER_BASE_URL}
-    for number, url in authorized.part_urls.items():
+    ids = {"owner_id": sender.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
+    crcs = {n: crc64nvme(body[(n - 1) * authorized.part_size : n * authorized.part_size]) for n in (1, 2)}
+    urls = services.upload_parts_sign(**ids, upload_id=authorized.upload_id, part_checksums=crcs).part_urls
+    for number, url in urls.items():
         chunk = body[(number - 1) * authorized.part_size : number * authorized.part_size]
-        response = requests.put(url, data=chunk, headers=origin, timeout=60)
+        headers = {"Origin": settings.FXFER_BASE_URL, "x-amz-checksum-crc64nvme": crcs[number]}
+        response = requests.put(url, data=chunk, headers=headers, timeout=60)
         assert response.status_code == 200, response.text
         assert "ETag" in response.headers.get("Access-Control-Expose-Headers", "")  # the browser can read it
-    ids = {"owner_id": sender.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
-    verified = services.upload_complete_multipart(**ids, upload_id=authorized.upload_id)
+    sums = checksums_of(body, real_crc=True)
+    verified = services.upload_complete_multipart(**ids, upload_id=authorized.upload_id, **sums)
     assert (verified.outcome, verified.released) == ("verified", True)
     head = storage.object_head(key=created.files[0].key)
     assert head.etag.endswith('-2"') and head.size == len(body)
@@ -178,10 +182,14 @@ def test_a_part_url_cannot_be_reused_for_another_part_or_after_it_expires(sender
     settings.FXFER_PART_URL_SECONDS = 1
     created = _create(sender, FileDeclared("big.bin", 10 * MiB))
     authorized = _authorize(sender, created)
-    tampered = authorized.part_urls[1].replace("partNumber=1", "partNumber=2")
-    assert requests.put(tampered, data=b"x" * 5 * MiB, timeout=60).status_code == 403
+    ids = {"owner_id": sender.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
+    crc = crc64nvme(b"x" * 5 * MiB)
+    urls = services.upload_parts_sign(**ids, upload_id=authorized.upload_id, part_checksums={1: crc, 2: crc}).part_urls
+    headers = {"x-amz-checksum-crc64nvme": crc}
+    tampered = urls[1].replace("partNumber=1", "partNumber=2")
+    assert requests.put(tampered, data=b"x" * 5 * MiB, headers=headers, timeout=60).status_code == 403
     time.sleep(2.1)
-    assert requests.put(authorized.part_urls[2], data=b"x" * 5 * MiB, timeout=60).status_code == 403
+    assert requests.put(urls[2], data=b"x" * 5 * MiB, headers=headers, timeout=60).status_code == 403
 
 
 def test_the_download_is_an_octet_stream_attachment_with_the_japanese_name(sender):

@@ -29,8 +29,10 @@ from tests.transfers.conftest import (  # noqa: F401 - autouse fixtures: a fresh
     _bucket_policy_without_conditions_is_not_ours,
     _fresh_kms_key_arn,
     browser_put_parts,
+    checksums_of,
     create,
     put_object_as_browser,
+    sign_parts,
 )
 from transfers import services, storage
 from transfers.errors import TransferError
@@ -184,17 +186,21 @@ def test_multipart_completion_under_every_fault(settings):
         state = _setup(size=size)
         authorized = services.upload_authorize(**state["ids"], now=NOW)
         assert authorized.mode == "multipart" and authorized.part_count == 1
-        browser_put_parts(authorized.part_urls, body, authorized.part_size)
+        urls = sign_parts(state["ids"], authorized.upload_id, [1], now=NOW)
+        browser_put_parts(urls, body, authorized.part_size)
         state["upload_id"] = authorized.upload_id
         storage.forget_kms_key_arn()
         return state
 
     def act(state):
-        return services.upload_complete_multipart(**state["ids"], upload_id=state["upload_id"], now=NOW)
+        return services.upload_complete_multipart(
+            **state["ids"], upload_id=state["upload_id"], now=NOW, **checksums_of(body)
+        )
 
     def heal(state):
         _deliver_event(state)  # S3 notifies once the upload is complete
-        services.upload_complete_multipart(**state["ids"], upload_id=state["upload_id"], now=NOW)  # the browser
+        # the browser
+        services.upload_complete_multipart(**state["ids"], upload_id=state["upload_id"], now=NOW, **checksums_of(body))
         _outbox_job()
 
     def check(state, result, error):
@@ -308,15 +314,20 @@ def test_refusing_a_multipart_upload_under_every_fault(settings):
     def setup():
         state = _setup(size=size)
         authorized = services.upload_authorize(**state["ids"], now=NOW)
-        browser_put_parts(authorized.part_urls, bytes(range(256)) * 12, authorized.part_size)  # 3072 bytes
+        urls = sign_parts(state["ids"], authorized.upload_id, [1], now=NOW)
+        browser_put_parts(urls, bytes(range(256)) * 12, authorized.part_size)  # 3072 bytes
         state["upload_id"] = authorized.upload_id
         return state
 
     def act(state):
-        return services.upload_complete_multipart(**state["ids"], upload_id=state["upload_id"], now=NOW)
+        return services.upload_complete_multipart(
+            **state["ids"], upload_id=state["upload_id"], now=NOW, **checksums_of(bytes(size))
+        )
 
     def heal(state):
-        services.upload_complete_multipart(**state["ids"], upload_id=state["upload_id"], now=NOW)
+        services.upload_complete_multipart(
+            **state["ids"], upload_id=state["upload_id"], now=NOW, **checksums_of(bytes(size))
+        )
 
     def check(state, result, error):
         if not isinstance(error, Killed):

@@ -1,6 +1,8 @@
 """Shared set-up for the transfer tests: a sender, transfers created through the services, and uploads made
 the way a browser makes them (straight to S3, with the fields or part URLs the server handed out)."""
 
+import base64
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -80,11 +82,63 @@ def put_object_as_browser(key: str, body: bytes, **extra) -> None:
     aws.client("s3").put_object(Bucket=settings.FXFER_BUCKET, Key=key, Body=body, **params)
 
 
-def browser_put_parts(part_urls: dict[int, str], body: bytes, part_size: int) -> dict[int, str]:
+def crc64nvme(data: bytes) -> str:
+    """CRC-64/NVME (S3's CRC64NVME), base64 of its 8 bytes: a slow reference for tests, where a stand-in checks
+    it (LocalStack). The browser computes it with hash-wasm (static/js/hash-worker.js)."""
+    table = _crc64nvme_table()
+    crc = 0xFFFFFFFFFFFFFFFF
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return base64.b64encode((crc ^ 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")).decode()
+
+
+def _crc64nvme_table() -> list[int]:
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x9A6C9329AC4BC9B5 if crc & 1 else 0)
+        table.append(crc)
+    return table
+
+
+# moto (without awscrt) neither checks a part's CRC-64/NVME nor the whole file's: in the fast tier any well-formed
+# value stands for it. LocalStack checks them: tests/integration use crc64nvme() above.
+ANY_CRC = base64.b64encode(bytes(8)).decode()
+
+
+def sign_parts(
+    ids: dict, upload_id: str, numbers, body: bytes | None = None, part_size: int = 0, now: datetime | None = None
+) -> dict[int, str]:
+    """Part URLs the way the uploader gets them: a batch at a time, each signed for its part's CRC-64/NVME (the
+    real one when `body` is given, else ANY_CRC)."""
+    numbers = list(numbers)
+    batch = settings.FXFER_PART_URL_BATCH
+    urls: dict[int, str] = {}
+    for start in range(0, len(numbers), batch):
+        crcs = {
+            n: crc64nvme(body[(n - 1) * part_size : n * part_size]) if body is not None else ANY_CRC
+            for n in numbers[start : start + batch]
+        }
+        urls.update(services.upload_parts_sign(**ids, upload_id=upload_id, part_checksums=crcs, now=now).part_urls)
+    return urls
+
+
+def checksums_of(body: bytes, *, real_crc: bool = False) -> dict[str, str]:
+    """What the uploader sends with a multipart completion: the whole file's SHA-256 (hex) and CRC-64/NVME."""
+    return {"sha256": hashlib.sha256(body).hexdigest(), "crc64nvme": crc64nvme(body) if real_crc else ANY_CRC}
+
+
+def browser_put_parts(
+    part_urls: dict[int, str], body: bytes, part_size: int, *, real_crc: bool = False
+) -> dict[int, str]:
+    """PUT each part to its URL with its CRC-64/NVME header, as the uploader does (`real_crc` for a stand-in
+    that checks it; the URL must have been signed for the same value)."""
     etags = {}
     for number, url in sorted(part_urls.items()):
         chunk = body[(number - 1) * part_size : number * part_size]
-        response = requests.put(url, data=chunk, timeout=60)
+        headers = {"x-amz-checksum-crc64nvme": crc64nvme(chunk) if real_crc else ANY_CRC}
+        response = requests.put(url, data=chunk, headers=headers, timeout=60)
         assert response.status_code == 200, response.text
         etags[number] = response.headers["ETag"]
     return etags

@@ -22,9 +22,11 @@ from tests.transfers.conftest import (
     Sender,
     browser_post,
     browser_put_parts,
+    checksums_of,
     create,
     later,
     put_object_as_browser,
+    sign_parts,
 )
 from transfers import services, storage
 from transfers.errors import TransferError
@@ -268,13 +270,17 @@ def test_a_multipart_upload_is_signed_in_batches_completed_by_the_server_and_ver
     created = create(files=[FileDeclared(name="big.iso.zip", size=len(BIG))])
     authorized = _authorize(created)
     assert (authorized.mode, authorized.part_size, authorized.part_count) == ("multipart", 5 * MiB, 3)
-    assert sorted(authorized.part_urls) == [1, 2]  # the first batch only
-    browser_put_parts(authorized.part_urls, BIG, authorized.part_size)
+    assert authorized.part_urls == {}  # each URL is signed for its part's CRC, which the browser computes first
     ids = {"owner_id": ALICE.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
-    signed = services.upload_parts_sign(**ids, upload_id=authorized.upload_id, part_numbers=[3])
-    browser_put_parts(signed.part_urls, BIG, authorized.part_size)
+    with pytest.raises(TransferError) as caught:  # a batch is at most FXFER_PART_URL_BATCH (2 here) parts
+        services.upload_parts_sign(
+            **ids, upload_id=authorized.upload_id, part_checksums=dict.fromkeys([1, 2, 3], "AAAAAAAAAAA=")
+        )
+    assert caught.value.code == "parts_invalid"
+    browser_put_parts(sign_parts(ids, authorized.upload_id, [1, 2]), BIG, authorized.part_size)
+    browser_put_parts(sign_parts(ids, authorized.upload_id, [3]), BIG, authorized.part_size)
     assert [p.part_number for p in services.upload_parts_list(**ids, upload_id=authorized.upload_id)] == [1, 2, 3]
-    verified = services.upload_complete_multipart(**ids, upload_id=authorized.upload_id)
+    verified = services.upload_complete_multipart(**ids, upload_id=authorized.upload_id, **checksums_of(BIG))
     assert (verified.outcome, verified.released) == ("verified", True)
     head = storage.object_head(key=created.files[0].key)
     assert head.etag.endswith('-3"') and head.size == len(BIG)
@@ -285,38 +291,35 @@ def test_a_multipart_upload_is_signed_in_batches_completed_by_the_server_and_ver
 def test_an_interrupted_multipart_upload_resumes_with_the_parts_already_there(small_parts):
     created = create(files=[FileDeclared(name="big.bin", size=len(BIG))])
     first = _authorize(created)
-    browser_put_parts({1: first.part_urls[1]}, BIG, first.part_size)
+    ids = {"owner_id": ALICE.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
+    browser_put_parts(sign_parts(ids, first.upload_id, [1]), BIG, first.part_size)
     resumed = _authorize(created)  # the page was reloaded
     assert resumed.upload_id == first.upload_id
     assert [p.part_number for p in resumed.parts_done] == [1]
-    assert sorted(resumed.part_urls) == [2, 3]
 
 
 def test_completing_with_parts_missing_is_refused_and_loses_nothing(small_parts):
     created = create(files=[FileDeclared(name="big.bin", size=len(BIG))])
     authorized = _authorize(created)
-    browser_put_parts(authorized.part_urls, BIG, authorized.part_size)  # parts 1 and 2 of 3
     ids = {"owner_id": ALICE.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
+    browser_put_parts(sign_parts(ids, authorized.upload_id, [1, 2]), BIG, authorized.part_size)  # 2 parts of 3
     with pytest.raises(TransferError) as caught:
-        services.upload_complete_multipart(**ids, upload_id=authorized.upload_id)
+        services.upload_complete_multipart(**ids, upload_id=authorized.upload_id, **checksums_of(BIG))
     assert caught.value.code == "upload_incomplete" and caught.value.params["missing_parts"] == [3]
-    signed = services.upload_parts_sign(**ids, upload_id=authorized.upload_id, part_numbers=[3])
-    browser_put_parts(signed.part_urls, BIG, authorized.part_size)
-    assert services.upload_complete_multipart(**ids, upload_id=authorized.upload_id).outcome == "verified"
+    browser_put_parts(sign_parts(ids, authorized.upload_id, [3]), BIG, authorized.part_size)
+    done = services.upload_complete_multipart(**ids, upload_id=authorized.upload_id, **checksums_of(BIG))
+    assert done.outcome == "verified"
 
 
 def test_parts_that_do_not_add_up_to_the_declared_size_are_refused(small_parts):
     created = create(files=[FileDeclared(name="big.bin", size=len(BIG))])
     authorized = _authorize(created)
     ids = {"owner_id": ALICE.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
-    urls = {
-        **authorized.part_urls,
-        **services.upload_parts_sign(**ids, upload_id=authorized.upload_id, part_numbers=[3]).part_urls,
-    }
+    urls = sign_parts(ids, authorized.upload_id, [1, 2, 3])
     bigger = BIG + b"x" * MiB  # the last part is larger than declared
     browser_put_parts(urls, bigger, authorized.part_size)
     requests.put(urls[3], data=bigger[10 * MiB :], timeout=60)
-    result = services.upload_complete_multipart(**ids, upload_id=authorized.upload_id)
+    result = services.upload_complete_multipart(**ids, upload_id=authorized.upload_id, **checksums_of(bigger))
     assert (result.outcome, result.reason) == ("refused", "size")
     assert storage.object_head(key=created.files[0].key) is None
     assert Transfer.get(created.transfer_id).status == "pending"
@@ -326,15 +329,20 @@ def test_part_urls_are_only_signed_for_this_upload_and_in_small_batches(small_pa
     created = create(files=[FileDeclared(name="big.bin", size=len(BIG))])
     authorized = _authorize(created)
     ids = {"owner_id": ALICE.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
+    crc = "AAAAAAAAAAA="
     for numbers in ([0], [4], [1, 2, 3], []):
         with pytest.raises(TransferError) as caught:
-            services.upload_parts_sign(**ids, upload_id=authorized.upload_id, part_numbers=numbers)
+            services.upload_parts_sign(
+                **ids, upload_id=authorized.upload_id, part_checksums=dict.fromkeys(numbers, crc)
+            )
         assert caught.value.code == "parts_invalid"
     with pytest.raises(TransferError) as caught:
-        services.upload_parts_sign(**ids, upload_id="someone-elses-upload", part_numbers=[1])
+        services.upload_parts_sign(**ids, upload_id="someone-elses-upload", part_checksums={1: crc})
     assert caught.value.code == "state_conflict"
     with pytest.raises(TransferError) as caught:
-        services.upload_parts_sign(**{**ids, "owner_id": MALLORY.id}, upload_id=authorized.upload_id, part_numbers=[1])
+        services.upload_parts_sign(
+            **{**ids, "owner_id": MALLORY.id}, upload_id=authorized.upload_id, part_checksums={1: crc}
+        )
     assert caught.value.code == "not_found"
 
 
@@ -454,13 +462,14 @@ def test_a_lost_answer_on_completing_a_multipart_upload_still_verifies_it(settin
     body = bytes(range(256)) * 8
     created = create(files=[FileDeclared(name="big.bin", size=len(body))])
     authorized = _authorize(created)
-    browser_put_parts(authorized.part_urls, body, authorized.part_size)
     ids = {"owner_id": ALICE.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
+    browser_put_parts(sign_parts(ids, authorized.upload_id, [1]), body, authorized.part_size)
     with inject(LOST, service="s3", operation="CompleteMultipartUpload", times=10):
-        verified = services.upload_complete_multipart(**ids, upload_id=authorized.upload_id)
+        verified = services.upload_complete_multipart(**ids, upload_id=authorized.upload_id, **checksums_of(body))
     assert (verified.outcome, verified.released) == ("verified", True)
     assert len(mailoutbox) == 1
-    again = services.upload_complete_multipart(**ids, upload_id=authorized.upload_id)  # the browser's retry
+    # the browser's retry
+    again = services.upload_complete_multipart(**ids, upload_id=authorized.upload_id, **checksums_of(body))
     assert again.outcome == "verified" and len(mailoutbox) == 1
 
 
@@ -517,26 +526,30 @@ def _signed_headers(url: str) -> list[str]:
     return parse_qs(urlsplit(url).query)["X-Amz-SignedHeaders"][0].split(";")
 
 
-def test_every_part_url_is_signed_for_its_length(client, alice_browser, small_parts):
-    # S3 checks a signed Content-Length (proved against LocalStack in tests/integration/test_upload_abuse.py):
-    # here, that every URL the endpoints hand out signs it, the first batch and the later ones alike.
+def test_every_part_url_is_signed_for_its_length_and_its_crc(client, alice_browser, small_parts):
+    # S3 checks a signed Content-Length and CRC-64/NVME (proved against LocalStack in tests/integration): here,
+    # that every URL the endpoints hand out signs both, in every batch.
     created = create(files=[FileDeclared(name="big.bin", size=len(BIG))], sender=alice_browser)
     authorized = _call(client, created, "authorize").json()
-    signed = _call(client, created, "parts", {"uploadId": authorized["uploadId"], "partNumbers": [3]}).json()
-    urls = {**authorized["partUrls"], **signed["partUrls"]}
+    assert authorized["partUrls"] == {}
+    crc = "AAAAAAAAAAA="
+    first = _call(client, created, "parts", {"uploadId": authorized["uploadId"], "parts": {"1": crc, "2": crc}})
+    second = _call(client, created, "parts", {"uploadId": authorized["uploadId"], "parts": {"3": crc}})
+    urls = {**first.json()["partUrls"], **second.json()["partUrls"]}
     assert sorted(urls) == ["1", "2", "3"]
-    assert all(_signed_headers(url) == ["content-length", "host"] for url in urls.values())
+    signed = ["content-length", "host", "x-amz-checksum-crc64nvme"]
+    assert all(_signed_headers(url) == signed for url in urls.values())
 
 
 def test_a_refused_multipart_upload_is_aborted_and_uploading_again_leaves_no_orphan(client, alice_browser, small_parts):
     created = create(files=[FileDeclared(name="big.bin", size=len(BIG))], sender=alice_browser)
     key = created.files[0].key
     first = _call(client, created, "authorize").json()
-    more = _call(client, created, "parts", {"uploadId": first["uploadId"], "partNumbers": [3]}).json()
-    urls = {int(n): u for n, u in {**first["partUrls"], **more["partUrls"]}.items()}
+    ids = {"owner_id": alice_browser.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
+    urls = sign_parts(ids, first["uploadId"], [1, 2, 3])
     # moto does not check the signed length: parts of the wrong layout reach S3 here, and the server refuses.
     browser_put_parts(urls, BIG + b"x" * MiB, first["partSize"])
-    refused = _call(client, created, "complete", {"uploadId": first["uploadId"]})
+    refused = _call(client, created, "complete", {"uploadId": first["uploadId"], **checksums_of(BIG)})
     assert refused.json()["outcome"] == "refused"
     assert _uploads(key) == []  # aborted: its parts are gone and its part URLs take nothing more
     again = _call(client, created, "authorize").json()
@@ -600,7 +613,8 @@ def test_verification_keeps_only_the_verified_version_and_a_later_one_goes_too(c
 def test_delete_now_aborts_an_upload_in_progress(client, alice_browser, small_parts):
     created = create(files=[FileDeclared(name="big.bin", size=len(BIG))], sender=alice_browser)
     authorized = _call(client, created, "authorize").json()
-    browser_put_parts({1: authorized["partUrls"]["1"]}, BIG, authorized["partSize"])
+    ids = {"owner_id": alice_browser.id, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id}
+    browser_put_parts(sign_parts(ids, authorized["uploadId"], [1]), BIG, authorized["partSize"])
     response = client.post(f"/transfers/{created.transfer_id}/delete")
     assert response.status_code == 302
     assert _uploads(created.files[0].key) == []

@@ -189,6 +189,10 @@ def upload_authorize(
 
     parts_done: list[storage.UploadedPart] = []
     upload_id = file.multipart_upload_id
+    if upload_id and file.multipart_checksum != storage.MULTIPART_CHECKSUM:
+        # Started before uploads carried S3's full-object checksum: its parts have none, so start over.
+        storage.multipart_abort(key=file.s3_key, upload_id=upload_id)
+        upload_id = None
     if upload_id:
         listed = storage.multipart_parts(key=file.s3_key, upload_id=upload_id)
         if listed is None:
@@ -198,8 +202,8 @@ def upload_authorize(
     if not upload_id:
         upload_id = _multipart_start(file)
     part_size, part_count = int(file.part_size), int(file.part_count)
-    done_numbers = {p.part_number for p in parts_done}
-    missing = [n for n in range(1, part_count + 1) if n not in done_numbers][: settings.FXFER_PART_URL_BATCH]
+    # No part URL yet: each is signed for its part's CRC-64/NVME, which the browser computes as it reads the
+    # file and sends with upload_parts_sign.
     return UploadAuthorized(
         file_id=file.file_id,
         key=file.s3_key,
@@ -209,9 +213,6 @@ def upload_authorize(
         part_size=part_size,
         part_count=part_count,
         parts_done=tuple(PartDone(part_number=p.part_number, size=p.size, etag=p.etag) for p in parts_done),
-        part_urls=storage.multipart_part_urls(
-            key=file.s3_key, upload_id=upload_id, part_sizes=_part_sizes(file, missing)
-        ),
     )
 
 
@@ -256,6 +257,8 @@ def _multipart_start(file: File) -> str:
                 File.part_size.set(part_size),
                 File.part_count.set(part_count),
                 File.expected_etag.remove(),
+                File.multipart_checksum.set(storage.MULTIPART_CHECKSUM),
+                File.declared_crc64nvme.remove(),
             ],
             condition=condition & (File.state == FILE_PENDING),
         )
@@ -293,13 +296,15 @@ def upload_parts_sign(
     transfer_id: str,
     file_id: str,
     upload_id: str,
-    part_numbers: list[int],
+    part_checksums: dict[int, str],
     owner_id: str | None = None,
     recipient_id: str | None = None,
     grant: str | None = None,
     now: datetime | None = None,
 ) -> PartsSigned:
-    """URLs for the next batch of parts (at most FXFER_PART_URL_BATCH), each valid FXFER_PART_URL_SECONDS."""
+    """URLs for the next batch of parts (at most FXFER_PART_URL_BATCH), each valid FXFER_PART_URL_SECONDS and
+    each for its part's CRC-64/NVME (part number → base64, computed by the browser as it reads the file): S3
+    refuses a part whose bytes do not match."""
     now = utc(now)
     file = _multipart_file(
         transfer_id=transfer_id,
@@ -310,7 +315,7 @@ def upload_parts_sign(
         recipient_id=recipient_id,
         grant=grant,
     ).file
-    numbers = sorted(set(part_numbers))
+    numbers = sorted(part_checksums)
     if (
         not numbers
         or len(numbers) > settings.FXFER_PART_URL_BATCH
@@ -321,9 +326,10 @@ def upload_parts_sign(
             _("Ask for 1 to %(batch)d parts between 1 and %(count)d.")
             % {"batch": settings.FXFER_PART_URL_BATCH, "count": int(file.part_count)},
         )
+    checksums = {n: policy.crc64nvme_checked(part_checksums[n], name=file.name) for n in numbers}
     return PartsSigned(
         part_urls=storage.multipart_part_urls(
-            key=file.s3_key, upload_id=upload_id, part_sizes=_part_sizes(file, numbers)
+            key=file.s3_key, upload_id=upload_id, part_sizes=_part_sizes(file, numbers), part_checksums=checksums
         ),
         expires_at=later(now, settings.FXFER_PART_URL_SECONDS),
     )
@@ -381,19 +387,27 @@ def upload_complete_multipart(
     transfer_id: str,
     file_id: str,
     upload_id: str,
+    sha256: str | None = None,
+    crc64nvme: str | None = None,
     owner_id: str | None = None,
     recipient_id: str | None = None,
     grant: str | None = None,
     now: datetime | None = None,
 ) -> FileVerified:
     """Complete a multipart upload from the parts S3 holds, after checking they are exactly the declared
-    size in the planned layout, then verify the object. Missing parts: `upload_incomplete`, nothing lost.
-    Called again after an earlier call completed (its answer lost, the Lambda killed), it finishes that call's
-    work and answers what it found."""
+    size in the planned layout, then verify the object. `sha256` (hex, as `sha256sum` prints it) and
+    `crc64nvme` (base64) are the whole file's, computed by the uploader's browser as it read the file: the
+    SHA-256 is kept as the sender's word and shown to recipients; the CRC goes to S3, which refuses to assemble
+    an object whose full-object checksum differs (the file is then refused: "checksum"). Missing parts:
+    `upload_incomplete`, nothing lost. Called again after an earlier call completed (its answer lost, the
+    Lambda killed), it finishes that call's work and answers what it found."""
     now = utc(now)
     scope = dict(owner_id=owner_id, recipient_id=recipient_id, grant=grant)
     scoped = _scoped_file(transfer_id=transfer_id, file_id=file_id, now=now, pending=False, **scope)
     file, actor = scoped.file, scoped.actor
+    # A hostile or broken checksum is refused before anything is touched.
+    declared_sha256 = policy.sha256_checked(sha256, name=file.name)
+    declared_crc = policy.crc64nvme_checked(crc64nvme, name=file.name) if file.multipart_checksum else None
     if file.state == FILE_VERIFIED or (file.state == FILE_REFUSED and file.multipart_upload_id == upload_id):
         return _verify(file=file, version_id=None, actor=actor, now=now)
     _require_open(scoped, now)
@@ -422,15 +436,29 @@ def upload_complete_multipart(
         reason = "size" if sum(p.size for p in parts) != int(file.declared_size) else "part_layout"
         return _refuse(file=file, reason=reason, ref=upload_id, now=now, actor=actor)
     expected = composite_etag(parts)
-    if file.expected_etag != expected:
-        # Repeating this update (a lost answer) meets the same condition and sets the same value.
+    if (file.expected_etag, file.declared_sha256, file.declared_crc64nvme) != (
+        expected,
+        declared_sha256,
+        declared_crc,
+    ):
+        # Repeating this update (a lost answer) meets the same condition and sets the same values.
         file.update(
-            actions=[File.expected_etag.set(expected)],
+            actions=[
+                File.expected_etag.set(expected),
+                File.declared_sha256.set(declared_sha256),
+                File.declared_crc64nvme.set(declared_crc) if declared_crc else File.declared_crc64nvme.remove(),
+            ],
             condition=(File.state == FILE_PENDING) & (File.multipart_upload_id == upload_id),
         )
-        file.expected_etag = expected
+        file.expected_etag, file.declared_sha256, file.declared_crc64nvme = expected, declared_sha256, declared_crc
     try:
-        storage.multipart_complete(key=file.s3_key, upload_id=upload_id, parts=parts)
+        storage.multipart_complete(key=file.s3_key, upload_id=upload_id, parts=parts, checksum_crc64nvme=declared_crc)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in {"BadDigest", "InvalidPart"} or transient(exc):
+            raise
+        # S3 checked every part's bytes against its CRC; the whole file's CRC the browser gave does not match
+        # them. Not what the uploader read: refused (and aborted), and the file may be uploaded again.
+        return _refuse(file=file, reason="checksum", ref=upload_id, now=now, actor=actor)
     except Exception:
         # The answer may be what was lost: S3 assembled the object and the retry found no upload. The object
         # at the key tells; anything else (AWS still busy) goes to the caller, and calling again is safe.
@@ -604,8 +632,10 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
         reason = "encryption"
     elif head.kms_key_id != storage.kms_key_arn():
         reason = "kms_key"
-    elif file.declared_sha256 and head.checksum_sha256 != file.declared_sha256:
-        reason = "checksum"
+    elif file.upload_mode != UPLOAD_MULTIPART and file.declared_sha256 and head.checksum_sha256 != file.declared_sha256:
+        reason = "checksum"  # S3 checked the POSTed body against the SHA-256 declared with the file
+    elif file.upload_mode == UPLOAD_MULTIPART and file.multipart_checksum and not _full_object_checked(head):
+        reason = "checksum"  # assembled without S3's full-object checksum: nothing but the sizes was checked
     elif file.upload_mode == UPLOAD_MULTIPART and head.etag != file.expected_etag:
         reason = "etag"  # not the object the server assembled from the checked parts
     parent = transfer_get(file.parent_id)
@@ -623,6 +653,9 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
             File.verified_size.set(head.size),
             File.etag.set(head.etag),
             File.checksum_sha256.set(head.checksum_sha256) if head.checksum_sha256 else File.checksum_sha256.remove(),
+            File.checksum_crc64nvme.set(head.checksum_crc64nvme)
+            if head.checksum_crc64nvme
+            else File.checksum_crc64nvme.remove(),
             File.version_id.set(head.version_id) if head.version_id else File.version_id.remove(),
             File.verified_at.set(now),
             File.multipart_upload_id.remove(),
@@ -640,6 +673,8 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
         size=head.size,
         etag=head.etag,
         checksum_sha256=head.checksum_sha256,
+        checksum_crc64nvme=head.checksum_crc64nvme,
+        declared_sha256=file.declared_sha256,  # the uploader's browser computed it
     )
     state = _commit_verdict(change, file)
     if state != FILE_VERIFIED:
@@ -649,6 +684,11 @@ def _verify(*, file: File, version_id: str | None, actor: str, now: datetime) ->
     file.state, file.version_id = FILE_VERIFIED, head.version_id  # what committed: the version to keep
     file.etag, file.verified_at, file.scan_required = head.etag, now, bool(scanning.verify_actions())
     return _verified_finish(file=file, actor=actor, now=now)
+
+
+def _full_object_checked(head: storage.ObjectHead) -> bool:
+    """Whether S3 holds its full-object CRC-64/NVME for the object (which it checked at completion)."""
+    return head.checksum_type == storage.FULL_OBJECT and bool(head.checksum_crc64nvme)
 
 
 def _commit_verdict(change: Change, file: File) -> str:

@@ -57,8 +57,14 @@ def declared_json(*, transfer_id: str, url: str, files) -> dict:
     }
 
 
-def _int_list(value) -> list[int]:
-    return [n for n in value if isinstance(n, int) and not isinstance(n, bool)] if isinstance(value, list) else []
+def _part_checksums(value) -> dict[int, str]:
+    """{"<part number>": "<CRC-64/NVME, base64>"} from the browser; numbers that are not numbers are dropped
+    (the service refuses an empty or out-of-range batch), the checksums are checked by the service."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        int(n): crc for n, crc in value.items() if isinstance(n, str) and n.isascii() and n.isdigit() and len(n) < 6
+    }
 
 
 def _both(endpoint):
@@ -87,13 +93,14 @@ def _authorize(request, scope: dict, file_id: str):
 
 @require_POST
 def _parts_sign(request, scope: dict, file_id: str):
-    """URLs for a batch of parts (the uploader asks for about 20 at a time, not one request per part)."""
+    """URLs for a batch of parts (the uploader asks for about 20 at a time, not one request per part), each
+    signed for the part's CRC-64/NVME the browser computed: `{"uploadId": ..., "parts": {"1": crc, ...}}`."""
     body = json_body(request)
     signed = services.upload_parts_sign(
         **scope,
         file_id=file_id,
         upload_id=str(body.get("uploadId") or ""),
-        part_numbers=_int_list(body.get("partNumbers")),
+        part_checksums=_part_checksums(body.get("parts")),
     )
     return JsonResponse({"partUrls": signed.part_urls, "expiresAt": signed.expires_at.isoformat()})
 
@@ -107,11 +114,17 @@ def _parts_list(request, scope: dict, file_id: str):
 
 @require_POST
 def _complete(request, scope: dict, file_id: str):
-    """Assemble the parts (the server lists them itself) and verify the object."""
-    upload_id = str(json_body(request).get("uploadId") or "")
-    return JsonResponse(
-        _verified_json(services.upload_complete_multipart(**scope, file_id=file_id, upload_id=upload_id))
+    """Assemble the parts (the server lists them itself) and verify the object; the body carries the whole
+    file's SHA-256 (hex) and CRC-64/NVME (base64), computed by the browser as it read the file."""
+    body = json_body(request)
+    completed = services.upload_complete_multipart(
+        **scope,
+        file_id=file_id,
+        upload_id=str(body.get("uploadId") or ""),
+        sha256=body.get("sha256"),
+        crc64nvme=body.get("crc64nvme"),
     )
+    return JsonResponse(_verified_json(completed))
 
 
 @require_POST
