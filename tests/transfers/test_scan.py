@@ -310,3 +310,35 @@ def test_get_object_tagging_failing_leaves_the_file_blocked_not_the_upload_faile
     # (a second S3 event, the heal) reads the tag.
     again = services.file_verify(key=file.key, now=later(1))
     assert again.released is True and [m.to for m in mailoutbox] == [[BOB]]
+
+
+def test_a_file_blocked_after_its_transfer_left_is_refused_to_the_guest(guardduty, mailoutbox):
+    """Compliance released a file whose scan hung; the verdict that then comes says malware: the guest's list
+    says so and their download is refused (and audited), though the transfer had been sent."""
+    created, file_created, _done = _sent(CLEAN_BODY)
+    released = scanning.file_scan_release(
+        officer_id="u-carol",
+        transfer_id=created.transfer_id,
+        file_id=file_created.file_id,
+        reason="The scan hangs; the customer waits",
+        now=later(40),
+    )
+    assert (released.overridden, released.released) == (scanning.NO_VERDICT, True)
+    bob = guest_grant(tokens_from(mailoutbox)[BOB], mailoutbox, BOB, now=later(41))
+    jobs.on_scan_result(_scan_event(_file(created), scanning.INFECTED, threats=[{"name": "Trojan.Test"}]))
+    [shown] = selectors.guest_files(
+        transfer_id=bob.transfer_id, recipient_id=bob.recipient_id, grant=bob.grant, now=later(42)
+    ).files
+    assert (shown.scan, shown.scan_blocked) == (scanning.STATE_INFECTED, True)
+    with pytest.raises(TransferError) as caught:
+        services.guest_download_url(
+            transfer_id=bob.transfer_id,
+            recipient_id=bob.recipient_id,
+            grant=bob.grant,
+            file_id=file_created.file_id,
+            now=later(42),
+        )
+    assert caught.value.code == "state_conflict" and "malware" in caught.value.message
+    refused = [e for e in _events("download.url_issued") if e.outcome == "refused"]
+    assert [e.details["reason"] for e in refused] == ["scan_infected"]
+    assert [e.details["detail"] for e in _events("file.infected")] == ["Trojan.Test"]
