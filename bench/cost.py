@@ -104,9 +104,9 @@ SIGNIN_REQUESTS = 3  # accounts/views.py: /saml/login (redirect), the ACS POST, 
 SENDER_PAGE_REQUESTS = 4  # transfers/views/sender.py: New transfer page, its POST, the transfer page, My transfers
 FILE_REQUESTS = 2  # transfers/views/uploads.py: authorize, then done (presigned POST) or complete (multipart)
 GUEST_VISIT_REQUESTS = 6  # transfers/views/guests.py: link (303), link page, code POST, code page, verify POST, files
-PART_URL_BATCH = 20  # settings FXFER_PART_URL_BATCH: authorize signs the first batch, each further batch is a POST
+PART_URL_BATCH = 20  # settings FXFER_PART_URL_BATCH: each batch is a POST (signed for the parts' CRCs)
 MULTIPART_THRESHOLD = 100 * MiB  # settings FXFER_MULTIPART_THRESHOLD
-PART_BYTES = 64 * MiB  # settings FXFER_MULTIPART_PART_BYTES
+PART_BYTES = 16 * MiB  # settings FXFER_MULTIPART_PART_BYTES
 
 # DynamoDB units (read, write) per step, from the counted run (R = recipients, F = files):
 DDB_SIGNIN = (3.0, 13.0)  # accounts/services.py: user, SAML replay cache, session, audit event
@@ -231,11 +231,11 @@ def per_transfer(x: Inputs) -> dict:
     file_bytes = x.file_mib * MiB
     multipart = file_bytes > MULTIPART_THRESHOLD
     parts = math.ceil(file_bytes / PART_BYTES) if multipart else 1
-    extra_batches = max(0, math.ceil(parts / PART_URL_BATCH) - 1) if multipart else 0
+    batches = math.ceil(parts / PART_URL_BATCH) if multipart else 0  # part URL calls
     web = (
         SIGNIN_REQUESTS * x.signins_per_transfer
         + SENDER_PAGE_REQUESTS
-        + files * (FILE_REQUESTS + extra_batches)
+        + files * (FILE_REQUESTS + batches)
         + visits * GUEST_VISIT_REQUESTS
         + downloads
     )

@@ -125,8 +125,8 @@ def test_download_limit_and_subject_are_checked():
 @pytest.mark.parametrize(
     ("size", "part_size", "parts"),
     [
-        (100 * 1024**2, 64 * 1024**2, 2),
-        (50 * GiB, 64 * 1024**2, 800),
+        (100 * 1024**2, 16 * 1024**2, 7),
+        (50 * GiB, 16 * 1024**2, 3200),
         (1000 * GiB, 103 * 1024**2, 9942),  # grows so that 10,000 parts always suffice
     ],
 )
