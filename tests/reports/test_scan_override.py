@@ -117,3 +117,14 @@ def test_a_new_verdict_after_the_release_blocks_the_file_again(officer, blocked,
     stored.refresh()
     assert scanning.scan_state(stored, NOW) == scanning.STATE_INFECTED
     assert scanning.download_refusal(stored, NOW) is not None
+
+
+def test_aws_failing_during_the_release_loses_nothing_and_says_so(officer, blocked):
+    from tests.faults import ERROR, inject
+
+    with inject(ERROR, service="dynamodb", operation="TransactWriteItems", nth=1, times=10):
+        answer = officer.post(_url(blocked), {"reason": "Test file from the security team, not malware"}, follow=True)
+    assert answer.status_code == 200 and "try again" in answer.content.decode()
+    assert File.get(blocked.transfer_id, blocked.files[0].file_id).scan_overridden_at is None
+    answer = officer.post(_url(blocked), {"reason": "Test file from the security team, not malware"})
+    assert Transfer.get(blocked.transfer_id).status == "ready"

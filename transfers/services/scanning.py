@@ -39,7 +39,7 @@ from fxfer.change import Change, ChangeRefused
 from transfers import mails, storage
 from transfers.errors import TransferError
 from transfers.models import FILE_VERIFIED, PARENT_REQUEST, PENDING, File, Transfer
-from transfers.services.common import sweep_shards, transfer_get, utc, valid_id
+from transfers.services.common import sweep_shards, transfer_get, unavailable_when_aws_fails, utc, valid_id
 from transfers.services.gate import CHECKS
 
 logger = logging.getLogger(__name__)
@@ -427,6 +427,7 @@ class ScanReleased:
     released: bool  # the transfer left with it
 
 
+@unavailable_when_aws_fails
 def file_scan_release(
     *,
     officer_id: str,
