@@ -44,6 +44,18 @@ MESSAGES = {
     "keep_days_invalid": (400, _("The time received files are kept is outside what is allowed.")),
     "extension_not_allowed": (400, _("This type of file was not asked for.")),
     "replies_closed": (409, _("Replies to this transfer are closed.")),
+    # Upload checksums (issue 15): a SHA-256 or CRC the browser sent is not one.
+    "checksum_invalid": (400, _("A file's checksum is not valid. Upload the file again.")),
+    # The release gate (issue 16): mis-send prevention and supervisor approval.
+    "recipients_unconfirmed": (400, _("Confirm each recipient before sending.")),
+    "already_sent": (409, _("Too late to cancel: the mails have gone out.")),
+    "approver_missing": (
+        409,
+        _("This transfer needs an approval, but no approver is known for you. Ask your administrator."),
+    ),
+    "comment_required": (400, _("Say why you reject it: the sender reads your comment.")),
+    "delegate_invalid": (400, _("The delegate's address is not valid.")),
+    "delegation_period_invalid": (400, _("The delegation's period is not valid.")),
     # AWS did not answer, or answered "slow down", after botocore's retries: nothing the person did was wrong.
     "unavailable": (503, _("The service is busy. Nothing was lost; please try again in a minute.")),
     "mail_delayed": (503, _("We could not send the mail just now. Please try again in a few minutes.")),
