@@ -493,3 +493,10 @@ def test_the_manager_comes_from_the_idp_at_sign_in(client, settings, mailoutbox)
     item = Transfer.get(created["transferId"], consistent_read=True)
     assert (item.approval_state, item.approval_approvers) == ("required", {"dave@example.com"})
     assert mails_to(mailoutbox, "dave@example.com")
+
+
+def test_the_portal_nav_links_approvals_for_employees_only():
+    dave = employee(Client(), DAVE)
+    assert 'href="/approvals/"' in dave.get("/transfers/").content.decode()
+    assert 'href="/approvals/" aria-current="page"' in dave.get("/approvals/").content.decode()
+    assert 'href="/approvals/"' not in Client().get("/").content.decode()  # nobody signed in
