@@ -329,9 +329,15 @@ def stand_ins() -> Iterator[StandIns]:
         **{k: v for k, v in placeholders.items() if k not in app_env and k not in secret_names},
         # API Gateway's own host: the events below come to it (an operator lists it until the custom domain).
         "FXFER_EXTRA_HOSTS": API_HOST,
+        # The malware scan's local stand-in (moto has no GuardDuty Malware Protection): provision sets up no plan,
+        # and the function scans as `make run` and the tests do.
+        "FXFER_SCANNER": "eicar",
     }
     with stack.moto_server(stack.free_port()) as url:
-        _provision({**stack.FAKE_AWS, **_endpoints(url), **placeholders, **environment, **app_env})
+        # AWS_ENDPOINT_URL: a service without an FXFER_*_ENDPOINT setting goes to the stand-in too, never to AWS.
+        _provision(
+            {**stack.FAKE_AWS, "AWS_ENDPOINT_URL": url, **_endpoints(url), **placeholders, **environment, **app_env}
+        )
         stand_in = StandIns(
             url=url,
             bucket=app_env["FXFER_BUCKET"],
