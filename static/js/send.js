@@ -411,7 +411,7 @@
     return blobWorkerUrl;
   }
 
-  function runWorker(data, partSize, onPart) {
+  function runWorker(data, partSize, onPart, workers) {
     return new Promise(function (resolve, reject) {
       var worker;
       try {
@@ -420,6 +420,7 @@
         reject(error);
         return;
       }
+      workers.push(worker);
       worker.onmessage = function (event) {
         var message = event.data;
         if (message.type === "part") {
@@ -446,20 +447,25 @@
   function hashJob(file) {
     var job = hashJobs[file.id];
     if (!job || job.data !== file.data) {
-      job = hashJobs[file.id] = { data: file.data, crc: null, parts: {}, waiters: {}, failed: null };
-      job.sha256 = runWorker(file.data, 0).then(function (message) {
+      job = hashJobs[file.id] = { data: file.data, crc: null, parts: {}, waiters: {}, failed: null, workers: [] };
+      job.sha256 = runWorker(file.data, 0, null, job.workers).then(function (message) {
         return message.sha256;
       });
       job.sha256.catch(function () {});
     }
     if (!job.crc && file.meta.mode === "multipart" && file.meta.partSize) {
-      job.crc = runWorker(file.data, file.meta.partSize, function (number, crc) {
-        job.parts[number] = crc;
-        (job.waiters[number] || []).forEach(function (waiter) {
-          waiter.resolve(crc);
-        });
-        delete job.waiters[number];
-      }).then(
+      job.crc = runWorker(
+        file.data,
+        file.meta.partSize,
+        function (number, crc) {
+          job.parts[number] = crc;
+          (job.waiters[number] || []).forEach(function (waiter) {
+            waiter.resolve(crc);
+          });
+          delete job.waiters[number];
+        },
+        job.workers
+      ).then(
         function (message) {
           return message.crc64nvme;
         },
@@ -477,6 +483,17 @@
       job.crc.catch(function () {});
     }
     return job;
+  }
+
+  /* A removed file's workers stop: a large file's hashing would otherwise run on for nothing. */
+  function hashStop(file) {
+    var job = hashJobs[file.id];
+    if (job) {
+      job.workers.forEach(function (worker) {
+        worker.terminate();
+      });
+      delete hashJobs[file.id];
+    }
   }
 
   function partChecksum(job, number) {
@@ -572,6 +589,7 @@
   });
 
   uppy.on("file-removed", function (file) {
+    hashStop(file);
     if (quietRemoval || !transferId || file.meta.transferId !== transferId || file.meta.verified) {
       return;
     }
