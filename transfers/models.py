@@ -49,6 +49,8 @@ PENDING, READY, REVOKED, EXPIRED, DELETED = "pending", "ready", "revoked", "expi
 # A request is READY ("open") while its guests may upload, CLOSED after `closes_at` or when closed early; its
 # received files stay until `expires_at`.
 CLOSED = "closed"
+# What the release gate waits for once a pending transfer's files are all verified (Transfer.gate).
+GATE_SCAN, GATE_INFECTED, GATE_HOLD, GATE_APPROVAL = "scan", "infected", "hold", "approval"
 # File.state
 FILE_PENDING, FILE_VERIFIED, FILE_REFUSED, FILE_CANCELLED = "pending", "verified", "refused", "cancelled"
 FILE_DELETED = "deleted"
@@ -205,6 +207,11 @@ class Transfer(Model):
     approval_decided_name = UnicodeAttribute(null=True)
     approval_decided_at = UTCDateTimeAttribute(null=True)
     approval_comment = UnicodeAttribute(null=True)
+    # When the approvers were asked (their mail, the timeout's start): once every file is verified and clean.
+    approval_requested_at = UTCDateTimeAttribute(null=True)
+    # What the release gate waits for once every file is verified (transfers.services.gate GATE_*), kept by
+    # transfer_release's blocked path and the approval request so list pages say it without reading the files.
+    gate = UnicodeAttribute(null=True)  # GATE_SCAN, GATE_INFECTED, GATE_HOLD, GATE_APPROVAL
     # Mis-send prevention (transfers.services.missend): no recipient is mailed before `release_not_before`
     # (Send + the hold); `hold_shard` keeps it in the sparse by-hold index until it is released or cancelled.
     # `send_cancelled_at`: the sender cancelled during the hold; no mail ever left.

@@ -8,11 +8,13 @@ from datetime import timedelta
 import pytest
 
 from reports.models import AuditEvent
-from tests.faults import ERROR, KILLED, LOST, TIMEOUT, Killed, inject, recording
+from tests.faults import ERROR, KILLED, LOST, TIMEOUT, Killed, inject
 from tests.transfers.conftest import LINK, NOW
-from tests.transfers.test_approvals import ALICE, DAVE, FRANK, GROUP, events, mails_to, send, transfer, upload
+from tests.transfers.test_approvals import DAVE, FRANK, GROUP, events, mails_to, send, transfer, upload
+from transfers import services
 from transfers.errors import TransferError
 from transfers.models import DELETED, READY, REVOKED, Transfer
+from transfers.outbox import outbox_retry
 from transfers.services import approvals
 from transfers.services.approvals import approval_decide, approval_timeouts, delegation_set
 from transfers.services.expiry import sweep_heal
@@ -147,15 +149,56 @@ def test_delegation_set_under_a_lost_answer_is_one_delegation():
     assert len([e for e in AuditEvent.scan(AuditEvent.action == "approval.delegated")]) == 1
 
 
-def test_the_delegation_lookup_failing_at_creation_refuses_with_503_before_anything_is_written():
-    from transfers.services import quota
+# --- the request: once the files are there and clean -----------------------------------------------------------
 
-    with recording() as before:  # the GetItems transfer_create makes before the approver's delegation
-        quota.charge_for(user_id=ALICE.id, size=11)
-    nth = sum(op == ("dynamodb", "GetItem") for op in before.calls) + 1
-    with inject(ERROR, service="dynamodb", operation="GetItem", nth=nth, times=10) as fault:
-        with pytest.raises(TransferError) as refused:
-            send()
-    assert fault.fired and refused.value.code == "unavailable"
-    assert not list(Transfer.by_owner.query(ALICE.id))
-    assert send().transfer_id  # AWS back: the same transfer goes through
+
+def uploaded_not_asked(monkeypatch, created):
+    """The file arrives and is verified; the process dies before the approvers are asked."""
+    from transfers.services import sending
+
+    monkeypatch.setattr(sending, "approval_request", lambda *args, **kwargs: False)
+    upload(created)
+    monkeypatch.undo()
+    assert transfer(created).approval_requested_at is None
+
+
+@pytest.mark.parametrize("kind", [ERROR, TIMEOUT, LOST])
+def test_a_fault_at_the_request_transaction_asks_once(kind, monkeypatch, mailoutbox):
+    created = send()
+    uploaded_not_asked(monkeypatch, created)
+    with inject(kind, service="dynamodb", operation="TransactWriteItems") as fault:
+        released = services.transfer_release(transfer_id=created.transfer_id, now=NOW)
+    assert fault.fired and released.blockers == ("approval",)
+    services.transfer_release(transfer_id=created.transfer_id, now=NOW)  # the hourly healer, later
+    assert len(mails_to(mailoutbox, "dave@corp.example")) == 1
+    assert len(events(created.transfer_id, "approval.requested")) == 1
+    assert transfer(created).approval_due_at == NOW + timedelta(hours=24)
+
+
+def test_a_lost_answer_every_retry_at_the_request_is_one_mail_one_event(monkeypatch, mailoutbox):
+    created = send()
+    uploaded_not_asked(monkeypatch, created)
+    # Every attempt takes effect and loses its answer: the change recognises its own commit.
+    with inject(LOST, service="dynamodb", operation="TransactWriteItems", times=10) as fault:
+        assert services.transfer_release(transfer_id=created.transfer_id, now=NOW).blockers == ("approval",)
+    assert fault.fired
+    assert transfer(created).approval_requested_at == NOW
+    assert services.transfer_release(transfer_id=created.transfer_id, now=NOW).blockers == ("approval",)
+    outbox_retry(now=NOW + timedelta(minutes=5))
+    assert len(mails_to(mailoutbox, "dave@corp.example")) == 1
+    assert len(events(created.transfer_id, "approval.requested")) == 1
+
+
+def test_the_delegation_lookup_failing_at_the_request_writes_nothing_and_the_next_call_asks(monkeypatch, mailoutbox):
+    delegation_set(
+        approver=DAVE, delegate_email="frank@corp.example", starts_at=NOW, ends_at=NOW + timedelta(days=1), now=NOW
+    )
+    created = send()
+    uploaded_not_asked(monkeypatch, created)
+    with inject(ERROR, service="dynamodb", operation="GetItem", nth=2, times=10) as fault:
+        with pytest.raises(Exception):  # noqa: B017
+            services.transfer_release(transfer_id=created.transfer_id, now=NOW)
+    assert fault.fired
+    assert transfer(created).approval_requested_at is None and not mails_to(mailoutbox, "dave@corp.example")
+    assert services.transfer_release(transfer_id=created.transfer_id, now=NOW).blockers == ("approval",)
+    assert len(mails_to(mailoutbox, "dave@corp.example")) == 1 and len(mails_to(mailoutbox, "frank@corp.example")) == 1

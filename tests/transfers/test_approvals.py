@@ -116,7 +116,15 @@ def test_external_with_the_allow_list(mailoutbox):
         "external",
         {"dave@corp.example"},
     )
-    assert item.approval_due_at == NOW + timedelta(hours=24)
+    # Decided at creation, asked once the file is there and clean: no mail, no timeout running before.
+    [required] = events(outside.transfer_id, "approval.required")
+    assert required.details["approvers"] == ["dave@corp.example"] and required.details["reasons"] == ["external"]
+    assert item.approval_due_at is None and not events(outside.transfer_id, "approval.requested")
+    assert not mails_to(mailoutbox, "dave@corp.example")
+    later = NOW + timedelta(hours=3)
+    assert upload(outside, now=later).released is False
+    item = transfer(outside)
+    assert (item.approval_requested_at, item.approval_due_at) == (later, later + timedelta(hours=24))
     [requested] = events(outside.transfer_id, "approval.requested")
     assert requested.details["approvers"] == ["dave@corp.example"]
     [mail] = mails_to(mailoutbox, "dave@corp.example")
@@ -148,6 +156,7 @@ def test_group_approver(settings, mailoutbox):
     settings.FXFER_APPROVER = f"group:{GROUP}"
     item = transfer(created := send())
     assert (item.approval_group, item.approval_approvers) == (GROUP, None)
+    upload(created)
     assert mails_to(mailoutbox, "approvers@corp.example") and not mails_to(mailoutbox, "dave@corp.example")
     with pytest.raises(TransferError) as refused:  # not in the group
         approval_decide(person=DAVE, transfer_id=created.transfer_id, decision="approve", now=NOW)
@@ -195,11 +204,25 @@ def test_recipients_are_mailed_only_after_the_approval(mailoutbox):
     assert "Dave approved" in mails_to(mailoutbox, "alice@corp.example")[-1].body
 
 
-def test_approval_before_the_upload_ends_releases_at_the_upload(mailoutbox):
+def test_nothing_to_approve_before_the_files_are_there(mailoutbox):
     created = send()
-    assert not approval_decide(person=DAVE, transfer_id=created.transfer_id, decision="approve", now=NOW).released
-    assert upload(created).released
+    with pytest.raises(TransferError) as refused:
+        approval_decide(person=DAVE, transfer_id=created.transfer_id, decision="approve", now=NOW)
+    assert refused.value.code == "state_conflict"
+    assert transfer(created).approval_state == "required"
+    assert not upload(created).released
+    assert approval_decide(person=DAVE, transfer_id=created.transfer_id, decision="approve", now=NOW).released
     assert mails_to(mailoutbox, "bob@partner.example")
+
+
+def test_the_approvers_are_asked_once_whoever_calls_the_release(mailoutbox):
+    created = send()
+    upload(created)
+    for _ in range(3):  # a second S3 event, the hourly healer
+        assert services.transfer_release(transfer_id=created.transfer_id, now=NOW).blockers == ("approval",)
+    assert len(mails_to(mailoutbox, "dave@corp.example")) == 1
+    assert len(events(created.transfer_id, "approval.requested")) == 1
+    assert transfer(created).gate == "approval"
 
 
 def test_reject_needs_a_comment_then_ends_the_transfer(mailoutbox):
@@ -287,6 +310,7 @@ def test_timeout_rejects_and_never_releases(mailoutbox):
 def test_timeout_escalates_to_the_group_then_rejects(settings, mailoutbox):
     settings.FXFER_APPROVAL_ON_TIMEOUT = "escalate"
     created = send()
+    upload(created)
     assert transfer(created).approval_on_timeout == "escalate"
     assert approval_timeouts(now=NOW + timedelta(hours=24)).escalated == 1
     item = transfer(created)
@@ -301,6 +325,7 @@ def test_timeout_escalates_to_the_group_then_rejects(settings, mailoutbox):
 def test_escalated_requests_may_be_decided_by_the_group(settings):
     settings.FXFER_APPROVAL_ON_TIMEOUT = "escalate"
     created = send()
+    upload(created)
     approval_timeouts(now=NOW + timedelta(hours=24))
     later = NOW + timedelta(hours=25)
     assert approval_decide(person=ERIN, transfer_id=created.transfer_id, decision="approve", now=later)
@@ -325,6 +350,7 @@ def test_delegation_sends_requests_to_the_delegate_who_may_decide(mailoutbox):
         approver=DAVE, delegate_email="Frank@corp.example", starts_at=NOW, ends_at=NOW + timedelta(days=3), now=NOW
     )
     created = send()
+    upload(created)
     assert mails_to(mailoutbox, "frank@corp.example")
     page = approvals.approval_page(person=FRANK, transfer_id=created.transfer_id, now=NOW)
     assert page.may_decide and page.authority == "delegate:dave@corp.example"
@@ -435,6 +461,8 @@ def test_sender_page_says_who_it_waits_for_and_the_rejection():
 def test_approvals_page_lists_mine_and_sets_a_delegate():
     created = send()
     dave = employee(Client(), DAVE)
+    assert created.transfer_id not in dave.get("/approvals/").content.decode()  # nothing to approve yet
+    upload(created)
     assert created.transfer_id in dave.get("/approvals/").content.decode()
     answer = dave.post(
         "/approvals/delegation",
@@ -451,6 +479,7 @@ def test_compliance_sees_pending_approvals_and_their_history():
     listing = officer.get("/admin/approvals/")
     assert listing.status_code == 200 and created.transfer_id in listing.content.decode()
     assert "approvals/" in officer.get("/admin/").content.decode()
+    upload(created)
     approval_decide(person=DAVE, transfer_id=created.transfer_id, decision="approve", now=NOW)
     assert created.transfer_id not in officer.get("/admin/approvals/").content.decode()
     history = officer.get(f"/admin/transfers/{created.transfer_id}/").content.decode()
@@ -459,6 +488,7 @@ def test_compliance_sees_pending_approvals_and_their_history():
 
 def test_outbox_items_of_the_approval_are_keyed_by_their_cause():
     created = send()
+    upload(created)
     approval_decide(person=DAVE, transfer_id=created.transfer_id, decision="approve", now=NOW)
     keys = {m.mail_key for m in OutboxMail.by_parent.query(created.transfer_id)}
     assert f"approval:{created.transfer_id}:dave@corp.example" in keys
@@ -492,7 +522,7 @@ def test_the_manager_comes_from_the_idp_at_sign_in(client, settings, mailoutbox)
     created = create(client, recipients="bob@partner.example")
     item = Transfer.get(created["transferId"], consistent_read=True)
     assert (item.approval_state, item.approval_approvers) == ("required", {"dave@example.com"})
-    assert mails_to(mailoutbox, "dave@example.com")
+    assert not mails_to(mailoutbox, "dave@example.com")  # asked once the file is there and clean
 
 
 def test_the_portal_nav_links_approvals_for_employees_only():

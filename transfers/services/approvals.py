@@ -10,8 +10,10 @@ Who may decide: an address named on the transfer (the sender's manager), a membe
 when the manager attribute names the sender (the group decides instead, `approval_fallback`), not when the
 sender is in the group or named as a delegate (refused when they try).
 
-Each step commits with its audit event and its mails (fxfer.change.Change): "approval.requested" (with the
-transfer), "approval.granted", "approval.rejected", "approval.timed_out", "approval.delegated". A granted
+Each step commits with its audit event and its mails (fxfer.change.Change): "approval.required" (with the
+transfer: who approves, why), "approval.requested" (the approvers' mails and the timeout's start, once every
+file is verified and clean and the mis-send hold is over: approval_request, from the release's blocked path),
+"approval.granted", "approval.rejected", "approval.timed_out", "approval.delegated". A granted
 approval then calls transfer_release (the release gate may still wait for the scan or the mis-send hold); a
 rejection or a timeout ends the transfer (status revoked, no recipient mail ever) and deletes its files with the
 deletion service's receipts. The hourly job (approval_timeouts) applies FXFER_APPROVAL_ON_TIMEOUT and finishes a
@@ -37,6 +39,7 @@ from transfers import mails
 from transfers.errors import TransferError
 from transfers.models import (
     FILE_CANCELLED,
+    GATE_APPROVAL,
     KIND_SEND,
     PENDING,
     REVOKED,
@@ -91,8 +94,6 @@ class ApprovalPlan:
     approvers: tuple[str, ...] = ()  # casefolded addresses (the manager)
     group: str | None = None  # an IdP group whose members may decide
     fallback: str | None = None  # "no_manager", "self_manager": the group decides instead of the manager
-    notify: tuple[str, ...] = ()  # who is mailed the request: the approvers, their delegates, the group's list
-    due_at: datetime | None = None
     on_timeout: str = "reject"
 
     @property
@@ -161,13 +162,6 @@ def approval_plan(*, sender, recipients: list[str], total_bytes: int, now: datet
             "approver_missing",
             _("This transfer needs an approval, but no approver is known for you. Ask your administrator."),
         )
-    notify = list(approvers)
-    for approver in approvers:
-        delegate = _active_delegate(approver, now)
-        if delegate and delegate != sender_email and delegate not in notify:
-            notify.append(delegate)
-    if group and not approvers and settings.FXFER_APPROVAL_GROUP_EMAIL:
-        notify.append(settings.FXFER_APPROVAL_GROUP_EMAIL.casefold())
     escalate = settings.FXFER_APPROVAL_ON_TIMEOUT == "escalate" and bool(approvers) and bool(_escalation_group())
     return ApprovalPlan(
         required=True,
@@ -175,8 +169,6 @@ def approval_plan(*, sender, recipients: list[str], total_bytes: int, now: datet
         approvers=approvers,
         group=group,
         fallback=fallback,
-        notify=tuple(notify),
-        due_at=now + timedelta(hours=settings.FXFER_APPROVAL_TIMEOUT_HOURS),
         on_timeout="escalate" if escalate else "reject",
     )
 
@@ -195,17 +187,17 @@ def approval_fields(plan: ApprovalPlan) -> dict:
         "approval_approvers": set(plan.approvers) or None,
         "approval_group": plan.group,
         "approval_fallback": plan.fallback,
-        "approval_due_at": plan.due_at,
         "approval_on_timeout": plan.on_timeout,
     }
 
 
-def approval_requested(change: Change, *, transfer: Transfer, plan: ApprovalPlan, files: list, ip=None) -> None:
-    """Add the "approval.requested" event and the approvers' mails to the change that creates `transfer`."""
+def approval_recorded(change: Change, *, transfer: Transfer, plan: ApprovalPlan, ip=None) -> None:
+    """Add the "approval.required" event (who approves, why) to the change that creates `transfer`. Nobody is
+    mailed yet: the approvers are asked once the files are there and clean (approval_request)."""
     if not plan.required:
         return
     change.audit(
-        "approval.requested",
+        "approval.required",
         actor=f"user:{transfer.owner_id}",
         subject=f"transfer:{transfer.transfer_id}",
         ip=ip,
@@ -213,13 +205,79 @@ def approval_requested(change: Change, *, transfer: Transfer, plan: ApprovalPlan
         approvers=list(plan.approvers) or None,
         group=plan.group,
         fallback=plan.fallback,
-        notified=list(plan.notify),
-        due_at=plan.due_at.isoformat() if plan.due_at else None,
         on_timeout=plan.on_timeout,
     )
-    listed = [(f.name, int(f.declared_size)) for f in files]
-    for to in plan.notify:
+
+
+def _notify(transfer: Transfer, now: datetime) -> list[str]:
+    """Who is mailed the request: the approvers, their delegates of the moment (never the sender), the group's
+    list address when the group decides."""
+    sender = (transfer.owner_email or "").casefold()
+    approvers = sorted(transfer.approval_approvers or ())
+    notify = list(approvers)
+    for approver in approvers:
+        delegate = _active_delegate(approver, now)
+        if delegate and delegate != sender and delegate not in notify:
+            notify.append(delegate)
+    if transfer.approval_group and not approvers and settings.FXFER_APPROVAL_GROUP_EMAIL:
+        notify.append(settings.FXFER_APPROVAL_GROUP_EMAIL.casefold())
+    return notify
+
+
+def approval_request(transfer: Transfer, files, now: datetime) -> bool:
+    """Ask the approvers, once every file is verified and clean and approval is all the gate waits for (the
+    release's blocked path calls this; so does every later call of it, until it has committed once). One
+    transaction (op "approval.request:<transfer id>") sets approval_requested_at and the timeout, records
+    "approval.requested" and puts the approvers' mails in the outbox; a repeat (a lost answer, a second caller,
+    a transfer that asked at creation before this existed) changes nothing. True: this call asked them."""
+    if (
+        transfer.approval_state != REQUIRED
+        or transfer.status != PENDING
+        or transfer.approval_requested_at is not None
+        or transfer.approval_due_at is not None
+    ):
+        return False
+    notify = _notify(transfer, now)
+    due_at = now + timedelta(hours=settings.FXFER_APPROVAL_TIMEOUT_HOURS)
+    change = Change(op=f"approval.request:{transfer.transfer_id}", now=now)
+    change.update(
+        transfer,
+        actions=[
+            Transfer.approval_requested_at.set(now),
+            Transfer.approval_due_at.set(due_at),
+            Transfer.gate.set(GATE_APPROVAL),
+        ],
+        condition=(Transfer.status == PENDING)
+        & (Transfer.approval_state == REQUIRED)
+        & Transfer.approval_requested_at.does_not_exist()
+        & Transfer.approval_due_at.does_not_exist(),
+        label="transfer",
+    )
+    change.audit(
+        "approval.requested",
+        actor="system",
+        subject=f"transfer:{transfer.transfer_id}",
+        reasons=[r for r in (transfer.approval_reasons or "").split(",") if r],
+        approvers=sorted(transfer.approval_approvers or ()) or None,
+        group=transfer.approval_group,
+        notified=notify,
+        due_at=due_at.isoformat(),
+        on_timeout=transfer.approval_on_timeout,
+        file_count=len(files),
+    )
+    transfer.approval_due_at = due_at  # for the mail
+    listed = [(f.name, int(f.verified_size or f.declared_size)) for f in files]
+    for to in notify:
         _request_mail(change, transfer=transfer, to=to, files=listed, key=f"approval:{transfer.transfer_id}:{to}")
+    from transfers.services.sending import commit_recognised
+
+    try:
+        commit_recognised(change)
+    except ChangeRefused as refused:
+        if refused.failed("transfer") is None:
+            raise
+        return False  # asked by another caller meanwhile, or decided, cancelled or deleted
+    return True
 
 
 def _request_mail(change: Change, *, transfer: Transfer, to: str, files: list, key: str) -> None:
@@ -449,14 +507,22 @@ class PendingApproval:
     status: ApprovalStatus
 
 
-def _waiting(now: datetime, limit: int):
+def _asked(transfer: Transfer) -> bool:
+    """The approvers were asked (a transfer from before approval_request was asked at creation)."""
+    return transfer.approval_requested_at is not None or transfer.approval_due_at is not None
+
+
+def _waiting(now: datetime, limit: int, asked_only: bool = False):
     """Transfers awaiting an approval: the unreleased ones (the sparse by-pending index, a few at a time:
-    they are released, revoked or deleted within hours), those with an approval still required."""
+    they are released, revoked or deleted within hours), those with an approval still required (`asked_only`:
+    and asked for, their files there and clean)."""
     seen = 0
     for shard in sweep_shards():
         for hit in Transfer.by_pending.query(shard, Transfer.created_at <= now, limit=limit):
             transfer = transfer_get(hit.transfer_id)
             if transfer is None or transfer.approval_state != REQUIRED or transfer.status != PENDING:
+                continue
+            if asked_only and not _asked(transfer):
                 continue
             yield transfer
             seen += 1
@@ -489,7 +555,7 @@ def approvals_waiting_for(*, person, now: datetime | None = None, limit: int = 2
     now = utc(now)
     rows = [
         _pending_row(t)
-        for t in _waiting(now, limit)
+        for t in _waiting(now, limit, asked_only=True)
         if not _is_sender(t, person) and authority(t, person, now) is not None
     ]
     return sorted(rows, key=lambda r: (r.status.due_at or r.created_at, r.transfer_id))
@@ -586,6 +652,12 @@ def approval_decide(
             # A double click, or a retry after an answer that was lost: done before; finish what follows it.
             return _after(transfer_id, decision=decision, repeated=True, actor=f"user:{person.id}", now=now)
         raise TransferError("state_conflict", _decided_message(transfer))
+    if decision == APPROVE and not _asked(transfer):
+        # Nothing to approve yet: the approvers are asked once every file is there and clean (a rejection may
+        # come at any time).
+        raise TransferError(
+            "state_conflict", _("The files are not all uploaded and scanned yet: approve once they are.")
+        )
     change = Change(op=f"approval.{decision}:{transfer_id}:{person.id}", now=now)
     actions = [
         Transfer.approval_state.set(decided_state),

@@ -17,22 +17,34 @@ only what it is given (or one item by key), so the gate stays cheap for the heal
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from transfers.models import File, Transfer
+from transfers.models import GATE_INFECTED, GATE_SCAN, File, Transfer
 
 Check = Callable[[Transfer, Sequence[File], datetime], tuple[str, ...]]
 
-# Registered checks, in the order their blockers are shown.
+# Registered checks; their blockers come out in ORDER: the files are scanned first, then the sender's hold
+# runs out (they may still cancel), and only then is an approver asked, so nobody decides on files that are not
+# there, not clean, or still being cancelled.
 CHECKS: list[Check] = []
-
+ORDER = ("scan", "hold", "approval")
 
 def release_blockers(transfer: Transfer, files: Sequence[File], now: datetime) -> tuple[str, ...]:
-    """Every reason the transfer may not be released yet (empty: it may)."""
+    """Every reason the transfer may not be released yet, in ORDER (empty: it may)."""
     found: list[str] = []
     for check in CHECKS:
         found.extend(b for b in check(transfer, files, now) if b not in found)
-    return tuple(found)
+    return tuple(sorted(found, key=lambda b: ORDER.index(b) if b in ORDER else len(ORDER)))
+
+
+def gate_word(blockers: Sequence[str], files: Sequence[File], now: datetime) -> str | None:
+    """Transfer.gate for these blockers of these (verified) files: the first one, "infected" when the scan
+    found malware in one of them."""
+    if not blockers:
+        return None
+    if blockers[0] == GATE_SCAN and any(_scanning.scan_state(f, now) == _scanning.STATE_INFECTED for f in files):
+        return GATE_INFECTED
+    return blockers[0]
 
 
 from transfers.services import approvals as _approvals  # noqa: E402, F401 - registers the "approval" check
 from transfers.services import missend as _missend  # noqa: E402, F401 - registers the "hold" check
-from transfers.services import scanning as _scanning  # noqa: E402, F401 - registers the "scan" check
+from transfers.services import scanning as _scanning  # noqa: E402 - registers the "scan" check (and names its states)

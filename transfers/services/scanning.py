@@ -249,7 +249,9 @@ def _stale(file: File, *, version_id: str | None, etag: str | None) -> bool:
 
 def _finish(file: File, now: datetime, release: bool) -> bool:
     """After a verdict: a transfer whose files are now all clean leaves (re-entrant; the gate decides)."""
-    if not release or file.parent_kind == PARENT_REQUEST or not file_passes(file, now):
+    # A blocking verdict calls it too: the release's blocked path then records what the transfer waits for
+    # (Transfer.gate: "infected"), which the sender's list shows.
+    if not release or file.parent_kind == PARENT_REQUEST:
         return False
     from transfers.services.sending import transfer_release  # it imports the gate, which this module feeds
 

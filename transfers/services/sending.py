@@ -28,6 +28,7 @@ from transfers.models import (
     FILE_CANCELLED,
     FILE_PENDING,
     FILE_VERIFIED,
+    GATE_APPROVAL,
     KIND_REQUEST,
     KIND_SEND,
     MAIL_FAILED,
@@ -47,7 +48,7 @@ from transfers.models import (
 from transfers.outbox import PLACEHOLDER, MailSent, link_token, new_nonce, outbox_send
 from transfers.policy import FileDeclared
 from transfers.services import missend, quota
-from transfers.services.approvals import approval_fields, approval_plan, approval_requested
+from transfers.services.approvals import approval_fields, approval_plan, approval_recorded, approval_request
 from transfers.services.common import (
     new_id,
     owned_transfer,
@@ -60,7 +61,7 @@ from transfers.services.common import (
     utc,
     valid_id,
 )
-from transfers.services.gate import release_blockers
+from transfers.services.gate import gate_word, release_blockers
 
 logger = logging.getLogger(__name__)
 
@@ -330,7 +331,7 @@ def transfer_create(
         recipients_confirmed=confirmed if missend.confirm_policy() != missend.CONFIRM_OFF else None,
         release_not_before=transfer.release_not_before.isoformat() if transfer.release_not_before else None,
     )
-    approval_requested(change, transfer=transfer, plan=approval, files=file_items, ip=ip)
+    approval_recorded(change, transfer=transfer, plan=approval, ip=ip)
     try:
         commit_recognised(change)
     except ChangeRefused as refused:
@@ -388,6 +389,7 @@ def transfer_release(*, transfer_id: str, now: datetime | None = None) -> Transf
             return TransferReleased(transfer_id=transfer_id, released=False)
         blockers = release_blockers(transfer, files, now)
         if blockers:
+            _blocked(transfer, files, blockers, now)
             return TransferReleased(transfer_id=transfer_id, released=False, blockers=blockers)
         recipients = list(Recipient.query(transfer_id, consistent_read=True))
         change = Change(op=f"release:{transfer_id}", now=now)
@@ -435,6 +437,22 @@ def transfer_release(*, transfer_id: str, now: datetime | None = None) -> Transf
     if transfer is None or transfer.status != READY or status_at(transfer, now) != READY:
         return TransferReleased(transfer_id=transfer_id, released=False)
     return _released(transfer_id, released=False, outcomes=release_mails_finish(transfer_id, now=now))
+
+
+def _blocked(transfer: Transfer, files: list[File], blockers: tuple[str, ...], now: datetime) -> None:
+    """The release's blocked path, files all verified: ask the approvers when approval is the first thing the
+    gate waits for (approval_request: once), else keep Transfer.gate saying what it waits for. The gate word is
+    what the pages show, not a state: a failed write of it is logged and the next call (a verdict, the hold's
+    end, the hourly healer) writes it again."""
+    if blockers[0] == GATE_APPROVAL and approval_request(transfer, files, now):
+        return
+    word = gate_word(blockers, files, now)
+    if word == transfer.gate:
+        return
+    try:
+        transfer.update(actions=[Transfer.gate.set(word)], condition=Transfer.status == PENDING)
+    except Exception:
+        logger.warning("release.gate_not_written", extra={"transfer_id": transfer.transfer_id}, exc_info=True)
 
 
 def release_mails_finish(transfer_id: str, *, now: datetime | None = None) -> tuple[MailOutcome, ...]:
