@@ -246,6 +246,14 @@ STATUS_LABELS = {
     "expired": pgettext_lazy("transfer status", "expired"),
     "deleted": pgettext_lazy("transfer status", "deleted"),
 }
+# What a transfer the release gate holds waits for (the sender's badge says the same).
+GATE_LABELS = {
+    "scan": _("Malware scan"),
+    "infected": _("Blocked: malware found"),
+    "approval": _("Waiting for approval"),
+    "rejected": _("Rejected"),
+    "timed_out": _("Not approved in time"),
+}
 SEARCH_FIELD_LABELS = {
     "recipient": _("Recipient"),
     "domain": _("Recipient's domain"),
@@ -273,6 +281,8 @@ class TransferRow:
     expires_at: datetime
     kind: str = "send"  # a key of KINDS
     closes_at: datetime | None = None  # a request: when uploads stop
+    gate: str | None = None  # what the release gate waits for, or a refused approval (transfers.selectors.gate_badge)
+    sending_at: datetime | None = None  # the mis-send hold's end
 
     @property
     def kind_label(self) -> str:
@@ -280,7 +290,15 @@ class TransferRow:
 
     @property
     def status_label(self) -> str:
-        """As people say it: a request is "open" while its guests may upload (its status is then "ready")."""
+        """As people say it: a request is "open" while its guests may upload (its status is then "ready"); a
+        transfer the release gate holds says what it waits for."""
+        if self.gate == "hold" and self.sending_at is not None:
+            from django.utils import formats, timezone
+
+            at = formats.date_format(timezone.localtime(self.sending_at), "H:i T")
+            return _("Sending at %(time)s") % {"time": at}
+        if self.gate in GATE_LABELS:
+            return GATE_LABELS[self.gate]
         status = "open" if self.kind != "send" and self.status == "ready" else self.status
         return STATUS_LABELS.get(status, status)
 
@@ -480,10 +498,13 @@ def _transfer_rows(ids: list[str], *, status: str, kind: str, now: datetime) -> 
 
 
 def _transfer_row(transfer, now: datetime) -> TransferRow:
+    from transfers.selectors import gate_badge
+
+    status = _status(transfer, now)
     return TransferRow(
         transfer_id=transfer.transfer_id,
         created_at=transfer.created_at,
-        status=_status(transfer, now),
+        status=status,
         sender_email=transfer.owner_email,
         sender_name=transfer.owner_name,
         subject=transfer.subject,
@@ -493,6 +514,8 @@ def _transfer_row(transfer, now: datetime) -> TransferRow:
         expires_at=transfer.expires_at,
         kind=_kind(transfer),
         closes_at=transfer.closes_at,
+        gate=gate_badge(transfer, status, now),
+        sending_at=transfer.release_not_before,
     )
 
 

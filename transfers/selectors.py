@@ -18,12 +18,17 @@ from reports.models import AuditEvent
 from transfers import policy
 from transfers.errors import TransferError
 from transfers.models import (
+    DELETED,
     FILE_CANCELLED,
     FILE_VERIFIED,
+    GATE_APPROVAL,
+    GATE_HOLD,
     KIND_REQUEST,
     KIND_SEND,
     MAIL_PENDING,
+    PENDING,
     READY,
+    REVOKED,
     File,
     OutboxMail,
     QuotaUsage,
@@ -39,6 +44,7 @@ from transfers.services.common import (
     unavailable_when_aws_fails,
     utc,
 )
+from transfers.services.gate import gate_word, release_blockers
 from transfers.services.guests import guest_access
 from transfers.services.quota import QuotaState, quota_state_of
 from transfers.services.scanning import PASSING as SCAN_PASSING
@@ -150,6 +156,10 @@ class TransferSummary:
     recipients: tuple[RecipientSummary, ...]
     allows_replies: bool = False
     held: bool = False  # on legal hold: its files are kept, "delete now" is refused (the reason is not shown)
+    # What its badge says it waits for (gate_badge): "scan", "infected", "hold", "approval", "rejected",
+    # "timed_out"; None: the status says it ("Uploading" while pending).
+    gate: str | None = None
+    sending_at: datetime | None = None  # the mis-send hold's end, for "Sending at HH:MM"
 
 
 @dataclass(frozen=True)
@@ -244,13 +254,35 @@ def _recipients(transfer_id: str) -> tuple[RecipientSummary, ...]:
     return tuple(_recipient_summary(r, mails.get(r.recipient_id)) for r in Recipient.query(transfer_id))
 
 
+def gate_badge(transfer: Transfer, status: str, now: datetime, gate: str | None = None) -> str | None:
+    """What a transfer's status badge says it waits for, from the item alone (no read per row): while pending,
+    the release gate's word its blocked path keeps on it (Transfer.gate; `gate`: one worked out from the files
+    just read), unless the item's own attributes have overtaken it (an approval given, a hold run out); after a
+    refused approval, "rejected" or "timed_out". None: the status says it."""
+    if status == PENDING:
+        word = gate or transfer.gate
+        if word == GATE_APPROVAL and transfer.approval_state != "required":
+            return None  # approved: released in the same request, or the healer releases it
+        if word == GATE_HOLD and (transfer.release_not_before is None or transfer.release_not_before <= now):
+            # The hold ended before the minute job's release call: next is the approval, or the mails.
+            return GATE_APPROVAL if transfer.approval_state == "required" else GATE_HOLD
+        return word
+    if status in (REVOKED, DELETED) and transfer.approval_state in ("rejected", "timed_out"):
+        return transfer.approval_state
+    return None
+
+
 def _summary(
-    transfer: Transfer, now: datetime, recipients: tuple[RecipientSummary, ...] | None = None
+    transfer: Transfer,
+    now: datetime,
+    recipients: tuple[RecipientSummary, ...] | None = None,
+    gate: str | None = None,
 ) -> TransferSummary:
+    status = status_at(transfer, now)
     return TransferSummary(
         transfer_id=transfer.transfer_id,
         subject=transfer.subject,
-        status=status_at(transfer, now),
+        status=status,
         created_at=transfer.created_at,
         expires_at=transfer.expires_at,
         file_count=int(transfer.file_count),
@@ -260,6 +292,8 @@ def _summary(
         recipients=_recipients(transfer.transfer_id) if recipients is None else recipients,
         allows_replies=bool(transfer.reply_request_id),
         held=bool(transfer.held),
+        gate=gate_badge(transfer, status, now, gate),
+        sending_at=transfer.release_not_before,
     )
 
 
@@ -424,11 +458,14 @@ def transfer_detail_for_owner(*, owner_id: str, transfer_id: str, now: datetime 
     """One of the owner's transfers with its files and each recipient's downloads."""
     now = utc(now)
     transfer = owned_transfer(owner_id=owner_id, transfer_id=transfer_id, kind=KIND_SEND)
-    files = tuple(
-        _file_summary(f, now) for f in File.query(transfer_id, consistent_read=True) if f.state != FILE_CANCELLED
-    )
+    items = [f for f in File.query(transfer_id, consistent_read=True) if f.state != FILE_CANCELLED]
+    files = tuple(_file_summary(f, now) for f in items)
+    gate = None
+    if transfer.status == PENDING and items and all(f.state == FILE_VERIFIED for f in items):
+        # The page has the files: what the gate waits for right now, not what its last call wrote.
+        gate = gate_word(release_blockers(transfer, items, now), items, now)
     return TransferDetail(
-        summary=_summary(transfer, now),
+        summary=_summary(transfer, now, gate=gate),
         message=transfer.message,
         files=files,
         released_at=transfer.released_at,
