@@ -21,6 +21,11 @@ urlpatterns = [
     path("approvals/", approvals.approval_list, name="approvals"),
     path("approvals/delegation", approvals.delegation, name="approval_delegation"),
     path("approvals/<str:transfer_id>/", approvals.approval_detail, name="approval"),
+    path(
+        "approvals/<str:transfer_id>/files/<str:file_id>/download",
+        approvals.approval_download,
+        name="approval_download",
+    ),
     # The uploader's JSON endpoints, per file
     path(f"{_file}authorize", uploads.upload_authorize, name="upload_authorize"),
     path(f"{_file}parts", uploads.upload_parts_sign, name="upload_parts"),

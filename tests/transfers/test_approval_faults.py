@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from reports.models import AuditEvent
-from tests.faults import ERROR, KILLED, LOST, TIMEOUT, Killed, inject
+from tests.faults import ERROR, KILLED, LOST, PERSISTENT, TIMEOUT, Killed, inject
 from tests.transfers.conftest import LINK, NOW
 from tests.transfers.test_approvals import DAVE, FRANK, GROUP, events, mails_to, send, transfer, upload
 from transfers import services
@@ -202,3 +202,17 @@ def test_the_delegation_lookup_failing_at_the_request_writes_nothing_and_the_nex
     assert transfer(created).approval_requested_at is None and not mails_to(mailoutbox, "dave@corp.example")
     assert services.transfer_release(transfer_id=created.transfer_id, now=NOW).blockers == ("approval",)
     assert len(mails_to(mailoutbox, "dave@corp.example")) == 1 and len(mails_to(mailoutbox, "frank@corp.example")) == 1
+
+
+@pytest.mark.parametrize("kind", [ERROR, TIMEOUT])
+def test_aws_down_at_the_approvers_download_answers_503_and_hands_out_nothing(kind):
+    created = send()
+    upload(created)
+    asked = {"person": DAVE, "transfer_id": created.transfer_id, "file_id": created.files[0].file_id, "now": NOW}
+    with inject(kind, service="dynamodb", operation="GetItem", times=PERSISTENT) as fault:
+        with pytest.raises(TransferError) as refused:
+            approvals.approval_file_download_url(**asked)
+    assert fault.fired and refused.value.code == "unavailable"
+    assert not events(created.transfer_id, "file.downloaded")
+    issued = approvals.approval_file_download_url(**asked)
+    assert issued.url and len(events(created.transfer_id, "file.downloaded")) == 1

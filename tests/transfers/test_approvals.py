@@ -14,7 +14,7 @@ from reports.models import AuditEvent
 from tests.transfers.conftest import LINK, NOW, create, put_object_as_browser
 from transfers import services
 from transfers.errors import TransferError
-from transfers.models import DELETED, FILE_DELETED, PENDING, READY, REVOKED, File, OutboxMail, Transfer
+from transfers.models import DELETED, FILE_DELETED, PENDING, READY, REVOKED, File, OutboxMail, Recipient, Transfer
 from transfers.policy import FileDeclared
 from transfers.services import approvals
 from transfers.services.approvals import approval_decide, approval_timeouts, delegation_set
@@ -530,3 +530,55 @@ def test_the_portal_nav_links_approvals_for_employees_only():
     assert 'href="/approvals/"' in dave.get("/transfers/").content.decode()
     assert 'href="/approvals/" aria-current="page"' in dave.get("/approvals/").content.decode()
     assert 'href="/approvals/"' not in Client().get("/").content.decode()  # nobody signed in
+
+
+# --- the approver's page: the files as they are, and a look inside them ----------------------------------------
+
+
+def test_the_approver_sees_files_checksums_and_verdicts_and_approves_only_when_clean():
+    alice = as_user(ALICE)
+    created = send(sender=alice)
+    dave = employee(Client(), DAVE)
+    html = dave.get(f"/approvals/{created.transfer_id}/").content.decode()
+    assert "Not uploaded yet" in html and 'id="not-ready"' in html
+    assert 'id="approve"' not in html and 'id="reject"' in html and "/download" not in html
+    upload(created, sender=alice)
+    html = dave.get(f"/approvals/{created.transfer_id}/").content.decode()
+    assert 'id="approve"' in html and 'id="not-ready"' not in html
+    assert "Scanned: no malware found" in html and '<code class="checksum">' in html
+    assert f"/approvals/{created.transfer_id}/files/{created.files[0].file_id}/download" in html
+
+
+def test_the_approver_downloads_a_file_to_inspect_it_audited_as_approver():
+    alice = as_user(ALICE)
+    created = send(sender=alice)
+    upload(created, sender=alice)
+    file_id = created.files[0].file_id
+    url = f"/approvals/{created.transfer_id}/files/{file_id}/download"
+    answer = employee(Client(), DAVE).post(url)
+    assert answer.status_code == 303 and "X-Amz-Signature=" in answer["Location"]
+    assert "attachment" in answer["Location"]
+    [downloaded] = events(created.transfer_id, "file.downloaded")
+    assert downloaded.actor == f"user:{_uid(DAVE)}"
+    assert (downloaded.details["role"], downloaded.details["file_id"]) == ("approver", file_id)
+    # The recipients' counts are theirs alone.
+    for recipient in Recipient.query(created.transfer_id):
+        assert (recipient.downloads_used, dict(recipient.file_downloads)) == (0, {})
+    # Neither the sender nor someone else may have it this way.
+    assert employee(Client(), ALICE).post(url).status_code == 404
+    assert employee(Client(), MALLORY).post(url).status_code == 404
+    assert len(events(created.transfer_id, "file.downloaded", "refused")) >= 1
+
+
+def test_the_approver_cannot_download_a_file_not_clean(settings):
+    settings.FXFER_SCANNER = "guardduty"  # no verdict yet
+    alice = as_user(ALICE)
+    created = send(sender=alice)
+    upload(created, sender=alice)
+    dave = employee(Client(), DAVE)
+    html = dave.get(f"/approvals/{created.transfer_id}/").content.decode()
+    assert 'class="scan-state scan-blocked"' in html and 'id="approve"' not in html and "/download" not in html
+    answer = dave.post(f"/approvals/{created.transfer_id}/files/{created.files[0].file_id}/download")
+    assert answer.status_code == 409
+    [refused] = events(created.transfer_id, "file.downloaded", "refused")
+    assert refused.details["reason"] in ("scan_scanning", "scan_overdue")  # the pages' clock is today's

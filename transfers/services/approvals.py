@@ -39,6 +39,7 @@ from transfers import mails
 from transfers.errors import TransferError
 from transfers.models import (
     FILE_CANCELLED,
+    FILE_VERIFIED,
     GATE_APPROVAL,
     KIND_SEND,
     PENDING,
@@ -52,10 +53,12 @@ from transfers.services import gate
 from transfers.services.common import (
     AccessDenied,
     audit,
+    later,
     sweep_shards,
     transfer_get,
     unavailable_when_aws_fails,
     utc,
+    valid_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -365,6 +368,22 @@ class ApprovalFile:
     name: str
     size: int
     state: str
+    file_id: str = ""
+    checksum: str | None = None  # "sha256:<hex>" (transfers.selectors.checksum_text)
+    checksum_by: str | None = None  # who vouches for it: "s3" or "sender"
+    scan: str = ""  # transfers.services.scanning.scan_state ("" while not uploaded)
+    scan_text: str = ""
+
+    @property
+    def clean(self) -> bool:
+        """Verified and passed the malware scan (or released by compliance): the approver may have it."""
+        from transfers.services.scanning import PASSING
+
+        return self.scan in PASSING
+
+    @property
+    def scan_blocked(self) -> bool:
+        return bool(self.scan) and not self.clean
 
 
 @dataclass(frozen=True)
@@ -463,17 +482,46 @@ class ApprovalPage:
             and self.transfer_status == PENDING
         )
 
+    @property
+    def all_clean(self) -> bool:
+        """Every file is there and passed the malware scan: only then is there something to approve."""
+        return bool(self.files) and all(f.clean for f in self.files)
+
+    @property
+    def may_approve(self) -> bool:
+        return self.may_decide and self.all_clean
+
+    @property
+    def may_download(self) -> bool:
+        """The approver (not the sender) may inspect each clean file before deciding."""
+        return self.authority is not None and not self.sender_is_viewer and self.transfer_status == PENDING
+
+
+def _approval_file(file: File, now: datetime) -> ApprovalFile:
+    from transfers.selectors import CHECKED_BY_S3, SENDERS_WORD, checksum_text
+    from transfers.services.scanning import scan_state, scan_state_text
+
+    scan = scan_state(file, now)
+    by = CHECKED_BY_S3 if file.checksum_sha256 else (SENDERS_WORD if file.declared_sha256 else None)
+    return ApprovalFile(
+        name=file.name,
+        size=int(file.verified_size or file.declared_size),
+        state=file.state,
+        file_id=file.file_id,
+        checksum=checksum_text(sha256=file.checksum_sha256 or file.declared_sha256, etag=file.etag),
+        checksum_by=by,
+        scan=scan,
+        scan_text=scan_state_text(scan),
+    )
+
 
 def approval_page(*, person, transfer_id: str, now: datetime | None = None) -> ApprovalPage:
     """The transfer as its approver sees it: files with sizes, recipients (outside domains marked), message,
     sender. not_found for anyone who may not decide it (the sender sees it, and is told they may not)."""
     now = utc(now)
     transfer, why, is_sender = _approval_transfer(transfer_id, person, now)
-    files = tuple(
-        ApprovalFile(name=f.name, size=int(f.declared_size), state=f.state)
-        for f in File.query(transfer_id, consistent_read=True)
-        if f.state != FILE_CANCELLED
-    )
+    items = File.query(transfer_id, consistent_read=True)
+    files = tuple(_approval_file(f, now) for f in items if f.state != FILE_CANCELLED)
     addresses = [r.email for r in Recipient.query(transfer_id, consistent_read=True)]
     outside = set(external_domains(addresses))
     recipients = tuple(ApprovalRecipient(email=a, external=a.rpartition("@")[2].lower() in outside) for a in addresses)
@@ -756,6 +804,68 @@ def _end(transfer_id: str, *, actor: str, reason: str, now: datetime) -> bool:
         logger.warning("approvals.deletion_failed", extra={"transfer_id": transfer_id}, exc_info=True)
         return False
     return done.outcome == "deleted"
+
+
+# --- the approver inspects a file ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApproverDownload:
+    url: str
+    expires_at: datetime
+    file_name: str
+
+
+@unavailable_when_aws_fails
+def approval_file_download_url(
+    *,
+    person,
+    transfer_id: str,
+    file_id: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    now: datetime | None = None,
+) -> ApproverDownload:
+    """A short-lived presigned GET (attachment) of one of the transfer's files, for its approver or their
+    delegate to inspect before deciding (the sender and anyone else get not_found); only a verified file that
+    passed the malware scan, of a transfer still waiting. Audited "file.downloaded" with role=approver; the
+    recipients' download counts are not touched."""
+    from transfers import storage
+    from transfers.services.scanning import download_refusal, settled
+
+    now = utc(now)
+    transfer, why, is_sender = _approval_transfer(transfer_id, person, now)
+    ids = {"actor": f"user:{person.id}", "transfer_id": transfer_id, "now": now, "ip": ip, "user_agent": user_agent}
+    file = None
+    if valid_id(file_id):
+        try:
+            file = File.get(transfer_id, file_id, consistent_read=True)
+        except File.DoesNotExist:
+            file = None
+    reason = "own_transfer" if is_sender else None
+    if reason is None and (file is None or file.state != FILE_VERIFIED):
+        reason = "not_found"
+    if reason is None and (transfer.status != PENDING or transfer.deleted_at or transfer.deletion_claimed_at):
+        reason = "not_pending"
+    if reason is not None:
+        audit("file.downloaded", **ids, outcome="refused", reason=reason, file_id=file_id, role="approver")
+        raise TransferError("not_found")
+    refusal = download_refusal(settled(file, now=now), now)
+    if refusal is not None:
+        reason = f"scan_{refusal.params['scan']}"
+        audit("file.downloaded", **ids, outcome="refused", reason=reason, file_id=file_id, role="approver")
+        raise refusal
+    url = storage.download_url(key=file.s3_key, version_id=file.version_id, filename=file.name)
+    audit(
+        "file.downloaded",
+        **ids,
+        file_id=file_id,
+        name=file.name,
+        size=int(file.verified_size or 0),
+        role="approver",
+        authority=why,
+    )
+    return ApproverDownload(url=url, expires_at=later(now, settings.FXFER_DOWNLOAD_URL_SECONDS), file_name=file.name)
 
 
 # --- timeouts (the hourly job) ---------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from datetime import datetime, time, timedelta
 
 from django import forms
 from django.contrib import messages
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -105,3 +106,13 @@ def _decided_text(decided: approvals.ApprovalDecided) -> str:
     if decided.released:
         return _("You approved the transfer. Its recipients have been mailed.")
     return _("You approved the transfer. Its recipients are mailed once its files are ready.")
+
+
+@sender_page
+@require_POST
+def approval_download(request, transfer_id: str, file_id: str):
+    """The approver (or their delegate) inspects one clean file: a short-lived presigned GET (303)."""
+    issued = approvals.approval_file_download_url(
+        person=request.user, transfer_id=transfer_id, file_id=file_id, **client(request)
+    )
+    return HttpResponseRedirect(issued.url, status=303)
