@@ -266,6 +266,7 @@ def approval_request_mail(
     if external:
         lines += [_("Outside domains: %(domains)s") % {"domains": ", ".join(external)}]
     lines += ["", _("Files:")] + [f"  - {name} ({bytes_text(size)})" for name, size in files]
+    lines += [_("Every file has arrived and passed the malware scan; you may download each one to look at it.")]
     if message:
         lines += ["", _("Message:"), message]
     lines += ["", _("Approve or reject it here (sign-in required):"), link]

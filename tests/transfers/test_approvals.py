@@ -450,9 +450,11 @@ def test_sender_page_says_who_it_waits_for_and_the_rejection():
     alice = as_user(ALICE)
     created = send(sender=alice)
     sender = employee(Client(), ALICE)
-    assert (
-        "Waiting for approval by dave@corp.example" in sender.get(f"/transfers/{created.transfer_id}/").content.decode()
-    )
+    html = sender.get(f"/transfers/{created.transfer_id}/").content.decode()
+    assert "Needs approval by dave@corp.example: they are asked once every file is uploaded" in html
+    upload(created, sender=alice)
+    html = sender.get(f"/transfers/{created.transfer_id}/").content.decode()
+    assert "Waiting for approval by dave@corp.example" in html
     approval_decide(person=DAVE, transfer_id=created.transfer_id, decision="reject", comment="Wrong customer", now=NOW)
     html = sender.get(f"/transfers/{created.transfer_id}/").content.decode()
     assert "Rejected by Dave" in html and "Wrong customer" in html

@@ -1,6 +1,7 @@
 """In Chromium (issue 16, "Prove it"): an employee sends a file to an outside domain; nothing reaches the
 recipient while it waits for approval; her manager signs in through the IdP, opens the link from his mail, sees
-the file, the outside recipient and the message, and approves; only then does the recipient get the link."""
+the file (its SHA-256, its clean scan, a download to inspect it), the outside recipient and the message, and
+approves; only then does the recipient get the link."""
 
 import re
 
@@ -40,21 +41,27 @@ def test_the_recipient_is_mailed_only_after_the_manager_approves(page, guest, si
     add_files(page, figures)
     page.get_by_role("button", name="Send").click()
 
-    # Uploaded and checked, but not sent: the transfer's page says who it waits for.
-    expect(page.locator("#approval-state")).to_contain_text("Waiting for approval by dave@example.com", timeout=60_000)
+    # The transfer's page says who approves it (asked once the file is uploaded and scanned clean).
+    expect(page.locator("#approval-state")).to_contain_text("approval by dave@example.com", timeout=60_000)
     expect(page.locator(".page-heading .status-pending")).to_be_visible()
     transfer_url = page.url
-    assert "sent you files" not in mails_in_mailbox(page, site, "bob@partner.example")
 
-    # Dave, in his own browser, follows the link in his mail and signs in on the way.
+    # Dave is mailed once the file is there and clean; in his own browser he follows the link and signs in.
     request = mail_to(guest, site, "dave@example.com", "Approval requested")
     assert "figures.csv" in request and "partner.example" in request
+    page.goto(transfer_url)  # uploaded and checked, but not sent: the badge says what it waits for
+    expect(page.locator(".page-heading .status-pending")).to_have_text("Waiting for approval")
+    expect(page.locator("#approval-state")).to_contain_text("Waiting for approval by dave@example.com")
+    assert "sent you files" not in mails_in_mailbox(page, site, "bob@partner.example")
     link = APPROVAL_LINK.search(request)[0]
     sign_in_as(guest, site, "dave")
     guest.goto(link)
     expect(guest.locator("#approval-sender")).to_contain_text("alice@example.com")
     expect(guest.locator(".approval-recipients li.external")).to_contain_text("bob@partner.example")
     expect(guest.get_by_text("figures.csv")).to_be_visible()
+    expect(guest.locator("code.checksum")).to_contain_text("sha256:")
+    expect(guest.locator(".scan-state")).to_have_attribute("data-scan", "clean")
+    expect(guest.get_by_role("button", name="Download figures.csv")).to_be_visible()
     expect(guest.get_by_text("The numbers we discussed.")).to_be_visible()
     guest.get_by_role("button", name="Approve").click()
     expect(guest.locator("#approval-state")).to_contain_text("Approved by Dave Example")
@@ -75,7 +82,7 @@ def test_alice_cannot_approve_her_own_transfer_in_the_browser(page, site, sendin
     fill_new_transfer(page, "bob@partner.example", "Note")
     add_files(page, note)
     page.get_by_role("button", name="Send").click()
-    expect(page.locator("#approval-state")).to_contain_text("Waiting for approval", timeout=60_000)
+    expect(page.locator("#approval-state")).to_contain_text("approval by dave@example.com", timeout=60_000)
     transfer_id = page.url.rstrip("/").rsplit("/", 1)[1]
     page.goto(f"{site}/approvals/{transfer_id}/")
     expect(page.locator("#own-transfer")).to_be_visible()
