@@ -27,6 +27,7 @@ Check = Callable[[Transfer, Sequence[File], datetime], tuple[str, ...]]
 CHECKS: list[Check] = []
 ORDER = ("scan", "hold", "approval")
 
+
 def release_blockers(transfer: Transfer, files: Sequence[File], now: datetime) -> tuple[str, ...]:
     """Every reason the transfer may not be released yet, in ORDER (empty: it may)."""
     found: list[str] = []
