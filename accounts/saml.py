@@ -5,11 +5,15 @@ The request's Host header never enters: a forged Host cannot make a response mea
 """
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
-from onelogin.saml2.settings import OneLogin_Saml2_Settings
+
+# python3-saml (with lxml and xmlsec) is imported by the functions that use it: a cold start that serves no SAML
+# request (most of them) does not load it (~25 ms).
+if TYPE_CHECKING:
+    from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
 METADATA_PATH = "/saml/metadata/"
 ACS_PATH = "/saml/acs/"
@@ -37,6 +41,8 @@ def split_certificates(pem: str) -> list[str]:
 
 
 def saml_settings_dict() -> dict:
+    from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
+
     idp = {
         "entityId": settings.FXFER_SAML_IDP_ENTITY_ID,
         "singleSignOnService": {"url": settings.FXFER_SAML_IDP_SSO_URL, "binding": C.BINDING_HTTP_REDIRECT},
@@ -78,7 +84,9 @@ def saml_settings_dict() -> dict:
     }
 
 
-def saml_settings() -> OneLogin_Saml2_Settings:
+def saml_settings() -> "OneLogin_Saml2_Settings":
+    from onelogin.saml2.settings import OneLogin_Saml2_Settings
+
     return OneLogin_Saml2_Settings(saml_settings_dict(), sp_validation_only=False)
 
 

@@ -5,6 +5,7 @@ their own events; a failure with nobody signed in (junk posts to the ACS, from a
 in one event per IP, reason and minute (reports.services.audit_count).
 """
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -12,19 +13,11 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils.http import url_has_allowed_host_and_scheme
-from lxml import etree
-from onelogin.saml2.auth import OneLogin_Saml2_Auth
-from onelogin.saml2.constants import OneLogin_Saml2_Constants
-from onelogin.saml2.errors import OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError
-from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
-from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
-from onelogin.saml2.response import OneLogin_Saml2_Response
-from onelogin.saml2.utils import OneLogin_Saml2_Utils
-from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
 from accounts import saml
@@ -43,17 +36,27 @@ from fxfer.aws import transient
 from fxfer.change import Change, ChangeRefused
 from reports.services import audit_count, audit_record
 
+# python3-saml, lxml and xmlsec are imported by the functions that use them: a cold start that serves no SAML
+# request (most of them) does not load them (~25 ms).
+if TYPE_CHECKING:
+    from onelogin.saml2.response import OneLogin_Saml2_Response
+
 logger = logging.getLogger(__name__)
 
 # Kept in the replay cache at least this long, even when an assertion claims a shorter life: python3-saml
 # accepts a few minutes of clock drift past NotOnOrAfter.
 _MIN_REPLAY_MEMORY = timedelta(minutes=10)
 
-_VALIDATION_CODES = {
-    value: name.lower()
-    for name, value in vars(OneLogin_Saml2_ValidationError).items()
-    if name.isupper() and isinstance(value, int)
-}
+
+@functools.cache
+def _validation_codes() -> dict[int, str]:
+    from onelogin.saml2.errors import OneLogin_Saml2_ValidationError
+
+    return {
+        value: name.lower()
+        for name, value in vars(OneLogin_Saml2_ValidationError).items()
+        if name.isupper() and isinstance(value, int)
+    }
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,8 @@ def _relay_state_is_local(value: str) -> bool:
 
 def saml_signin_start(*, request_data: dict, next_path: str | None, now: datetime | None = None) -> SigninStarted:
     """Make a signed AuthnRequest (HTTP-Redirect) and remember it, with where to go afterwards."""
+    from onelogin.saml2.auth import OneLogin_Saml2_Auth
+
     at = now or datetime.now(UTC)
     relay_state = safe_next_path(next_path)
     auth = OneLogin_Saml2_Auth(request_data, saml.saml_settings_dict())
@@ -209,6 +214,10 @@ def _saml_signin(
     at: datetime,
     claimed: dict,
 ) -> SignedIn:
+    from lxml import etree
+    from onelogin.saml2.errors import OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError
+    from onelogin.saml2.response import OneLogin_Saml2_Response
+
     if not saml_response:
         raise SigninError("missing_response", "No SAMLResponse in the request.")
     try:
@@ -246,7 +255,7 @@ def _saml_signin(
     try:
         response.is_valid(request_data, request_id=in_response_to, raise_exceptions=True)
     except OneLogin_Saml2_ValidationError as exc:
-        raise SigninError(_VALIDATION_CODES.get(exc.code, "invalid_response"), str(exc)) from None
+        raise SigninError(_validation_codes().get(exc.code, "invalid_response"), str(exc)) from None
     except (OneLogin_Saml2_Error, etree.Error, ValueError) as exc:
         raise SigninError("invalid_response", f"{type(exc).__name__}: {exc}") from None
 
@@ -376,6 +385,8 @@ def _outstanding_request(request_id: str, *, kind: str, at: datetime) -> SamlReq
 
 
 def _has_xml_comments(xml: bytes | str) -> bool:
+    from lxml import etree
+
     parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=False, load_dtd=False)
     try:
         root = etree.fromstring(xml if isinstance(xml, bytes) else xml.encode(), parser=parser)
@@ -384,8 +395,10 @@ def _has_xml_comments(xml: bytes | str) -> bool:
     return bool(root.xpath("//comment()"))
 
 
-def _claimed_identity(response: OneLogin_Saml2_Response) -> dict:
+def _claimed_identity(response: "OneLogin_Saml2_Response") -> dict:
     """What the (not yet verified) response claims, for the audit trail of a failure."""
+    from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
+
     claimed = {}
     issuers = OneLogin_Saml2_XML.query(response.document, "/samlp:Response/saml:Issuer")
     if issuers:
@@ -403,6 +416,8 @@ def saml_signout_start(
 
     The caller ends the local session (server-side) whatever happens at the IdP.
     """
+    from onelogin.saml2.auth import OneLogin_Saml2_Auth
+
     at = now or datetime.now(UTC)
     audit_record(
         action="signout",
@@ -435,6 +450,9 @@ def saml_signout_start(
 
 def saml_signout_finish(*, request_data: dict, saml_response: str, now: datetime | None = None) -> None:
     """Check the IdP's LogoutResponse: signed, answering a LogoutRequest of ours, successful."""
+    from onelogin.saml2.constants import OneLogin_Saml2_Constants
+    from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
+
     at = now or datetime.now(UTC)
     try:
         response = OneLogin_Saml2_Logout_Response(saml.saml_settings(), saml_response)
@@ -593,6 +611,13 @@ def saml_idp_logout(
 
 
 def _saml_idp_logout(*, request_data: dict, saml_request: str, client: Client, at: datetime) -> IdpLogoutDone:
+    from onelogin.saml2.auth import OneLogin_Saml2_Auth
+    from onelogin.saml2.errors import OneLogin_Saml2_ValidationError
+    from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
+    from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
+    from onelogin.saml2.utils import OneLogin_Saml2_Utils
+    from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
+
     if not saml_request:
         raise SignoutError("missing_request", "No SAMLRequest in the request.")
     settings_ = saml.saml_settings()
@@ -611,7 +636,7 @@ def _saml_idp_logout(*, request_data: dict, saml_request: str, client: Client, a
     try:
         logout_request.is_valid(request_data, raise_exceptions=True)
     except OneLogin_Saml2_ValidationError as exc:
-        raise SignoutError(_VALIDATION_CODES.get(exc.code, "invalid_request"), str(exc)) from None
+        raise SignoutError(_validation_codes().get(exc.code, "invalid_request"), str(exc)) from None
     except Exception as exc:
         raise SignoutError("invalid_request", f"{type(exc).__name__}: {exc}") from None
     # python3-saml lets a request without Issuer or Destination through; an IdP always sends both.

@@ -6,7 +6,7 @@ Who gets in: signed-in people with the compliance role. A signed-in employee get
 
 import json
 from datetime import UTC, datetime, timedelta
-from functools import partial, update_wrapper
+from functools import update_wrapper
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -22,19 +22,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts.errors import AccountError
-from accounts.forms import PersonSearchForm
-from accounts.selectors import people_by_email
 from accounts.services import Client, user_sessions_end
-from reports import aggregation, chain, selectors
-from reports.actions import ACTIONS, Officer, ReasonForm, file_scan_release_by_compliance
-from reports.chart import daily_chart
-from reports.csvexport import csv_response
 from reports.errors import AuditError
-from reports.forms import AuditFilterForm, DayForm, MonthForm, TransferSearchForm, VerifyForm
-from reports.operations import operations_view
-from reports.quotas import quota_view
 from reports.services import audit_record
-from reports.summary import FIGURE_LABELS, day_anomalies
+
+# The pages' selectors, reports, charts and CSV exports are imported by the views that use them: any request loads
+# every URL module (Django's reverse() does), and a cold start that shows no admin page need not load them.
 
 # Django's own admin URLs we keep: the rest (password change, autocomplete, "view on site") need an ORM.
 _KEPT_ADMIN_URLS = {"index", "login", "logout", "jsi18n"}
@@ -124,9 +117,9 @@ class ComplianceAdminSite(admin.AdminSite):
             path("reports/daily.csv", view(self.daily_csv_view), name="fxfer_daily_csv"),
             path("reports/monthly/", view(self.monthly_view), name="fxfer_monthly"),
             path("reports/monthly.csv", view(self.monthly_csv_view), name="fxfer_monthly_csv"),
-            path("quotas/", view(partial(quota_view, self)), name="fxfer_quota"),
+            path("quotas/", view(self.quota_view), name="fxfer_quota"),
             path("approvals/", view(self.approvals_view), name="fxfer_approvals"),
-            path("operations/", view(partial(operations_view, self)), name="fxfer_operations"),
+            path("operations/", view(self.operations_view), name="fxfer_operations"),
             path("people/", view(self.people_view), name="fxfer_people"),
             path("people/<str:user_id>/sign-out/", view(require_POST(self.people_signout_view)), name="fxfer_signout"),
         ]
@@ -142,6 +135,10 @@ class ComplianceAdminSite(admin.AdminSite):
     # --- Dashboard ----------------------------------------------------------------------------------------
 
     def index(self, request, extra_context=None):
+        from reports import aggregation, selectors
+        from reports.chart import daily_chart
+        from reports.summary import FIGURE_LABELS, day_anomalies
+
         now = datetime.now(UTC)
         today = selectors.today(now)
         live = aggregation.today_figures(now)  # the running totals and the events not linked yet, not the day
@@ -170,6 +167,9 @@ class ComplianceAdminSite(admin.AdminSite):
     # --- Transfers ----------------------------------------------------------------------------------------
 
     def transfers_view(self, request):
+        from reports import selectors
+        from reports.forms import TransferSearchForm
+
         form = TransferSearchForm(request.GET or None)
         results, error, status = None, None, 200
         if form.is_bound and form.is_valid():
@@ -194,6 +194,9 @@ class ComplianceAdminSite(admin.AdminSite):
         )
 
     def transfer_view(self, request, transfer_id: str):
+        from reports import selectors
+        from reports.actions import ACTIONS
+
         found = selectors.transfer_file(transfer_id=transfer_id)
         if found is None:
             raise Http404("There is no such transfer.")
@@ -211,6 +214,8 @@ class ComplianceAdminSite(admin.AdminSite):
         )
 
     def transfer_action_view(self, request, transfer_id: str, action: str):
+        from reports.actions import ACTIONS, Officer
+
         chosen = ACTIONS.get(action)
         if chosen is None:
             raise Http404("No such action.")
@@ -229,6 +234,16 @@ class ComplianceAdminSite(admin.AdminSite):
             messages.success(request, done.message)
         return redirect("admin:fxfer_transfer", transfer_id=transfer_id)
 
+    def quota_view(self, request):
+        from reports.quotas import quota_view
+
+        return quota_view(self, request)
+
+    def operations_view(self, request):
+        from reports.operations import operations_view
+
+        return operations_view(self, request)
+
     def approvals_view(self, request):
         """Every supervisor approval still awaited, oldest due first (issue 16)."""
         from transfers.services.approvals import approvals_pending
@@ -238,6 +253,8 @@ class ComplianceAdminSite(admin.AdminSite):
 
     def scan_release_view(self, request, transfer_id: str, file_id: str):
         """Compliance releases a file the malware scan blocks, with a reason (reports.actions)."""
+        from reports.actions import Officer, ReasonForm, file_scan_release_by_compliance
+
         form = ReasonForm(request.POST)
         if not form.is_valid():
             messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
@@ -258,6 +275,9 @@ class ComplianceAdminSite(admin.AdminSite):
     # --- Audit log ----------------------------------------------------------------------------------------
 
     def audit_view(self, request):
+        from reports import selectors
+        from reports.forms import AuditFilterForm
+
         form = AuditFilterForm(request.GET)
         page, error = None, None
         if form.is_valid():
@@ -275,6 +295,10 @@ class ComplianceAdminSite(admin.AdminSite):
         )
 
     def audit_csv_view(self, request):
+        from reports import selectors
+        from reports.csvexport import csv_response
+        from reports.forms import AuditFilterForm
+
         form = AuditFilterForm(request.GET)
         if not form.is_valid():
             return self._render(
@@ -310,6 +334,9 @@ class ComplianceAdminSite(admin.AdminSite):
         return csv_response(filename=name, header=[*header, "details", "count", "event id"], rows=rows)
 
     def verify_view(self, request):
+        from reports import chain
+        from reports.forms import VerifyForm
+
         form = VerifyForm(request.POST if request.method == "POST" else None)
         result = None
         if request.method == "POST" and form.is_valid():
@@ -346,6 +373,8 @@ class ComplianceAdminSite(admin.AdminSite):
         )
 
     def people_signout_view(self, request, user_id: str):
+        from accounts.forms import PersonSearchForm
+
         email = request.POST.get("email", "")
         try:
             done = user_sessions_end(
@@ -364,6 +393,10 @@ class ComplianceAdminSite(admin.AdminSite):
     # --- Reports ------------------------------------------------------------------------------------------
 
     def daily_view(self, request):
+        from reports import selectors
+        from reports.forms import DayForm
+        from reports.summary import FIGURE_LABELS
+
         form = DayForm(request.GET)
         day = form.cleaned_data["day"] if form.is_valid() else selectors.today() - timedelta(days=1)
         report = selectors.day_report(day=day)
@@ -383,6 +416,11 @@ class ComplianceAdminSite(admin.AdminSite):
         )
 
     def daily_csv_view(self, request):
+        from reports import selectors
+        from reports.csvexport import csv_response
+        from reports.forms import DayForm
+        from reports.summary import FIGURE_LABELS
+
         form = DayForm(request.GET)
         day = form.cleaned_data["day"] if form.is_valid() else selectors.today() - timedelta(days=1)
         report = selectors.day_report(day=day)
@@ -395,6 +433,10 @@ class ComplianceAdminSite(admin.AdminSite):
         )
 
     def monthly_view(self, request):
+        from reports import selectors
+        from reports.forms import MonthForm
+        from reports.summary import FIGURE_LABELS
+
         form = MonthForm(request.GET)
         month = form.cleaned_data["month"] if form.is_valid() else _last_month_day()
         report = selectors.month_report(month=month)
@@ -414,6 +456,11 @@ class ComplianceAdminSite(admin.AdminSite):
         )
 
     def monthly_csv_view(self, request):
+        from reports import selectors
+        from reports.csvexport import csv_response
+        from reports.forms import MonthForm
+        from reports.summary import FIGURE_LABELS
+
         form = MonthForm(request.GET)
         month = form.cleaned_data["month"] if form.is_valid() else _last_month_day()
         report = selectors.month_report(month=month)
@@ -426,16 +473,23 @@ class ComplianceAdminSite(admin.AdminSite):
 
 
 def _people_context(request, email: str | None) -> dict:
+    from accounts.forms import PersonSearchForm
+    from accounts.selectors import people_by_email
+
     form = PersonSearchForm({"email": email} if email else None)
     people = people_by_email(email=form.cleaned_data["email"]) if form.is_bound and form.is_valid() else None
     return {"form": form, "people": people}
 
 
 def _figure_rows(figures: dict) -> list[tuple[str, str, int]]:
+    from reports.summary import FIGURE_LABELS
+
     return [(name, label, int(figures.get(name, 0))) for name, label in FIGURE_LABELS.items()]
 
 
 def _sum(days) -> dict:
+    from reports.summary import FIGURE_LABELS
+
     totals = {name: 0 for name in FIGURE_LABELS}
     domains: set[str] = set()
     for day in days:
@@ -456,4 +510,6 @@ def _next_query(request, page) -> str | None:
 
 
 def _last_month_day():
+    from reports import selectors
+
     return (selectors.today() - timedelta(days=1)).replace(day=1)
