@@ -26,6 +26,7 @@ devtools/lambda_local.py runs the built package the way Lambda does. Never part 
 
 import argparse
 import contextlib
+import gzip
 import hashlib
 import json
 import os
@@ -383,6 +384,21 @@ def is_shared_library(name: str) -> bool:
     return file.endswith(".so") or ".so." in file
 
 
+def is_gzipped_botocore_model(name: str) -> bool:
+    return name.startswith("botocore/data/") and name.endswith(".json.gz")
+
+
+# botocore reads `X.json` before `X.json.gz`. Its service models ship gzipped; a client's first build reads and
+# parses them (S3's service model is 1.4 MB of JSON), and gunzipping S3's and DynamoDB's models and endpoint rules
+# cost ~3 ms of CPU more than reading them plain (measured in the cold start's first /healthz). The zip deflates
+# them as well as gzip did; unzipped they add ~7.5 MB (of Lambda's 250 MB).
+def gunzipped_botocore_model(info: zipfile.ZipInfo, data: bytes) -> tuple[zipfile.ZipInfo, bytes]:
+    plain = zipfile.ZipInfo(info.filename.removesuffix(".gz"), date_time=info.date_time)
+    plain.external_attr = info.external_attr
+    plain.compress_type = zipfile.ZIP_DEFLATED
+    return plain, gzip.decompress(data)
+
+
 def strip_symbols(data: bytes, strip: str) -> bytes:
     """A shared library without the symbol table the dynamic loader never reads (`strip --strip-unneeded`, as
     Linux distributions ship theirs): the xmlsec wheel carries 1.6 MB of it."""
@@ -396,8 +412,8 @@ def strip_symbols(data: bytes, strip: str) -> bytes:
 
 def slim(path: Path, *, strip: str | None = None) -> tuple[int, int]:
     """Rewrite the zip without what never runs (`dropped`), its shared libraries stripped when `strip` (the
-    binutils tool) is given, keeping each entry's date and mode as Zappa wrote them. Returns (entries, unzipped
-    bytes) removed."""
+    binutils tool) is given, botocore's models gunzipped, keeping each entry's date and mode as Zappa wrote them.
+    Returns (entries, unzipped bytes) removed (net of the models' growth)."""
     slimmed = path.with_name(path.name + ".slim")
     entries = removed = 0
     with zipfile.ZipFile(path) as source, zipfile.ZipFile(slimmed, "w", zipfile.ZIP_DEFLATED) as target:
@@ -410,6 +426,10 @@ def slim(path: Path, *, strip: str | None = None) -> tuple[int, int]:
             if strip and is_shared_library(info.filename):
                 data = strip_symbols(data, strip)
                 removed += info.file_size - len(data)
+            if is_gzipped_botocore_model(info.filename):
+                gzipped_size = len(data)
+                info, data = gunzipped_botocore_model(info, data)
+                removed -= len(data) - gzipped_size
             target.writestr(info, data, compress_type=info.compress_type)
     os.replace(slimmed, path)
     return entries, removed

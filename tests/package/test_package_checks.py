@@ -139,6 +139,33 @@ def test_slimming_keeps_each_entrys_date_and_mode(tmp_path):
         assert archive.read(info) == b"x" * 100
 
 
+def test_botocore_models_ship_plain_for_a_faster_first_client(tmp_path):
+    import gzip
+    import json
+
+    from botocore.loaders import Loader
+
+    model = {"version": "2.0", "metadata": {"apiVersion": "2012-08-10"}, "operations": {}, "shapes": {}}
+    built = tmp_path / "built.zip"
+    with zipfile.ZipFile(built, "w", zipfile.ZIP_DEFLATED) as archive:
+        info = zipfile.ZipInfo("botocore/data/dynamodb/2012-08-10/service-2.json.gz", date_time=(1980, 1, 1, 0, 0, 0))
+        info.external_attr = 0o644 << 16
+        archive.writestr(info, gzip.compress(json.dumps(model).encode()))
+    package.slim(built)
+    with zipfile.ZipFile(built) as archive:
+        [info] = archive.infolist()
+        assert (info.filename, info.date_time) == (
+            "botocore/data/dynamodb/2012-08-10/service-2.json",
+            (1980, 1, 1, 0, 0, 0),
+        )
+        assert info.external_attr == 0o644 << 16
+        archive.extractall(tmp_path / "unzipped")
+    loader = Loader(
+        extra_search_paths=[str(tmp_path / "unzipped" / "botocore" / "data")], include_default_search_paths=False
+    )
+    assert loader.load_service_model("dynamodb", "service-2") == model
+
+
 def test_a_stripped_extension_module_is_smaller_and_still_imports(tmp_path):
     import xmlsec
 
