@@ -106,6 +106,15 @@ def test_a_changed_endpoint_gets_its_own_client_and_the_old_one_comes_back(setti
     assert aws.client("s3") is s3 and dynamo.connection() is transactions
 
 
+def test_signing_the_csp_origins_uses_the_process_s3_client_whatever_its_timeouts(built, settings):
+    settings.FXFER_S3_ENDPOINT = f"http://127.0.0.1:{9000 + time.time_ns() % 1000}"  # no client has it yet
+    checker = aws.client("s3", timeout_seconds=2, attempts=1)  # as the health check's
+    built.clear()
+    assert aws.s3_browser_origins() == [settings.FXFER_S3_ENDPOINT]
+    assert aws.signing_client("s3") is checker
+    assert built.clients == []
+
+
 def test_threads_asking_at_once_build_one_client(built):
     threads, barrier, got = 8, threading.Barrier(8), []
     timeout = 7 + time.time_ns() % 1000 / 1000  # settings nobody asked for before: the client is built here
