@@ -166,6 +166,31 @@ def test_botocore_models_ship_plain_for_a_faster_first_client(tmp_path):
     assert loader.load_service_model("dynamodb", "service-2") == model
 
 
+def test_endpoints_keep_the_services_the_package_ships_models_for(tmp_path):
+    import gzip
+    import json
+
+    def partition(name):
+        return {"partition": name, "regions": {"r": {}}, "services": {"email": {"x": 1}, "ec2": {}, "s3": {"y": 2}}}
+
+    endpoints = {"partitions": [partition("aws"), partition("aws-cn")], "version": 3}
+    built = tmp_path / "built.zip"
+    with zipfile.ZipFile(built, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("botocore/data/endpoints.json", json.dumps(endpoints))
+        for service, prefix in (("sesv2", "email"), ("s3", "s3"), ("ec2", "ec2")):  # ec2's model is dropped
+            model = {"metadata": {"endpointPrefix": prefix}}
+            archive.writestr(
+                f"botocore/data/{service}/2020-01-01/service-2.json.gz", gzip.compress(json.dumps(model).encode())
+            )
+    package.slim(built)
+    with zipfile.ZipFile(built) as archive:
+        trimmed = json.loads(archive.read("botocore/data/endpoints.json"))
+    assert trimmed["version"] == 3
+    for kept in trimmed["partitions"]:
+        assert kept["regions"] == {"r": {}}
+        assert kept["services"] == {"email": {"x": 1}, "s3": {"y": 2}}
+
+
 def test_a_stripped_extension_module_is_smaller_and_still_imports(tmp_path):
     import xmlsec
 
