@@ -139,13 +139,20 @@ def test_slimming_keeps_each_entrys_date_and_mode(tmp_path):
         assert archive.read(info) == b"x" * 100
 
 
-def test_botocore_models_ship_plain_for_a_faster_first_client(tmp_path):
+def test_botocore_models_ship_plain_and_undocumented_for_a_faster_first_client(tmp_path):
     import gzip
     import json
 
     from botocore.loaders import Loader
 
-    model = {"version": "2.0", "metadata": {"apiVersion": "2012-08-10"}, "operations": {}, "shapes": {}}
+    model = {
+        "version": "2.0",
+        "metadata": {"apiVersion": "2012-08-10"},
+        "documentation": "<p>Amazon DynamoDB</p>",
+        "clientContextParams": {"Accelerate": {"documentation": "botocore reads it", "type": "boolean"}},
+        "operations": {"GetItem": {"name": "GetItem", "documentation": "<p>Returns</p>"}},
+        "shapes": {"Key": {"type": "string", "documentation": "<p>A key</p>"}},
+    }
     built = tmp_path / "built.zip"
     with zipfile.ZipFile(built, "w", zipfile.ZIP_DEFLATED) as archive:
         info = zipfile.ZipInfo("botocore/data/dynamodb/2012-08-10/service-2.json.gz", date_time=(1980, 1, 1, 0, 0, 0))
@@ -163,7 +170,13 @@ def test_botocore_models_ship_plain_for_a_faster_first_client(tmp_path):
     loader = Loader(
         extra_search_paths=[str(tmp_path / "unzipped" / "botocore" / "data")], include_default_search_paths=False
     )
-    assert loader.load_service_model("dynamodb", "service-2") == model
+    assert loader.load_service_model("dynamodb", "service-2") == {
+        "version": "2.0",
+        "metadata": {"apiVersion": "2012-08-10"},
+        "clientContextParams": {"Accelerate": {"documentation": "botocore reads it", "type": "boolean"}},
+        "operations": {"GetItem": {"name": "GetItem"}},
+        "shapes": {"Key": {"type": "string"}},
+    }
 
 
 def test_endpoints_keep_the_services_the_package_ships_models_for(tmp_path):
