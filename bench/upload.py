@@ -1,6 +1,6 @@
 """Browser upload against boto3 on the same S3 stand-in (on demand; not part of the test suite).
 
-    python -m bench.upload [--size-mib 1024] [--small-mib 1] [--budget-seconds 600]
+    python -m bench.upload [--size-mib 1024] [--small-mib 1] [--budget-seconds 600] [--timeline]
 
 Starts the local stand-ins (moto: DynamoDB and SES; LocalStack: S3 and KMS, enforcing CORS, POST policies and
 signatures), provisions them, starts fxfer (`manage.py runserver`, local settings) on a free loopback port,
@@ -10,6 +10,10 @@ completion and verification). It times that from pressing Send to the transfer p
 ("Sent"), then does the same with a small file (1 MiB: small files must not get slower for the big ones' sake).
 Then it uploads the big file with boto3's `upload_file` (its default transfer settings) to the same LocalStack
 bucket and times that. Prints the times, throughputs and the ratio browser / boto3.
+
+`--timeline` prints, for each browser upload, every part PUT and call to fxfer as seen by the page, and under
+each call to fxfer the AWS calls fxfer made for it, timed in the server (botocore's, so S3, DynamoDB, KMS and
+SES alike): where a slow completion spends its time.
 
 `make bench-upload` is the full mode (1 GiB); `make bench-short` runs it with 120 MiB so CI proves it still runs.
 
@@ -56,10 +60,53 @@ def write_random_file(path: Path, size: int) -> None:
             left -= step
 
 
+AWS_LOG_ENV = "FXFER_BENCH_AWS_LOG"
+
+
+def serve(port: int) -> None:
+    """`manage.py runserver` (the child the bench starts), logging each request and each botocore call it makes
+    to the file named by FXFER_BENCH_AWS_LOG, one JSON line each: {"t": end, "s": seconds, "what": ..., "thread"}."""
+    import json
+
+    import botocore.client
+    from django.core.handlers.base import BaseHandler
+    from django.core.management import execute_from_command_line
+
+    log_path = os.environ.get(AWS_LOG_ENV)
+    lock = threading.Lock()
+
+    def timed(what: str, started: float) -> None:
+        ended = time.time()
+        with lock, open(log_path, "a") as log:
+            entry = {"t": ended, "s": ended - started, "what": what, "thread": threading.get_ident()}
+            log.write(json.dumps(entry) + "\n")
+
+    if log_path:
+        api_call, get_response = botocore.client.BaseClient._make_api_call, BaseHandler.get_response
+
+        def logged_api_call(client, operation, params):
+            started = time.time()
+            try:
+                return api_call(client, operation, params)
+            finally:
+                timed(f"aws {operation}", started)
+
+        def logged_response(handler, request):
+            started = time.time()
+            try:
+                return get_response(handler, request)
+            finally:
+                timed(f"request {request.method} {request.path}", started)
+
+        botocore.client.BaseClient._make_api_call = logged_api_call
+        BaseHandler.get_response = logged_response
+    execute_from_command_line(["manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"])
+
+
 @contextlib.contextmanager
 def fxfer_server(env: dict[str, str], port: int):
     server = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        [sys.executable, "-m", "bench.upload", "--serve", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -90,8 +137,10 @@ class Timeline:
     """What the page did after Send, from Playwright's request events: every part PUT to S3 and every call to
     fxfer (authorize, parts, complete, the transfer page), as (start, end) seconds after Send."""
 
-    def __init__(self) -> None:
+    def __init__(self, aws_log: Path | None = None) -> None:
+        self.aws_log = aws_log
         self.started = 0.0
+        self.wall = 0.0
         self.requests: dict[object, tuple[str, float]] = {}
         self.done: list[tuple[str, float, float, bool]] = []
         self.console: list[str] = []
@@ -120,8 +169,17 @@ class Timeline:
             self.done.append((name, start - self.started, time.monotonic() - self.started, ok))
 
     def reset(self) -> None:
-        self.started = time.monotonic()
+        self.started, self.wall = time.monotonic(), time.time()
         self.done.clear()
+
+    def _served(self) -> list[tuple[float, float, str]]:
+        """fxfer's log (see serve): (end, seconds, what, thread) of each request and AWS call since Send."""
+        import json
+
+        if not self.aws_log or not self.aws_log.exists():
+            return []
+        entries = [json.loads(line) for line in self.aws_log.read_text().splitlines() if line.strip()]
+        return [(e["t"] - self.wall, e["s"], e["what"], e["thread"]) for e in entries if e["t"] >= self.wall]
 
     def summary(self) -> str:
         puts = [d for d in self.done if d[0].startswith("PUT")]
@@ -137,6 +195,21 @@ class Timeline:
             )
         for name, start, end, ok in sorted(calls, key=lambda d: d[1]):
             lines.append(f"  {name:<24} {start:6.2f} -> {end:6.2f} s{'' if ok else '  FAILED'}")
+        served = self._served()
+        if served:
+            lines.append("  fxfer's side (its clock): each request's time and the AWS calls it made, in order")
+        for end, seconds, what, thread in served:
+            if what.startswith("request "):
+                aws = [
+                    f"{w[4:]} {s:.3f}"
+                    for t, s, w, th in served
+                    if th == thread and w.startswith("aws ") and end - seconds <= t - s and t <= end
+                ]
+                path = what.split(" ", 2)[2].rstrip("/").rsplit("/", 1)[-1]
+                lines.append(
+                    f"  {what.split(' ')[1]} {path:<19} {end - seconds:6.2f} -> {end:6.2f} s ({seconds:.3f} s): "
+                    + (", ".join(aws) or "no AWS call")
+                )
         lines += [f"  console {line}" for line in self.console[-10:]]
         return "\n".join(lines)
 
@@ -204,7 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeline", action="store_true", help="print each browser upload's part PUTs and calls to fxfer, timed"
     )
+    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the fxfer child
     args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.serve)
+        return 0
     stop_on_signals()
     # The budget ends the run the same way Ctrl-C does, so every `finally` below stops what it started.
     timer = threading.Timer(args.budget_seconds, lambda: os.kill(os.getpid(), signal.SIGINT))
@@ -215,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="fxfer-bench-upload-"))
     path = workdir / "bench-upload.bin"
     small = workdir / "bench-upload-small.bin"
+    aws_log = workdir / "fxfer-aws-calls.jsonl"
     try:
         print(f"writing {args.size_mib} MiB of random bytes ...", flush=True)
         write_random_file(path, size)
@@ -237,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
                 "FXFER_APPROVAL": "off",
                 "FXFER_SCANNER": "off",
             }
+            if args.timeline:
+                env[AWS_LOG_ENV] = str(aws_log)
             provision(env, SETTINGS)
             with fxfer_server(env, port) as base_url:
                 print("browser: Chromium, Uppy multipart through fxfer ...", flush=True)
@@ -244,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                     base_url,
                     [path, small] if args.small_mib else [path],
                     deadline,
-                    Timeline() if args.timeline else None,
+                    Timeline(aws_log) if args.timeline else None,
                 )
             print("boto3: upload_file ...", flush=True)
             boto3_seconds = boto3_upload(aws_env, path)
@@ -255,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         timer.cancel()
         path.unlink(missing_ok=True)
         small.unlink(missing_ok=True)
+        aws_log.unlink(missing_ok=True)
         workdir.rmdir()
 
     def line(name: str, seconds: float, mib: float = size / MiB) -> str:
