@@ -53,12 +53,11 @@ from transfers.services import gate
 from transfers.services.common import (
     AccessDenied,
     audit,
-    later,
+    file_get,
     sweep_shards,
     transfer_get,
     unavailable_when_aws_fails,
     utc,
-    valid_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -830,18 +829,12 @@ def approval_file_download_url(
     delegate to inspect before deciding (the sender and anyone else get not_found); only a verified file that
     passed the malware scan, of a transfer still waiting. Audited "file.downloaded" with role=approver; the
     recipients' download counts are not touched."""
-    from transfers import storage
-    from transfers.services.scanning import download_refusal, settled
+    from transfers.services.scanning import clean_download_url
 
     now = utc(now)
     transfer, why, is_sender = _approval_transfer(transfer_id, person, now)
     ids = {"actor": f"user:{person.id}", "transfer_id": transfer_id, "now": now, "ip": ip, "user_agent": user_agent}
-    file = None
-    if valid_id(file_id):
-        try:
-            file = File.get(transfer_id, file_id, consistent_read=True)
-        except File.DoesNotExist:
-            file = None
+    file = file_get(transfer_id, file_id)
     reason = "own_transfer" if is_sender else None
     if reason is None and (file is None or file.state != FILE_VERIFIED):
         reason = "not_found"
@@ -850,22 +843,8 @@ def approval_file_download_url(
     if reason is not None:
         audit("file.downloaded", **ids, outcome="refused", reason=reason, file_id=file_id, role="approver")
         raise TransferError("not_found")
-    refusal = download_refusal(settled(file, now=now), now)
-    if refusal is not None:
-        reason = f"scan_{refusal.params['scan']}"
-        audit("file.downloaded", **ids, outcome="refused", reason=reason, file_id=file_id, role="approver")
-        raise refusal
-    url = storage.download_url(key=file.s3_key, version_id=file.version_id, filename=file.name)
-    audit(
-        "file.downloaded",
-        **ids,
-        file_id=file_id,
-        name=file.name,
-        size=int(file.verified_size or 0),
-        role="approver",
-        authority=why,
-    )
-    return ApproverDownload(url=url, expires_at=later(now, settings.FXFER_DOWNLOAD_URL_SECONDS), file_name=file.name)
+    url, expires_at = clean_download_url(file, event="file.downloaded", ids=ids, role="approver", authority=why)
+    return ApproverDownload(url=url, expires_at=expires_at, file_name=file.name)
 
 
 # --- timeouts (the hourly job) ---------------------------------------------------------------------------------
@@ -987,6 +966,19 @@ class DelegationSet:
     ends_at: datetime | None = None
 
 
+def _delegation_audit(change: Change, approver, *, ip: str | None, user_agent: str | None, **details) -> None:
+    """The "approval.delegated" event of a delegation set or ended, by the approver about themselves."""
+    change.audit(
+        "approval.delegated",
+        actor=f"user:{approver.id}",
+        subject=f"user:{approver.id}",
+        ip=ip,
+        user_agent=user_agent,
+        approver=(approver.email or "").casefold(),
+        **details,
+    )
+
+
 @unavailable_when_aws_fails
 def delegation_set(
     *,
@@ -1029,13 +1021,11 @@ def delegation_set(
         op=f"approval.delegate:{approver.id}:{delegate}:{starts_at.isoformat()}:{ends_at.isoformat()}", now=now
     )
     change.put(item, label="delegation")
-    change.audit(
-        "approval.delegated",
-        actor=f"user:{approver.id}",
-        subject=f"user:{approver.id}",
+    _delegation_audit(
+        change,
+        approver,
         ip=ip,
         user_agent=user_agent,
-        approver=own,
         delegate=delegate,
         starts_at=starts_at.isoformat(),
         ends_at=ends_at.isoformat(),
@@ -1053,16 +1043,7 @@ def delegation_end(
     own = (approver.email or "").casefold()
     change = Change(op=f"approval.delegation_end:{approver.id}:{now.isoformat()}", now=now)
     change.delete(ApprovalDelegation(approver_key=own), label="delegation")
-    change.audit(
-        "approval.delegated",
-        actor=f"user:{approver.id}",
-        subject=f"user:{approver.id}",
-        ip=ip,
-        user_agent=user_agent,
-        approver=own,
-        delegate=None,
-        ended=True,
-    )
+    _delegation_audit(change, approver, ip=ip, user_agent=user_agent, delegate=None, ended=True)
     change.commit()
     return DelegationSet(approver_email=own, delegate_email=None)
 

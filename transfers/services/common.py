@@ -15,7 +15,7 @@ from fxfer.aws import transient
 from reports.services import audit_record
 from transfers import policy
 from transfers.errors import TransferError
-from transfers.models import CLOSED, EXPIRED, KIND_REQUEST, PENDING, READY, SWEEP_SHARDS, RateLimit, Transfer
+from transfers.models import CLOSED, EXPIRED, KIND_REQUEST, PENDING, READY, SWEEP_SHARDS, File, RateLimit, Transfer
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,16 @@ def transfer_get(transfer_id: str) -> Transfer | None:
     try:
         return Transfer.get(transfer_id, consistent_read=True)
     except Transfer.DoesNotExist:
+        return None
+
+
+def file_get(parent_id: str, file_id: str) -> File | None:
+    """A file, read consistently; None when either id is not of this app's shape or there is no such file."""
+    if not (valid_id(parent_id) and valid_id(file_id)):
+        return None
+    try:
+        return File.get(parent_id, file_id, consistent_read=True)
+    except File.DoesNotExist:
         return None
 
 

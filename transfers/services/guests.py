@@ -43,7 +43,6 @@ from transfers.models import (
     KIND_REQUEST,
     KIND_SEND,
     READY,
-    File,
     GuestGrant,
     OneTimeCode,
     OutboxMail,
@@ -56,6 +55,7 @@ from transfers.services import scanning
 from transfers.services.common import (
     audit,
     code_hash,
+    file_get,
     later,
     mask_email,
     new_token,
@@ -631,19 +631,11 @@ def guest_download_url(
     transfer, recipient = guest_access(transfer_id=transfer_id, recipient_id=recipient_id, grant=grant, now=now)
     actor = f"guest:{recipient_id}"
     ids = {"actor": actor, "transfer_id": transfer_id, "now": now, "ip": ip, "user_agent": user_agent}
-    file = None
-    if valid_id(file_id):
-        try:
-            file = File.get(transfer_id, file_id, consistent_read=True)
-        except File.DoesNotExist:
-            file = None
+    file = file_get(transfer_id, file_id)
     if file is None or file.state != FILE_VERIFIED:
         audit("download.url_issued", **ids, outcome="refused", reason="not_found", file_id=file_id)
         raise TransferError("not_found")
-    refusal = scanning.download_refusal(file, now)  # a file the malware scan blocks is never served
-    if refusal is not None:
-        audit("download.url_issued", **ids, outcome="refused", reason=f"scan_{refusal.params['scan']}", file_id=file_id)
-        raise refusal
+    scanning.refuse_unless_clean(file, event="download.url_issued", ids=ids)  # a file the scan blocks is never served
     limit = int(transfer.download_limit)
     link = recipient.token_hash
     count = int((recipient.file_downloads.as_dict() if recipient.file_downloads else {}).get(file_id, 0))

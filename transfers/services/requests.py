@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from fxfer import i18n
 from fxfer.change import MAX_ITEMS, Change, ChangeRefused
-from transfers import mails, policy, storage
+from transfers import mails, policy
 from transfers.errors import TransferError
 from transfers.models import (
     CLOSED,
@@ -38,7 +38,7 @@ from transfers.policy import FileDeclared
 from transfers.services import scanning
 from transfers.services.common import (
     audit,
-    later,
+    file_get,
     new_id,
     new_token,
     owned_transfer,
@@ -52,7 +52,6 @@ from transfers.services.common import (
     transfer_get,
     unavailable_when_aws_fails,
     utc,
-    valid_id,
 )
 from transfers.services.guests import AccessGranted, grant_open, guest_access
 from transfers.services.sending import (
@@ -684,28 +683,13 @@ def received_download_url(
     now = utc(now)
     request = owned_transfer(owner_id=owner_id, transfer_id=transfer_id, kind=KIND_REQUEST)
     ids = {"actor": f"user:{owner_id}", "transfer_id": transfer_id, "now": now, "ip": ip, "user_agent": user_agent}
-    file = None
-    if valid_id(file_id):
-        try:
-            file = File.get(transfer_id, file_id, consistent_read=True)
-        except File.DoesNotExist:
-            file = None
+    file = file_get(transfer_id, file_id)
     gone = status_at(request, now) not in {READY, CLOSED} or request.deleted_at
     if file is None or file.state != FILE_VERIFIED or gone:
         audit("request.downloaded", **ids, outcome="refused", reason="not_found", file_id=file_id)
         raise TransferError("not_found")
     # Received files pass the same malware scan before the employee may have them.
-    refusal = scanning.download_refusal(scanning.settled(file, now=now), now)
-    if refusal is not None:
-        audit("request.downloaded", **ids, outcome="refused", reason=f"scan_{refusal.params['scan']}", file_id=file_id)
-        raise refusal
-    url = storage.download_url(key=file.s3_key, version_id=file.version_id, filename=file.name)
-    audit(
-        "request.downloaded",
-        **ids,
-        file_id=file_id,
-        name=file.name,
-        size=int(file.verified_size or 0),
-        uploader=file.uploader_email,
+    url, expires_at = scanning.clean_download_url(
+        file, event="request.downloaded", ids=ids, uploader=file.uploader_email
     )
-    return ReceivedDownload(url=url, expires_at=later(now, settings.FXFER_DOWNLOAD_URL_SECONDS), file_name=file.name)
+    return ReceivedDownload(url=url, expires_at=expires_at, file_name=file.name)

@@ -39,7 +39,15 @@ from fxfer.change import Change, ChangeRefused
 from transfers import mails, storage
 from transfers.errors import TransferError
 from transfers.models import FILE_VERIFIED, PARENT_REQUEST, PENDING, File, Transfer
-from transfers.services.common import sweep_shards, transfer_get, unavailable_when_aws_fails, utc, valid_id
+from transfers.services.common import (
+    audit,
+    file_get,
+    later,
+    sweep_shards,
+    transfer_get,
+    unavailable_when_aws_fails,
+    utc,
+)
 from transfers.services.gate import CHECKS
 
 logger = logging.getLogger(__name__)
@@ -183,12 +191,7 @@ def scan_result_record(
         # A value GuardDuty may add later: not clean, so blocked, and a person decides.
         detail, status = f"{status}: {detail}" if detail else status, "FAILED"
     parsed = storage.parse_file_key(key)
-    file = None
-    if parsed:
-        try:
-            file = File.get(*parsed, consistent_read=True)
-        except File.DoesNotExist:
-            file = None
+    file = file_get(*parsed) if parsed else None
     if file is None or file.s3_key != key:
         return ScanRecorded(key=key, outcome="unknown_key")
     if file.state != FILE_VERIFIED:
@@ -418,6 +421,29 @@ def settled(file: File, *, now: datetime) -> File:
     return file
 
 
+def refuse_unless_clean(file: File, *, event: str, ids: dict, **details) -> None:
+    """Raise the malware scan's refusal of a verified file, audited as `event` refused (reason scan_<state>),
+    unless it passed. `ids` are the audit's actor, transfer_id, now, ip and user_agent."""
+    refusal = download_refusal(file, ids["now"])
+    if refusal is not None:
+        audit(event, **ids, outcome="refused", reason=f"scan_{refusal.params['scan']}", file_id=file.file_id, **details)
+        raise refusal
+
+
+def clean_download_url(
+    file: File, *, event: str, ids: dict, role: str | None = None, **details
+) -> tuple[str, datetime]:
+    """A short-lived presigned GET (attachment) of a verified file that passed the malware scan (asked once
+    more when its verdict is missing), and when it expires; audited as `event`, refused or with the file's name,
+    size, `role` and `details`. For the employees who may inspect a file (no download count is kept)."""
+    now = ids["now"]
+    refuse_unless_clean(settled(file, now=now), event=event, ids=ids, role=role)
+    url = storage.download_url(key=file.s3_key, version_id=file.version_id, filename=file.name)
+    size = int(file.verified_size or 0)
+    audit(event, **ids, file_id=file.file_id, name=file.name, size=size, role=role, **details)
+    return url, later(now, settings.FXFER_DOWNLOAD_URL_SECONDS)
+
+
 # --- compliance's release of a blocked file ---------------------------------------------------------------------
 
 
@@ -444,12 +470,7 @@ def file_scan_release(
     the file may be downloaded, and its transfer leaves once nothing else blocks it. The release and its
     "file.scan_overridden" event commit together; the release names the verdict it overrode."""
     now = utc(now)
-    file = None
-    if valid_id(transfer_id) and valid_id(file_id):
-        try:
-            file = File.get(transfer_id, file_id, consistent_read=True)
-        except File.DoesNotExist:
-            file = None
+    file = file_get(transfer_id, file_id)
     if file is None:
         raise TransferError("not_found")
     if file.state != FILE_VERIFIED or file_passes(file, now):

@@ -53,6 +53,7 @@ from transfers.models import (
 from transfers.services import quota, scanning
 from transfers.services.common import (
     conditional_failed,
+    file_get,
     later,
     owned_transfer,
     status_at,
@@ -578,12 +579,7 @@ def file_verify(
     file verified before, it finishes what follows (the transfer's release): callers that repeat it heal."""
     now = utc(now)
     parsed = storage.parse_file_key(key)
-    file = None
-    if parsed:
-        try:
-            file = File.get(*parsed, consistent_read=True)
-        except File.DoesNotExist:
-            file = None
+    file = file_get(*parsed) if parsed else None
     if file is None or file.s3_key != key:
         return FileVerified(transfer_id=None, file_id=None, key=key, outcome="unknown_key")
     return _verify(file=file, version_id=version_id, actor=actor, now=now)
