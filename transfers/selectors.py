@@ -97,16 +97,10 @@ class RecipientSummary:
     link_mail: MailState | None = None
 
 
-@dataclass(frozen=True)
-class FileSummary:
-    file_id: str
-    name: str
-    size: int
-    state: str  # "pending" | "verified" | "refused"
-    refused_reason: str | None
-    checksum: str | None  # "sha256:<hex>" when there is one, else "etag:<etag>"
-    checksum_by: str | None = None  # who vouches for the SHA-256: CHECKED_BY_S3 or SENDERS_WORD
-    scan: str = ""  # the malware scan's state (transfers.services.scanning.scan_state; "" until verified)
+class ScanShown:
+    """What a file's page shows of its malware scan, from its `scan` state (scanning.scan_state; "" when none)."""
+
+    scan: str
 
     @property
     def scan_text(self) -> str:
@@ -118,7 +112,19 @@ class FileSummary:
 
 
 @dataclass(frozen=True)
-class ReceivedFile:
+class FileSummary(ScanShown):
+    file_id: str
+    name: str
+    size: int
+    state: str  # "pending" | "verified" | "refused"
+    refused_reason: str | None
+    checksum: str | None  # "sha256:<hex>" when there is one, else "etag:<etag>"
+    checksum_by: str | None = None  # who vouches for the SHA-256: CHECKED_BY_S3 or SENDERS_WORD
+    scan: str = ""  # the malware scan's state (transfers.services.scanning.scan_state; "" until verified)
+
+
+@dataclass(frozen=True)
+class ReceivedFile(ScanShown):
     """A file a guest uploaded into a request (or a reply), as the employee sees it."""
 
     file_id: str
@@ -132,14 +138,6 @@ class ReceivedFile:
     verified_at: datetime | None
     checksum_by: str | None = None
     scan: str = ""
-
-    @property
-    def scan_text(self) -> str:
-        return scan_state_text(self.scan)
-
-    @property
-    def scan_blocked(self) -> bool:
-        return bool(self.scan) and self.scan not in SCAN_PASSING
 
 
 @dataclass(frozen=True)
@@ -673,7 +671,7 @@ def guest_request(*, transfer_id: str, recipient_id: str, grant: str, now: datet
 
 
 @dataclass(frozen=True)
-class GuestFile:
+class GuestFile(ScanShown):
     file_id: str
     name: str
     size: int
@@ -681,14 +679,6 @@ class GuestFile:
     downloads_left: int
     checksum_by: str | None = None
     scan: str = ""
-
-    @property
-    def scan_text(self) -> str:
-        return scan_state_text(self.scan)
-
-    @property
-    def scan_blocked(self) -> bool:
-        return bool(self.scan) and self.scan not in SCAN_PASSING
 
 
 @dataclass(frozen=True)
