@@ -292,18 +292,7 @@ def _bucket(key_arn: str) -> Iterator[Step]:
         s3.create_bucket(**create)
         yield Step(f"s3 bucket {bucket}", CREATED, "object lock enabled")
 
-    yield _converge(
-        f"s3 public access block {bucket}",
-        read=lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"],
-        missing={"NoSuchPublicAccessBlockConfiguration"},
-        desired={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
-        write=lambda d: s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=d),
-    )
+    yield _public_access_block(s3, bucket)
     yield _converge(
         f"s3 versioning {bucket}",
         read=lambda: {"Status": s3.get_bucket_versioning(Bucket=bucket).get("Status")},
@@ -311,33 +300,8 @@ def _bucket(key_arn: str) -> Iterator[Step]:
         desired={"Status": "Enabled"},
         write=lambda d: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=d),
     )
-    yield _converge(
-        f"s3 default encryption {bucket}",
-        read=lambda: _encryption(s3.get_bucket_encryption(Bucket=bucket)),
-        missing={"ServerSideEncryptionConfigurationNotFoundError"},
-        desired={"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn, "BucketKeyEnabled": True},
-        write=lambda d: s3.put_bucket_encryption(
-            Bucket=bucket,
-            ServerSideEncryptionConfiguration={
-                "Rules": [
-                    {
-                        "ApplyServerSideEncryptionByDefault": {
-                            "SSEAlgorithm": d["SSEAlgorithm"],
-                            "KMSMasterKeyID": d["KMSMasterKeyID"],
-                        },
-                        "BucketKeyEnabled": d["BucketKeyEnabled"],
-                    }
-                ]
-            },
-        ),
-    )
-    yield _converge(
-        f"s3 bucket policy {bucket}",
-        read=lambda: json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]),
-        missing={"NoSuchBucketPolicy"},
-        desired=bucket_policy(bucket=bucket, key_arn=key_arn),
-        write=lambda d: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(d)),
-    )
+    yield _default_encryption(s3, bucket, key_arn=key_arn)
+    yield _bucket_policy(s3, bucket, bucket_policy(bucket=bucket, key_arn=key_arn))
     yield _converge(
         f"s3 cors {bucket}",
         read=lambda: [_cors_rule(r) for r in s3.get_bucket_cors(Bucket=bucket)["CORSRules"]],
@@ -411,7 +375,14 @@ def _static_bucket(*, account_id: str) -> Iterator[Step]:
             if exc.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
                 raise
         yield Step(f"s3 bucket {bucket}", CREATED, "static files")
-    yield _converge(
+    yield _public_access_block(s3, bucket)
+    yield _default_encryption(s3, bucket, key_arn=None)
+    yield _bucket_policy(s3, bucket, static_bucket_policy(bucket=bucket, account_id=account_id))
+
+
+def _public_access_block(s3, bucket: str) -> Step:
+    """Block Public Access, all four settings on: every bucket of the app."""
+    return _converge(
         f"s3 public access block {bucket}",
         read=lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"],
         missing={"NoSuchPublicAccessBlockConfiguration"},
@@ -420,23 +391,38 @@ def _static_bucket(*, account_id: str) -> Iterator[Step]:
         ),
         write=lambda d: s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=d),
     )
-    yield _converge(
+
+
+def _default_encryption(s3, bucket: str, *, key_arn: str | None) -> Step:
+    """SSE-KMS with that key and an S3 Bucket Key, or SSE-S3 (AES256) without one."""
+    if key_arn:
+        desired = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn, "BucketKeyEnabled": True}
+    else:
+        desired = {"SSEAlgorithm": "AES256", "KMSMasterKeyID": None, "BucketKeyEnabled": False}
+
+    def write(d: dict) -> None:
+        default = {"SSEAlgorithm": d["SSEAlgorithm"]}
+        rule = {"ApplyServerSideEncryptionByDefault": default}
+        if d["KMSMasterKeyID"]:
+            default["KMSMasterKeyID"] = d["KMSMasterKeyID"]
+            rule["BucketKeyEnabled"] = d["BucketKeyEnabled"]
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [rule]})
+
+    return _converge(
         f"s3 default encryption {bucket}",
         read=lambda: _encryption(s3.get_bucket_encryption(Bucket=bucket)),
         missing={"ServerSideEncryptionConfigurationNotFoundError"},
-        desired={"SSEAlgorithm": "AES256", "KMSMasterKeyID": None, "BucketKeyEnabled": False},
-        write=lambda d: s3.put_bucket_encryption(
-            Bucket=bucket,
-            ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-            },
-        ),
+        desired=desired,
+        write=write,
     )
-    yield _converge(
+
+
+def _bucket_policy(s3, bucket: str, policy: dict) -> Step:
+    return _converge(
         f"s3 bucket policy {bucket}",
         read=lambda: json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]),
         missing={"NoSuchBucketPolicy"},
-        desired=static_bucket_policy(bucket=bucket, account_id=account_id),
+        desired=policy,
         write=lambda d: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(d)),
     )
 
