@@ -30,6 +30,22 @@ class Sender:
 
 ALICE = Sender()
 MALLORY = Sender(id="u-mallory", email="mallory@corp.example", display_name="Mallory")
+APPROVERS_GROUP = "approvers-group-id"
+
+
+def approval_by_manager(settings, *, group_email: str = "approvers@corp.example") -> None:
+    """The approval tests' policy: every transfer outside corp.example waits for the sender's manager, 24 hours,
+    then is rejected; the approvers' group is the fallback and escalation group, `group_email` its list address
+    (its mails)."""
+    settings.FXFER_APPROVAL = "external"
+    settings.FXFER_APPROVAL_ALLOWED_DOMAINS = ["corp.example"]
+    settings.FXFER_APPROVAL_OVER_BYTES = 0
+    settings.FXFER_APPROVAL_DEPARTMENTS = []
+    settings.FXFER_APPROVER = "manager"
+    settings.FXFER_APPROVAL_GROUP = APPROVERS_GROUP
+    settings.FXFER_APPROVAL_GROUP_EMAIL = group_email
+    settings.FXFER_APPROVAL_TIMEOUT_HOURS = 24
+    settings.FXFER_APPROVAL_ON_TIMEOUT = "reject"
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,8 @@ import pytest
 
 from reports.models import AuditEvent
 from tests.faults import ERROR, KILLED, LOST, PERSISTENT, TIMEOUT, Killed, inject
-from tests.transfers.conftest import LINK, NOW
-from tests.transfers.test_approvals import DAVE, FRANK, GROUP, events, mails_to, send, transfer, upload
+from tests.transfers.conftest import LINK, NOW, approval_by_manager
+from tests.transfers.test_approvals import DAVE, FRANK, events, mails_to, send, transfer, upload
 from transfers import services
 from transfers.errors import TransferError
 from transfers.models import DELETED, READY, REVOKED, Transfer
@@ -22,15 +22,7 @@ from transfers.services.expiry import sweep_heal
 
 @pytest.fixture(autouse=True)
 def _policy(settings):
-    settings.FXFER_APPROVAL = "external"
-    settings.FXFER_APPROVAL_ALLOWED_DOMAINS = ["corp.example"]
-    settings.FXFER_APPROVAL_OVER_BYTES = 0
-    settings.FXFER_APPROVAL_DEPARTMENTS = []
-    settings.FXFER_APPROVER = "manager"
-    settings.FXFER_APPROVAL_GROUP = GROUP
-    settings.FXFER_APPROVAL_GROUP_EMAIL = "approvers@corp.example"
-    settings.FXFER_APPROVAL_TIMEOUT_HOURS = 24
-    settings.FXFER_APPROVAL_ON_TIMEOUT = "reject"
+    approval_by_manager(settings)
 
 
 def links_to(mailoutbox, address: str) -> int:

@@ -11,7 +11,7 @@ from django.test import Client
 from accounts.models import UserRecord
 from accounts.selectors import user_from_record
 from reports.models import AuditEvent
-from tests.transfers.conftest import LINK, NOW, create, put_object_as_browser
+from tests.transfers.conftest import APPROVERS_GROUP, LINK, NOW, approval_by_manager, create, put_object_as_browser
 from transfers import services
 from transfers.errors import TransferError
 from transfers.models import DELETED, FILE_DELETED, PENDING, READY, REVOKED, File, OutboxMail, Recipient, Transfer
@@ -19,7 +19,7 @@ from transfers.policy import FileDeclared
 from transfers.services import approvals
 from transfers.services.approvals import approval_decide, approval_timeouts, delegation_set
 
-GROUP = "approvers-group-id"
+GROUP = APPROVERS_GROUP
 # A delegation period the portal accepts today (it ends in the future) and that covers NOW.
 PERIOD = {
     "delegate_email": "frank@corp.example",
@@ -49,17 +49,7 @@ MALLORY = Person(id="u-mallory", email="mallory@corp.example", display_name="Mal
 
 @pytest.fixture(autouse=True)
 def _policy(settings):
-    """Every transfer outside corp.example waits for the sender's manager; the approvers' group is the
-    fallback and escalation group; its list address gets the group's mails."""
-    settings.FXFER_APPROVAL = "external"
-    settings.FXFER_APPROVAL_ALLOWED_DOMAINS = ["corp.example"]
-    settings.FXFER_APPROVAL_OVER_BYTES = 0
-    settings.FXFER_APPROVAL_DEPARTMENTS = []
-    settings.FXFER_APPROVER = "manager"
-    settings.FXFER_APPROVAL_GROUP = GROUP
-    settings.FXFER_APPROVAL_GROUP_EMAIL = "approvers@corp.example"
-    settings.FXFER_APPROVAL_TIMEOUT_HOURS = 24
-    settings.FXFER_APPROVAL_ON_TIMEOUT = "reject"
+    approval_by_manager(settings)
 
 
 def send(sender=ALICE, recipients=None, size=11, **kwargs) -> services.TransferCreated:

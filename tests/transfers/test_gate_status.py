@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 
 from tests.faults import ERROR, inject, recording
-from tests.transfers.conftest import NOW, put_object_as_browser
-from tests.transfers.test_approvals import ALICE, DAVE, GROUP, Person, as_user, employee, send, transfer
+from tests.transfers.conftest import NOW, approval_by_manager, put_object_as_browser
+from tests.transfers.test_approvals import ALICE, DAVE, Person, as_user, employee, send, transfer
 from tests.transfers.test_scan import INFECTED_BODY
 from transfers import services
 from transfers.services.approvals import approval_decide
@@ -19,15 +19,7 @@ from transfers.services.approvals import approval_decide
 @pytest.fixture(autouse=True)
 def _policy(settings):
     """Transfers outside corp.example wait for the sender's manager (dave)."""
-    settings.FXFER_APPROVAL = "external"
-    settings.FXFER_APPROVAL_ALLOWED_DOMAINS = ["corp.example"]
-    settings.FXFER_APPROVAL_OVER_BYTES = 0
-    settings.FXFER_APPROVAL_DEPARTMENTS = []
-    settings.FXFER_APPROVER = "manager"
-    settings.FXFER_APPROVAL_GROUP = GROUP
-    settings.FXFER_APPROVAL_GROUP_EMAIL = ""
-    settings.FXFER_APPROVAL_TIMEOUT_HOURS = 24
-    settings.FXFER_APPROVAL_ON_TIMEOUT = "reject"
+    approval_by_manager(settings, group_email="")
     settings.FXFER_COMPLIANCE_EMAIL = ["compliance@corp.example"]
 
 
