@@ -179,6 +179,18 @@ def _kms_key() -> tuple[str, Step]:
 # --- S3 ------------------------------------------------------------------------------------------------------
 
 
+def _deny_insecure_transport(bucket_arn: str) -> dict:
+    """Every bucket's first statement: nothing over plain HTTP, to the bucket or its objects."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
 def bucket_policy(*, bucket: str, key_arn: str) -> dict:
     """Deny plain HTTP and old TLS, and deny writes that ask for another encryption or another KMS key.
 
@@ -193,14 +205,7 @@ def bucket_policy(*, bucket: str, key_arn: str) -> dict:
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": everything,
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            },
+            _deny_insecure_transport(bucket_arn),
             {
                 "Sid": "DenyOldTls",
                 "Effect": "Deny",
@@ -329,14 +334,7 @@ def static_bucket_policy(*, bucket: str, account_id: str) -> dict:
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            },
+            _deny_insecure_transport(bucket_arn),
             {
                 "Sid": "CloudFrontReadsStaticFiles",
                 "Effect": "Allow",

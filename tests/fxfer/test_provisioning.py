@@ -438,6 +438,17 @@ def test_a_second_run_leaves_the_monitoring_unchanged_and_repairs_a_changed_alar
     assert repaired["Threshold"] == 20.0 and repaired["AlarmActions"] == alarm["AlarmActions"]
 
 
+def _provision_through(kind, *, service: str, operation: str, times: int) -> None:
+    """A run that meets the fault (and fails, when it persists), then the operator's next run."""
+    with inject(kind, service=service, operation=operation, times=times) as fault:
+        try:
+            list(provision())
+        except Exception:  # the operator sees the error and runs provision again
+            assert times == PERSISTENT
+    assert fault.fired
+    list(provision())
+
+
 @pytest.mark.parametrize(
     ("service", "operation"),
     [
@@ -452,13 +463,7 @@ def test_monitoring_set_up_by_a_run_aws_failed_is_finished_by_the_next_without_d
     settings, service, operation, kind, times
 ):
     settings.FXFER_LAMBDA_FUNCTION = "fxfer-test"
-    with inject(kind, service=service, operation=operation, times=times) as fault:
-        try:
-            list(provision())
-        except Exception:  # the operator sees the error and runs provision again
-            assert times == PERSISTENT
-    assert fault.fired
-    list(provision())
+    _provision_through(kind, service=service, operation=operation, times=times)
     monitoring = ("sns topic fxfer-test-alarms", "cloudwatch alarm ", "log group ")
     again = [s for s in provision() if s.resource.startswith(monitoring)]
     assert len(again) == 17 and {s.action for s in again} == {UNCHANGED}
@@ -512,13 +517,7 @@ def test_the_static_bucket_cannot_be_the_transfer_bucket(settings):
 )
 def test_a_static_bucket_set_up_aws_failed_is_finished_by_the_next_run(settings, operation, kind, times):
     settings.FXFER_STATIC_BUCKET = STATIC_BUCKET
-    with inject(kind, service="s3", operation=operation, times=times) as fault:
-        try:
-            list(provision())
-        except Exception:  # the operator sees the error and runs provision again
-            assert times == PERSISTENT
-    assert fault.fired
-    list(provision())
+    _provision_through(kind, service="s3", operation=operation, times=times)
     assert {s.action for s in _static_steps(provision())} == {UNCHANGED}
     policy = json.loads(_s3().get_bucket_policy(Bucket=STATIC_BUCKET)["Policy"])
     assert [s["Sid"] for s in policy["Statement"]] == ["DenyInsecureTransport", "CloudFrontReadsStaticFiles"]
