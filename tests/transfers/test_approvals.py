@@ -553,6 +553,7 @@ def test_the_approver_downloads_a_file_to_inspect_it_audited_as_approver():
     [downloaded] = events(created.transfer_id, "file.downloaded")
     assert downloaded.actor == f"user:{_uid(DAVE)}"
     assert (downloaded.details["role"], downloaded.details["file_id"]) == ("approver", file_id)
+    assert (downloaded.details["authority"], downloaded.details["size"]) == ("approver", 11)
     # The recipients' counts are theirs alone.
     for recipient in Recipient.query(created.transfer_id):
         assert (recipient.downloads_used, dict(recipient.file_downloads)) == (0, {})
@@ -574,3 +575,4 @@ def test_the_approver_cannot_download_a_file_not_clean(settings):
     assert answer.status_code == 409
     [refused] = events(created.transfer_id, "file.downloaded", "refused")
     assert refused.details["reason"] in ("scan_scanning", "scan_overdue")  # the pages' clock is today's
+    assert (refused.details["role"], refused.details["file_id"]) == ("approver", created.files[0].file_id)
