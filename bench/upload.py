@@ -11,9 +11,9 @@ completion and verification). It times that from pressing Send to the transfer p
 Then it uploads the big file with boto3's `upload_file` (its default transfer settings) to the same LocalStack
 bucket and times that. Prints the times, throughputs and the ratio browser / boto3.
 
-`--timeline` prints, for each browser upload, every part PUT and call to fxfer as seen by the page, and under
-each call to fxfer the AWS calls fxfer made for it, timed in the server (botocore's, so S3, DynamoDB, KMS and
-SES alike): where a slow completion spends its time.
+`--timeline` prints, for each browser upload, every part PUT and call to fxfer as the page saw them, then
+fxfer's side: each request's time and the AWS calls it made (botocore's: S3, DynamoDB, KMS and SES alike),
+timed in the server, which logs them only then. Where a slow completion spends its time.
 
 `make bench-upload` is the full mode (1 GiB); `make bench-short` runs it with 120 MiB so CI proves it still runs.
 
