@@ -1,6 +1,6 @@
 """Cold start (issue 15 item 3): any request loads every URL module (reverse() does), so what those modules import
-at the top every cold start pays for. The SAML libraries and the compliance pages' reports load with the views
-that use them."""
+at the top every cold start pays for. The SAML libraries, the compliance pages' reports and the transfers services
+that no page's module needs at import time load with the views that use them."""
 
 import json
 import os
@@ -20,6 +20,12 @@ DEFERRED = (
     "reports.quotas",
     "reports.operations",
     "reports.summary",
+    # transfers.services loads a submodule when a view first uses one of its names (a lazy package).
+    "transfers.services.sending",
+    "transfers.services.uploads",
+    "transfers.services.deletion",
+    "transfers.services.expiry",
+    "transfers.services.requests",
 )
 
 _PROBE = """
@@ -40,7 +46,19 @@ def _modules_after_loading_the_urls() -> set[str]:
     return set(json.loads(out.strip().splitlines()[-1]))
 
 
-def test_loading_the_url_modules_imports_no_saml_library_and_no_compliance_report():
+def test_loading_the_url_modules_imports_no_saml_library_no_compliance_report_and_no_unneeded_service():
     loaded = _modules_after_loading_the_urls()
     assert "accounts.views" in loaded and "reports.admin" in loaded  # the URL modules did load
     assert sorted(m for m in loaded if m.split(".")[0] in DEFERRED or m in DEFERRED) == []
+
+
+def test_every_name_of_the_lazy_services_package_is_its_submodules_object():
+    import importlib
+
+    import transfers.services as services
+
+    for name in services.__all__:
+        module = importlib.import_module(f"transfers.services.{services._SUBMODULE[name]}")
+        assert getattr(services, name) is getattr(module, name)
+    assert sorted(services.__all__) == sorted(services._SUBMODULE)
+    assert set(services.__all__) <= set(dir(services))

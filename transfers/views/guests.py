@@ -21,6 +21,8 @@ deleted once a right code has opened the guest session. Without it (too late, an
 says to open the link from the mail again.
 """
 
+from __future__ import annotations  # annotations naming services' results load no service module
+
 import functools
 import re
 

@@ -1,6 +1,8 @@
 """The sender's pages: New transfer, My transfers, one transfer (its upload page while pending), and the
 revoke / extend / resend buttons. Employees only."""
 
+from __future__ import annotations  # annotations naming services' results load no service module
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import JsonResponse

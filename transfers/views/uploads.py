@@ -4,6 +4,8 @@ of a pending transfer (the transfer in the URL, their SSO session) and a guest o
 request and grant from their guest session; they may touch only files they declared). Refusals are
 `{"error": code, "message": ...}` with the service's 4xx status."""
 
+from __future__ import annotations  # annotations naming services' results load no service module
+
 import functools
 
 from django.http import JsonResponse
