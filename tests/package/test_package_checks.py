@@ -2,6 +2,7 @@
 
 import ast
 import importlib.metadata
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -272,3 +273,40 @@ def test_runtime_and_deploy_requirements_do_not_overlap_and_cover_zappa():
     }
     # pip: Zappa's CLI imports it; it is in every venv, and Zappa leaves it out of the zip.
     assert zappa_needs - {"pip"} <= runtime | deploy
+
+
+_IMPORT_WITHOUT_COMPILING = """
+import importlib.machinery, sys
+def refuse(self, data, path, **kwargs):
+    raise SystemExit(f"compiled {path} from source")
+importlib.machinery.SourceFileLoader.source_to_code = refuse
+sys.dont_write_bytecode = True
+import handler, zappa_settings, django_zappa_app
+print(handler.VALUE + zappa_settings.VALUE + django_zappa_app.VALUE)
+"""
+
+
+def test_the_modules_zappa_writes_ship_checked_hash_bytecode_the_cold_start_loads(tmp_path):
+    """Zappa writes handler.py, zappa_settings.py and django_zappa_app.py after the bytecode step: without their
+    .pyc every cold start compiled them from source."""
+    built = tmp_path / "built.zip"
+    with zipfile.ZipFile(built, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in package.ZAPPA_WRITTEN:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # Zappa's date: a timestamped .pyc is stale
+            archive.writestr(info, f"VALUE = {len(name)}\n")
+        archive.writestr("fxfer/aws.py", "")
+    package.slim(built)
+    with zipfile.ZipFile(built) as archive:
+        tag = f"cpython-{package.PYTHON_VERSION.replace('.', '')}"
+        bytecode = {f"__pycache__/{name.removesuffix('.py')}.{tag}.pyc" for name in package.ZAPPA_WRITTEN}
+        assert bytecode <= set(archive.namelist())
+        assert not any(name.startswith("fxfer/__pycache__/") for name in archive.namelist())  # only Zappa's
+        for name in package.ZAPPA_WRITTEN:
+            pyc = archive.read(f"__pycache__/{name.removesuffix('.py')}.{tag}.pyc")
+            assert int.from_bytes(pyc[4:8], "little") == 0b11  # hash-based, checked against the source
+            assert pyc[8:16] == importlib.util.source_hash(archive.read(name))
+        archive.extractall(tmp_path / "task")
+    ran = subprocess.run(
+        [sys.executable, "-c", _IMPORT_WITHOUT_COMPILING], cwd=tmp_path / "task", capture_output=True, text=True
+    )
+    assert (ran.returncode, ran.stdout.strip()) == (0, str(sum(map(len, package.ZAPPA_WRITTEN)))), ran.stderr
