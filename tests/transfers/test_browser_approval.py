@@ -4,6 +4,7 @@ the file (its SHA-256, its clean scan, a download to inspect it), the outside re
 approves; only then does the recipient get the link."""
 
 import re
+import uuid
 
 import pytest
 from playwright.sync_api import expect
@@ -34,9 +35,10 @@ def test_the_recipient_is_mailed_only_after_the_manager_approves(page, guest, si
     figures = tmp_path / "figures.csv"
     figures.write_bytes(b"quarter,revenue\nQ3,1200\n")
 
+    bob = f"bob-{uuid.uuid4().hex[:8]}@partner.example"  # the dev mailbox holds other tests' mails to bob too
     sign_in_as(page, site, "alice")
     page.get_by_role("link", name="New transfer").click()
-    fill_new_transfer(page, "bob@partner.example", "Figures for Bob")
+    fill_new_transfer(page, bob, "Figures for Bob")
     page.get_by_label("Message").fill("The numbers we discussed.")
     add_files(page, figures)
     page.get_by_role("button", name="Send").click()
@@ -52,12 +54,12 @@ def test_the_recipient_is_mailed_only_after_the_manager_approves(page, guest, si
     page.goto(transfer_url)  # uploaded and checked, but not sent: the badge says what it waits for
     expect(page.locator(".page-heading .status-pending")).to_have_text("Waiting for approval")
     expect(page.locator("#approval-state")).to_contain_text("Waiting for approval by dave@example.com")
-    assert "sent you files" not in mails_in_mailbox(page, site, "bob@partner.example")
+    assert "sent you files" not in mails_in_mailbox(page, site, bob)
     link = APPROVAL_LINK.search(request)[0]
     sign_in_as(guest, site, "dave")
     guest.goto(link)
     expect(guest.locator("#approval-sender")).to_contain_text("alice@example.com")
-    expect(guest.locator(".approval-recipients li.external")).to_contain_text("bob@partner.example")
+    expect(guest.locator(".approval-recipients li.external")).to_contain_text(bob)
     expect(guest.get_by_text("figures.csv")).to_be_visible()
     expect(guest.locator("code.checksum")).to_contain_text("sha256:")
     expect(guest.locator(".scan-state")).to_have_attribute("data-scan", "clean")
@@ -67,7 +69,7 @@ def test_the_recipient_is_mailed_only_after_the_manager_approves(page, guest, si
     expect(guest.locator("#approval-state")).to_contain_text("Approved by Dave Example")
 
     # Now, and only now, Bob has his link; Alice's page says it is sent.
-    body = mail_to(guest, site, "bob@partner.example", "sent you files")
+    body = mail_to(guest, site, bob, "sent you files")
     assert LINK.search(body) and "figures.csv" in body
     page.goto(transfer_url)
     expect(page.locator(".page-heading .status-ready")).to_have_text("Sent")
