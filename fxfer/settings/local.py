@@ -38,7 +38,9 @@ INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # noqa: F405
 # Supervisor approval on by default here, so the demo shows it: a transfer outside example.com waits for the
 # sender's manager (the demo identities carry one: alice's is dave); the demo approvers' group is the fallback.
 FXFER_APPROVAL = env.optional("FXFER_APPROVAL", "external").lower()
-FXFER_APPROVAL_ALLOWED_DOMAINS = env.listing("FXFER_APPROVAL_ALLOWED_DOMAINS", ("example.com",))
+# The demo company's own domain (its people are @example.com): the mis-send dialog asks only about the others.
+FXFER_INTERNAL_DOMAINS = env.listing("FXFER_INTERNAL_DOMAINS", ("example.com",))
+FXFER_APPROVAL_ALLOWED_DOMAINS = env.listing("FXFER_APPROVAL_ALLOWED_DOMAINS", tuple(FXFER_INTERNAL_DOMAINS))
 FXFER_APPROVAL_GROUP = env.optional("FXFER_APPROVAL_GROUP", "3c8d2e1f-6a4b-4d5c-8e7f-1a2b3c4d5e6f")
 
 # --- Accounts / SAML ---------------------------------------------------------------------------------------

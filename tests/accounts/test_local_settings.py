@@ -20,6 +20,7 @@ django.setup()
 from django.conf import settings
 from django.urls import Resolver404, resolve
 from devtools.run import signin_banner
+from transfers.services.missend import needs_confirming
 try:
     resolve("/idp/sso/")
     builtin_mounted = True
@@ -35,6 +36,7 @@ print(json.dumps({
     "cross_site_binding": settings.FXFER_SAML_BINDING_COOKIE_CROSS_SITE,
     "sp_cert": bool(settings.FXFER_SAML_SP_CERT),
     "banner": signin_banner(settings),
+    "to_confirm": needs_confirming(["carol@example.com", "bob@partner.example"]),
 }))
 """
 
@@ -72,6 +74,8 @@ def test_without_idp_variables_the_built_in_idp_is_trusted_and_the_banner_says_i
     assert found["entity_id"] == "http://localhost:8000/idp/metadata/"
     assert found["local_idp"] and found["builtin_mounted"] and not found["cross_site_binding"]
     assert "the BUILT-IN IdP at http://localhost:8000/idp/sso/ (demo people; not a real IdP)" in found["banner"]
+    # The demo company is example.com: before a send, only the outside address is asked about.
+    assert found["to_confirm"] == ["bob@partner.example"]
 
 
 def test_a_real_idp_from_the_environment_is_trusted_with_its_groups_and_the_built_in_one_is_off():
