@@ -1009,6 +1009,17 @@ def _malware_protection_plan() -> Step:
     return Step(resource, CREATED, created.get("MalwareProtectionPlanId", ""))
 
 
+def _invoke_granted(lam, function: str, statement: str) -> bool:
+    """Whether the function's resource policy holds the statement (no policy yet: not)."""
+    try:
+        policy = json.loads(lam.get_policy(FunctionName=function)["Policy"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        return False
+    return any(s.get("Sid") == statement for s in policy.get("Statement", []))
+
+
 def _scan_result_rule() -> Step:
     function = settings.FXFER_LAMBDA_FUNCTION
     name = scan_result_rule_name()
@@ -1033,26 +1044,35 @@ def _scan_result_rule() -> Step:
         current = None
     targets = events.list_targets_by_rule(Rule=name).get("Targets", []) if current else []
     same_pattern = current is not None and json.loads(current.get("EventPattern") or "{}") == scan_result_pattern()
-    if same_pattern and current.get("State") == "ENABLED" and targets == [target]:
-        return Step(resource, UNCHANGED, f"{SCAN_RESULT_DETAIL_TYPE} -> {SCAN_RESULT_HANDLER}")
-    rule_arn = events.put_rule(
-        Name=name,
-        EventPattern=pattern,
-        State="ENABLED",
-        Description=f"GuardDuty's malware-scan verdicts on {settings.FXFER_BUCKET} -> {SCAN_RESULT_HANDLER}",
-        Tags=_tags(),
-    )["RuleArn"]
-    events.put_targets(Rule=name, Targets=[target])
-    try:
-        lam.add_permission(
-            FunctionName=function,
-            StatementId=f"{name}-invokes"[:100],
-            Action="lambda:InvokeFunction",
-            Principal="events.amazonaws.com",
-            SourceArn=rule_arn,
-        )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ResourceConflictException":  # granted by an earlier run
-            raise
+    changed = not (same_pattern and current.get("State") == "ENABLED" and targets == [target])
+    if changed:
+        rule_arn = events.put_rule(
+            Name=name,
+            EventPattern=pattern,
+            State="ENABLED",
+            Description=f"GuardDuty's malware-scan verdicts on {settings.FXFER_BUCKET} -> {SCAN_RESULT_HANDLER}",
+            Tags=_tags(),
+        )["RuleArn"]
+        events.put_targets(Rule=name, Targets=[target])
+    else:
+        rule_arn = current["Arn"]
+    # Checked every run, not only with the rule: a run that stopped after the rule and its target (an AddPermission
+    # that failed) left a rule that cannot invoke the function, and the next run must finish it.
+    statement = f"{name}-invokes"[:100]
+    if not _invoke_granted(lam, function, statement):
+        try:
+            lam.add_permission(
+                FunctionName=function,
+                StatementId=statement,
+                Action="lambda:InvokeFunction",
+                Principal="events.amazonaws.com",
+                SourceArn=rule_arn,
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceConflictException":  # a retry after a lost answer
+                raise
+        changed = True
     route = f"{SCAN_RESULT_DETAIL_TYPE} -> {SCAN_RESULT_HANDLER}"
+    if not changed:
+        return Step(resource, UNCHANGED, route)
     return Step(resource, CREATED if current is None else UPDATED, route)

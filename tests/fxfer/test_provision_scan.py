@@ -11,7 +11,8 @@ from botocore.stub import Stubber
 
 from fxfer import aws
 from fxfer.provisioning import ACTION_NEEDED, CREATED, UNCHANGED, UPDATED, provision, scan_result_rule_name
-from tests.fxfer.test_provisioning import _deploy_function
+from tests.faults import ERROR, LOST, PERSISTENT, TIMEOUT
+from tests.fxfer.test_provisioning import _deploy_function, _provision_through
 from transfers import jobs
 
 pytestmark = pytest.mark.fresh_world
@@ -134,3 +135,33 @@ def test_the_rule_hands_this_buckets_verdicts_to_the_function_as_a_zappa_command
     )
     assert any(s["Principal"] == {"Service": "events.amazonaws.com"} for s in policy["Statement"])
     assert _steps()[rule].action == UNCHANGED
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "kind", "times"),
+    [
+        ("eventbridge", "PutRule", ERROR, PERSISTENT),
+        ("eventbridge", "PutTargets", LOST, 1),
+        ("eventbridge", "PutTargets", TIMEOUT, PERSISTENT),
+        ("lambda", "AddPermission", LOST, 1),
+        ("lambda", "AddPermission", TIMEOUT, PERSISTENT),
+    ],
+    ids=["put-rule-error", "put-targets-lost", "put-targets-timeout", "add-permission-lost", "add-permission-timeout"],
+)
+def test_a_scan_rule_a_run_aws_failed_is_finished_by_the_next_run(guardduty, settings, service, operation, kind, times):
+    for _ in range(3):  # each run asks for the plans (no role here: the plan step only says what to do)
+        guardduty.add_response("list_malware_protection_plans", {"MalwareProtectionPlans": []})
+    function_arn = _deploy_function("fxfer-test")
+    _provision_through(kind, service=service, operation=operation, times=times)
+
+    assert _steps()[f"eventbridge rule {scan_result_rule_name()}"].action == UNCHANGED
+    events = boto3.client("events", region_name=settings.FXFER_AWS_REGION)
+    [target] = events.list_targets_by_rule(Rule=scan_result_rule_name())["Targets"]
+    assert target["Arn"] == function_arn
+    policy = json.loads(
+        boto3.client("lambda", region_name=settings.FXFER_AWS_REGION).get_policy(FunctionName="fxfer-test")["Policy"]
+    )
+    # The rule can invoke the function: a rule left without its permission would drop every verdict. (One statement
+    # id: AWS refuses a second AddPermission of it; moto keeps a retried one twice.)
+    grants = [s for s in policy["Statement"] if s["Principal"] == {"Service": "events.amazonaws.com"}]
+    assert {s["Sid"] for s in grants} == {f"{scan_result_rule_name()}-invokes"}
