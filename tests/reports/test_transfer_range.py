@@ -14,7 +14,7 @@ import pytest
 
 from reports.errors import AuditError
 from reports.selectors import _decode, _transfer_row, transfer_search
-from tests.faults import _THROTTLE, ERROR, _response, inject, recording
+from tests.faults import _THROTTLE, ERROR, LOST, _response, inject, recording
 from transfers.models import KIND_REQUEST, Transfer
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -208,3 +208,20 @@ def test_a_fault_botocore_retries_away_changes_nothing(several_days, settings):
     with inject(ERROR, service="dynamodb", operation="Query", nth=10, times=1) as fault:
         page = transfer_search(first_day=FIRST_DAY, last_day=LAST_DAY, now=NOW)
     assert fault.fired and [r.transfer_id for r in page.rows] == expected and page.next_cursor is None
+
+
+@pytest.mark.parametrize(("kind", "times"), [(LOST, 1), (ERROR, 10)], ids=["lost", "error"])
+def test_a_backfill_aws_failed_is_finished_by_running_it_again(settings, kind, times):
+    from django.core.management import call_command
+
+    settings.FXFER_ADMIN_PAGE_SIZE = 50
+    old = [_transfer(LAST_DAY - timedelta(days=offset), 10, legacy=True) for offset in (0, 40, 300)]
+    with inject(kind, service="dynamodb", operation="UpdateItem", nth=2, times=times) as fault:
+        try:
+            call_command("transfer_months", stdout=io.StringIO())
+        except Exception:  # the operator sees the error and runs it again
+            assert times == 10
+    assert fault.fired
+    call_command("transfer_months", stdout=io.StringIO())
+    page = transfer_search(first_day=FIRST_DAY, last_day=LAST_DAY, now=NOW)
+    assert [row.transfer_id for row in page.rows] == old
