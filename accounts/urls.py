@@ -1,11 +1,11 @@
 from django.urls import path
 
-from accounts import views
+from fxfer.lazyviews import lazy
 
 app_name = "accounts"
 urlpatterns = [
-    path("metadata/", views.metadata, name="metadata"),
-    path("login/", views.login, name="login"),
-    path("acs/", views.acs, name="acs"),
-    path("logout/", views.logout, name="logout"),
+    path("metadata/", lazy("accounts.views.metadata"), name="metadata"),
+    path("login/", lazy("accounts.views.login"), name="login"),
+    path("acs/", lazy("accounts.views.acs"), name="acs"),
+    path("logout/", lazy("accounts.views.logout"), name="logout"),
 ]

@@ -22,7 +22,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts.errors import AccountError
-from accounts.services import Client, user_sessions_end
 from reports.errors import AuditError
 from reports.services import audit_record
 
@@ -377,6 +376,8 @@ class ComplianceAdminSite(admin.AdminSite):
 
         email = request.POST.get("email", "")
         try:
+            from accounts.services import Client, user_sessions_end  # this page only: not at every cold start
+
             done = user_sessions_end(
                 user_id=user_id, officer_id=str(request.user.pk), client=Client(**_client(request))
             )

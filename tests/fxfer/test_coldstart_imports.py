@@ -1,6 +1,7 @@
 """Cold start (issue 15 item 3): any request loads every URL module (reverse() does), so what those modules import
-at the top every cold start pays for. The SAML libraries, the compliance pages' reports and the transfers services
-that no page's module needs at import time load with the views that use them."""
+at the top every cold start pays for. The URL modules name the views by their dotted paths (fxfer.lazyviews): a
+view module, and the services, selectors and forms behind it, load when a request first reaches one of its views.
+The SAML libraries, the compliance pages' reports and the transfers services load with the views that use them."""
 
 import json
 import os
@@ -11,6 +12,10 @@ from django.conf import settings
 
 # Each costs the cold start several ms of CPU when imported at the top of a URL module.
 DEFERRED = (
+    "accounts.views",
+    "transfers.views",
+    "transfers.selectors",
+    "transfers.forms",
     "onelogin",  # python3-saml
     "lxml",
     "xmlsec",
@@ -46,9 +51,9 @@ def _modules_after_loading_the_urls() -> set[str]:
     return set(json.loads(out.strip().splitlines()[-1]))
 
 
-def test_loading_the_url_modules_imports_no_saml_library_no_compliance_report_and_no_unneeded_service():
+def test_loading_the_url_modules_imports_no_view_module_no_saml_library_no_compliance_report_and_no_service():
     loaded = _modules_after_loading_the_urls()
-    assert "accounts.views" in loaded and "reports.admin" in loaded  # the URL modules did load
+    assert {"accounts.urls", "transfers.urls", "reports.admin"} <= loaded  # the URL modules did load
     assert sorted(m for m in loaded if m.split(".")[0] in DEFERRED or m in DEFERRED) == []
 
 
@@ -62,3 +67,28 @@ def test_every_name_of_the_lazy_services_package_is_its_submodules_object():
         assert getattr(services, name) is getattr(module, name)
     assert sorted(services.__all__) == sorted(services._SUBMODULE)
     assert set(services.__all__) <= set(dir(services))
+
+
+def test_every_lazy_view_of_the_url_modules_imports_and_carries_its_views_marks():
+    """A lazy view stands for a real function view: a misspelt path would only show when a request came, so each
+    is resolved here; middleware reads the real view's marks through it (CSRF exemption: the SAML ACS)."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    from fxfer.lazyviews import LazyView
+
+    def patterns(resolver):
+        for entry in resolver.url_patterns:
+            if isinstance(entry, URLResolver):
+                yield from patterns(entry)
+            elif isinstance(entry, URLPattern):
+                yield entry
+
+    lazy = [p for p in patterns(get_resolver()) if isinstance(p.callback, LazyView)]
+    assert len(lazy) > 40
+    for pattern in lazy:
+        view = pattern.callback._resolved()
+        assert callable(view) and not isinstance(view, LazyView), pattern
+    acs = next(p.callback for p in lazy if p.name == "acs")
+    assert getattr(acs, "csrf_exempt", False) is True
+    new = next(p.callback for p in lazy if p.name == "new")
+    assert getattr(new, "csrf_exempt", False) is False
