@@ -266,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="comma-separated Lambda memory sizes (MB) to run under their CPU share too, e.g. 512,1024,1769",
     )
+    parser.add_argument(
+        "--no-xray",
+        action="store_true",
+        help="tracing off (zappa_settings xray_tracing false): the issue's first measurement was taken so",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -288,9 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         xray.bind(("127.0.0.1", 0))  # X-Ray segments land here, unread, as on a Lambda with tracing on
         package_dir = lambda_local.unzip_package(Path(scratch) / "fxfer")
         bare_dir = build_bare(package_dir, Path(scratch) / "bare")
+        xray_port = None if args.no_xray else xray.getsockname()[1]
         apps = {
-            "fxfer": (package_dir, stand_in.lambda_env(package_dir, xray_port=xray.getsockname()[1])),
-            "bare": (bare_dir, stand_in.lambda_env(bare_dir, xray_port=xray.getsockname()[1])),
+            "fxfer": (package_dir, stand_in.lambda_env(package_dir, xray_port=xray_port)),
+            "bare": (bare_dir, stand_in.lambda_env(bare_dir, xray_port=xray_port)),
         }
         for memory_mb in [None, *memories]:
             label = "whole CPU" if memory_mb is None else f"{memory_mb} MB"
