@@ -396,7 +396,9 @@ def is_gzipped_botocore_model(name: str) -> bool:
 # cost ~7 ms of CPU more than reading them plain (measured in the cold start's first /healthz). The zip deflates
 # them as well as gzip did. The service models also lose their documentation (help() and docstrings read it;
 # nothing that runs does, except the client context parameters', kept): S3's shrinks to 0.23 MB and parses in
-# 2.9 ms instead of 4.9, DynamoDB's in 1.6 instead of 2.4, SSM's (the secrets) in 3.9 instead of 5.4.
+# 2.9 ms instead of 4.9, DynamoDB's in 1.6 instead of 2.4, SSM's (the secrets) in 3.9 instead of 5.4. The endpoint
+# rules are indented JSON, S3's 0.92 MB of which 0.80 is spaces: written compact, a fresh process reads and parses
+# them in 1.4 ms instead of 2.8.
 def _undocumented(node, key: str = ""):
     if key == "clientContextParams":
         return node
@@ -414,6 +416,8 @@ def plain_botocore_model(info: zipfile.ZipInfo, data: bytes) -> tuple[zipfile.Zi
     data = gzip.decompress(data)
     if plain.filename.endswith("/service-2.json"):
         data = json.dumps(_undocumented(json.loads(data)), separators=(",", ":")).encode()
+    elif plain.filename.endswith("/endpoint-rule-set-1.json"):
+        data = json.dumps(json.loads(data), separators=(",", ":")).encode()
     return plain, data
 
 

@@ -180,6 +180,35 @@ def test_botocore_models_ship_plain_and_undocumented_for_a_faster_first_client(t
     }
 
 
+def test_endpoint_rules_ship_plain_and_compact_with_every_rule_kept(tmp_path):
+    import gzip
+    import json
+
+    from botocore.loaders import Loader
+
+    rules = {
+        "version": "1.0",
+        "parameters": {"Region": {"builtIn": "AWS::Region", "documentation": "The region", "type": "String"}},
+        "rules": [{"conditions": [], "endpoint": {"url": "https://s3.{Region}.amazonaws.com"}, "type": "endpoint"}],
+    }
+    built = tmp_path / "built.zip"
+    with zipfile.ZipFile(built, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "botocore/data/s3/2006-03-01/endpoint-rule-set-1.json.gz",
+            gzip.compress(json.dumps(rules, indent=2).encode()),
+        )
+    package.slim(built)
+    with zipfile.ZipFile(built) as archive:
+        [info] = archive.infolist()
+        assert info.filename == "botocore/data/s3/2006-03-01/endpoint-rule-set-1.json"
+        assert b"\n" not in archive.read(info) and b", " not in archive.read(info)
+        archive.extractall(tmp_path / "unzipped")
+    loader = Loader(
+        extra_search_paths=[str(tmp_path / "unzipped" / "botocore" / "data")], include_default_search_paths=False
+    )
+    assert loader.load_service_model("s3", "endpoint-rule-set-1") == rules
+
+
 def test_endpoints_keep_the_services_the_package_ships_models_for(tmp_path):
     import gzip
     import json
