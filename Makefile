@@ -104,12 +104,12 @@ package: setup
 	$(PY) -m devtools.package
 
 # Every bench in a short mode, so CI proves they still run: a small day to aggregate, two cold starts, a 120 MiB
-# upload (the browser's multipart path), a warm process's guest requests and a release (AWS clients reused), and
+# upload (the browser's multipart path and its floor), a warm process's guest requests and a release (AWS clients reused), and
 # three of each page through the package's Zappa handler.
 bench-short: package
 	$(PY) -m bench.aggregate --sizes 500 --background-days 2 --background-events 200
 	$(PY) -m bench.coldstart --runs 2
-	$(PY) -m bench.upload --size-mib 120 --budget-seconds 300
+	$(PY) -m bench.upload --size-mib 120 --budget-seconds 300 --floor
 	$(PY) -m bench.cost --short
 	$(PY) -m bench.clients --short
 	$(PY) -m bench.pages --short
@@ -122,9 +122,10 @@ bench-coldstart: package
 bench-pages: package
 	$(PY) -m bench.pages
 
-# 1 GiB through the browser's multipart path vs boto3's upload_file, on LocalStack S3.
+# 1 GiB through the browser's multipart path vs boto3's upload_file, on LocalStack S3, and the same browser's raw
+# part PUTs (what this machine allows any browser upload), alone and with the SHA-256 worker.
 bench-upload: setup
-	$(PY) -m bench.upload
+	$(PY) -m bench.upload --floor
 
 # One day's aggregation time and read units for 1k, 10k and 100k events in a table of many days.
 bench-aggregate: setup

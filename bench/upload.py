@@ -1,6 +1,6 @@
 """Browser upload against boto3 on the same S3 stand-in (on demand; not part of the test suite).
 
-    python -m bench.upload [--size-mib 1024] [--small-mib 1] [--budget-seconds 600] [--timeline]
+    python -m bench.upload [--size-mib 1024] [--small-mib 1] [--budget-seconds 600] [--floor] [--timeline]
 
 Starts the local stand-ins (moto: DynamoDB and SES; LocalStack: S3 and KMS, enforcing CORS, POST policies and
 signatures), provisions them, starts fxfer (`manage.py runserver`, local settings) on a free loopback port,
@@ -10,6 +10,12 @@ completion and verification). It times that from pressing Send to the transfer p
 ("Sent"), then does the same with a small file (1 MiB: small files must not get slower for the big ones' sake).
 Then it uploads the big file with boto3's `upload_file` (its default transfer settings) to the same LocalStack
 bucket and times that. Prints the times, throughputs and the ratio browser / boto3.
+
+`--floor` adds what this machine allows a browser at all, in the same Chromium after the fxfer uploads: the big file's
+parts PUT straight to presigned part URLs of a multipart upload (16 MiB parts, 10 requests at once, no checksum,
+no call to fxfer), then CompleteMultipartUpload with boto3; once alone and once with fxfer's own SHA-256 worker
+(static/js/hash-worker.js) reading the file alongside, as every upload does. No upload through fxfer can be faster
+than the first figure on this machine, nor than the second with the SHA-256 that recipients check.
 
 `--timeline` prints, for each browser upload, every part PUT and call to fxfer as the page saw them, then
 fxfer's side: each request's time and the AWS calls it made (botocore's: S3, DynamoDB, KMS and SES alike),
@@ -22,6 +28,7 @@ Everything it starts is stopped at the end, on Ctrl-C, and when the time budget 
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -214,8 +221,79 @@ class Timeline:
         return "\n".join(lines)
 
 
-def browser_upload(base_url: str, paths: list[Path], deadline: float, timeline: Timeline | None = None) -> list[float]:
-    """For each file, one transfer of it: seconds from pressing Send to the transfer page showing it verified."""
+FLOOR_PART = 16 * MiB
+FLOOR_LANES = 10
+# In an fxfer page (its Content-Security-Policy lets it reach S3 and start the hash worker): PUT every part, with
+# FLOOR_LANES requests at once, and, when asked, run fxfer's SHA-256 worker over the file meanwhile.
+FLOOR_JS = """async ([urls, partSize, lanes, withSha]) => {
+  const file = document.getElementById("bench-floor-file").files[0];
+  const tag = document.querySelector("script[data-hash-worker]");
+  let sha = null;
+  if (withSha) {
+    const worker = new Worker(tag.dataset.hashWorker);
+    sha = new Promise((resolve, reject) => {
+      worker.onmessage = (event) => {
+        if (event.data.type === "done") { resolve(event.data.sha256); worker.terminate(); }
+        if (event.data.type === "error") { reject(new Error(event.data.message)); }
+      };
+    });
+    const scripts = tag.dataset.hashWasm.split(" ").map((url) => new URL(url, location.href).href);
+    worker.postMessage({file: file, partSize: 0, scripts: scripts});
+  }
+  const etags = [];
+  let next = 0;
+  async function lane() {
+    while (next < urls.length) {
+      const index = next++;
+      const body = file.slice(index * partSize, (index + 1) * partSize);
+      const response = await fetch(urls[index], {method: "PUT", body: body});
+      if (!response.ok) { throw new Error("part " + (index + 1) + ": HTTP " + response.status); }
+      etags[index] = response.headers.get("ETag");
+    }
+  }
+  await Promise.all(Array.from({length: lanes}, lane));
+  return {etags: etags, sha256: sha ? await sha : null};
+}"""
+
+
+def browser_floor(page, s3, path: Path, *, with_sha: bool) -> float:
+    """Seconds to PUT `path`'s parts from this page straight to S3 and complete the upload (FLOOR_JS)."""
+    key = "bench/browser-floor"
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key, ServerSideEncryption="aws:kms")
+    count = math.ceil(path.stat().st_size / FLOOR_PART)
+    urls = [
+        s3.generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": BUCKET, "Key": key, "UploadId": upload["UploadId"], "PartNumber": number},
+            ExpiresIn=3600,
+        )
+        for number in range(1, count + 1)
+    ]
+    page.locator("#bench-floor-file").set_input_files(str(path))
+    started = time.monotonic()
+    result = page.evaluate(FLOOR_JS, [urls, FLOOR_PART, FLOOR_LANES, with_sha])
+    s3.complete_multipart_upload(
+        Bucket=BUCKET,
+        Key=key,
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(result["etags"], 1)]},
+    )
+    seconds = time.monotonic() - started
+    s3.delete_object(Bucket=BUCKET, Key=key)
+    if with_sha and len(result["sha256"] or "") != 64:
+        raise SystemExit(f"the SHA-256 worker answered {result['sha256']!r}")
+    return seconds
+
+
+def browser_upload(
+    base_url: str,
+    paths: list[Path],
+    deadline: float,
+    timeline: Timeline | None = None,
+    floor_s3=None,
+) -> tuple[list[float], dict[str, float]]:
+    """For each file, one transfer of it: seconds from pressing Send to the transfer page showing it verified.
+    With `floor_s3` (a boto3 S3 client), the first file's browser_floor too, alone and with the SHA-256 worker."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -248,19 +326,34 @@ def browser_upload(base_url: str, paths: list[Path], deadline: float, timeline: 
                     if timeline:
                         print(f"timeline of {path.name} (--timeline):\n{timeline.summary()}", flush=True)
                 times.append(time.monotonic() - started)
-            return times
+            floors = {}
+            if floor_s3 is not None:
+                page.goto(f"{base_url}/transfers/new")
+                page.evaluate(
+                    "() => { const input = document.createElement('input'); input.type = 'file';"
+                    " input.id = 'bench-floor-file'; input.hidden = true; document.body.append(input); }"
+                )
+                for with_sha in (False, True):
+                    floors["sha256" if with_sha else "plain"] = browser_floor(
+                        page, floor_s3, paths[0], with_sha=with_sha
+                    )
+            return times, floors
         finally:
             browser.close()
 
 
-def boto3_upload(env: dict[str, str], path: Path) -> float:
-    s3 = boto3.client(
+def s3_client(env: dict[str, str]):
+    return boto3.client(
         "s3",
         endpoint_url=env["FXFER_S3_ENDPOINT"],
         region_name=env["AWS_DEFAULT_REGION"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
     )
+
+
+def boto3_upload(env: dict[str, str], path: Path) -> float:
+    s3 = s3_client(env)
     key = "bench/boto3-upload"
     started = time.monotonic()
     s3.upload_file(str(path), BUCKET, key, ExtraArgs={"ServerSideEncryption": "aws:kms"}, Config=TransferConfig())
@@ -276,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-seconds", type=int, default=600, help="stop after this long (default 600)")
     parser.add_argument(
         "--timeline", action="store_true", help="print each browser upload's part PUTs and calls to fxfer, timed"
+    )
+    parser.add_argument(
+        "--floor", action="store_true", help="also time raw part PUTs from the same browser, alone and with SHA-256"
     )
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the fxfer child
     args = parser.parse_args(argv)
@@ -320,11 +416,12 @@ def main(argv: list[str] | None = None) -> int:
             provision(env, SETTINGS)
             with fxfer_server(env, port) as base_url:
                 print("browser: Chromium, Uppy multipart through fxfer ...", flush=True)
-                browser_seconds, *small_seconds = browser_upload(
+                (browser_seconds, *small_seconds), floors = browser_upload(
                     base_url,
                     [path, small] if args.small_mib else [path],
                     deadline,
                     Timeline(aws_log) if args.timeline else None,
+                    floor_s3=s3_client(aws_env) if args.floor else None,
                 )
             print("boto3: upload_file ...", flush=True)
             boto3_seconds = boto3_upload(aws_env, path)
@@ -346,6 +443,14 @@ def main(argv: list[str] | None = None) -> int:
     print(line("browser", browser_seconds) + "  (Send to verified: parts, completion, verification)")
     print(line("boto3", boto3_seconds) + "  (upload_file, default TransferConfig)")
     print(f"ratio     {browser_seconds / boto3_seconds:.2f} (browser / boto3)")
+    if floors:
+        how = f"{FLOOR_PART // MiB} MiB parts, {FLOOR_LANES} at once, presigned, then completion; no call to fxfer"
+        print(line("floor", floors["plain"]) + f"  (raw part PUTs from the same Chromium: {how})")
+        print(line("floor+sha", floors["sha256"]) + "  (the same, fxfer's SHA-256 worker reading the file alongside)")
+        print(
+            f"          floor / boto3 {floors['plain'] / boto3_seconds:.2f}, floor+sha / boto3 "
+            f"{floors['sha256'] / boto3_seconds:.2f}"
+        )
     if small_seconds:
         print(f"small     {args.small_mib} MiB through the browser: {small_seconds[0]:.2f} s (Send to verified)")
     return 0
