@@ -3,7 +3,18 @@
 
 import os
 
+import pytest
+
 from tests.faults import MATRIX, matrix_text
+from tests.reliability import chain
+
+
+@pytest.fixture(autouse=True)
+def chain_verified_whole():
+    """After a test that verified the audit chain case by case (chain.chain_verifies), the whole chain once."""
+    chain.reset()
+    yield
+    chain.verify_whole()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -15,9 +15,9 @@ import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
-from reports.chain import audit_chain_link, audit_chain_verify
 from reports.models import AuditEvent
 from tests.faults import Killed, sweep_faults
+from tests.reliability.chain import chain_verifies
 from tests.transfers.conftest import (  # noqa: F401 - the autouse fixtures of the transfer tests apply here too
     _bucket_policy_without_conditions_is_not_ours,
     _fresh_kms_key_arn,
@@ -51,8 +51,7 @@ def _events(transfer_id: str, action: str, outcome: str = "ok") -> list[AuditEve
 
 
 def _chain_verifies():
-    audit_chain_link(now=LATER)
-    assert audit_chain_verify(now=LATER).ok, "the audit chain does not verify"
+    chain_verifies(LATER)
 
 
 def _told(error, *codes):

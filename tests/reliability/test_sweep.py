@@ -13,9 +13,9 @@ from django.core import mail
 
 from fxfer import aws
 from fxfer.change import Change
-from reports.chain import audit_chain_link, audit_chain_verify
 from reports.models import AuditEvent
 from tests.faults import sweep_faults
+from tests.reliability.chain import chain_verifies
 from tests.transfers.conftest import (  # noqa: F401 - fixtures the transfer helpers need
     ALICE,
     NOW,
@@ -80,10 +80,7 @@ def _events(transfer_id: str, action: str) -> list[AuditEvent]:
 
 
 def _chain_verifies() -> None:
-    later = NOW + timedelta(days=60)
-    audit_chain_link(now=later)
-    verified = audit_chain_verify(now=later)
-    assert verified.ok, f"the chain does not verify: {verified.first_break}"
+    chain_verifies(NOW + timedelta(days=60))
 
 
 def _deleted_once(key: str, versions: list[str]) -> None:

@@ -19,9 +19,9 @@ from django.core import mail
 
 from fxfer import aws
 from fxfer.aws import transient
-from reports.chain import audit_chain_link, audit_chain_verify
 from reports.models import AuditEvent
 from tests.faults import Killed, sweep_faults
+from tests.reliability.chain import chain_verifies
 from tests.transfers.conftest import (  # noqa: F401 - autouse fixtures: a fresh KMS key ARN, moto's bucket policy
     ALICE,
     LINK,
@@ -123,9 +123,7 @@ def _check_delivered(state) -> None:
         # SES has no idempotency key: when recording "sent" fails after SES accepted, the outbox sends the
         # same mail again (DESIGN: a rare duplicate over a lost mail). Never a second, different link.
         assert 1 <= len(links) <= 2 and len(set(links)) == 1, f"{address} got {len(links)} link mails"
-    audit_chain_link()
-    verified = audit_chain_verify()
-    assert verified.ok, f"audit chain: {verified}"
+    chain_verifies()
 
 
 def _told_the_browser_the_truth(result, error) -> None:
@@ -299,8 +297,7 @@ def test_cancel_after_a_reused_policy_under_every_fault():
         assert (transfer.file_count, transfer.total_bytes) == (1, len(BODY)), "the totals did not shrink once"
         assert _versions(state["file"].key) == [], "a version of the cancelled file is still there"
         assert transfer.status == "ready", "the rest of the transfer was never released"
-        audit_chain_link()
-        assert audit_chain_verify().ok
+        chain_verifies()
 
     sweep_faults("cancel after a re-used policy", setup=setup, act=act, check=check, heal=heal)
 
