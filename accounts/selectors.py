@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from accounts.models import SessionItem, User, UserRecord
+from accounts.models import User
+from accounts.tables import SessionItem, UserRecord
 
 
 @dataclass(frozen=True)

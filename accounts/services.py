@@ -22,16 +22,9 @@ from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
 from accounts import saml
 from accounts.errors import AccountError, SigninError, SignoutError
-from accounts.models import (
-    ROLE_COMPLIANCE,
-    ROLE_EMPLOYEE,
-    SamlAssertionSeen,
-    SamlRequest,
-    SessionItem,
-    User,
-    UserRecord,
-)
+from accounts.models import ROLE_COMPLIANCE, ROLE_EMPLOYEE, User
 from accounts.selectors import user_from_record, user_sessions
+from accounts.tables import SamlAssertionSeen, SamlRequest, SessionItem, UserRecord
 from fxfer.aws import transient
 from fxfer.change import Change, ChangeRefused
 from reports.services import audit_count, audit_record

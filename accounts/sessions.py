@@ -9,6 +9,7 @@ Logout (`flush()`) deletes the item, so a copied cookie is worthless afterwards.
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
@@ -16,7 +17,8 @@ from django.contrib.sessions.backends.base import CreateError, SessionBase, Upda
 from pynamodb.exceptions import PutError
 from pynamodb.exceptions import UpdateError as DynamoUpdateError
 
-from accounts.models import SessionItem
+if TYPE_CHECKING:
+    from accounts.tables import SessionItem
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _items():
+    """The sessions table, imported when a session is first read or written: Django loads this engine with the
+    session middleware, and a request that never touches its session (a health check) need not load PynamoDB."""
+    from accounts.tables import SessionItem
+
+    return SessionItem
+
+
 class SessionStore(SessionBase):
     def __init__(self, session_key=None):
         super().__init__(session_key)
@@ -37,10 +47,10 @@ class SessionStore(SessionBase):
     def _idle_expiry(self, now: datetime) -> datetime:
         return now + timedelta(seconds=settings.SESSION_COOKIE_AGE)
 
-    def _get_item(self, session_key: str) -> SessionItem | None:
+    def _get_item(self, session_key: str) -> "SessionItem | None":
         try:
-            item = SessionItem.get(session_key, consistent_read=True)
-        except SessionItem.DoesNotExist:
+            item = _items().get(session_key, consistent_read=True)
+        except _items().DoesNotExist:
             return None
         now = _now()
         if item.expires_at <= now or item.absolute_expires_at <= now:
@@ -57,8 +67,8 @@ class SessionStore(SessionBase):
         if self._idle_expiry(now) - item.expires_at >= _TOUCH_AFTER:
             try:
                 item.update(
-                    actions=[SessionItem.expires_at.set(min(self._idle_expiry(now), item.absolute_expires_at))],
-                    condition=SessionItem.session_key.exists(),
+                    actions=[_items().expires_at.set(min(self._idle_expiry(now), item.absolute_expires_at))],
+                    condition=_items().session_key.exists(),
                 )
             except DynamoUpdateError as exc:
                 if _condition_failed(exc):
@@ -92,7 +102,7 @@ class SessionStore(SessionBase):
             self._created_at = now
             self._absolute_expires_at = now + timedelta(seconds=settings.FXFER_SESSION_ABSOLUTE_SECONDS)
         data = self._get_session(no_load=must_create)
-        item = SessionItem(
+        item = _items()(
             session_key=self._get_or_create_session_key(),
             data=self.encode(data),
             user_id=data.get(SESSION_KEY),
@@ -101,7 +111,7 @@ class SessionStore(SessionBase):
             expires_at=min(self._idle_expiry(now), self._absolute_expires_at),
         )
         # Never resurrect a session another request deleted (sign-out), and never overwrite someone else's key.
-        condition = SessionItem.session_key.does_not_exist() if must_create else SessionItem.session_key.exists()
+        condition = _items().session_key.does_not_exist() if must_create else _items().session_key.exists()
         try:
             item.save(condition=condition)
         except PutError as exc:
@@ -118,7 +128,7 @@ class SessionStore(SessionBase):
             session_key = self.session_key
         # An unconditional delete of a missing item succeeds: an error here is real, and a sign-out must not
         # claim to have ended a session it did not end.
-        SessionItem(session_key=session_key).delete()
+        _items()(session_key=session_key).delete()
 
     @classmethod
     def clear_expired(cls) -> None:

@@ -1,9 +1,9 @@
 from django.urls import path
 
-from devtools import views
+from fxfer.lazyviews import lazy
 
 app_name = "devtools"
 urlpatterns = [
-    path("mailbox/", views.mailbox, name="mailbox"),
-    path("mailbox/<str:message_id>/<str:kind>", views.mailbox_simulate, name="mailbox_simulate"),
+    path("mailbox/", lazy("devtools.views.mailbox"), name="mailbox"),
+    path("mailbox/<str:message_id>/<str:kind>", lazy("devtools.views.mailbox_simulate"), name="mailbox_simulate"),
 ]

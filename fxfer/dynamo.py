@@ -8,38 +8,30 @@ The endpoint is real AWS when FXFER_DYNAMODB_ENDPOINT is empty, the local stand-
 Every PynamoDB connection of the process builds its botocore client from fxfer.aws's one botocore session, under
 its lock: PynamoDB would start a new session per connection and thread (~60 ms of CPU each, for every model
 class and for every transaction's connection). Transactions share one connection per endpoint (`connection`).
+
+PynamoDB itself (~15 ms of CPU to import) loads with the first model module or connection, not with this module:
+a cold start whose first request reads no table (a health check) does without it. Django does not import the
+model modules when it starts (only accounts.models, which holds no table): the code that reads a table imports it.
 """
 
 import threading
 from collections.abc import Iterator
+from importlib import import_module
 
-import pynamodb.connection.table
 from django.conf import settings
-from pynamodb.connection import Connection
-from pynamodb.models import Model
 
 from fxfer import aws
 
-
-class SharedSessionConnection(Connection):
-    """PynamoDB's Connection on the process's botocore session, its client built once under fxfer.aws's lock."""
-
-    @property
-    def session(self):
-        if self._aws_access_key_id:  # credentials of its own (none of ours has): PynamoDB's own session
-            return super().session
-        return aws.botocore_session()
-
-    @property
-    def client(self):
-        # Two threads meeting a connection without a client would each build one; the lock is reentrant, cheap
-        # when nobody else holds it, and held only while the client is looked up or built.
-        with aws.client_creation_lock:
-            return super().client
+# Every module that defines PynamoDB models (tables): all_models() imports them.
+MODEL_MODULES = ("accounts.tables", "transfers.models", "reports.models")
 
 
-# The models' connections: PynamoDB builds one per model class (TableConnection), from this name.
-pynamodb.connection.table.Connection = SharedSessionConnection
+def _shared_session():
+    """fxfer.dynamo_session: PynamoDB's connections on the process's botocore session, installed (once) before any
+    model class or connection exists."""
+    from fxfer import dynamo_session
+
+    return dynamo_session
 
 
 def table_name(short_name: str) -> str:
@@ -52,6 +44,7 @@ def table_prefix() -> str:
 
 def meta(short_name: str) -> type:
     """A PynamoDB Meta class for the table `short_name` of this stage."""
+    _shared_session()
     return type(
         "Meta",
         (),
@@ -67,8 +60,12 @@ def meta(short_name: str) -> type:
     )
 
 
-def all_models() -> Iterator[type[Model]]:
-    """Every model of this project (their modules are imported by django.setup()), each once."""
+def all_models() -> Iterator[type]:
+    """Every model of this project (the modules of MODEL_MODULES, imported here), each once."""
+    from pynamodb.models import Model
+
+    for module in MODEL_MODULES:
+        import_module(module)
     seen = set()
     stack = list(Model.__subclasses__())
     while stack:
@@ -80,11 +77,11 @@ def all_models() -> Iterator[type[Model]]:
             yield model
 
 
-_connections: dict[tuple[str, str | None], Connection] = {}
+_connections: dict[tuple[str, str | None], object] = {}
 _connections_lock = threading.Lock()
 
 
-def connection() -> Connection:
+def connection():
     """The process's connection for transactions across tables (same endpoint, region, timeouts and retries as
     the models), one per endpoint and region: read from the settings on every call."""
     key = (settings.FXFER_AWS_REGION, settings.FXFER_DYNAMODB_ENDPOINT or None)
@@ -93,7 +90,7 @@ def connection() -> Connection:
         with _connections_lock:
             found = _connections.get(key)
             if found is None:
-                found = _connections[key] = SharedSessionConnection(
+                found = _connections[key] = _shared_session().SharedSessionConnection(
                     region=key[0],
                     host=key[1],
                     connect_timeout_seconds=3,

@@ -23,13 +23,20 @@ from django.views.decorators.http import require_POST
 
 from accounts.errors import AccountError
 from reports.errors import AuditError
-from reports.services import audit_record
 
 # The pages' selectors, reports, charts and CSV exports are imported by the views that use them: any request loads
 # every URL module (Django's reverse() does), and a cold start that shows no admin page need not load them.
 
 # Django's own admin URLs we keep: the rest (password change, autocomplete, "view on site") need an ORM.
 _KEPT_ADMIN_URLS = {"index", "login", "logout", "jsi18n"}
+
+
+def audit_record(**event):
+    """reports.services.audit_record, imported on first use: Django imports this module (the admin site) when it
+    starts, and a cold start whose first request audits nothing (a health check) need not load the audit tables."""
+    from reports.services import audit_record as record
+
+    return record(**event)
 
 
 def _client(request) -> dict:

@@ -227,7 +227,7 @@ def tally_by_department(events: list[DayEvent]) -> dict[str, Tally]:
 
 def _departments(events: list[DayEvent]):
     """A function event → department, built from one BatchGet of the day's transfers and one of its people."""
-    from accounts.models import UserRecord
+    from accounts.tables import UserRecord
     from transfers.models import Transfer
 
     transfer_ids = {e.subject.partition(":")[2] for e in events if e.subject.startswith("transfer:")}

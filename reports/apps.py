@@ -6,6 +6,10 @@ class ReportsConfig(AppConfig):
     name = "reports"
     default = True
 
+    def import_models(self):
+        # reports.models holds PynamoDB tables, no ORM model: imported by the code that reads them (as transfers').
+        self.models = self.apps.all_models[self.label]
+
 
 class ComplianceAdminConfig(admin_apps.AdminConfig):
     """Installs django.contrib.admin with the compliance site (reports.admin.ComplianceAdminSite) as its site.

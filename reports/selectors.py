@@ -216,7 +216,7 @@ def _rows(events: list[AuditEvent], *, from_reply: bool = False) -> Iterator[Aud
 
 def actor_labels(events: list[AuditEvent]) -> dict[str, str]:
     """Addresses for the actors of these events: one BatchGet of the people, one of the guests (recipients)."""
-    from accounts.models import UserRecord
+    from accounts.tables import UserRecord
     from transfers.models import Recipient
 
     user_ids = sorted({e.actor.partition(":")[2] for e in events if e.actor.startswith("user:")} - {""})

@@ -61,7 +61,7 @@ def last_audit_event():
 
 def signed_in_sessions() -> list:
     """Session items that carry a signed-in user (a Scan: tests only)."""
-    from accounts.models import SessionItem
+    from accounts.tables import SessionItem
 
     return [item for item in SessionItem.scan() if item.user_id]
 

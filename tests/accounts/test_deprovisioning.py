@@ -7,7 +7,7 @@ import re
 import pytest
 from django.test import Client
 
-from accounts.models import SessionItem, UserRecord
+from accounts.tables import SessionItem, UserRecord
 from devtools.idp import server as idp
 from tests.accounts.conftest import audit_events, post_to_acs, signed_in_sessions, start_signin
 from tests.faults import Killed, sweep_faults

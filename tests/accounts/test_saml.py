@@ -12,7 +12,7 @@ from django.conf import settings
 from lxml import etree
 from saml2.xmldsig import DIGEST_SHA1, SIG_RSA_SHA1
 
-from accounts.models import SamlAssertionSeen, UserRecord
+from accounts.tables import SamlAssertionSeen, UserRecord
 from devtools import devkeys
 from devtools.idp import server as idp
 from devtools.idp.identities import EMPLOYEES_GROUP, DemoIdentity

@@ -8,7 +8,7 @@ import dataclasses
 from django.conf import settings
 from django.test import Client
 
-from accounts.models import SessionItem, UserRecord
+from accounts.tables import SessionItem, UserRecord
 from devtools.idp import server as idp
 from tests.accounts.conftest import audit_events, post_to_acs, start_signin
 from tests.faults import Killed, sweep_faults

@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 
 from accounts import sessions
-from accounts.models import SessionItem
+from accounts.tables import SessionItem
 from devtools.idp import server as idp
 from tests.accounts.conftest import last_audit_event, post_to_acs, signed_in_sessions, start_signin
 

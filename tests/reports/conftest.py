@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from accounts.models import UserRecord
 from accounts.selectors import user_from_record
+from accounts.tables import UserRecord
 
 NOW = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)  # 10:00 on 28 November in Tokyo
 UA = "pytest-compliance/1.0"

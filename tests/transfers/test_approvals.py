@@ -8,8 +8,8 @@ from datetime import date, timedelta
 import pytest
 from django.test import Client
 
-from accounts.models import UserRecord
 from accounts.selectors import user_from_record
+from accounts.tables import UserRecord
 from reports.models import AuditEvent
 from tests.transfers.conftest import APPROVERS_GROUP, LINK, NOW, approval_by_manager, create, put_object_as_browser
 from transfers import services

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from accounts.models import UserRecord
+from accounts.tables import UserRecord
 from reports.models import AuditEvent
 from tests.reports.conftest import make_user, signed_in
 from transfers import services
