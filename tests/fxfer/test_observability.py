@@ -330,10 +330,14 @@ def test_with_a_daemon_each_request_is_a_subsegment_named_by_its_route_and_aws_c
 
     def listen(daemon) -> None:  # read while the process runs: provisioning alone sends hundreds of datagrams
         try:
-            while True:
-                documents.append(daemon.recv(65535).decode().split("\n", 1)[1])
+            while (datagram := daemon.recv(65535)) != DONE:
+                documents.append(datagram.decode().split("\n", 1)[1])
         except (TimeoutError, OSError):
             pass
+
+    # Sent once the process has exited: loopback datagrams are queued as they are sent, so every segment of the
+    # process is read before it, and the reader stops without waiting out its timeout.
+    DONE = b"done"
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as daemon:
         daemon.bind(("127.0.0.1", 0))
@@ -341,6 +345,8 @@ def test_with_a_daemon_each_request_is_a_subsegment_named_by_its_route_and_aws_c
         reader = threading.Thread(target=listen, args=(daemon,))
         reader.start()
         result = _run_traced({**_LAMBDA, "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon.getsockname()[1]}"})
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as done:
+            done.sendto(DONE, daemon.getsockname())
         reader.join()
     assert result["status"] == 200
     parsed = [json.loads(d) for d in documents]

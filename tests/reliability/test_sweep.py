@@ -70,7 +70,9 @@ def _versions(key: str) -> list[str]:
 
 def _receipts(key: str) -> list[AuditEvent]:
     # Test inspection only: a foreign key's receipt has no transfer to be found by.
-    return [e for e in AuditEvent.scan() if e.action == "file.deleted" and (e.details or {}).get("key") == key]
+    # The action is filtered by the Scan itself: the stand-in then returns (and serialises) only those events.
+    deleted = AuditEvent.scan(AuditEvent.action == "file.deleted")
+    return [e for e in deleted if (e.details or {}).get("key") == key]
 
 
 def _events(transfer_id: str, action: str) -> list[AuditEvent]:
@@ -239,8 +241,7 @@ def test_orphan_upload_sweep_under_faults(settings):
             assert _uploads(key) == [], f"an orphan upload at {key} stayed"
         named = [
             (u["key"], u["upload_id"])
-            for e in AuditEvent.scan()
-            if e.action == "upload.orphans_aborted"
+            for e in AuditEvent.scan(AuditEvent.action == "upload.orphans_aborted")
             for u in e.details["uploads"]
         ]
         for orphan in state["orphans"]:
