@@ -1,14 +1,11 @@
-from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
 
+from fxfer.apps import TablesOnlyConfig
 
-class ReportsConfig(AppConfig):
+
+class ReportsConfig(TablesOnlyConfig):
     name = "reports"
     default = True
-
-    def import_models(self):
-        # reports.models holds PynamoDB tables, no ORM model: imported by the code that reads them (as transfers').
-        self.models = self.apps.all_models[self.label]
 
 
 class ComplianceAdminConfig(admin_apps.AdminConfig):
