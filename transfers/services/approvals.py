@@ -51,9 +51,11 @@ from transfers.models import (
 )
 from transfers.services import gate
 from transfers.services.common import (
+    SWEEP_PAGE,
     AccessDenied,
     audit,
     file_get,
+    shard_hits,
     sweep_shards,
     transfer_get,
     unavailable_when_aws_fails,
@@ -858,7 +860,7 @@ class ApprovalTimeouts:
     complete: bool = True
 
 
-def approval_timeouts(*, now: datetime | None = None, deadline: datetime | None = None, limit: int = 200):
+def approval_timeouts(*, now: datetime | None = None, deadline: datetime | None = None, page_size: int = SWEEP_PAGE):
     """Hourly: every awaited approval past its time is escalated to the approvers' group (once, when the
     policy said so at creation) or ends the transfer; a rejected or timed-out transfer whose files a crash left
     is deleted. Never releases anything. Safe to run twice (conditional transactions)."""
@@ -866,25 +868,24 @@ def approval_timeouts(*, now: datetime | None = None, deadline: datetime | None 
 
     now = utc(now)
     timed_out = escalated = finished = 0
-    for shard in sweep_shards():
-        for hit in Transfer.by_pending.query(shard, Transfer.created_at <= now, limit=limit):
-            if out_of_time(deadline):
-                return ApprovalTimeouts(timed_out, escalated, finished, complete=False)
-            transfer = transfer_get(hit.transfer_id)
-            if transfer is None or transfer.deleted_at or transfer.held:
-                continue
-            if transfer.approval_state in (REJECTED, TIMED_OUT):
-                if transfer.deletion_claimed_at is None:
-                    finished += _end(transfer.transfer_id, actor=APPROVAL_ACTOR, reason="approval refused", now=now)
-                continue
-            if transfer.approval_state != REQUIRED or transfer.status != PENDING:
-                continue
-            if transfer.approval_due_at is None or transfer.approval_due_at > now:
-                continue
-            if transfer.approval_on_timeout == "escalate" and transfer.approval_escalated_at is None:
-                escalated += _escalate(transfer, now=now)
-            else:
-                timed_out += _time_out(transfer, now=now)
+    for hit in shard_hits(Transfer.by_pending, Transfer.created_at <= now, page_size=page_size):
+        if out_of_time(deadline):
+            return ApprovalTimeouts(timed_out, escalated, finished, complete=False)
+        transfer = transfer_get(hit.transfer_id)
+        if transfer is None or transfer.deleted_at or transfer.held:
+            continue
+        if transfer.approval_state in (REJECTED, TIMED_OUT):
+            if transfer.deletion_claimed_at is None:
+                finished += _end(transfer.transfer_id, actor=APPROVAL_ACTOR, reason="approval refused", now=now)
+            continue
+        if transfer.approval_state != REQUIRED or transfer.status != PENDING:
+            continue
+        if transfer.approval_due_at is None or transfer.approval_due_at > now:
+            continue
+        if transfer.approval_on_timeout == "escalate" and transfer.approval_escalated_at is None:
+            escalated += _escalate(transfer, now=now)
+        else:
+            timed_out += _time_out(transfer, now=now)
     return ApprovalTimeouts(timed_out, escalated, finished)
 
 

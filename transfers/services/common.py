@@ -73,6 +73,22 @@ def sweep_shards() -> list[str]:
     return [f"live#{n}" for n in range(SWEEP_SHARDS)]
 
 
+# The jobs' page of index keys: one Query answers this many, and the next page is asked for only when needed.
+SWEEP_PAGE = 200
+
+
+def shard_hits(index, condition, *, page_size: int = SWEEP_PAGE):
+    """Every hit of `condition` in each shard of one of the jobs' sparse indexes (by-due, by-pending, by-hold),
+    a Query page of `page_size` keys at a time.
+
+    Never a `limit`: what a job passes over (a transfer on legal hold, one waiting for an approval, a scan or its
+    upload) stays in the index, oldest first, and a limit would let enough of those hide every later hit from
+    every run; a held case of a few hundred transfers would stop expiry for good. The job's deadline bounds a
+    run instead, and the next run finds what it did not reach."""
+    for shard in sweep_shards():
+        yield from index.query(shard, condition, page_size=page_size)
+
+
 def status_at(transfer: Transfer, now: datetime) -> str:
     """The status as of `now`: a pending, ready (or closed) transfer past its expiry is expired, and an open
     request past `closes_at` is closed, whatever the sweep did."""

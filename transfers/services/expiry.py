@@ -40,7 +40,7 @@ from transfers.models import (
     Transfer,
     TransferSearchTerm,
 )
-from transfers.services.common import conditional_failed, new_id, sweep_shards, transfer_get, utc
+from transfers.services.common import SWEEP_PAGE, conditional_failed, new_id, shard_hits, transfer_get, utc
 from transfers.services.deletion import (
     BY_ORPHAN_SWEEP,
     BY_SWEEP,
@@ -77,14 +77,12 @@ class SweepDone:
     complete: bool = True  # False: the deadline stopped it; the next run goes on
 
 
-def _due(now: datetime, limit: int):
-    for shard in sweep_shards():
-        yield from Transfer.by_due.query(shard, Transfer.expires_at <= now, limit=limit)
+def _due(now: datetime, page_size: int):
+    return shard_hits(Transfer.by_due, Transfer.expires_at <= now, page_size=page_size)
 
 
-def _pending(before: datetime, limit: int):
-    for shard in sweep_shards():
-        yield from Transfer.by_pending.query(shard, Transfer.created_at <= before, limit=limit)
+def _pending(before: datetime, page_size: int):
+    return shard_hits(Transfer.by_pending, Transfer.created_at <= before, page_size=page_size)
 
 
 def _claim_stale(transfer: Transfer, now: datetime) -> bool:
@@ -98,7 +96,9 @@ def _all_verified(transfer_id: str) -> bool:
     return bool(files) and all(f.state == FILE_VERIFIED for f in files)
 
 
-def expiry_sweep(*, now: datetime | None = None, limit: int = 200, deadline: datetime | None = None) -> SweepDone:
+def expiry_sweep(
+    *, now: datetime | None = None, page_size: int = SWEEP_PAGE, deadline: datetime | None = None
+) -> SweepDone:
     """Hourly: delete the files of every transfer past its expiry (every version, with receipts), kill its
     links and mark it expired; then transfers abandoned before release, then objects no live record owns.
     Idempotent and safe to run concurrently (claims are conditional writes); held transfers are skipped.
@@ -106,7 +106,7 @@ def expiry_sweep(*, now: datetime | None = None, limit: int = 200, deadline: dat
     now = utc(now)
     expired = abandoned = held = files = 0
     complete = True
-    for hit in _due(now, limit):
+    for hit in _due(now, page_size):
         if out_of_time(deadline):
             complete = False
             break
@@ -134,7 +134,7 @@ def expiry_sweep(*, now: datetime | None = None, limit: int = 200, deadline: dat
             complete = False
             break
     if complete:
-        for hit in _pending(now - timedelta(hours=settings.FXFER_ORPHAN_PENDING_HOURS), limit):
+        for hit in _pending(now - timedelta(hours=settings.FXFER_ORPHAN_PENDING_HOURS), page_size):
             if out_of_time(deadline):
                 complete = False
                 break
@@ -476,7 +476,7 @@ class Healed:
     complete: bool = True
 
 
-def sweep_heal(*, now: datetime | None = None, deadline: datetime | None = None, limit: int = 200) -> Healed:
+def sweep_heal(*, now: datetime | None = None, deadline: datetime | None = None, page_size: int = SWEEP_PAGE) -> Healed:
     """Hourly, before the sweep: release transfers whose files are all verified but whose release was lost,
     finish deletions a killed run left half done (receipts included), send mails still in the outbox, and
     remove reply requests whose transfer never committed. Every query uses an index; stops before
@@ -486,7 +486,7 @@ def sweep_heal(*, now: datetime | None = None, deadline: datetime | None = None,
 
     now = utc(now)
     released = finished = removed = 0
-    for hit in _pending(now, limit):
+    for hit in _pending(now, page_size):
         if out_of_time(deadline):
             return Healed(released=released, deletions_finished=finished, complete=False)
         transfer = transfer_get(hit.transfer_id)
@@ -502,7 +502,7 @@ def sweep_heal(*, now: datetime | None = None, deadline: datetime | None = None,
     if not mails.complete:
         return Healed(released=released, deletions_finished=finished, mails_sent=mails.sent, complete=False)
     complete = True
-    for request in _reply_requests(now, limit):
+    for request in _reply_requests(now, page_size):
         if out_of_time(deadline):
             complete = False
             break
@@ -519,7 +519,7 @@ def sweep_heal(*, now: datetime | None = None, deadline: datetime | None = None,
     return healed
 
 
-def _reply_requests(now: datetime, limit: int):
+def _reply_requests(now: datetime, page_size: int):
     """Reply requests made in the last two days and older than the grace time (the by-day index)."""
     newest = now - ORPHAN_REPLY_GRACE
     oldest = now - timedelta(days=2)
@@ -529,7 +529,7 @@ def _reply_requests(now: datetime, limit: int):
             day,
             Transfer.created_at.between(oldest, newest),
             filter_condition=(Transfer.kind == KIND_REQUEST) & Transfer.reply_to.exists(),
-            limit=limit,
+            page_size=page_size,  # every one of the two days, however many: an orphan is never left unseen
         )
 
 

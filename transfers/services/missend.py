@@ -34,9 +34,10 @@ from fxfer.change import Change, ChangeRefused
 from transfers.errors import TransferError
 from transfers.models import KIND_SEND, PENDING, READY, REVOKED, File, Transfer
 from transfers.services.common import (
+    SWEEP_PAGE,
     owned_transfer,
+    shard_hits,
     sweep_shard,
-    sweep_shards,
     transfer_get,
     unavailable_when_aws_fails,
     utc,
@@ -249,38 +250,33 @@ def transfer_send_cancel(
 class HeldReleased:
     tried: int
     released: int
-    complete: bool  # False: stopped at the deadline or the limit; the next minute goes on
+    complete: bool = True  # False: stopped at the deadline; the next minute goes on
 
 
 def held_release_due(
-    *, now: datetime | None = None, deadline: datetime | None = None, limit: int = 100
+    *, now: datetime | None = None, deadline: datetime | None = None, page_size: int = SWEEP_PAGE
 ) -> HeldReleased:
-    """Release the transfers whose hold ended in the last hour (the by-hold index, a Query per shard of at most
-    `limit` items). A transfer still uploading, or blocked by the scan or an approval, stays pending (its own
-    event releases it later). One transfer failing does not stop the others; the first failure is raised after
-    the rest were tried. Stops before `deadline`."""
+    """Release the transfers whose hold ended in the last hour: every hit of the by-hold index (see shard_hits),
+    however many stay pending. A transfer still uploading, or blocked by the scan or an approval, stays pending
+    (its own event releases it later). One transfer failing does not stop the others; the first failure is
+    raised after the rest were tried. Stops before `deadline`."""
     from transfers.services.sending import transfer_release
 
     now = utc(now)
     tried = released = 0
-    complete = True
     failures: list[Exception] = []
-    for shard in sweep_shards():
-        hits = Transfer.by_hold.query(
-            shard, Transfer.release_not_before.between(now - RELEASE_WINDOW, now), limit=limit
-        )
-        for count, hit in enumerate(hits, start=1):
-            if deadline is not None and datetime.now(UTC) >= deadline:
-                return HeldReleased(tried=tried, released=released, complete=False)
-            tried += 1
-            complete &= count < limit
-            try:
-                released += transfer_release(transfer_id=hit.transfer_id, now=now).released
-            except TransferError:
-                continue  # gone meanwhile
-            except Exception as exc:
-                logger.exception("transfers.hold_release_failed", extra={"transfer_id": hit.transfer_id})
-                failures.append(exc)
+    window = Transfer.release_not_before.between(now - RELEASE_WINDOW, now)
+    for hit in shard_hits(Transfer.by_hold, window, page_size=page_size):
+        if deadline is not None and datetime.now(UTC) >= deadline:
+            return HeldReleased(tried=tried, released=released, complete=False)
+        tried += 1
+        try:
+            released += transfer_release(transfer_id=hit.transfer_id, now=now).released
+        except TransferError:
+            continue  # gone meanwhile
+        except Exception as exc:
+            logger.exception("transfers.hold_release_failed", extra={"transfer_id": hit.transfer_id})
+            failures.append(exc)
     if failures:
         raise failures[0]
-    return HeldReleased(tried=tried, released=released, complete=complete)
+    return HeldReleased(tried=tried, released=released)

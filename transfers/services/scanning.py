@@ -40,10 +40,11 @@ from transfers import mails, storage
 from transfers.errors import TransferError
 from transfers.models import FILE_VERIFIED, PARENT_REQUEST, PENDING, File, Transfer
 from transfers.services.common import (
+    SWEEP_PAGE,
     audit,
     file_get,
     later,
-    sweep_shards,
+    shard_hits,
     transfer_get,
     unavailable_when_aws_fails,
     utc,
@@ -382,7 +383,9 @@ class ScanHealed:
     complete: bool = True
 
 
-def scan_heal(*, now: datetime | None = None, deadline: datetime | None = None, limit: int = 200) -> ScanHealed:
+def scan_heal(
+    *, now: datetime | None = None, deadline: datetime | None = None, page_size: int = SWEEP_PAGE
+) -> ScanHealed:
     """Hourly: for the verified files of unreleased transfers that still have no verdict, read the verdict again
     (a lost event leaves GuardDuty's tag); log the files past FXFER_SCAN_TIMEOUT_MINUTES, which stay blocked.
     Walks the pending index (no Scan); received files are settled when the employee asks for them."""
@@ -392,23 +395,22 @@ def scan_heal(*, now: datetime | None = None, deadline: datetime | None = None, 
     checked = recorded = overdue = 0
     if not scanning_on():
         return ScanHealed()
-    for shard in sweep_shards():
-        for hit in Transfer.by_pending.query(shard, Transfer.created_at <= now, limit=limit):
-            if out_of_time(deadline):
-                return ScanHealed(checked=checked, recorded=recorded, overdue=overdue, complete=False)
-            transfer = transfer_get(hit.transfer_id)
-            if transfer is None or transfer.status != PENDING or transfer.deleted_at:
+    for hit in shard_hits(Transfer.by_pending, Transfer.created_at <= now, page_size=page_size):
+        if out_of_time(deadline):
+            return ScanHealed(checked=checked, recorded=recorded, overdue=overdue, complete=False)
+        transfer = transfer_get(hit.transfer_id)
+        if transfer is None or transfer.status != PENDING or transfer.deleted_at:
+            continue
+        for file in File.query(transfer.transfer_id, consistent_read=True):
+            if file.state != FILE_VERIFIED or not file.scan_required or file.scan_status:
                 continue
-            for file in File.query(transfer.transfer_id, consistent_read=True):
-                if file.state != FILE_VERIFIED or not file.scan_required or file.scan_status:
-                    continue
-                checked += 1
-                done = scan_after_verify(file, now=now, release=True)
-                if done is not None and done.outcome == "recorded":
-                    recorded += 1
-                elif scan_state(file, now) == STATE_OVERDUE:
-                    overdue += 1
-                    logger.warning("scan.overdue", extra={"transfer_id": file.parent_id, "file_id": file.file_id})
+            checked += 1
+            done = scan_after_verify(file, now=now, release=True)
+            if done is not None and done.outcome == "recorded":
+                recorded += 1
+            elif scan_state(file, now) == STATE_OVERDUE:
+                overdue += 1
+                logger.warning("scan.overdue", extra={"transfer_id": file.parent_id, "file_id": file.file_id})
     return ScanHealed(checked=checked, recorded=recorded, overdue=overdue)
 
 
