@@ -11,13 +11,14 @@ from django.conf import settings
 
 from fxfer import aws, dynamo
 from reports.models import AuditEvent
-from tests.faults import ERROR, LOST, inject
+from tests.faults import ERROR, LOST, inject, recording
 from tests.transfers.conftest import ALICE, NOW, code_from, create, later, put_object_as_browser, ready_transfer
 from transfers import services, storage
 from transfers.errors import TransferError
 from transfers.jobs import expire_sweep
 from transfers.models import File, GuestGrant, OneTimeCode, RateLimit, Recipient, Transfer
 from transfers.policy import FileDeclared
+from transfers.services.expiry import orphan_objects_sweep
 
 BOB = "bob@partner.example"
 OFFICER = "u-carol"
@@ -458,3 +459,24 @@ def test_an_orphan_reply_request_is_removed_with_its_event_and_never_listed():
     [removed] = _events(reply_id, "reply_request.removed")
     assert removed.details["reply_to"] == "NeverCommitted00"
     assert expire_sweep({"time": later(120).isoformat()}, None)["orphan_replies_removed"] == 0
+
+
+def test_the_orphan_check_reads_its_keys_owners_in_batches_not_a_call_per_key(mailoutbox):
+    live = [ready_transfer(recipients=[BOB], mailoutbox=mailoutbox)[0] for _ in range(4)]
+    held, _ = ready_transfer(recipients=[BOB], mailoutbox=mailoutbox, body=b"evidence")
+    services.transfer_hold_set(officer_id=OFFICER, transfer_id=held.transfer_id, reason="Case 2026-31")
+    deleted, _ = ready_transfer(recipients=[BOB], mailoutbox=mailoutbox)
+    services.transfer_delete_now(owner_id=ALICE.id, transfer_id=deleted.transfer_id, now=later(1))
+    put_object_as_browser(deleted.files[0].key, b"arrived after the deletion")
+    nobody = "files/ZZZZZZZZZZZZZZZZ/YYYYYYYYYYYYYYYY"
+    put_object_as_browser(nobody, b"nobody's")
+
+    with recording() as calls:
+        checked = orphan_objects_sweep(now=later(2))
+    assert checked == (2, 7, True)  # two deleted, seven keys looked at
+    reads = [operation for service, operation in calls.calls if service == "dynamodb" and "Get" in operation]
+    # The seven keys' files and their transfers: one BatchGetItem each. Besides: the cursor, its claims, and
+    # the deleted transfer's file for its receipt (once per key deleted with a record), never one per key.
+    assert reads.count("BatchGetItem") == 2 and reads.count("GetItem") == 3, reads
+    assert all(_versions(t.files[0].key) for t in [*live, held])
+    assert _versions(deleted.files[0].key) == [] and _versions(nobody) == []

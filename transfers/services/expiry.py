@@ -248,27 +248,33 @@ def _lease_free(run: str, name: str = ORPHAN_CURSOR) -> None:
             raise
 
 
-def _owner_alive(key: str, cache: dict) -> tuple[bool, str | None, File | None]:
-    """(whether a live record owns the key, the transfer id for the receipt, the file record)."""
-    parsed = storage.parse_file_key(key)
-    if parsed is None:
-        return False, None, None  # not a key this app makes
-    parent_id, file_id = parsed
-    try:
-        file = File.get(parent_id, file_id, consistent_read=True)
-    except File.DoesNotExist:
-        return False, parent_id, None
+# Keys whose owners are read together: one BatchGetItem of their files, one of those files' transfers.
+OWNERS_PER_READ = 100
+
+
+def _owners(keys: list[str]) -> dict[str, tuple[bool, str | None, File | None]]:
+    """For each key: (whether a live record owns it, the transfer id for the receipt, the file record). Read
+    consistently, a hundred keys at a time (two BatchGetItem calls instead of a GetItem per key and parent)."""
+    parsed = {key: storage.parse_file_key(key) for key in keys}
+    wanted = {p for p in parsed.values() if p is not None}
+    files = {(f.parent_id, f.file_id): f for f in File.batch_get(wanted, consistent_read=True)} if wanted else {}
     # Transfers and upload requests are both items of the transfers table: the same rules apply.
-    if parent_id not in cache:
-        cache[parent_id] = transfer_get(parent_id)
-    transfer = cache[parent_id]
-    if transfer is None:
-        return False, parent_id, file
-    if transfer.held:
-        return True, parent_id, file
-    if transfer.deleted_at or file.state in {FILE_CANCELLED, FILE_DELETED}:
-        return False, parent_id, file
-    return True, parent_id, file  # live, or past expiry and left to the transfer's own deletion
+    parents = {parent_id for parent_id, _ in files}
+    transfers = {t.transfer_id: t for t in Transfer.batch_get(parents, consistent_read=True)} if parents else {}
+    owners = {}
+    for key, ids in parsed.items():
+        if ids is None:
+            owners[key] = (False, None, None)  # not a key this app makes
+            continue
+        file, transfer = files.get(ids), transfers.get(ids[0])
+        if file is None or transfer is None:
+            alive = False
+        elif transfer.held:
+            alive = True
+        else:  # live, or past expiry and left to the transfer's own deletion
+            alive = not transfer.deleted_at and file.state not in {FILE_CANCELLED, FILE_DELETED}
+        owners[key] = (alive, ids[0], file)
+    return owners
 
 
 def _orphan_finish(key: str, entry: dict, *, run: str, claims: dict) -> bool:
@@ -321,14 +327,16 @@ def orphan_objects_sweep(*, now: datetime, deadline: datetime | None = None) -> 
         prefix="files/", key_marker=cursor.key_marker, limit=settings.FXFER_ORPHAN_KEYS_PER_RUN
     )
     keys = list(dict.fromkeys(v.key for v in page.versions))
-    cache: dict = {}
+    owners: dict = {}
     checked = 0
-    for key in keys:
+    for index, key in enumerate(keys):
         if out_of_time(deadline):
             _lease_free(run)
             return deleted, checked, False
+        if key not in owners:  # read just before their turn, so a record is never older than a few keys' work
+            owners = _owners(keys[index : index + OWNERS_PER_READ])
         checked += 1
-        alive, parent_id, file = _owner_alive(key, cache)
+        alive, parent_id, file = owners[key]
         if alive:
             continue
         claim = claim_versions(key, earlier=None, now=now)
