@@ -9,7 +9,9 @@ the browser's multipart path (Uppy, part URLs signed by fxfer in batches, parts 
 completion and verification). It times that from pressing Send to the transfer page showing the files verified
 ("Sent"), then does the same with a small file (1 MiB: small files must not get slower for the big ones' sake).
 Then it uploads the big file with boto3's `upload_file` (its default transfer settings) to the same LocalStack
-bucket and times that. Prints the times, throughputs and the ratio browser / boto3.
+bucket and times that. Prints the times, throughputs and the ratio browser / boto3; then how much of each was
+LocalStack's CompleteMultipartUpload (it copies every part into one file, seconds for 1 GiB, where S3 combines the
+parts' records and checksums), and the ratio without it.
 
 `--floor` adds what this machine allows a browser at all, in the same Chromium after the fxfer uploads: the big file's
 parts PUT straight to presigned part URLs of a multipart upload (16 MiB parts, 10 requests at once, no checksum,
@@ -256,8 +258,9 @@ FLOOR_JS = """async ([urls, partSize, lanes, withSha]) => {
 }"""
 
 
-def browser_floor(page, s3, path: Path, *, with_sha: bool) -> float:
-    """Seconds to PUT `path`'s parts from this page straight to S3 and complete the upload (FLOOR_JS)."""
+def browser_floor(page, s3, path: Path, *, with_sha: bool) -> tuple[float, float]:
+    """Seconds to PUT `path`'s parts from this page straight to S3 and complete the upload (FLOOR_JS), and the
+    seconds of that the completion took."""
     key = "bench/browser-floor"
     upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key, ServerSideEncryption="aws:kms")
     count = math.ceil(path.stat().st_size / FLOOR_PART)
@@ -272,17 +275,18 @@ def browser_floor(page, s3, path: Path, *, with_sha: bool) -> float:
     page.locator("#bench-floor-file").set_input_files(str(path))
     started = time.monotonic()
     result = page.evaluate(FLOOR_JS, [urls, FLOOR_PART, FLOOR_LANES, with_sha])
+    completing = time.monotonic()
     s3.complete_multipart_upload(
         Bucket=BUCKET,
         Key=key,
         UploadId=upload["UploadId"],
         MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(result["etags"], 1)]},
     )
-    seconds = time.monotonic() - started
+    ended = time.monotonic()
     s3.delete_object(Bucket=BUCKET, Key=key)
     if with_sha and len(result["sha256"] or "") != 64:
         raise SystemExit(f"the SHA-256 worker answered {result['sha256']!r}")
-    return seconds
+    return ended - started, ended - completing
 
 
 def browser_upload(
@@ -291,7 +295,7 @@ def browser_upload(
     deadline: float,
     timeline: Timeline | None = None,
     floor_s3=None,
-) -> tuple[list[float], dict[str, float]]:
+) -> tuple[list[float], dict[str, tuple[float, float]]]:
     """For each file, one transfer of it: seconds from pressing Send to the transfer page showing it verified.
     With `floor_s3` (a boto3 S3 client), the first file's browser_floor too, alone and with the SHA-256 worker."""
     from playwright.sync_api import expect, sync_playwright
@@ -352,14 +356,33 @@ def s3_client(env: dict[str, str]):
     )
 
 
-def boto3_upload(env: dict[str, str], path: Path) -> float:
+def boto3_upload(env: dict[str, str], path: Path) -> tuple[float, float]:
+    """Seconds of boto3's upload_file, and of those its CompleteMultipartUpload took."""
     s3 = s3_client(env)
     key = "bench/boto3-upload"
+    completion = {}
+    s3.meta.events.register(
+        "before-call.s3.CompleteMultipartUpload", lambda **_: completion.__setitem__("start", time.monotonic())
+    )
+    s3.meta.events.register(
+        "after-call.s3.CompleteMultipartUpload", lambda **_: completion.__setitem__("end", time.monotonic())
+    )
     started = time.monotonic()
     s3.upload_file(str(path), BUCKET, key, ExtraArgs={"ServerSideEncryption": "aws:kms"}, Config=TransferConfig())
     elapsed = time.monotonic() - started
     s3.delete_object(Bucket=BUCKET, Key=key)
-    return elapsed
+    return elapsed, completion.get("end", 0.0) - completion.get("start", 0.0)
+
+
+def fxfer_completions(aws_log: Path) -> float:
+    """Seconds fxfer's server spent in CompleteMultipartUpload (serve's log): the big file's, the only multipart
+    upload of the run (the small file goes in one presigned POST)."""
+    import json
+
+    if not aws_log.exists():
+        return 0.0
+    entries = [json.loads(line) for line in aws_log.read_text().splitlines() if line.strip()]
+    return sum(e["s"] for e in entries if e["what"] == "aws CompleteMultipartUpload")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -411,8 +434,7 @@ def main(argv: list[str] | None = None) -> int:
                 "FXFER_APPROVAL": "off",
                 "FXFER_SCANNER": "off",
             }
-            if args.timeline:
-                env[AWS_LOG_ENV] = str(aws_log)
+            env[AWS_LOG_ENV] = str(aws_log)  # what fxfer's completion took, and --timeline's calls
             provision(env, SETTINGS)
             with fxfer_server(env, port) as base_url:
                 print("browser: Chromium, Uppy multipart through fxfer ...", flush=True)
@@ -423,8 +445,9 @@ def main(argv: list[str] | None = None) -> int:
                     Timeline(aws_log) if args.timeline else None,
                     floor_s3=s3_client(aws_env) if args.floor else None,
                 )
+            browser_completion = fxfer_completions(aws_log)
             print("boto3: upload_file ...", flush=True)
-            boto3_seconds = boto3_upload(aws_env, path)
+            boto3_seconds, boto3_completion = boto3_upload(aws_env, path)
     except KeyboardInterrupt:
         print("stopped (Ctrl-C or the time budget ran out); everything started was stopped", file=sys.stderr)
         return 1
@@ -445,12 +468,30 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio     {browser_seconds / boto3_seconds:.2f} (browser / boto3)")
     if floors:
         how = f"{FLOOR_PART // MiB} MiB parts, {FLOOR_LANES} at once, presigned, then completion; no call to fxfer"
-        print(line("floor", floors["plain"]) + f"  (raw part PUTs from the same Chromium: {how})")
-        print(line("floor+sha", floors["sha256"]) + "  (the same, fxfer's SHA-256 worker reading the file alongside)")
+        print(line("floor", floors["plain"][0]) + f"  (raw part PUTs from the same Chromium: {how})")
         print(
-            f"          floor / boto3 {floors['plain'] / boto3_seconds:.2f}, floor+sha / boto3 "
-            f"{floors['sha256'] / boto3_seconds:.2f}"
+            line("floor+sha", floors["sha256"][0]) + "  (the same, fxfer's SHA-256 worker reading the file alongside)"
         )
+        print(
+            f"          floor / boto3 {floors['plain'][0] / boto3_seconds:.2f}, floor+sha / boto3 "
+            f"{floors['sha256'][0] / boto3_seconds:.2f}"
+        )
+    # LocalStack completes a multipart upload by copying every part into one new file, in Python: seconds for
+    # 1 GiB, on this machine's CPU, where S3 only combines the parts' records and checksums.
+    completions = f"browser {browser_completion:.1f} s, boto3 {boto3_completion:.1f} s"
+    if floors:
+        completions += f", floor {floors['plain'][1]:.1f} s, floor+sha {floors['sha256'][1]:.1f} s"
+    print(f"of which  LocalStack's completion (it copies the parts into one file; S3 does not): {completions}")
+    uploads = browser_seconds - browser_completion, boto3_seconds - boto3_completion
+    print(
+        f"without   browser {uploads[0]:.1f} s, boto3 {uploads[1]:.1f} s: ratio {uploads[0] / uploads[1]:.2f}"
+        + (
+            f"; floor / boto3 {(floors['plain'][0] - floors['plain'][1]) / uploads[1]:.2f}, floor+sha / boto3 "
+            f"{(floors['sha256'][0] - floors['sha256'][1]) / uploads[1]:.2f}"
+            if floors
+            else ""
+        )
+    )
     if small_seconds:
         print(f"small     {args.small_mib} MiB through the browser: {small_seconds[0]:.2f} s (Send to verified)")
     return 0
