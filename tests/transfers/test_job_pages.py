@@ -9,11 +9,19 @@ import pytest
 from django.conf import settings
 
 from fxfer import aws
-from tests.transfers.conftest import ALICE, NOW, create, later, put_object_as_browser, ready_transfer
+from tests.transfers.conftest import (
+    ALICE,
+    NOW,
+    approval_by_manager,
+    create,
+    later,
+    put_object_as_browser,
+    ready_transfer,
+)
 from transfers import services
 from transfers.models import Transfer
 from transfers.policy import FileDeclared
-from transfers.services import missend
+from transfers.services import approvals, missend
 
 BOB = "bob@partner.example"
 OFFICER = "u-carol"
@@ -84,3 +92,18 @@ def test_the_minute_job_releases_a_transfer_behind_a_page_of_ones_still_uploadin
     assert (done.tried, done.released, done.complete) == (AHEAD + 1, 1, True)
     assert Transfer.get(ready.transfer_id).status == "ready"
     assert [m.to for m in mailoutbox] == [[BOB]]  # its link mail, and no other transfer's
+
+
+def test_the_approvals_list_shows_one_waiting_behind_unreleased_transfers_that_need_none(settings):
+    approval_by_manager(settings)
+    for n in range(AHEAD):  # older, unreleased (their files never came), to an inside address: no approval
+        create(recipients=["carl@corp.example"], now=NOW - timedelta(minutes=10 - n))
+    waiting = create(recipients=[BOB], now=NOW)
+    file = waiting.files[0]
+    services.upload_authorize(owner_id=ALICE.id, transfer_id=waiting.transfer_id, file_id=file.file_id, now=NOW)
+    put_object_as_browser(file.key, b"hello world")
+    services.upload_done(owner_id=ALICE.id, transfer_id=waiting.transfer_id, file_id=file.file_id, now=NOW)
+
+    rows = approvals.approvals_pending(now=later(1), limit=1)
+
+    assert [row.transfer_id for row in rows] == [waiting.transfer_id]

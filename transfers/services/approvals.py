@@ -56,7 +56,6 @@ from transfers.services.common import (
     audit,
     file_get,
     shard_hits,
-    sweep_shards,
     transfer_get,
     unavailable_when_aws_fails,
     utc,
@@ -562,21 +561,20 @@ def _asked(transfer: Transfer) -> bool:
 
 
 def _waiting(now: datetime, limit: int, asked_only: bool = False):
-    """Transfers awaiting an approval: the unreleased ones (the sparse by-pending index, a few at a time:
-    they are released, revoked or deleted within hours), those with an approval still required (`asked_only`:
-    and asked for, their files there and clean)."""
+    """Up to `limit` transfers awaiting an approval: of the unreleased ones (the sparse by-pending index, all of
+    it, see shard_hits: one still uploading or on legal hold never hides a later one), those with an approval
+    still required (`asked_only`: and asked for, their files there and clean)."""
     seen = 0
-    for shard in sweep_shards():
-        for hit in Transfer.by_pending.query(shard, Transfer.created_at <= now, limit=limit):
-            transfer = transfer_get(hit.transfer_id)
-            if transfer is None or transfer.approval_state != REQUIRED or transfer.status != PENDING:
-                continue
-            if asked_only and not _asked(transfer):
-                continue
-            yield transfer
-            seen += 1
-            if seen >= limit:
-                return
+    for hit in shard_hits(Transfer.by_pending, Transfer.created_at <= now):
+        transfer = transfer_get(hit.transfer_id)
+        if transfer is None or transfer.approval_state != REQUIRED or transfer.status != PENDING:
+            continue
+        if asked_only and not _asked(transfer):
+            continue
+        yield transfer
+        seen += 1
+        if seen >= limit:
+            return
 
 
 def _pending_row(transfer: Transfer) -> PendingApproval:
