@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 
 from fxfer import aws
+from tests.faults import recording
 from tests.transfers.conftest import (
     ALICE,
     NOW,
@@ -104,6 +105,9 @@ def test_the_approvals_list_shows_one_waiting_behind_unreleased_transfers_that_n
     put_object_as_browser(file.key, b"hello world")
     services.upload_done(owner_id=ALICE.id, transfer_id=waiting.transfer_id, file_id=file.file_id, now=NOW)
 
-    rows = approvals.approvals_pending(now=later(1), limit=1)
+    with recording() as calls:
+        rows = approvals.approvals_pending(now=later(1), limit=1)
 
     assert [row.transfer_id for row in rows] == [waiting.transfer_id]
+    # One Query for the index's keys and one BatchGetItem for their transfers, not a GetItem per transfer.
+    assert sorted(operation for _service, operation in calls.calls) == ["BatchGetItem", "Query"]

@@ -24,6 +24,7 @@ beside the writes they explain; they write nothing.
 """
 
 import hmac
+import itertools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -560,21 +561,29 @@ def _asked(transfer: Transfer) -> bool:
     return transfer.approval_requested_at is not None or transfer.approval_due_at is not None
 
 
+# The approvals pages' reads: index keys per Query page, and transfers per BatchGetItem (DynamoDB's most).
+WAITING_PAGE = 100
+
+
 def _waiting(now: datetime, limit: int, asked_only: bool = False):
     """Up to `limit` transfers awaiting an approval: of the unreleased ones (the sparse by-pending index, all of
     it, see shard_hits: one still uploading or on legal hold never hides a later one), those with an approval
-    still required (`asked_only`: and asked for, their files there and clean)."""
+    still required (`asked_only`: and asked for, their files there and clean). The transfers are read a page of
+    keys at a time, in one consistent BatchGetItem each, not one GetItem per unreleased transfer."""
     seen = 0
-    for hit in shard_hits(Transfer.by_pending, Transfer.created_at <= now):
-        transfer = transfer_get(hit.transfer_id)
-        if transfer is None or transfer.approval_state != REQUIRED or transfer.status != PENDING:
-            continue
-        if asked_only and not _asked(transfer):
-            continue
-        yield transfer
-        seen += 1
-        if seen >= limit:
-            return
+    hits = shard_hits(Transfer.by_pending, Transfer.created_at <= now, page_size=WAITING_PAGE)
+    for page in itertools.batched(hits, WAITING_PAGE, strict=False):
+        found = {t.transfer_id: t for t in Transfer.batch_get({h.transfer_id for h in page}, consistent_read=True)}
+        for hit in page:
+            transfer = found.get(hit.transfer_id)
+            if transfer is None or transfer.approval_state != REQUIRED or transfer.status != PENDING:
+                continue
+            if asked_only and not _asked(transfer):
+                continue
+            yield transfer
+            seen += 1
+            if seen >= limit:
+                return
 
 
 def _pending_row(transfer: Transfer) -> PendingApproval:
