@@ -58,6 +58,26 @@ def test_a_held_case_larger_than_a_page_does_not_stop_expiry_behind_it(mailoutbo
     assert Transfer.get(behind.transfer_id).status == "expired"
 
 
+def test_a_held_case_costs_the_hourly_sweep_a_read_per_page_not_a_read_per_transfer(mailoutbox):
+    def hold(count: int) -> Transfer:
+        for _ in range(count):
+            created = ready_transfer(recipients=[BOB], mailoutbox=mailoutbox)[0]
+            _hold(created.transfer_id)
+        return Transfer.get(created.transfer_id)
+
+    def reads(at) -> tuple[int, int]:
+        with recording() as calls:
+            swept = services.expiry_sweep(now=at)
+        return swept.held_skipped, sum(operation.endswith("GetItem") for _service, operation in calls.calls)
+
+    expires_at = hold(2).expires_at
+    small = reads(expires_at)
+    hold(5)
+    large = reads(expires_at + timedelta(hours=1))
+    assert (small[0], large[0]) == (2, 7)
+    assert large[1] == small[1], "each held transfer costs the sweep a read of its own"
+
+
 def test_held_unreleased_transfers_do_not_hide_an_abandoned_upload_behind_them(settings):
     settings.FXFER_ORPHAN_PENDING_HOURS = 24
     for _ in range(AHEAD):
