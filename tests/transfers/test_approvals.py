@@ -576,3 +576,17 @@ def test_the_approver_cannot_download_a_file_not_clean(settings):
     [refused] = events(created.transfer_id, "file.downloaded", "refused")
     assert refused.details["reason"] in ("scan_scanning", "scan_overdue")  # the pages' clock is today's
     assert (refused.details["role"], refused.details["file_id"]) == ("approver", created.files[0].file_id)
+
+
+def test_an_approvers_list_is_never_filled_by_approvals_that_are_not_theirs(monkeypatch):
+    monkeypatch.setattr("transfers.services.common.SWEEP_SHARDS", 1)  # both in one shard of the pending index
+    others = send(sender=DAVE)  # Erin decides it (Dave's manager); older, so the walk meets it first
+    upload(others, sender=DAVE)
+    mine = send(sender=ALICE, now=NOW + timedelta(minutes=1))  # Dave decides it
+    upload(mine, now=NOW + timedelta(minutes=1))
+    later = NOW + timedelta(minutes=5)
+
+    rows = approvals.approvals_waiting_for(person=DAVE, now=later, limit=1)
+
+    assert [row.transfer_id for row in rows] == [mine.transfer_id]
+    assert [r.transfer_id for r in approvals.approvals_waiting_for(person=ERIN, now=later)] == [others.transfer_id]

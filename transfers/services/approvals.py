@@ -565,10 +565,11 @@ def _asked(transfer: Transfer) -> bool:
 WAITING_PAGE = 100
 
 
-def _waiting(now: datetime, limit: int, asked_only: bool = False):
+def _waiting(now: datetime, limit: int, asked_only: bool = False, shown=None):
     """Up to `limit` transfers awaiting an approval: of the unreleased ones (the sparse by-pending index, all of
     it, see shard_hits: one still uploading or on legal hold never hides a later one), those with an approval
-    still required (`asked_only`: and asked for, their files there and clean). The transfers are read a page of
+    still required (`asked_only`: and asked for, their files there and clean) that `shown(transfer)` keeps, if
+    given, so that others' approvals never fill the list before one's own. The transfers are read a page of
     keys at a time, in one consistent BatchGetItem each, not one GetItem per unreleased transfer."""
     seen = 0
     hits = shard_hits(Transfer.by_pending, Transfer.created_at <= now, page_size=WAITING_PAGE)
@@ -579,6 +580,8 @@ def _waiting(now: datetime, limit: int, asked_only: bool = False):
             if transfer is None or transfer.approval_state != REQUIRED or transfer.status != PENDING:
                 continue
             if asked_only and not _asked(transfer):
+                continue
+            if shown is not None and not shown(transfer):
                 continue
             yield transfer
             seen += 1
@@ -611,8 +614,12 @@ def approvals_waiting_for(*, person, now: datetime | None = None, limit: int = 2
     now = utc(now)
     rows = [
         _pending_row(t)
-        for t in _waiting(now, limit, asked_only=True)
-        if not _is_sender(t, person) and authority(t, person, now) is not None
+        for t in _waiting(
+            now,
+            limit,
+            asked_only=True,
+            shown=lambda t: not _is_sender(t, person) and authority(t, person, now) is not None,
+        )
     ]
     return sorted(rows, key=lambda r: (r.status.due_at or r.created_at, r.transfer_id))
 
