@@ -24,7 +24,6 @@ beside the writes they explain; they write nothing.
 """
 
 import hmac
-import itertools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,6 +56,7 @@ from transfers.services.common import (
     audit,
     file_get,
     shard_hits,
+    shard_transfers,
     transfer_get,
     unavailable_when_aws_fails,
     utc,
@@ -572,21 +572,17 @@ def _waiting(now: datetime, limit: int, asked_only: bool = False, shown=None):
     given, so that others' approvals never fill the list before one's own. The transfers are read a page of
     keys at a time, in one consistent BatchGetItem each, not one GetItem per unreleased transfer."""
     seen = 0
-    hits = shard_hits(Transfer.by_pending, Transfer.created_at <= now, page_size=WAITING_PAGE)
-    for page in itertools.batched(hits, WAITING_PAGE, strict=False):
-        found = {t.transfer_id: t for t in Transfer.batch_get({h.transfer_id for h in page}, consistent_read=True)}
-        for hit in page:
-            transfer = found.get(hit.transfer_id)
-            if transfer is None or transfer.approval_state != REQUIRED or transfer.status != PENDING:
-                continue
-            if asked_only and not _asked(transfer):
-                continue
-            if shown is not None and not shown(transfer):
-                continue
-            yield transfer
-            seen += 1
-            if seen >= limit:
-                return
+    for _hit, transfer in shard_transfers(Transfer.by_pending, Transfer.created_at <= now, page_size=WAITING_PAGE):
+        if transfer is None or transfer.approval_state != REQUIRED or transfer.status != PENDING:
+            continue
+        if asked_only and not _asked(transfer):
+            continue
+        if shown is not None and not shown(transfer):
+            continue
+        yield transfer
+        seen += 1
+        if seen >= limit:
+            return
 
 
 def _pending_row(transfer: Transfer) -> PendingApproval:

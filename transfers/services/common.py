@@ -3,6 +3,7 @@
 import functools
 import hashlib
 import hmac
+import itertools
 import logging
 import re
 import secrets
@@ -87,6 +88,15 @@ def shard_hits(index, condition, *, page_size: int = SWEEP_PAGE):
     run instead, and the next run finds what it did not reach."""
     for shard in sweep_shards():
         yield from index.query(shard, condition, page_size=page_size)
+
+
+def shard_transfers(index, condition, *, page_size: int = SWEEP_PAGE):
+    """shard_hits, each with its transfer as (hit, transfer or None when gone): the transfers of a page of hits
+    read together, in consistent BatchGetItem calls (100 keys each), instead of a GetItem per hit."""
+    for page in itertools.batched(shard_hits(index, condition, page_size=page_size), page_size, strict=False):
+        found = {t.transfer_id: t for t in Transfer.batch_get({h.transfer_id for h in page}, consistent_read=True)}
+        for hit in page:
+            yield hit, found.get(hit.transfer_id)
 
 
 def status_at(transfer: Transfer, now: datetime) -> str:

@@ -16,7 +16,6 @@ next run. The orphan listing's cursor moves past a page only once that page's wo
 """
 
 import hashlib
-import itertools
 import json
 import logging
 from dataclasses import dataclass
@@ -41,7 +40,15 @@ from transfers.models import (
     Transfer,
     TransferSearchTerm,
 )
-from transfers.services.common import SWEEP_PAGE, conditional_failed, new_id, shard_hits, transfer_get, utc
+from transfers.services.common import (
+    SWEEP_PAGE,
+    conditional_failed,
+    new_id,
+    shard_hits,
+    shard_transfers,
+    transfer_get,
+    utc,
+)
 from transfers.services.deletion import (
     BY_ORPHAN_SWEEP,
     BY_SWEEP,
@@ -84,11 +91,7 @@ def _due(now: datetime, page_size: int):
     index for as long as it lasts, and is passed over on this read, at a few calls an hour for thousands of
     transfers instead of a GetItem each (the sweep runs in a Lambda of 30 s). A transfer acted on is read again
     just before."""
-    hits = shard_hits(Transfer.by_due, Transfer.expires_at <= now, page_size=page_size)
-    for page in itertools.batched(hits, page_size, strict=False):
-        found = {t.transfer_id: t for t in Transfer.batch_get({h.transfer_id for h in page}, consistent_read=True)}
-        for hit in page:
-            yield hit, found.get(hit.transfer_id)
+    return shard_transfers(Transfer.by_due, Transfer.expires_at <= now, page_size=page_size)
 
 
 def _pending(before: datetime, page_size: int):
