@@ -252,10 +252,15 @@ class ComplianceAdminSite(admin.AdminSite):
 
     def approvals_view(self, request):
         """Every supervisor approval still awaited, oldest due first (issue 16)."""
+        from transfers.errors import TransferError
         from transfers.services.approvals import approvals_pending
 
-        rows = approvals_pending()
-        return self._render(request, "admin/fxfer/approvals.html", _("Pending approvals"), {"rows": rows})
+        try:
+            rows, error, status = approvals_pending(), None, 200
+        except TransferError as exc:  # AWS did not answer: say so, never "no approval is waiting"
+            rows, error, status = None, exc.message, 503
+        context = {"rows": rows, "error": error}
+        return self._render(request, "admin/fxfer/approvals.html", _("Pending approvals"), context, status=status)
 
     def scan_release_view(self, request, transfer_id: str, file_id: str):
         """Compliance releases a file the malware scan blocks, with a reason (reports.actions)."""

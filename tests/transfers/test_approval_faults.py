@@ -6,11 +6,22 @@ only after an approval, and what a crash left is finished by the hourly job."""
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 
 from reports.models import AuditEvent
 from tests.faults import ERROR, KILLED, LOST, PERSISTENT, TIMEOUT, Killed, inject
 from tests.transfers.conftest import LINK, NOW, approval_by_manager
-from tests.transfers.test_approvals import DAVE, FRANK, events, mails_to, send, transfer, upload
+from tests.transfers.test_approvals import (
+    DAVE,
+    FRANK,
+    Person,
+    employee,
+    events,
+    mails_to,
+    send,
+    transfer,
+    upload,
+)
 from transfers import services
 from transfers.errors import TransferError
 from transfers.models import DELETED, READY, REVOKED, Transfer
@@ -18,6 +29,8 @@ from transfers.outbox import outbox_retry
 from transfers.services import approvals
 from transfers.services.approvals import approval_decide, approval_timeouts, delegation_set
 from transfers.services.expiry import sweep_heal
+
+CAROL = Person(id="u-carol", email="carol@corp.example")  # compliance
 
 
 @pytest.fixture(autouse=True)
@@ -208,3 +221,26 @@ def test_aws_down_at_the_approvers_download_answers_503_and_hands_out_nothing(ki
     assert not events(created.transfer_id, "file.downloaded")
     issued = approvals.approval_file_download_url(**asked)
     assert issued.url and len(events(created.transfer_id, "file.downloaded")) == 1
+
+
+@pytest.mark.parametrize("kind", [ERROR, TIMEOUT])
+def test_aws_down_at_the_approvals_lists_read_answers_503_not_an_empty_list(kind):
+    created = send()
+    upload(created)
+    dave = employee(Client(raise_request_exception=False), DAVE)
+    officer = employee(Client(raise_request_exception=False), CAROL, roles=("compliance",))
+    for client, path in ((dave, "/approvals/"), (officer, "/admin/approvals/")):
+        with inject(kind, service="dynamodb", operation="BatchGetItem", times=PERSISTENT) as fault:
+            page = client.get(path)
+        assert fault.fired and page.status_code == 503, path
+        assert "Nothing was lost" in page.content.decode() and created.transfer_id not in page.content.decode()
+        assert "No approval is waiting" not in page.content.decode()
+        assert created.transfer_id in client.get(path).content.decode()  # AWS back: the list is there
+
+
+def test_a_lost_answer_at_the_approvals_lists_read_is_retried_and_the_list_shown():
+    created = send()
+    upload(created)
+    with inject(LOST, service="dynamodb", operation="BatchGetItem") as fault:
+        rows = approvals.approvals_waiting_for(person=DAVE, now=NOW)
+    assert fault.fired and [row.transfer_id for row in rows] == [created.transfer_id]

@@ -598,6 +598,7 @@ def _pending_row(transfer: Transfer) -> PendingApproval:
     )
 
 
+@unavailable_when_aws_fails
 def approvals_pending(*, now: datetime | None = None, limit: int = 200) -> list[PendingApproval]:
     """Every approval still awaited (compliance's list), oldest due first."""
     now = utc(now)
@@ -605,6 +606,7 @@ def approvals_pending(*, now: datetime | None = None, limit: int = 200) -> list[
     return sorted(rows, key=lambda r: (r.status.due_at or r.created_at, r.transfer_id))
 
 
+@unavailable_when_aws_fails
 def approvals_waiting_for(*, person, now: datetime | None = None, limit: int = 200) -> list[PendingApproval]:
     """The approvals `person` may decide now (their "Approvals" page), oldest due first."""
     now = utc(now)
