@@ -40,10 +40,12 @@ from transfers.services.requests import reply_request_create
 
 OFFICER = "u-carol"
 _numbers = itertools.count()
-# The calls that change something (and S3's listing, which decides what is deleted): a read that fails only
-# makes the run fail earlier, which the next run covers the same way. Every call of these flows would take
-# longer than the suite may (each case provisions a released transfer).
+# The calls that change something, and the reads that decide what is deleted or passed over (S3's listing, the
+# BatchGetItem of a page of due transfers, of the orphan keys' files and their transfers): another read that
+# fails only makes the run fail earlier, which the next run covers the same way. Every call of these flows would
+# take longer than the suite may (each case provisions a released transfer).
 _WRITES = {
+    "BatchGetItem",
     "TransactWriteItems",
     "UpdateItem",
     "PutItem",
