@@ -306,9 +306,11 @@ def main(argv: list[str] | None = None) -> int:
         from django.test import Client
 
         from devtools.moto_atomic import make_dynamodb_writes_atomic
+        from devtools.moto_serializer import write_attribute_values_directly
         from fxfer.provisioning import provision
 
         make_dynamodb_writes_atomic()
+        write_attribute_values_directly()
         list(provision())
         from django.conf import settings
 

@@ -66,8 +66,10 @@ def moto_server(port: int) -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     from devtools.moto_atomic import make_dynamodb_writes_atomic
+    from devtools.moto_serializer import write_attribute_values_directly
 
     make_dynamodb_writes_atomic()
+    write_attribute_values_directly()
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per AWS call
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
