@@ -306,6 +306,9 @@ def _error_code(exc: Exception) -> str:
     return type(exc).__name__
 
 
+RETRY_PAGE = 200
+
+
 @dataclass(frozen=True)
 class OutboxRetried:
     tried: int
@@ -313,11 +316,14 @@ class OutboxRetried:
     complete: bool  # False: the deadline stopped it with mails still due
 
 
-def outbox_retry(*, now: datetime | None = None, deadline: datetime | None = None, limit: int = 200) -> OutboxRetried:
-    """Send every mail due for another attempt (the retry job, every minute), stopping at `deadline`."""
+def outbox_retry(
+    *, now: datetime | None = None, deadline: datetime | None = None, page_size: int = RETRY_PAGE
+) -> OutboxRetried:
+    """Send every mail due for another attempt (the retry job, every minute), a Query page of `page_size` at a
+    time, stopping at `deadline` (then `complete` is False and the next minute goes on)."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     tried = sent = 0
-    for key in OutboxMail.by_unsent.query(UNSENT, OutboxMail.next_attempt_at <= now, limit=limit):
+    for key in OutboxMail.by_unsent.query(UNSENT, OutboxMail.next_attempt_at <= now, page_size=page_size):
         if deadline is not None and datetime.now(UTC) >= deadline:
             return OutboxRetried(tried=tried, sent=sent, complete=False)
         tried += 1

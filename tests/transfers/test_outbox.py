@@ -9,7 +9,7 @@ from fxfer.change import Change
 from reports.models import AuditEvent
 from tests.faults import ERROR, inject
 from transfers.models import MAIL_FAILED, MAIL_PENDING, MAIL_SENT, OutboxMail
-from transfers.outbox import MAX_ATTEMPTS, outbox_retry, outbox_send
+from transfers.outbox import MAX_ATTEMPTS, OutboxRetried, outbox_retry, outbox_send
 
 NOW = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 
@@ -91,3 +91,17 @@ def test_a_mail_claimed_by_another_sender_is_left_to_it(mailoutbox):
     assert not outbox_send(mail_key="notice:1", now=NOW).sent
     assert mailoutbox == []
     assert outbox_send(mail_key="notice:1", now=NOW + timedelta(seconds=61)).sent
+
+
+def test_the_retry_job_sends_every_due_mail_page_after_page_and_says_when_it_stopped(mailoutbox):
+    for number in range(5):
+        _commit(key=f"notice:{number}")
+    later = NOW + timedelta(minutes=1)
+    # A deadline already past: nothing tried, and the run says it did not finish.
+    assert outbox_retry(now=later, deadline=datetime.now(UTC) - timedelta(seconds=1), page_size=2) == (
+        OutboxRetried(tried=0, sent=0, complete=False)
+    )
+    # Pages of two: all five go in one run, not the first page's two.
+    assert outbox_retry(now=later, page_size=2) == OutboxRetried(tried=5, sent=5, complete=True)
+    assert len(mailoutbox) == 5
+    assert {OutboxMail.get(f"notice:{n}").status for n in range(5)} == {MAIL_SENT}
