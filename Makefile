@@ -109,7 +109,7 @@ package: setup
 # three of each page through the package's Zappa handler.
 bench-short: package
 	$(PY) -m bench.aggregate --sizes 500 --background-days 2 --background-events 200
-	$(PY) -m bench.coldstart --runs 2
+	$(PY) -m bench.coldstart --runs 2 --split
 	$(PY) -m bench.upload --size-mib 120 --budget-seconds 300 --floor
 	$(PY) -m bench.cost --short
 	$(PY) -m bench.clients --short

@@ -14,6 +14,9 @@ alternating fxfer and bare, each seeing only its unzipped package (as Lambda doe
   Zappa's handler, boto3, bytecode with checked hashes), same Python, same handler, same environment. Never
   committed.
 
+--split adds a third app, "no checks": fxfer's package with its /healthz answering ok without its two AWS checks
+(so no client is built), to show how much of the gap to bare Django those checks are.
+
 --memory runs each app inside a cgroup whose CPU quota is the share Lambda gives that memory size (1 vCPU at
 1,769 MB, proportionally less below) when this machine lets us make one (cgroup v1 `cpu` controller, as root);
 otherwise the times under that share are estimated from each process's CPU time (wall - CPU + CPU / share).
@@ -159,6 +162,29 @@ def build_bare(package_dir: Path, destination: Path) -> Path:
     return destination
 
 
+# In fxfer/views.py: the /healthz checks that build the two AWS clients, and what --split puts in their place.
+HEALTH_CHECKS = (
+    'checks = {"dynamodb": dynamo.reachable(), "s3": storage.bucket_reachable()}',
+    'checks = {"dynamodb": (True, "not checked"), "s3": (True, "not checked")}',
+)
+HEALTH_IMPORTS = ("from fxfer import dynamo\nfrom transfers import storage\n", "")
+
+
+def build_without_checks(destination: Path) -> Path:
+    """The package again, its /healthz answering without calling DynamoDB or S3 (nor importing what calls them)."""
+    lambda_local.unzip_package(destination)
+    views = destination / "fxfer" / "views.py"
+    text = views.read_text()
+    for old, new in (HEALTH_CHECKS, HEALTH_IMPORTS):
+        if old not in text:
+            raise SystemExit(f"--split: fxfer/views.py no longer has {old!r}; update bench/coldstart.py")
+        text = text.replace(old, new)
+    views.write_text(text)
+    python = str(lambda_local.base_python())
+    subprocess.run([python, "-m", "compileall", "-q", "--invalidation-mode", "checked-hash", str(views)], check=True)
+    return destination
+
+
 @contextlib.contextmanager
 def cpu_share(memory_mb: int | None) -> Iterator[Path | None]:
     """A cgroup (v1 `cpu`) limited to the CPU Lambda gives `memory_mb`; None when unlimited or when this machine
@@ -255,6 +281,10 @@ def report(series: dict[str, Series], *, memory_mb: int | None, enforced: bool) 
     print(f"  fxfer  {_ms(cold['fxfer'])}   CPU {_ms(fxfer.cold_cpu)}   import handler {_ms(fxfer.imports)}")
     print(f"  bare   {_ms(cold['bare'])}   CPU {_ms(bare.cold_cpu)}   import handler {_ms(bare.imports)}")
     print(f"  ratio  {ratio:.2f}x (fxfer / bare, medians)")
+    for name in [name for name in series if name not in ("fxfer", "bare")]:
+        if cold[name]:
+            other = statistics.median(cold[name]) / statistics.median(cold["bare"])
+            print(f"  {name}: {_ms(cold[name])}   CPU {_ms(series[name].cold_cpu)}   {other:.2f}x bare")
     print(f"  warm /healthz: fxfer {_ms(fxfer.warm)}, CPU {_ms(fxfer.warm_cpu)}")
 
 
@@ -265,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
         "--memory",
         default="",
         help="comma-separated Lambda memory sizes (MB) to run under their CPU share too, e.g. 512,1024,1769",
+    )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="also run fxfer with /healthz answering without its DynamoDB and S3 checks (what they cost)",
     )
     parser.add_argument(
         "--no-xray",
@@ -298,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
             "fxfer": (package_dir, stand_in.lambda_env(package_dir, xray_port=xray_port)),
             "bare": (bare_dir, stand_in.lambda_env(bare_dir, xray_port=xray_port)),
         }
+        if args.split:
+            unchecked = build_without_checks(Path(scratch) / "no-checks")
+            apps["no checks"] = (unchecked, stand_in.lambda_env(unchecked, xray_port=xray_port))
         for memory_mb in [None, *memories]:
             label = "whole CPU" if memory_mb is None else f"{memory_mb} MB"
             before = _load()
