@@ -305,12 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         _quiet_logs()
         from django.test import Client
 
-        from devtools.moto_atomic import make_dynamodb_writes_atomic
-        from devtools.moto_serializer import write_attribute_values_directly
+        from devtools.moto_atomic import patch_moto_dynamodb
         from fxfer.provisioning import provision
 
-        make_dynamodb_writes_atomic()
-        write_attribute_values_directly()
+        patch_moto_dynamodb()
         list(provision())
         from django.conf import settings
 

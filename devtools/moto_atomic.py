@@ -187,3 +187,13 @@ def _serialised(method):
 
     run_alone._fxfer_atomic = True
     return run_alone
+
+
+def patch_moto_dynamodb() -> None:
+    """Every patch moto's DynamoDB gets wherever it stands in (tests, the local stack, the benches): item operations
+    one at a time with transaction tokens honoured (here), and AttributeValues written directly into its answers
+    (devtools/moto_serializer.py). Idempotent."""
+    from devtools.moto_serializer import write_attribute_values_directly
+
+    make_dynamodb_writes_atomic()
+    write_attribute_values_directly()

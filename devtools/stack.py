@@ -65,11 +65,9 @@ def moto_server(port: int) -> Iterator[str]:
 
     from moto.server import ThreadedMotoServer
 
-    from devtools.moto_atomic import make_dynamodb_writes_atomic
-    from devtools.moto_serializer import write_attribute_values_directly
+    from devtools.moto_atomic import patch_moto_dynamodb
 
-    make_dynamodb_writes_atomic()
-    write_attribute_values_directly()
+    patch_moto_dynamodb()
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per AWS call
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

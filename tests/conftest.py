@@ -22,12 +22,10 @@ if not _INTEGRATION:
 
 
 def pytest_configure(config):
-    from devtools.moto_atomic import make_dynamodb_writes_atomic
-    from devtools.moto_serializer import write_attribute_values_directly
+    from devtools.moto_atomic import patch_moto_dynamodb
     from tests import logleaks
 
-    make_dynamodb_writes_atomic()
-    write_attribute_values_directly()
+    patch_moto_dynamodb()
     config.addinivalue_line(
         "markers", "fresh_world: the test gets moto provisioned anew, not the per-process world put back"
     )
