@@ -88,7 +88,7 @@ test-fast: setup
 test-integration: setup
 	$(PY) -m devtools.stack --provision fxfer.settings.test -- $(PY) -m pytest -m "integration or browser"
 
-# The built Lambda package, called through Zappa's own handler.
+# The built Lambda package, called through the function's handler (fxfer.entry around Zappa's own).
 test-package: package
 	$(PY) -m pytest -m package
 

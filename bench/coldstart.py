@@ -3,19 +3,30 @@
     python -m bench.coldstart [--runs 7] [--memory 512,1024,1769]
 
 Prints dist/fxfer-dev.zip's zipped and unzipped size, then runs N fresh Python 3.13 processes of each app,
-alternating fxfer and bare, each seeing only its unzipped package (as Lambda does), and times in each
-`import handler` plus the first `/healthz` through Zappa's `handler.lambda_handler`, then two warm `/healthz`.
+alternating fxfer and bare, each seeing only its unzipped package (as Lambda does), and times in each the import
+of the function's handler plus the first `/healthz` through it, then two warm `/healthz`.
 
 - fxfer: the package as built, with production settings, against a moto server this script starts, provisions
   and stops (its /healthz makes one GetItem and one HeadBucket), X-Ray on as in Lambda (segments go to a local
-  UDP socket).
+  UDP socket). Its handler is zappa_settings.json's: fxfer.entry around Zappa's, which pauses Python's garbage
+  collector while the process starts.
 - bare: a minimal Django 5.2 project (startproject's apps and middleware, no database, a /healthz answering
   JSON) packaged the same way: built here in a temporary directory from the same package's libraries (Django,
-  Zappa's handler, boto3, bytecode with checked hashes), same Python, same handler, same environment. Never
-  committed.
+  Zappa's handler, boto3, bytecode with checked hashes), same Python, same environment, Zappa's own handler
+  (`handler.lambda_handler`). Never committed.
 
---split adds a third app, "no checks": fxfer's package with its /healthz answering ok without its two AWS checks
-(so no client is built), to show how much of the gap to bare Django those checks are.
+--split adds three apps: "no checks", fxfer's package with its /healthz answering ok without its two AWS checks
+(so no client is built), to show how much of the gap to bare Django those checks are; "fxfer, no gc pause", the
+package through Zappa's own handler, without fxfer.entry; and "bare, gc paused", the bare app behind a copy of
+fxfer.entry, to show what the collector's pause gives a bare Django (fxfer's ratio to it is the gap the pause does
+not close).
+
+Each run calls the handlers at its own stack depth, the same for every app: run i of N, i x 136 / N frames deeper
+than the harness's own. CPython 3.13.0 (this machine's) allocates the frame stack in 16 KiB chunks (136 of those
+frames) and maps and unmaps a chunk each time a call crosses a chunk's end (python/cpython#142183, fixed in the 3.13
+branch in March 2026 (#146123), which Lambda's runtime takes): a loop whose calls sit on a chunk's end, such as
+compiling urllib3's IPv6 regexes during an import, costs up to some 40 ms more at some depths than at others. At
+one fixed depth the apps' ratio was partly luck; spread evenly over a chunk's length, each app pays its average.
 
 --memory runs each app inside a cgroup whose CPU quota is the share Lambda gives that memory size (1 vCPU at
 1,769 MB, proportionally less below) when this machine lets us make one (cgroup v1 `cpu` controller, as root);
@@ -47,6 +58,9 @@ FULL_VCPU_MB = 1769
 CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
 CFS_PERIOD_US = 20_000
 WARM_REQUESTS = 2
+# Python frames of lambda_local's `at_depth` in one 16 KiB chunk of CPython 3.13's frame stack (measured: a call
+# loop is slow at depths 133 and 269 and at none between).
+STACK_PERIOD = 136
 
 BARE_PROJECT = "barebones"
 # `django-admin startproject`'s settings, without a database (the package carries no database backend).
@@ -155,6 +169,8 @@ def build_bare(package_dir: Path, destination: Path) -> Path:
     (project / "__init__.py").write_text("")
     (project / "settings.py").write_text(BARE_SETTINGS)
     (project / "urls.py").write_text(BARE_URLS)
+    # fxfer's handler module, for --split's "bare, gc paused" (the default handler stays Zappa's own).
+    shutil.copyfile(package_dir / "fxfer" / "entry.py", project / "entry.py")
     # As devtools.package does for fxfer: bytecode with checked hashes, valid whatever the files' dates (Zappa
     # writes zappa_settings.py after that step, so neither package has its bytecode).
     python = str(lambda_local.base_python())
@@ -240,27 +256,43 @@ def _load() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
+@dataclass(frozen=True)
+class App:
+    directory: Path
+    env: dict[str, str]
+    handler: str  # the function's handler: module.function
+
+
 def run_series(
-    apps: dict[str, tuple[Path, dict[str, str]]], *, runs: int, memory_mb: int | None, deadline: float
+    apps: dict[str, App], *, runs: int, memory_mb: int | None, deadline: float
 ) -> tuple[dict[str, Series], bool]:
     """`runs` alternating cold processes of each app; whether a cgroup enforced the CPU share."""
     series = {name: Series() for name in apps}
     events = [lambda_local.api_gateway_event("/healthz")] * (1 + WARM_REQUESTS)
     with cpu_share(memory_mb) as group:
         for run in range(1, runs + 1):
-            for name, (directory, env) in apps.items():
+            stack_pad = (run - 1) * STACK_PERIOD // runs
+            for name, app in apps.items():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     print(f"time budget of {TIME_BUDGET_SECONDS} s spent")
                     return series, group is not None
-                result = lambda_local.invoke(directory, events, env=env, timeout=remaining, cpu_group=group)
+                result = lambda_local.invoke(
+                    app.directory,
+                    events,
+                    env=app.env,
+                    timeout=remaining,
+                    cpu_group=group,
+                    handler=app.handler,
+                    stack_pad=stack_pad,
+                )
                 for index in range(len(events)):
                     response = result.response(index)
                     if response["statusCode"] != 200:
                         raise SystemExit(f"{name}: /healthz answered {response['statusCode']}\n{result.log}")
                 series[name].add(result)
                 print(
-                    f"  run {run} {name:<5} import handler {result.import_seconds * 1000:4.0f} ms"
+                    f"  run {run} (stack +{stack_pad:3}) {name:<18} import {result.import_seconds * 1000:4.0f} ms"
                     f" + first /healthz {result.invocations[0]['seconds'] * 1000:4.0f} ms"
                 )
     return series, group is not None
@@ -277,9 +309,9 @@ def report(series: dict[str, Series], *, memory_mb: int | None, enforced: bool) 
         cold = {name: s.cold for name, s in series.items()}
         how = f"under {memory_mb} MB's CPU share (cgroup)" if memory_mb and enforced else "whole CPU"
     ratio = statistics.median(cold["fxfer"]) / statistics.median(cold["bare"])
-    print(f"cold start (import handler + first /healthz), {len(fxfer.cold)} runs each, {how}:")
-    print(f"  fxfer  {_ms(cold['fxfer'])}   CPU {_ms(fxfer.cold_cpu)}   import handler {_ms(fxfer.imports)}")
-    print(f"  bare   {_ms(cold['bare'])}   CPU {_ms(bare.cold_cpu)}   import handler {_ms(bare.imports)}")
+    print(f"cold start (import of the handler + first /healthz), {len(fxfer.cold)} runs each, {how}:")
+    print(f"  fxfer  {_ms(cold['fxfer'])}   CPU {_ms(fxfer.cold_cpu)}   import {_ms(fxfer.imports)}")
+    print(f"  bare   {_ms(cold['bare'])}   CPU {_ms(bare.cold_cpu)}   import {_ms(bare.imports)}")
     print(f"  ratio  {ratio:.2f}x (fxfer / bare, medians)")
     for name in [name for name in series if name not in ("fxfer", "bare")]:
         if cold[name]:
@@ -329,13 +361,18 @@ def main(argv: list[str] | None = None) -> int:
         package_dir = lambda_local.unzip_package(Path(scratch) / "fxfer")
         bare_dir = build_bare(package_dir, Path(scratch) / "bare")
         xray_port = None if args.no_xray else xray.getsockname()[1]
+        fxfer_handler = lambda_local.function_handler()
         apps = {
-            "fxfer": (package_dir, stand_in.lambda_env(package_dir, xray_port=xray_port)),
-            "bare": (bare_dir, stand_in.lambda_env(bare_dir, xray_port=xray_port)),
+            "fxfer": App(package_dir, stand_in.lambda_env(package_dir, xray_port=xray_port), fxfer_handler),
+            "bare": App(bare_dir, stand_in.lambda_env(bare_dir, xray_port=xray_port), lambda_local.ZAPPA_HANDLER),
         }
         if args.split:
             unchecked = build_without_checks(Path(scratch) / "no-checks")
-            apps["no checks"] = (unchecked, stand_in.lambda_env(unchecked, xray_port=xray_port))
+            apps["no checks"] = App(unchecked, stand_in.lambda_env(unchecked, xray_port=xray_port), fxfer_handler)
+            apps["fxfer, no gc pause"] = App(package_dir, apps["fxfer"].env, lambda_local.ZAPPA_HANDLER)
+            apps["bare, gc paused"] = App(
+                bare_dir, stand_in.lambda_env(bare_dir, xray_port=xray_port), f"{BARE_PROJECT}.entry.lambda_handler"
+            )
         for memory_mb in [None, *memories]:
             label = "whole CPU" if memory_mb is None else f"{memory_mb} MB"
             before = _load()

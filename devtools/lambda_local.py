@@ -1,5 +1,6 @@
 """Run the built Lambda package the way Lambda does: a fresh Python 3.13 with only the unzipped package on
-sys.path, calling Zappa's `handler.lambda_handler` (tests/package, bench/coldstart). Never part of the package."""
+sys.path, calling the function's handler (zappa_settings.json "lambda_handler": fxfer.entry, around Zappa's
+`handler.lambda_handler`) (tests/package, bench/coldstart). Never part of the package."""
 
 import contextlib
 import json
@@ -23,13 +24,15 @@ REGION = "ap-northeast-1"
 API_HOST = "abcde12345.execute-api.ap-northeast-1.amazonaws.com"
 # AWS's documentation account id: events carry one; it is never a real account.
 EXAMPLE_ACCOUNT = "123456789012"
+# Zappa's own handler: the function's handler unless zappa_settings.json names another.
+ZAPPA_HANDLER = "handler.lambda_handler"
 # An X-Ray trace header as Lambda sets it for a sampled invocation.
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 
 # Runs inside `python -I -S -B`: no site-packages, no PYTHON* variables, no script directory on sys.path, no
 # .pyc written (Lambda's /var/task is read-only). Only the unzipped package is put on sys.path.
 _HARNESS = r"""
-import importlib, json, sys, time
+import gc, importlib, json, sys, time
 
 request = json.loads(sys.stdin.read())
 sys.path.insert(0, request["package_dir"])
@@ -48,19 +51,32 @@ class Context:
         return 30000
 
 
+def at_depth(extra, call):  # call() beneath `extra` more Python frames (bench/coldstart: STACK_PERIOD)
+    return call() if extra <= 0 else at_depth(extra - 1, call)
+
+
+module_name, function_name = request["handler"].rsplit(".", 1)
+depth = request["stack_pad"]
+# As Lambda's runtime does (awslambdaric's bootstrap: importlib.import_module).
 started, started_cpu = time.perf_counter(), time.process_time()
-import handler
+handler_module = at_depth(depth, lambda: importlib.import_module(module_name))
 
 imported, imported_cpu = time.perf_counter(), time.process_time()
+lambda_handler = getattr(handler_module, function_name)
 invocations = []
 for event in request["events"]:
+    collections = sum(generation["collections"] for generation in gc.get_stats())
     began, began_cpu = time.perf_counter(), time.process_time()
     try:
-        invocations.append({"response": handler.lambda_handler(event, Context())})
+        invocations.append({"response": at_depth(depth, lambda: lambda_handler(event, Context()))})
     except Exception as exc:
         invocations.append({"error": f"{type(exc).__name__}: {exc}"})
     invocations[-1]["seconds"] = time.perf_counter() - began
     invocations[-1]["cpu_seconds"] = time.process_time() - began_cpu
+    # The garbage collector: how often it ran during the invocation, and its state after (fxfer.entry).
+    invocations[-1]["gc_collections"] = sum(generation["collections"] for generation in gc.get_stats()) - collections
+    invocations[-1]["gc_enabled_after"] = gc.isenabled()
+    invocations[-1]["gc_frozen_after"] = gc.get_freeze_count()
 imports = {name: importlib.import_module(name).__file__ for name in request["imports"]}
 outside = sorted(
     m.__file__
@@ -77,11 +93,17 @@ result = {
     "modules_outside": outside,
     "sys_path": sys.path,
     "version": list(sys.version_info[:2]),
-    "handler_file": handler.__file__,
+    "handler_file": handler_module.__file__,
+    "zappa_handler_file": sys.modules["handler"].__file__,
 }
 with open(request["result_path"], "w") as out:
     json.dump(result, out, default=str)
 """
+
+
+def function_handler() -> str:
+    """The handler Zappa gives the Lambda function: the stage's "lambda_handler", or Zappa's default."""
+    return stage_settings().get("lambda_handler", ZAPPA_HANDLER)
 
 
 def base_python() -> Path:
@@ -110,6 +132,7 @@ class Invocation:
     sys_path: list[str]
     version: list[int]
     handler_file: str
+    zappa_handler_file: str
     log: str
 
     def response(self, index: int) -> dict:
@@ -127,9 +150,12 @@ def invoke(
     imports: tuple[str, ...] = (),
     timeout: float = 120,
     cpu_group: Path | None = None,
+    handler: str | None = None,
+    stack_pad: int = 0,
 ) -> Invocation:
-    """Call Zappa's handler.lambda_handler with each event, in order, in one fresh Python process (inside the
-    cgroup `cpu_group` when given: bench/coldstart's CPU share of a Lambda memory size)."""
+    """Call the function's handler (`handler`, by default the stage's, as Lambda would) with each event, in order,
+    in one fresh Python process (inside the cgroup `cpu_group` when given: bench/coldstart's CPU share of a Lambda
+    memory size), its import and each call `stack_pad` Python frames deeper than the harness's own."""
     with tempfile.TemporaryDirectory(prefix="fxfer-invoke-") as scratch:
         result_path = Path(scratch) / "result.json"
         request = {
@@ -140,6 +166,8 @@ def invoke(
             "function_name": LAMBDA_FUNCTION_NAME,
             "function_arn": f"arn:aws:lambda:{REGION}:{EXAMPLE_ACCOUNT}:function:{LAMBDA_FUNCTION_NAME}",
             "memory_mb": stage_settings()["memory_size"],
+            "handler": handler or function_handler(),
+            "stack_pad": stack_pad,
         }
         process = subprocess.run(
             [str(base_python()), "-I", "-S", "-B", "-c", _HARNESS],

@@ -1,7 +1,7 @@
-"""The built Lambda package (dist/fxfer-dev.zip from `make package`), called through Zappa's own
-`handler.lambda_handler` in a fresh Python 3.13 that sees nothing but the unzipped package, against a moto
-server provisioned with the package's own settings. The secrets reach it only through SSM Parameter Store, read
-on first use, as in AWS."""
+"""The built Lambda package (dist/fxfer-dev.zip from `make package`), called through the function's handler
+(fxfer.entry around Zappa's own `handler.lambda_handler`) in a fresh Python 3.13 that sees nothing but the unzipped
+package, against a moto server provisioned with the package's own settings. The secrets reach it only through SSM
+Parameter Store, read on first use, as in AWS."""
 
 import base64
 import importlib.metadata
@@ -84,7 +84,7 @@ def cold_run(package_dir, lambda_env) -> lambda_local.Invocation:
     return lambda_local.invoke(package_dir, events, env=lambda_env, imports=("xmlsec", "lxml.etree"))
 
 
-# --- called through Zappa's handler ---------------------------------------------------------------------------
+# --- called through the function's handler ------------------------------------------------------------------
 
 
 def test_healthz_through_api_gateway_answers_200_with_production_settings(cold_run):
@@ -93,6 +93,36 @@ def test_healthz_through_api_gateway_answers_200_with_production_settings(cold_r
     assert json.loads(response["body"]) == {"status": "ok", "checks": {"dynamodb": "ok", "s3": "ok"}}
     # Production settings are the ones in effect (HSTS is set there only).
     assert "max-age=31536000" in response["headers"]["Strict-Transport-Security"]
+
+
+def test_the_function_is_fxfers_entry_around_zappas_handler(cold_run):
+    """zappa_settings.json names fxfer.entry as the function's handler (Zappa sets it on deploy); it calls the
+    handler.py Zappa ships at the package's root (test_nothing_from_a_venv_leaks_into_the_process: the files)."""
+    assert STAGE["lambda_handler"] == "fxfer.entry.lambda_handler"
+    assert cold_run.response(HEALTHZ)["statusCode"] == 200
+
+
+def test_the_first_request_runs_without_garbage_collection_and_the_collector_resumes_after_it(cold_run):
+    """fxfer.entry pauses Python's cyclic garbage collector while the process starts: the first web request runs
+    with no collection; then the start's objects are frozen out of the collector's sight and it runs again (a
+    collector left off would let every reference cycle of later requests pile up in a warm process)."""
+    first, later = cold_run.invocations[HEALTHZ], cold_run.invocations[HEALTHZ + 1 :]
+    assert first["gc_collections"] == 0
+    assert first["gc_enabled_after"] is True
+    assert first["gc_frozen_after"] > 50_000  # the start's objects (modules, classes, functions): some 150,000
+    assert all(invocation["gc_enabled_after"] for invocation in later)
+    assert sum(invocation["gc_collections"] for invocation in later) > 0, "no collection ran after the start"
+
+
+def test_a_new_process_whose_first_event_is_a_job_runs_it_with_the_collector_on(package_dir, lambda_env):
+    """A job may run for minutes: it never runs with the collector paused, even as a new process's first event."""
+    job = lambda_local.scheduled_event("reports.jobs.every_minute", time=DAILY_JOB_TIME)
+    run = lambda_local.invoke(package_dir, [job], env=lambda_env)
+    assert isinstance(run.response(0), dict), run.log
+    invocation = run.invocations[0]
+    assert invocation["gc_collections"] > 0  # the collector ran during the job's start (Django, boto3, the job)
+    assert invocation["gc_enabled_after"] is True
+    assert invocation["gc_frozen_after"] > 0
 
 
 def test_the_daily_aggregation_runs_from_its_scheduled_event(cold_run, stand_in):
@@ -164,7 +194,8 @@ def test_aws_calls_are_traced_to_x_ray(cold_run, xray_daemon):
 
 def test_nothing_from_a_venv_leaks_into_the_process(cold_run, package_dir):
     assert cold_run.version == [3, 13]
-    assert cold_run.handler_file == str(package_dir / "handler.py")
+    assert cold_run.handler_file == str(package_dir / "fxfer" / "entry.py")
+    assert cold_run.zappa_handler_file == str(package_dir / "handler.py")
     assert cold_run.modules_outside == []
     assert not [entry for entry in cold_run.sys_path if "site-packages" in entry], cold_run.sys_path
 
