@@ -1,5 +1,5 @@
-"""Per-page latency and CPU on a warm Lambda-like process: the built package through Zappa's handler (issue 15
-item 9; `make bench-pages`).
+"""Per-page latency and CPU on a warm Lambda-like process: the built package through the function's handler
+(fxfer.entry around Zappa's) (issue 15 item 9; `make bench-pages`).
 
     python -m bench.pages [--requests 30] [--short]
 
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("\n".join(problems))
         return 1
-    print(f"Per page, warm package process through Zappa's handler ({command}; load average {load_before} before)")
+    print(f"Per page, warm package process through the function's handler ({command}; load {load_before} before)")
     print("| what | now | goal |\n| --- | --- | --- |")
     for page in pages:
         print(page.row())
