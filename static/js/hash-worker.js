@@ -12,6 +12,9 @@
  * part PUTs wait only for their CRCs, so the CRC worker runs ahead of them while the SHA-256 worker keeps its
  * own pace, on its own core; both read from the page cache the upload fills anyway.
  *
+ * The CRC worker hashes every byte once, into its part's CRC; the whole file's CRC is the parts' CRCs combined
+ * (crc64Combine), not a second CRC of every byte: the same value, for ~0.6 s less CPU per GiB.
+ *
  * Message in:   {file: Blob, partSize: bytes or 0, scripts: [hash-wasm URLs]}
  * Messages out: {type: "part", partNumber, crc64nvme}   base64 of the part's 8-byte CRC (CRC job)
  *               {type: "done", sha256} or {type: "done", crc64nvme}   hex as sha256sum prints it; base64
@@ -24,6 +27,69 @@
   // CRC-64/NVME (S3's CRC64NVME): polynomial 0xad93d23594c93659, reflected, initial value and final XOR all
   // ones. hash-wasm's CRC-64 takes the reflected polynomial and does the rest.
   var NVME_POLYNOMIAL = "9a6c9329ac4bc9b5";
+
+  /* CRC-64/NVME combination, as zlib's crc32_combine (its multmodp and x2nmodp) on 64 bits: for bytes A then B,
+     crc(A + B) = crc(A) * x^(8 * |B|) + crc(B), in GF(2)[x] modulo the polynomial, bits reflected. CRCs are
+     BigInts here. */
+  var POLYNOMIAL = BigInt("0x" + NVME_POLYNOMIAL);
+  var ZERO = BigInt(0);
+  var ONE = BigInt(1);
+  var X0 = ONE << BigInt(63); // x^0 (reflected: the top bit)
+
+  function multModP(a, b) {
+    var m = X0;
+    var product = ZERO;
+    for (;;) {
+      if ((a & m) !== ZERO) {
+        product ^= b;
+        if ((a & (m - ONE)) === ZERO) {
+          return product;
+        }
+      }
+      m >>= ONE;
+      b = (b & ONE) !== ZERO ? (b >> ONE) ^ POLYNOMIAL : b >> ONE;
+    }
+  }
+
+  var shifts = {}; // byte count -> x^(8 * count) mod P (a file's parts share one size)
+  function xPow8n(count) {
+    if (!shifts[count]) {
+      var power = X0 >> ONE; // x^1
+      power = multModP(power, power); // x^2
+      power = multModP(power, power); // x^4
+      power = multModP(power, power); // x^8: one byte
+      var result = X0;
+      for (var n = count; n > 0; n = Math.floor(n / 2)) {
+        if (n % 2) {
+          result = multModP(power, result);
+        }
+        power = multModP(power, power);
+      }
+      shifts[count] = result;
+    }
+    return shifts[count];
+  }
+
+  function crc64Combine(crcA, crcB, lengthB) {
+    return multModP(xPow8n(lengthB), crcA) ^ crcB;
+  }
+
+  function bigIntOf(bytes) {
+    var value = ZERO;
+    for (var i = 0; i < bytes.length; i++) {
+      value = (value << BigInt(8)) | BigInt(bytes[i]);
+    }
+    return value;
+  }
+
+  function bytesOf(value) {
+    var bytes = new Uint8Array(8);
+    for (var i = 7; i >= 0; i--) {
+      bytes[i] = Number(value & BigInt(0xff));
+      value >>= BigInt(8);
+    }
+    return bytes;
+  }
 
   function base64(bytes) {
     var binary = "";
@@ -77,31 +143,33 @@
     });
   }
 
-  /* The CRC-64/NVME of every part (posted as the read passes each part's end) and of the whole file. */
+  /* The CRC-64/NVME of every part (posted as the read passes each part's end) and of the whole file (the parts'
+     combined). */
   function crcJob(file, partSize) {
     var size = file.size;
-    return Promise.all([hashwasm.createCRC64(NVME_POLYNOMIAL), hashwasm.createCRC64(NVME_POLYNOMIAL)]).then(
-      function (hashers) {
-        var whole = hashers[0].init();
-        var part = hashers[1].init();
-        var partNumber = 1;
-        // The end of the part holding `offset`: no piece crosses it, so every part's CRC is exact.
-        function partEnd(offset) {
-          return Math.min(size, (Math.floor(offset / partSize) + 1) * partSize);
-        }
-        return readInOrder(file, partEnd, function (bytes, end) {
-          whole.update(bytes);
-          part.update(bytes);
-          if (end === size || end % partSize === 0) {
-            self.postMessage({ type: "part", partNumber: partNumber, crc64nvme: base64(part.digest("binary")) });
-            part.init();
-            partNumber += 1;
-          }
-        }).then(function () {
-          self.postMessage({ type: "done", crc64nvme: base64(whole.digest("binary")) });
-        });
+    return hashwasm.createCRC64(NVME_POLYNOMIAL).then(function (part) {
+      part.init();
+      var whole = null;
+      var partNumber = 1;
+      // The end of the part holding `offset`: no piece crosses it, so every part's CRC is exact.
+      function partEnd(offset) {
+        return Math.min(size, (Math.floor(offset / partSize) + 1) * partSize);
       }
-    );
+      return readInOrder(file, partEnd, function (bytes, end) {
+        part.update(bytes);
+        if (end === size || end % partSize === 0) {
+          var digest = part.digest("binary");
+          var crc = bigIntOf(digest);
+          var length = end - (partNumber - 1) * partSize;
+          whole = whole === null ? crc : crc64Combine(whole, crc, length);
+          self.postMessage({ type: "part", partNumber: partNumber, crc64nvme: base64(digest) });
+          part.init();
+          partNumber += 1;
+        }
+      }).then(function () {
+        self.postMessage({ type: "done", crc64nvme: base64(bytesOf(whole)) });
+      });
+    });
   }
 
   var loaded = false;
