@@ -370,9 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             unchecked = build_without_checks(Path(scratch) / "no-checks")
             apps["no checks"] = App(unchecked, stand_in.lambda_env(unchecked, xray_port=xray_port), fxfer_handler)
             apps["fxfer, no gc pause"] = App(package_dir, apps["fxfer"].env, lambda_local.ZAPPA_HANDLER)
-            apps["bare, gc paused"] = App(
-                bare_dir, stand_in.lambda_env(bare_dir, xray_port=xray_port), f"{BARE_PROJECT}.entry.lambda_handler"
-            )
+            apps["bare, gc paused"] = App(bare_dir, apps["bare"].env, f"{BARE_PROJECT}.entry.lambda_handler")
         for memory_mb in [None, *memories]:
             label = "whole CPU" if memory_mb is None else f"{memory_mb} MB"
             before = _load()
