@@ -15,9 +15,10 @@ for 1 GiB, on the CPU the browser and boto3 need too), and the ratios without it
 
 `--floor` adds what this machine allows a browser at all, in the same Chromium after the fxfer uploads: the big file's
 parts PUT straight to presigned part URLs of a multipart upload (16 MiB parts, 10 requests at once, no checksum,
-no call to fxfer), then CompleteMultipartUpload with boto3; once alone and once with fxfer's own SHA-256 worker
-(static/js/hash-worker.js) reading the file alongside, as every upload does. No upload through fxfer can be faster
-than the first figure on this machine, nor than the second with the SHA-256 that recipients check.
+no call to fxfer), then CompleteMultipartUpload with boto3; once alone and once with fxfer's own checksum worker
+(static/js/hash-worker.js) reading the file alongside for its SHA-256 and every part's CRC-64/NVME (the PUTs do not
+wait for them), as every upload does. No upload through fxfer can be faster than the first figure on this machine,
+nor than the second with the checksums that recipients and S3 check.
 
 `--timeline` prints, for each browser upload, every part PUT and call to fxfer as the page saw them, then
 fxfer's side: each request's time and the AWS calls it made (botocore's: S3, DynamoDB, KMS and SES alike),
@@ -226,7 +227,7 @@ class Timeline:
 FLOOR_PART = 16 * MiB
 FLOOR_LANES = 10
 # In an fxfer page (its Content-Security-Policy lets it reach S3 and start the hash worker): PUT every part, with
-# FLOOR_LANES requests at once, and, when asked, run fxfer's SHA-256 worker over the file meanwhile.
+# FLOOR_LANES requests at once, and, when asked, run fxfer's checksum worker over the file meanwhile.
 FLOOR_JS = """async ([urls, partSize, lanes, withSha]) => {
   const file = document.getElementById("bench-floor-file").files[0];
   const tag = document.querySelector("script[data-hash-worker]");
@@ -240,7 +241,7 @@ FLOOR_JS = """async ([urls, partSize, lanes, withSha]) => {
       };
     });
     const scripts = tag.dataset.hashWasm.split(" ").map((url) => new URL(url, location.href).href);
-    worker.postMessage({file: file, partSize: 0, scripts: scripts});
+    worker.postMessage({file: file, partSize: partSize, sha256: true, scripts: scripts});
   }
   const etags = [];
   let next = 0;
@@ -297,7 +298,7 @@ def browser_upload(
     floor_s3=None,
 ) -> tuple[list[float], dict[str, tuple[float, float]]]:
     """For each file, one transfer of it: seconds from pressing Send to the transfer page showing it verified.
-    With `floor_s3` (a boto3 S3 client), the first file's browser_floor too, alone and with the SHA-256 worker."""
+    With `floor_s3` (a boto3 S3 client), the first file's browser_floor too, alone and with the checksum worker."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -394,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         "--timeline", action="store_true", help="print each browser upload's part PUTs and calls to fxfer, timed"
     )
     parser.add_argument(
-        "--floor", action="store_true", help="also time raw part PUTs from the same browser, alone and with SHA-256"
+        "--floor", action="store_true", help="also time raw part PUTs from the same browser, alone and with checksums"
     )
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the fxfer child
     args = parser.parse_args(argv)
@@ -470,23 +471,24 @@ def main(argv: list[str] | None = None) -> int:
         how = f"{FLOOR_PART // MiB} MiB parts, {FLOOR_LANES} at once, presigned, then completion; no call to fxfer"
         print(line("floor", floors["plain"][0]) + f"  (raw part PUTs from the same Chromium: {how})")
         print(
-            line("floor+sha", floors["sha256"][0]) + "  (the same, fxfer's SHA-256 worker reading the file alongside)"
+            line("floor+sums", floors["sha256"][0])
+            + "  (the same, fxfer's checksum worker reading the file alongside: SHA-256, every part's CRC-64)"
         )
         print(
-            f"          floor / boto3 {floors['plain'][0] / boto3_seconds:.2f}, floor+sha / boto3 "
+            f"          floor / boto3 {floors['plain'][0] / boto3_seconds:.2f}, floor+sums / boto3 "
             f"{floors['sha256'][0] / boto3_seconds:.2f}"
         )
     # LocalStack completes a multipart upload by copying every part into one new file, 64 KiB at a time, in
     # Python: seconds for 1 GiB, on the CPU the browser and boto3 need too. S3's time is its own, not ours.
     completions = f"browser {browser_completion:.1f} s, boto3 {boto3_completion:.1f} s"
     if floors:
-        completions += f", floor {floors['plain'][1]:.1f} s, floor+sha {floors['sha256'][1]:.1f} s"
+        completions += f", floor {floors['plain'][1]:.1f} s, floor+sums {floors['sha256'][1]:.1f} s"
     print(f"of which  LocalStack's completion (it copies the parts into one new file): {completions}")
     uploads = browser_seconds - browser_completion, boto3_seconds - boto3_completion
     print(
         f"without   browser {uploads[0]:.1f} s, boto3 {uploads[1]:.1f} s: ratio {uploads[0] / uploads[1]:.2f}"
         + (
-            f"; floor / boto3 {(floors['plain'][0] - floors['plain'][1]) / uploads[1]:.2f}, floor+sha / boto3 "
+            f"; floor / boto3 {(floors['plain'][0] - floors['plain'][1]) / uploads[1]:.2f}, floor+sums / boto3 "
             f"{(floors['sha256'][0] - floors['sha256'][1]) / uploads[1]:.2f}"
             if floors
             else ""

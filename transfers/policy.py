@@ -337,12 +337,24 @@ def uses_multipart(size: int) -> bool:
 
 def part_layout(size: int) -> tuple[int, int]:
     """(part size, part count) for a multipart upload: the configured size, grown in whole MiB when the file
-    would need more than 10,000 parts; never below S3's 5 MiB minimum."""
-    part_size = max(settings.FXFER_MULTIPART_PART_BYTES, S3_MIN_PART_BYTES)
+    would need more than 10,000 parts; never below S3's 5 MiB minimum. static/js/send.js plans the same from
+    part_plan(), so one read of a file gives its SHA-256 and its parts' CRCs from the moment it is added."""
+    part_size = part_plan()["partSize"]
     if math.ceil(size / part_size) > S3_MAX_PARTS:
         part_size = math.ceil(size / S3_MAX_PARTS / MiB) * MiB
     part_size = min(part_size, S3_MAX_PART_BYTES)
     return part_size, max(1, math.ceil(size / part_size))
+
+
+def part_plan() -> dict[str, int]:
+    """part_layout's numbers, for the uploader's page: multipart from `from` bytes, in `partSize` parts, grown in
+    whole MiB beyond `maxParts` parts, at most `maxPartSize`."""
+    return {
+        "from": settings.FXFER_MULTIPART_THRESHOLD,
+        "partSize": max(settings.FXFER_MULTIPART_PART_BYTES, S3_MIN_PART_BYTES),
+        "maxParts": S3_MAX_PARTS,
+        "maxPartSize": S3_MAX_PART_BYTES,
+    }
 
 
 def bytes_text(size: int) -> str:

@@ -1,23 +1,25 @@
 /*
- * fxfer: a file's checksums, computed in a Web Worker while the file uploads (static/js/send.js starts them).
- * A worker reads the file once, in order, as a stream, into hash-wasm hashers (static/vendor/hash-wasm,
- * WebAssembly). It does one of two jobs:
+ * fxfer: a file's checksums, computed in a Web Worker while the file uploads (static/js/send.js starts it when
+ * the file is added). The worker reads the file once, in order, as a stream, into hash-wasm hashers
+ * (static/vendor/hash-wasm, WebAssembly):
  *
- *   - SHA-256 of the whole file (no `partSize`): what recipients compare with `sha256sum`;
- *   - CRC-64/NVME of each part and of the whole file (`partSize`, multipart uploads): S3 checks every part's
- *     bytes against its CRC (a signed header of the part's URL, so each part's CRC is posted as soon as the
- *     read passes the part's end) and the whole file's against the parts' at completion (full-object checksum).
+ *   - the SHA-256 of the whole file: what recipients compare with `sha256sum`;
+ *   - with a `partSize` (multipart uploads), the CRC-64/NVME of each part and of the whole file: S3 checks every
+ *     part's bytes against its CRC (a signed header of the part's URL, so each part's CRC is posted as soon as
+ *     the read passes the part's end) and the whole file's against the parts' at completion (full-object
+ *     checksum).
  *
- * Two workers, not one: SHA-256 in WebAssembly runs at a few hundred MiB/s, CRC-64 several times faster. The
- * part PUTs wait only for their CRCs, so the CRC worker runs ahead of them while the SHA-256 worker keeps its
- * own pace, on its own core; both read from the page cache the upload fills anyway.
+ * One read for both: reading a file costs the browser about as much CPU as hashing it with CRC-64, so a second
+ * worker reading the same file for the CRCs cost ~1 s of CPU per GiB, on the cores the upload itself needs.
+ * The page plans the part size when the file is added, as the server will; should the server plan another,
+ * the page runs a second job for the CRCs alone (`sha256: false`).
  *
- * The CRC worker hashes every byte once, into its part's CRC; the whole file's CRC is the parts' CRCs combined
- * (crc64Combine), not a second CRC of every byte: the same value, for ~0.6 s less CPU per GiB.
+ * The whole file's CRC is the parts' CRCs combined (crc64Combine), not a second CRC of every byte: the same
+ * value, for ~0.6 s less CPU per GiB.
  *
- * Message in:   {file: Blob, partSize: bytes or 0, scripts: [hash-wasm URLs]}
- * Messages out: {type: "part", partNumber, crc64nvme}   base64 of the part's 8-byte CRC (CRC job)
- *               {type: "done", sha256} or {type: "done", crc64nvme}   hex as sha256sum prints it; base64
+ * Message in:   {file: Blob, partSize: bytes or 0, sha256: false to skip it, scripts: [hash-wasm URLs]}
+ * Messages out: {type: "part", partNumber, crc64nvme}   base64 of the part's 8-byte CRC (with a partSize)
+ *               {type: "done", sha256, crc64nvme}       hex as sha256sum prints it; base64 (null: not asked)
  *               {type: "error", message}
  */
 /* global hashwasm */
@@ -131,43 +133,51 @@
     return next();
   }
 
-  /* The SHA-256 of the whole file, hex. */
-  function sha256Job(file) {
-    return hashwasm.createSHA256().then(function (sha) {
-      sha.init();
-      return readInOrder(file, null, function (bytes) {
-        sha.update(bytes);
-      }).then(function () {
-        self.postMessage({ type: "done", sha256: sha.digest("hex") });
-      });
-    });
-  }
-
-  /* The CRC-64/NVME of every part (posted as the read passes each part's end) and of the whole file (the parts'
-     combined). */
-  function crcJob(file, partSize) {
+  /* One read of the file, in order, for what the job asks: the SHA-256 of the whole file (`sha256`), and with a
+     `partSize`, the CRC-64/NVME of every part (posted as the read passes each part's end, before that piece's
+     SHA-256, so a part's PUT never waits for the slower hash) and of the whole file (the parts' combined). */
+  function checksumJob(file, partSize, withSha256) {
     var size = file.size;
-    return hashwasm.createCRC64(NVME_POLYNOMIAL).then(function (part) {
-      part.init();
+    return Promise.all([
+      withSha256 ? hashwasm.createSHA256() : null,
+      partSize ? hashwasm.createCRC64(NVME_POLYNOMIAL) : null,
+    ]).then(function (hashers) {
+      var sha = hashers[0];
+      var part = hashers[1];
       var whole = null;
       var partNumber = 1;
+      if (sha) {
+        sha.init();
+      }
+      if (part) {
+        part.init();
+      }
       // The end of the part holding `offset`: no piece crosses it, so every part's CRC is exact.
       function partEnd(offset) {
         return Math.min(size, (Math.floor(offset / partSize) + 1) * partSize);
       }
-      return readInOrder(file, partEnd, function (bytes, end) {
-        part.update(bytes);
-        if (end === size || end % partSize === 0) {
-          var digest = part.digest("binary");
-          var crc = bigIntOf(digest);
-          var length = end - (partNumber - 1) * partSize;
-          whole = whole === null ? crc : crc64Combine(whole, crc, length);
-          self.postMessage({ type: "part", partNumber: partNumber, crc64nvme: base64(digest) });
-          part.init();
-          partNumber += 1;
+      return readInOrder(file, part ? partEnd : null, function (bytes, end) {
+        if (part) {
+          part.update(bytes);
+          if (end === size || end % partSize === 0) {
+            var digest = part.digest("binary");
+            var crc = bigIntOf(digest);
+            var length = end - (partNumber - 1) * partSize;
+            whole = whole === null ? crc : crc64Combine(whole, crc, length);
+            self.postMessage({ type: "part", partNumber: partNumber, crc64nvme: base64(digest) });
+            part.init();
+            partNumber += 1;
+          }
+        }
+        if (sha) {
+          sha.update(bytes);
         }
       }).then(function () {
-        self.postMessage({ type: "done", crc64nvme: base64(bytesOf(whole)) });
+        self.postMessage({
+          type: "done",
+          sha256: sha ? sha.digest("hex") : null,
+          crc64nvme: part ? base64(bytesOf(whole)) : null,
+        });
       });
     });
   }
@@ -184,8 +194,8 @@
       self.postMessage({ type: "error", message: String(error && error.message) });
       return;
     }
-    (job.partSize ? crcJob(job.file, job.partSize) : sha256Job(job.file)).catch(function (error) {
-        self.postMessage({ type: "error", message: String(error && error.message) });
-      });
+    checksumJob(job.file, job.partSize || 0, job.sha256 !== false).catch(function (error) {
+      self.postMessage({ type: "error", message: String(error && error.message) });
+    });
   };
 })();

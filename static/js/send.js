@@ -23,9 +23,10 @@
  * transfer: GoldenRetriever restores the file list (and small files), the sender adds any large file again,
  * and only the parts S3 does not hold yet are sent.
  *
- * Checksums (static/js/hash-worker.js, hash-wasm): every file's SHA-256 is computed in a Web Worker from the
- * moment it is added (a small file's goes with Send: S3 checks the POSTed body against it); a multipart file
- * also gets a second worker for its CRC-64/NVME, per part and whole. Recipients see the SHA-256.
+ * Checksums (static/js/hash-worker.js, hash-wasm): from the moment a file is added, a Web Worker reads it once
+ * for its SHA-256 (a small file's goes with Send: S3 checks the POSTed body against it) and, for a file that
+ * goes up in parts, its CRC-64/NVME, per part and whole, with the part size the server will plan (checked when
+ * the server answers). Recipients see the SHA-256.
  *
  * No inline script, no build step: data comes in through the JSON element, the CSRF token from the form.
  */
@@ -340,14 +341,14 @@
     return api("POST", fileUrl(file, "authorize"), {}).then(function (found) {
       partsListed[file.id] = { uploadId: found.uploadId, parts: found.partsDone || [] };
       uppy.setFileMeta(file.id, { partCount: found.partCount, partSize: found.partSize });
-      hashJob(uppy.getFile(file.id)); // the CRCs start now, ahead of the first PUT
+      hashJob(uppy.getFile(file.id)); // the server's part size: the CRCs the PUTs need (a second read if not planned)
       return found;
     });
   }
 
   /* The URL of one part, signed for its CRC ({url, crc}). Waits for the part's CRC, then asks for it and the
-     next parts whose CRCs are known and that have no fresh URL yet, up to one batch: the CRC worker runs far
-     ahead of the PUTs, so after the first parts a batch covers the next ~20 and no PUT waits for signing. */
+     next parts whose CRCs are known and that have no fresh URL yet, up to one batch: the worker's CRCs keep ahead
+     of the PUTs, so after the first parts a batch covers several and no PUT waits long for signing. */
   function partUrl(file, uploadId, partNumber) {
     var cache = cacheFor(file, uploadId);
     if (fresh(cache, partNumber)) {
@@ -411,7 +412,7 @@
     return blobWorkerUrl;
   }
 
-  function runWorker(data, partSize, onPart, workers) {
+  function runWorker(data, partSize, withSha256, onPart, workers) {
     return new Promise(function (resolve, reject) {
       var worker;
       try {
@@ -438,38 +439,72 @@
         worker.terminate();
         reject(new Error(event.message || "checksum"));
       };
-      worker.postMessage({ file: data, partSize: partSize || 0, scripts: hashWasmUrls });
+      worker.postMessage({ file: data, partSize: partSize || 0, sha256: withSha256, scripts: hashWasmUrls });
     });
   }
 
-  /* The checksum jobs of a file, started on first use: its SHA-256 (every file), and for a multipart file,
-     once its part size is known, its parts' and whole CRC-64/NVME. */
+  /* The part size the server will plan for a file of `size` bytes (transfers/policy.py part_layout, its numbers
+     in config.partPlan), 0 below the multipart size. The server decides: this only lets one read of the file
+     give the SHA-256 and the parts' CRCs from the moment the file is added. */
+  function plannedPartSize(size) {
+    var plan = config.partPlan;
+    if (!plan || size < plan.from) {
+      return 0;
+    }
+    var partSize = plan.partSize;
+    if (Math.ceil(size / partSize) > plan.maxParts) {
+      partSize = Math.ceil(size / plan.maxParts / MiB) * MiB;
+    }
+    return Math.min(partSize, plan.maxPartSize);
+  }
+
+  /* The checksum job of a file, started on first use: one worker reads it once for its SHA-256 and, for a file
+     the server will upload in parts, its parts' and whole CRC-64/NVME. Should the server plan other parts than
+     the page did, a second worker computes their CRCs. */
   function hashJob(file) {
     var job = hashJobs[file.id];
     if (!job || job.data !== file.data) {
-      job = hashJobs[file.id] = { data: file.data, crc: null, parts: {}, waiters: {}, failed: null, workers: [] };
-      job.sha256 = runWorker(file.data, 0, null, job.workers).then(function (message) {
+      job = hashJobs[file.id] = { data: file.data, parts: {}, waiters: {}, failed: null, workers: [] };
+      job.partSize = plannedPartSize(file.size);
+      var first = runWorker(file.data, job.partSize, true, crcSink(job, job.partSize), job.workers);
+      job.sha256 = first.then(function (message) {
         return message.sha256;
       });
       job.sha256.catch(function () {});
+      job.crc = job.partSize ? crcOutcome(job, job.partSize, first) : null;
     }
-    if (!job.crc && file.meta.mode === "multipart" && file.meta.partSize) {
-      job.crc = runWorker(
-        file.data,
-        file.meta.partSize,
-        function (number, crc) {
-          job.parts[number] = crc;
-          (job.waiters[number] || []).forEach(function (waiter) {
-            waiter.resolve(crc);
-          });
-          delete job.waiters[number];
-        },
-        job.workers
-      ).then(
-        function (message) {
-          return message.crc64nvme;
-        },
-        function (error) {
+    var partSize = file.meta.mode === "multipart" && file.meta.partSize;
+    if (partSize && partSize !== job.partSize) {
+      job.partSize = partSize;
+      job.parts = {};
+      job.failed = null;
+      job.crc = crcOutcome(job, partSize, runWorker(file.data, partSize, false, crcSink(job, partSize), job.workers));
+    }
+    return job;
+  }
+
+  /* Where a worker's part CRCs go: into the job, while its parts are still the ones the job uploads. */
+  function crcSink(job, partSize) {
+    return function (number, crc) {
+      if (job.partSize !== partSize) {
+        return;
+      }
+      job.parts[number] = crc;
+      (job.waiters[number] || []).forEach(function (waiter) {
+        waiter.resolve(crc);
+      });
+      delete job.waiters[number];
+    };
+  }
+
+  /* The whole file's CRC from a worker; its failure fails the parts still waiting for theirs. */
+  function crcOutcome(job, partSize, worker) {
+    var outcome = worker.then(
+      function (message) {
+        return message.crc64nvme;
+      },
+      function (error) {
+        if (job.partSize === partSize) {
           job.failed = error;
           Object.keys(job.waiters).forEach(function (number) {
             job.waiters[number].forEach(function (waiter) {
@@ -477,12 +512,12 @@
             });
           });
           job.waiters = {};
-          throw error;
         }
-      );
-      job.crc.catch(function () {});
-    }
-    return job;
+        throw error;
+      }
+    );
+    outcome.catch(function () {});
+    return outcome;
   }
 
   /* A removed file's workers stop: a large file's hashing would otherwise run on for nothing. */
@@ -676,7 +711,7 @@
 
   uppy.on("file-added", function (file) {
     if (file.data && !file.isGhost && hashWorkerUrl) {
-      hashJob(file); // its SHA-256 starts at once: a small file's is ready by Send, a large one's gets ahead
+      hashJob(file); // its checksums start at once: a small file's is ready by Send, a large one's gets ahead
     }
     if (transferId && !file.meta.fileId) {
       claim(file);
@@ -815,7 +850,7 @@
               partSize: server.partSize,
             });
             if (server.mode === "multipart") {
-              hashJob(uppy.getFile(files[index].id)); // its parts' CRCs start now, before the upload is created
+              hashJob(uppy.getFile(files[index].id)); // the server's part size, before the upload is created
             }
           });
           // A reload from here on lands on the transfer's page, which resumes the upload.

@@ -26,7 +26,7 @@ from tests.transfers.conftest import (
     put_object_as_browser,
 )
 from tests.transfers.guest_links import open_link
-from transfers import services
+from transfers import policy, services
 from transfers.models import File, Recipient, Transfer
 from transfers.policy import FileDeclared
 
@@ -175,6 +175,23 @@ def test_the_new_transfer_page_has_labelled_fields_and_the_uploader(alice):
     assert "exe" in config["blockedExtensions"]
     assert config["fileUrl"] == "/transfers/TRANSFER/files/FILE/"
     assert "<script>" not in page  # no inline script: the uploader reads its data from a JSON element
+
+
+def test_the_uploader_plans_the_parts_the_server_will_so_one_read_gives_every_checksum(alice, settings):
+    # A configured part size below S3's 5 MiB minimum: the server uploads in 5 MiB parts, and tells the page so
+    # (static/js/send.js reads the file once for the SHA-256 and these parts' CRCs, from the moment it is added).
+    settings.FXFER_MULTIPART_PART_BYTES = 1024**2
+    settings.FXFER_MULTIPART_THRESHOLD = 8 * 1024**2
+    config = json.loads(
+        re.search(r'id="uploader-config" type="application/json">(.*?)</script>', text(alice.get("/transfers/new")))[1]
+    )
+    assert config["partPlan"] == {
+        "from": 8 * 1024**2,
+        "partSize": policy.part_layout(8 * 1024**2)[0],
+        "maxParts": 10_000,
+        "maxPartSize": 5 * 1024**3,
+    }
+    assert config["partPlan"]["partSize"] == 5 * 1024**2
 
 
 def test_sending_creates_a_pending_transfer_and_says_how_each_file_goes_up(alice, small_parts):

@@ -41,7 +41,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from fxfer import i18n
 from fxfer.aws import transient
-from transfers import selectors, services
+from transfers import policy, selectors, services
 from transfers.errors import TransferError
 from transfers.forms import CodeForm, FinishForm, declared_files
 from transfers.models import KIND_REQUEST
@@ -295,6 +295,7 @@ def _guest_uploader_config(shown: selectors.GuestRequest) -> dict:
         "allowedExtensions": list(shown.limits.allowed_extensions),
         "partUrlBatch": settings.FXFER_PART_URL_BATCH,
         "hashBelowSize": settings.FXFER_MULTIPART_THRESHOLD,
+        "partPlan": policy.part_plan(),
         "files": [{"fileId": u.file_id, "name": u.name, "size": u.size, "state": u.state} for u in unfinished],
         "strings": _GUEST_UPLOADER_STRINGS,
         "uppyStrings": UPPY_STRINGS,
