@@ -1,8 +1,8 @@
 """In Chromium, against LocalStack's S3 (which enforces CORS, POST policies and signatures): an employee sends two
 files (one small, by presigned POST; one in parts) to two recipients; a recipient follows the link from the
 local mailbox, gets a code, downloads both files and gets exactly the bytes that were sent; the sender's
-My transfers shows the downloads. Also: a reload in the middle of a multipart upload resumes it, and the New
-transfer page is usable at phone width."""
+My transfers shows the downloads. Also: a reload in the middle of a multipart upload resumes it, the New transfer
+page is usable at phone width, and runs no animation while files upload."""
 
 import hashlib
 import os
@@ -184,3 +184,32 @@ def test_the_new_transfer_form_is_usable_at_phone_width(page, site, sending, tmp
     expect(page.locator(".page-heading .status-ready")).to_have_text("Sent", timeout=30_000)
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     shot(page, "transfer-phone")
+
+
+def test_while_files_upload_the_page_runs_no_animation(page, site, sending, tmp_path):
+    # Uppy's spinner turned all along an upload, and its bars ran a transition after every progress report: the
+    # page's main thread and compositor never rested, on the CPU the hashing and the upload need.
+    large = tmp_path / "steady.bin"
+    large.write_bytes(os.urandom(12 * MiB))
+    parts = re.compile(r"[?&]partNumber=\d+(&|$)")
+    sign_in_as(page, site, "alice")
+    page.goto(f"{site}/transfers/new")
+    page.route(parts, lambda route, request: route.abort())  # the upload stays in progress, retrying
+    fill_new_transfer(page, "bob@partner.example", "Steady")
+    add_files(page, large)
+    with page.expect_request(parts):
+        page.get_by_role("button", name="Send").click()
+    expect(page.locator(".uppy-StatusBar.is-uploading")).to_be_visible()
+    running = (
+        "() => document.getAnimations().filter((a) => a.playState === 'running').map((a) => a.animationName"
+        " || a.transitionProperty)"
+    )
+    assert page.evaluate(running) == []
+    # Nor does a progress report start one: the bars step.
+    steps = page.evaluate(
+        "() => [...document.querySelectorAll('.uppy-StatusBar-progress, .uppy-Dashboard-Item-progressIcon--progress')]"
+        ".map((e) => getComputedStyle(e).transitionDuration)"
+    )
+    assert steps and set(", ".join(steps).split(", ")) == {"0s"}
+    page.unroute(parts)
+    expect(page.locator(".page-heading .status-ready")).to_have_text("Sent", timeout=60_000)
