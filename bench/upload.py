@@ -11,7 +11,8 @@ completion and verification). It times that from pressing Send to the transfer p
 Then it uploads the big file with boto3's `upload_file` (its default transfer settings) to the same LocalStack
 bucket and times that. Prints the times, throughputs and the ratio browser / boto3; then how much of each was
 LocalStack's CompleteMultipartUpload (it copies every part into one new file, 64 KiB at a time, in Python: seconds
-for 1 GiB, on the CPU the browser and boto3 need too), and the ratios without it.
+for 1 GiB, on the CPU the browser and boto3 need too), and the ratios without it; then the CPU seconds each process
+(Chromium, LocalStack, fxfer, this one with moto and boto3) used during each upload, against the machine's cores.
 
 `--floor` adds what this machine allows a browser at all, in the same Chromium after the fxfer uploads: the big file's
 parts PUT straight to presigned part URLs of a multipart upload (16 MiB parts, 10 requests at once, no checksum,
@@ -68,6 +69,36 @@ def write_random_file(path: Path, size: int) -> None:
             step = min(chunk, left)
             out.write(os.urandom(step))
             left -= step
+
+
+# Who used the CPU: the processes of a run, by a piece of their command line ("" is this process: moto's server
+# threads and boto3). The machine's cores are shared by all of them, so a phase's wall time is bounded below by
+# their CPU seconds divided by the cores.
+CPU_OWNERS = {"Chromium": "chromium", "LocalStack": "localstack.runtime.main", "fxfer": "bench.upload --serve"}
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each of CPU_OWNERS' live processes, and by this one
+    ("moto+boto3"), from /proc; empty where there is no /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not pid.isdigit():
+            continue
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        owner = "moto+boto3" if int(pid) == os.getpid() else None
+        owner = owner or next((name for name, part in CPU_OWNERS.items() if part in command), None)
+        if owner:
+            used[owner] = used.get(owner, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {owner: after[owner] - before.get(owner, 0.0) for owner in after if after[owner] > before.get(owner, 0.0)}
 
 
 AWS_LOG_ENV = "FXFER_BENCH_AWS_LOG"
@@ -296,8 +327,9 @@ def browser_upload(
     deadline: float,
     timeline: Timeline | None = None,
     floor_s3=None,
-) -> tuple[list[float], dict[str, tuple[float, float]]]:
-    """For each file, one transfer of it: seconds from pressing Send to the transfer page showing it verified.
+) -> tuple[list[float], dict[str, tuple[float, float]], list[dict[str, float]]]:
+    """For each file, one transfer of it: seconds from pressing Send to the transfer page showing it verified, and
+    the CPU seconds each process used meanwhile.
     With `floor_s3` (a boto3 S3 client), the first file's browser_floor too, alone and with the checksum worker."""
     from playwright.sync_api import expect, sync_playwright
 
@@ -312,7 +344,7 @@ def browser_upload(
             with page.expect_navigation(url=lambda url: "/idp/" not in url):
                 page.locator('button[data-identity="alice"]').click()
             page.wait_for_url(f"{base_url}/transfers/new")
-            times = []
+            times, cpus = [], []
             for path in paths:
                 page.goto(f"{base_url}/transfers/new")
                 # Exact labels: "Recipients" alone also matches the "Let recipients send files back" checkbox.
@@ -320,17 +352,22 @@ def browser_upload(
                 page.get_by_label("Subject", exact=True).fill("Upload benchmark")
                 page.locator("#uploader input[type=file]").first.set_input_files(str(path))
                 expect(page.get_by_text(path.name)).to_be_visible()
-                started = time.monotonic()
+                started, cpu_before = time.monotonic(), cpu_seconds()
                 if timeline:
                     timeline.reset()
-                page.get_by_role("button", name="Send", exact=True).click()
                 remaining_ms = max(1000, (deadline - time.monotonic()) * 1000)
                 try:
-                    expect(page.locator(".page-heading .status-ready")).to_have_text("Sent", timeout=remaining_ms)
+                    # Timed to the event of the transfer's page being parsed (the page goes there once every file
+                    # is verified), not by polling for its text: expect() polls up to a second apart, which made
+                    # every figure a step function.
+                    with page.expect_event("domcontentloaded", timeout=remaining_ms):
+                        page.get_by_role("button", name="Send", exact=True).click()
+                    times.append(time.monotonic() - started)
+                    cpus.append(cpu_used(cpu_before, cpu_seconds()))
+                    expect(page.locator(".page-heading .status-ready")).to_have_text("Sent", timeout=10_000)
                 finally:
                     if timeline:
                         print(f"timeline of {path.name} (--timeline):\n{timeline.summary()}", flush=True)
-                times.append(time.monotonic() - started)
             floors = {}
             if floor_s3 is not None:
                 page.goto(f"{base_url}/transfers/new")
@@ -342,7 +379,7 @@ def browser_upload(
                     floors["sha256" if with_sha else "plain"] = browser_floor(
                         page, floor_s3, paths[0], with_sha=with_sha
                     )
-            return times, floors
+            return times, floors, cpus
         finally:
             browser.close()
 
@@ -357,8 +394,9 @@ def s3_client(env: dict[str, str]):
     )
 
 
-def boto3_upload(env: dict[str, str], path: Path) -> tuple[float, float]:
-    """Seconds of boto3's upload_file, and of those its CompleteMultipartUpload took."""
+def boto3_upload(env: dict[str, str], path: Path) -> tuple[float, float, dict[str, float]]:
+    """Seconds of boto3's upload_file, of those its CompleteMultipartUpload took, and the CPU seconds each process
+    used meanwhile."""
     s3 = s3_client(env)
     key = "bench/boto3-upload"
     completion = {}
@@ -368,11 +406,11 @@ def boto3_upload(env: dict[str, str], path: Path) -> tuple[float, float]:
     s3.meta.events.register(
         "after-call.s3.CompleteMultipartUpload", lambda **_: completion.__setitem__("end", time.monotonic())
     )
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), cpu_seconds()
     s3.upload_file(str(path), BUCKET, key, ExtraArgs={"ServerSideEncryption": "aws:kms"}, Config=TransferConfig())
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, cpu_used(cpu_before, cpu_seconds())
     s3.delete_object(Bucket=BUCKET, Key=key)
-    return elapsed, completion.get("end", 0.0) - completion.get("start", 0.0)
+    return elapsed, completion.get("end", 0.0) - completion.get("start", 0.0), cpu
 
 
 def fxfer_completions(aws_log: Path) -> float:
@@ -439,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
             provision(env, SETTINGS)
             with fxfer_server(env, port) as base_url:
                 print("browser: Chromium, Uppy multipart through fxfer ...", flush=True)
-                (browser_seconds, *small_seconds), floors = browser_upload(
+                (browser_seconds, *small_seconds), floors, (browser_cpu, *_) = browser_upload(
                     base_url,
                     [path, small] if args.small_mib else [path],
                     deadline,
@@ -448,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             browser_completion = fxfer_completions(aws_log)
             print("boto3: upload_file ...", flush=True)
-            boto3_seconds, boto3_completion = boto3_upload(aws_env, path)
+            boto3_seconds, boto3_completion, boto3_cpu = boto3_upload(aws_env, path)
     except KeyboardInterrupt:
         print("stopped (Ctrl-C or the time budget ran out); everything started was stopped", file=sys.stderr)
         return 1
@@ -494,6 +532,14 @@ def main(argv: list[str] | None = None) -> int:
             else ""
         )
     )
+    # Where the time went: every process's CPU seconds meanwhile, against the machine's cores.
+    for name, seconds, cpu in (("browser", browser_seconds, browser_cpu), ("boto3", boto3_seconds, boto3_cpu)):
+        if cpu:
+            owners = ", ".join(f"{owner} {used:.1f}" for owner, used in sorted(cpu.items(), key=lambda o: -o[1]))
+            print(
+                f"cpu       {name}: {sum(cpu.values()):.1f} CPU seconds in {seconds:.1f} s on {os.cpu_count()} CPUs"
+                f" ({owners})"
+            )
     if small_seconds:
         print(f"small     {args.small_mib} MiB through the browser: {small_seconds[0]:.2f} s (Send to verified)")
     return 0
