@@ -747,7 +747,7 @@
      refuses a body that does not match it, and the recipient sees it as the file's checksum. A large file's
      goes with its completion instead (its worker runs while the parts go up). */
   function sha256Of(file) {
-    if (!file.data || file.size >= config.hashBelowSize || !hashWorkerUrl) {
+    if (!file.data || file.size >= config.partPlan.from || !hashWorkerUrl) {
       return Promise.resolve(null);
     }
     return hashJob(file).sha256.then(

@@ -294,7 +294,6 @@ def _guest_uploader_config(shown: selectors.GuestRequest) -> dict:
         "blockedExtensions": sorted(e.casefold().lstrip(".") for e in settings.FXFER_BLOCKED_EXTENSIONS),
         "allowedExtensions": list(shown.limits.allowed_extensions),
         "partUrlBatch": settings.FXFER_PART_URL_BATCH,
-        "hashBelowSize": settings.FXFER_MULTIPART_THRESHOLD,
         "partPlan": policy.part_plan(),
         "files": [{"fileId": u.file_id, "name": u.name, "size": u.size, "state": u.state} for u in unfinished],
         "strings": _GUEST_UPLOADER_STRINGS,

@@ -83,7 +83,6 @@ def uploader_config(*, transfer_id: str | None = None, files=()) -> dict:
         "blockedExtensions": sorted(e.casefold().lstrip(".") for e in settings.FXFER_BLOCKED_EXTENSIONS),
         "maxExpiryDays": policy.max_expiry().days,
         "partUrlBatch": settings.FXFER_PART_URL_BATCH,
-        "hashBelowSize": settings.FXFER_MULTIPART_THRESHOLD,
         "partPlan": policy.part_plan(),
         "files": [
             {"fileId": f.file_id, "name": f.name, "size": f.size, "state": f.state}
