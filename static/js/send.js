@@ -7,9 +7,10 @@
  * <script type="application/json" id="uploader-config"> element:
  *
  *   Send              POST the form and the declared files (name, size, type) as JSON: the server checks the
- *                     policy and answers with the transfer id and, per file, its id, mode and part size.
+ *                     policy and answers with the transfer id and, per file, its id, mode and part size, and
+ *                     a small file's presigned POST (what its authorize would answer: no round trip more)
  *   <file>authorize   how to upload one file: a presigned POST (small files) or a multipart upload, created
- *                     or resumed by the server, with a first batch of part URLs
+ *                     or resumed by the server (its part URLs come from <file>parts)
  *   <file>parts       part URLs, a batch (up to ~20) at a time: never one request per part. Each URL is signed
  *                     for its part's CRC-64/NVME (the worker computes them as it reads the file, well ahead of
  *                     the PUTs), and S3 refuses a part whose bytes do not match
@@ -63,6 +64,7 @@
   var partUrlCaches = {}; // Uppy file id -> {uploadId, urls: {n: {url, expiresAt, crc}}, pending: {n: Promise}}
   var hashJobs = {}; // Uppy file id -> {data, sha256: Promise, crc: Promise|null, parts: {n: crc}, waiters, failed}
   var partsListed = {}; // Uppy file id -> {uploadId, parts}: what authorize found in S3, for listParts
+  var firstUploads = {}; // Uppy file id -> a small file's POST policy, from Send's answer: used once
   var partSizes = new WeakMap(); // file data (Blob) -> the server's part size
   var verification = {}; // Uppy file id -> the server's answer to complete
 
@@ -259,7 +261,7 @@
     },
 
     getUploadParameters: function (file) {
-      return api("POST", fileUrl(file, "authorize"), {}).then(function (found) {
+      return postUpload(file).then(function (found) {
         return { method: "POST", url: found.url, fields: found.fields };
       });
     },
@@ -335,6 +337,17 @@
   function fresh(cache, number) {
     var known = cache.urls[number];
     return known && known.expiresAt - Date.now() > 60 * 1000;
+  }
+
+  /* A small file's POST policy: the one Send's answer brought, once and while it has a minute left (no round
+     trip before the bytes move); else (a retry, a resumed upload, an old one) the server's answer now. */
+  function postUpload(file) {
+    var first = firstUploads[file.id];
+    delete firstUploads[file.id];
+    if (first && Date.parse(first.expiresAt) - Date.now() > 60 * 1000) {
+      return Promise.resolve(first);
+    }
+    return api("POST", fileUrl(file, "authorize"), {});
   }
 
   function authorizeMultipart(file) {
@@ -851,6 +864,9 @@
             });
             if (server.mode === "multipart") {
               hashJob(uppy.getFile(files[index].id)); // the server's part size, before the upload is created
+            }
+            if (server.upload) {
+              firstUploads[files[index].id] = server.upload;
             }
           });
           // A reload from here on lands on the transfer's page, which resumes the upload.

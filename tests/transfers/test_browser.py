@@ -2,11 +2,13 @@
 files (one small, by presigned POST; one in parts) to two recipients; a recipient follows the link from the
 local mailbox, gets a code, downloads both files and gets exactly the bytes that were sent; the sender's
 My transfers shows the downloads. Also: a reload in the middle of a multipart upload resumes it, the New transfer
-page is usable at phone width, and runs no animation while files upload."""
+page is usable at phone width, and runs no animation while files upload; a small file whose policy from Send's
+answer is about to expire asks for a fresh one."""
 
 import hashlib
 import os
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import expect
@@ -58,6 +60,8 @@ def test_send_two_files_and_a_recipient_downloads_exactly_them(page, guest, site
     page.on("request", lambda r: part_puts.append(r.url) if r.method == "PUT" and "partNumber=" in r.url else None)
     signing_calls = []
     page.on("request", lambda r: signing_calls.append(r.url) if r.url.endswith("/parts") else None)
+    authorize_calls = []
+    page.on("request", lambda r: authorize_calls.append(r.url) if r.url.endswith("/authorize") else None)
 
     sign_in_as(page, site, "alice")
     page.get_by_role("link", name="New transfer").click()
@@ -78,6 +82,9 @@ def test_send_two_files_and_a_recipient_downloads_exactly_them(page, guest, site
     # A batch (2 here) at a time, each URL signed for its part's CRC-64/NVME, which the browser's worker had
     # computed for every part before the first PUT: parts 1 and 2, then 3.
     assert len(signing_calls) == 2
+    # Send's answer brought the small file's POST policy (LocalStack enforced it): only the multipart file asked
+    # authorize for its upload.
+    assert len(authorize_calls) == 1
     expect(page.get_by_text("見積書 2026.pdf")).to_be_visible()
     expect(page.locator("code.checksum")).to_have_count(2)
     # The browser declared the small file's SHA-256 (S3 checked it): the page shows it as sha256sum prints it.
@@ -213,3 +220,33 @@ def test_while_files_upload_the_page_runs_no_animation(page, site, sending, tmp_
     assert steps and set(", ".join(steps).split(", ")) == {"0s"}
     page.unroute(parts)
     expect(page.locator(".page-heading .status-ready")).to_have_text("Sent", timeout=60_000)
+
+
+def test_a_small_files_policy_from_sends_answer_that_is_about_to_expire_is_not_used(page, site, sending, tmp_path):
+    # Send's answer carries each small file's POST policy, valid a few minutes. One with less than a minute left
+    # (a slow machine, a suspended laptop) is not tried: the page asks authorize for a fresh one.
+    small = tmp_path / "notes.txt"
+    small.write_bytes(os.urandom(50 * 1024))
+    soon = (datetime.now(UTC) + timedelta(seconds=20)).isoformat()
+
+    def send_answer_nearly_expired(route, request):
+        if request.method != "POST":
+            route.continue_()
+            return
+        response = route.fetch()
+        body = response.json()
+        for file in body.get("files", []):
+            file["upload"]["expiresAt"] = soon
+        route.fulfill(response=response, json=body)
+
+    authorize_calls = []
+    page.on("request", lambda r: authorize_calls.append(r.url) if r.url.endswith("/authorize") else None)
+    sign_in_as(page, site, "alice")
+    page.goto(f"{site}/transfers/new")
+    page.route(re.compile(r"/transfers/new$"), send_answer_nearly_expired)
+    fill_new_transfer(page, "bob@partner.example", "Notes")
+    add_files(page, small)
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".page-heading .status-ready")).to_have_text("Sent", timeout=60_000)
+    assert len(authorize_calls) == 1
+    expect(page.locator("code.checksum")).to_have_text(f"sha256:{sha256(small.read_bytes())}")

@@ -99,13 +99,13 @@ def declare(guest, *files: tuple[str, int]):
 
 
 def upload_small(guest, name: str = "contract.pdf", body: bytes = SMALL) -> dict:
-    """Declare one file on the guest's page, POST it to S3 as the uploader does, and report it done."""
+    """Declare one file on the guest's page, POST it to S3 as the uploader does (with the policy the declaration's
+    answer brought: no authorize call), and report it done."""
     response = declare(guest, (name, len(body)))
     assert response.status_code == 201, response.content
     file = response.json()["files"][0]
-    authorized = post_json(guest, f"/guest/upload/files/{file['fileId']}/authorize").json()
-    assert authorized["mode"] == "post"
-    put_object_as_browser(authorized["fields"]["key"], body)
+    assert file["upload"]["mode"] == "post"
+    put_object_as_browser(file["upload"]["fields"]["key"], body)
     done = post_json(guest, f"/guest/upload/files/{file['fileId']}/done").json()
     assert done == {"outcome": "verified", "reason": None, "released": False}
     return file
@@ -317,6 +317,19 @@ def test_a_guest_uploads_a_file_finishes_with_a_note_and_the_employee_downloads_
     assert requests.get(response["Location"], timeout=10).content == SMALL
     [event] = audit("request.downloaded", request_id)
     assert (event.outcome, event.actor, event.details["uploader"]) == ("ok", f"user:{alice_id()}", BOB)
+
+
+def test_a_guests_post_policy_comes_with_the_declaration_and_ends_when_the_request_closes(alice, mailoutbox, settings):
+    settings.FXFER_UPLOAD_POLICY_SECONDS = 3 * 24 * 3600  # longer than the request stays open
+    request_id = ask(alice, closes_amount=1, closes_unit="days")
+    bob = guest_in(mailoutbox, links(mailoutbox)[BOB])
+    file = declare(bob, ("contract.pdf", len(SMALL))).json()["files"][0]
+    closes_at = Transfer.get(request_id).closes_at
+    expires = datetime.fromisoformat(file["upload"]["expiresAt"])
+    assert closes_at - timedelta(seconds=5) <= expires <= closes_at
+    put_object_as_browser(file["upload"]["fields"]["key"], SMALL)
+    done = post_json(bob, f"/guest/upload/files/{file['fileId']}/done").json()
+    assert done == {"outcome": "verified", "reason": None, "released": False}
 
 
 def test_a_large_file_goes_up_in_parts_through_the_guest_endpoints(alice, mailoutbox, small_parts):

@@ -2,8 +2,11 @@
 uploader's JSON endpoints (who may use them, what a refusal looks like), and the guest's pages (a GET uses
 nothing up, codes, the guest session, downloads by POST only, one 404 for every bad link)."""
 
+import base64
+import hashlib
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -16,6 +19,7 @@ from devtools.idp import server as idp
 from devtools.idp.identities import DEMO_IDENTITIES
 from reports.models import AuditEvent
 from tests.accounts.conftest import post_to_acs, start_signin
+from tests.faults import ERROR, inject
 from tests.transfers.conftest import (
     ANY_CRC,
     CODE,
@@ -88,11 +92,12 @@ def file_url(created: dict, index: int, action: str) -> str:
 
 
 def send_small_file(client, mailoutbox, **changes) -> dict:
-    """Create a transfer of SMALL, upload it the way the uploader does, and let the server verify it."""
+    """Create a transfer of SMALL, upload it the way the uploader does (with the POST policy Send's answer
+    brought: no authorize call), and let the server verify it."""
     created = create(client, **changes)
-    authorized = post_json(client, file_url(created, 0, "authorize")).json()
-    assert authorized["mode"] == "post"
-    put_object_as_browser(authorized["fields"]["key"], SMALL)
+    upload = created["files"][0]["upload"]
+    assert upload["mode"] == "post"
+    put_object_as_browser(upload["fields"]["key"], SMALL)
     done = post_json(client, file_url(created, 0, "done")).json()
     assert done == {"outcome": "verified", "reason": None, "released": True}
     return created
@@ -282,6 +287,53 @@ def test_a_small_file_is_posted_to_s3_verified_and_the_recipients_mailed(alice, 
     assert sorted(links(mailoutbox)) == ["bob@partner.example", "dave@partner.example"]
     again = post_json(alice, file_url(created, 0, "done")).json()  # idempotent: nobody is mailed twice
     assert (again["outcome"], again["released"], len(mailoutbox)) == ("verified", False, 2)
+
+
+def test_send_hands_each_small_file_its_post_policy_so_its_bytes_move_at_once(alice, small_parts, mailoutbox):
+    sha256 = base64.b64encode(hashlib.sha256(SMALL).digest()).decode()
+    before = datetime.now(UTC)
+    created = create(
+        alice,
+        files=[
+            {"name": "small.txt", "size": len(SMALL), "type": "text/plain", "sha256": sha256},
+            {"name": "big.zip", "size": len(BIG), "type": ""},
+        ],
+    )
+    small, big = created["files"]
+    assert big["upload"] is None  # a multipart upload is the authorize call's to create
+    upload = small["upload"]
+    key = f"files/{created['transferId']}/{small['fileId']}"
+    assert (upload["mode"], upload["key"], upload["fields"]["key"]) == ("post", key, key)
+    # The policy pins what authorize's does: this key, exactly this size, the declared SHA-256, SSE-KMS.
+    conditions = json.loads(base64.b64decode(upload["fields"]["policy"]))["conditions"]
+    assert ["content-length-range", len(SMALL), len(SMALL)] in conditions
+    assert {"x-amz-checksum-sha256": sha256} in conditions and {"key": key} in conditions
+    assert {"x-amz-server-side-encryption": "aws:kms"} in conditions
+    expires = datetime.fromisoformat(upload["expiresAt"])
+    assert before < expires <= datetime.now(UTC) + timedelta(seconds=settings.FXFER_UPLOAD_POLICY_SECONDS)
+
+    put_object_as_browser(key, SMALL, ChecksumAlgorithm="SHA256")  # as the POST does: S3 checks the SHA-256
+    done = post_json(alice, file_url(created, 0, "done")).json()
+    assert (done["outcome"], done["released"]) == ("verified", False)  # the big file is still to come
+    assert mailoutbox == []
+
+
+def test_when_aws_fails_after_the_transfer_is_created_send_says_created_and_authorize_gives_the_policy(
+    alice, mailoutbox
+):
+    # KMS (the key's ARN, which a policy pins) keeps failing after the transfer committed: Send still tells the
+    # truth (created), with no policy for the file, and the uploader asks authorize for it as on a resume.
+    with inject(ERROR, service="kms", operation="DescribeKey", times=10) as fault:
+        created = create(alice)
+    assert fault.fired
+    assert created["files"][0]["upload"] is None
+    assert Transfer.get(created["transferId"]).status == "pending"
+    authorized = post_json(alice, file_url(created, 0, "authorize")).json()
+    assert authorized["mode"] == "post"
+    put_object_as_browser(authorized["fields"]["key"], SMALL)
+    done = post_json(alice, file_url(created, 0, "done")).json()
+    assert done == {"outcome": "verified", "reason": None, "released": True}
+    assert sorted(links(mailoutbox)) == ["bob@partner.example", "dave@partner.example"]
 
 
 def test_a_large_file_goes_up_in_parts_signed_in_batches_and_resumes(alice, small_parts, mailoutbox):

@@ -63,6 +63,7 @@ from transfers.services.sending import (
     add_link_mail,
     commit_recognised,
     file_item,
+    files_created,
     link_mail_key,
     metadata_purge_at,
     owner_fields,
@@ -476,12 +477,8 @@ def request_files_declare(
         raise TransferError(code, message) from None
     return FilesDeclared(
         request_id=transfer_id,
-        files=tuple(
-            FileCreated(
-                file_id=f.file_id, name=f.name, size=int(f.declared_size), key=f.s3_key, upload_mode=f.upload_mode
-            )
-            for f in items
-        ),
+        # A guest's POST policies end when the request closes: S3 refuses them from then on.
+        files=files_created(items, until=request.closes_at, now=now),
     )
 
 

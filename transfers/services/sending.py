@@ -9,7 +9,7 @@ outbox retries it), or failed with its reason.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -119,6 +119,9 @@ class FileCreated:
     size: int
     key: str
     upload_mode: str  # "post" or "multipart"
+    # A small file's POST policy, given with the answer that declared it (see files_created); None: ask
+    # upload_authorize (a multipart file always does: it creates the upload).
+    post: storage.PresignedPost | None = field(default=None, compare=False)  # a policy is not the file's identity
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,40 @@ def file_item(*, parent_id: str, declared: FileDeclared, now: datetime, purge_at
         purge_at=purge_at,
         **extra,
     )
+
+
+def upload_post(file: File, *, until: datetime | None, now: datetime) -> storage.PresignedPost:
+    """The POST policy of a file that goes up in one request: its key, its exact declared size and SHA-256,
+    valid a short while (never past `until`, when a request closes)."""
+    return storage.presigned_post(
+        key=file.s3_key, size=int(file.declared_size), sha256=file.declared_sha256, now=now, until=until
+    )
+
+
+def files_created(items: list[File], *, until: datetime | None, now: datetime) -> tuple[FileCreated, ...]:
+    """The committed files, each small one with its POST policy: the uploader starts at once instead of first
+    asking upload_authorize (one round trip fewer per Send, the most of a small file's time). After the commit
+    and best effort: if AWS fails here (the KMS key's ARN, looked up once per process), a file goes without one
+    and the uploader asks upload_authorize for it, as when it resumes. Telling "failed" now would be untrue."""
+    created = []
+    for item in items:
+        post = None
+        if item.upload_mode == UPLOAD_POST:
+            try:
+                post = upload_post(item, until=until, now=now)
+            except (ClientError, BotoCoreError, RuntimeError) as exc:
+                logger.warning("transfers.first_post_unavailable", extra={"file_id": item.file_id, "error": repr(exc)})
+        created.append(
+            FileCreated(
+                file_id=item.file_id,
+                name=item.name,
+                size=int(item.declared_size),
+                key=item.s3_key,
+                upload_mode=item.upload_mode,
+                post=post,
+            )
+        )
+    return tuple(created)
 
 
 def owner_fields(sender: SenderIdentity, now: datetime) -> dict:
@@ -345,10 +382,7 @@ def transfer_create(
         transfer_id=transfer_id,
         expires_at=transfer.expires_at,
         recipients=tuple(addresses),
-        files=tuple(
-            FileCreated(file_id=f.file_id, name=f.name, size=f.declared_size, key=f.s3_key, upload_mode=f.upload_mode)
-            for f in file_items
-        ),
+        files=files_created(file_items, until=None, now=now),
     )
 
 

@@ -63,7 +63,7 @@ from transfers.services.common import (
     valid_id,
 )
 from transfers.services.guests import guest_access
-from transfers.services.sending import transfer_release
+from transfers.services.sending import transfer_release, upload_post
 
 logger = logging.getLogger(__name__)
 
@@ -176,9 +176,7 @@ def upload_authorize(
     if file.upload_mode != UPLOAD_MULTIPART:
         # A request's guest cannot use a policy after the request closes: S3 refuses it from then on.
         until = scoped.transfer.closes_at if scoped.transfer.kind == KIND_REQUEST else None
-        post = storage.presigned_post(
-            key=file.s3_key, size=int(file.declared_size), sha256=file.declared_sha256, now=now, until=until
-        )
+        post = upload_post(file, until=until, now=now)
         return UploadAuthorized(
             file_id=file.file_id,
             key=file.s3_key,

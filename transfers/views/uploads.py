@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from transfers import policy, services
 from transfers.errors import TransferError
-from transfers.models import UPLOAD_MULTIPART
+from transfers.models import UPLOAD_MULTIPART, UPLOAD_POST
 from transfers.views.common import employee_json, guest_upload_scope, json_body, json_error
 
 
@@ -24,6 +24,17 @@ def _parts_json(parts) -> list[dict]:
 
 def _verified_json(result: services.FileVerified) -> dict:
     return {"outcome": result.outcome, "reason": result.reason, "released": result.released}
+
+
+def _post_json(key: str, post) -> dict:
+    """A POST policy (storage.PresignedPost) as authorize answers it."""
+    return {
+        "mode": UPLOAD_POST,
+        "key": key,
+        "url": post.url,
+        "fields": post.fields,
+        "expiresAt": post.expires_at.isoformat(),
+    }
 
 
 def _authorized_json(found: services.UploadAuthorized) -> dict:
@@ -42,7 +53,8 @@ def _authorized_json(found: services.UploadAuthorized) -> dict:
 
 
 def declared_json(*, transfer_id: str, url: str, files) -> dict:
-    """The answer to "here are my files" (a new transfer, or a guest's files): each file's id and upload plan."""
+    """The answer to "here are my files" (a new transfer, or a guest's files): each file's id and upload plan,
+    and a small file's upload itself (`upload`: what its authorize would answer), so it goes up at once."""
     return {
         "transferId": transfer_id,
         "url": url,
@@ -53,6 +65,7 @@ def declared_json(*, transfer_id: str, url: str, files) -> dict:
                 "size": f.size,
                 "mode": f.upload_mode,
                 "partSize": policy.part_layout(f.size)[0] if f.upload_mode == UPLOAD_MULTIPART else None,
+                "upload": _post_json(f.key, f.post) if f.post else None,
             }
             for f in files
         ],
