@@ -25,6 +25,12 @@ nor than the second with the checksums that recipients and S3 check.
 fxfer's side: each request's time and the AWS calls it made (botocore's: S3, DynamoDB, KMS and SES alike),
 timed in the server, which logs them only then. Where a slow completion spends its time.
 
+`--link-mbit N` runs it all over a loopback shaped to N Mbit/s (`tc` token bucket on `lo`; root only), the way an
+office's uplink limits both the browser and boto3 alike: where the network, not this machine's two CPUs (shared
+by Chromium, LocalStack and boto3), is the limit. It shapes the whole machine's loopback while it runs: run
+nothing else meanwhile. The shaping is removed at the end, on Ctrl-C, and when the time budget runs out (after a
+`kill -9`: `tc qdisc del dev lo root`).
+
 `make bench-upload` is the full mode (1 GiB); `make bench-short` runs it with 120 MiB so CI proves it still runs.
 
 Everything it starts is stopped at the end, on Ctrl-C, and when the time budget runs out; the file is deleted.
@@ -34,6 +40,7 @@ import argparse
 import contextlib
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -424,6 +431,24 @@ def fxfer_completions(aws_log: Path) -> float:
     return sum(e["s"] for e in entries if e["what"] == "aws CompleteMultipartUpload")
 
 
+@contextlib.contextmanager
+def shaped_loopback(mbit: int | None):
+    """`lo` limited to `mbit` Mbit/s (a token bucket, both directions together) while the block runs; nothing
+    with None."""
+    if not mbit:
+        yield
+        return
+    if os.geteuid() != 0 or not shutil.which("tc"):
+        raise SystemExit("--link-mbit shapes the loopback with `tc`: it needs root and iproute2")
+    # The bucket holds a few of lo's 64 KiB packets; packets wait at most 200 ms for tokens before being dropped.
+    tbf = ["tc", "qdisc", "replace", "dev", "lo", "root", "tbf", "rate", f"{mbit}mbit", "burst", "512kb"]
+    subprocess.run([*tbf, "latency", "200ms"], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], check=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=1024, help="file size in MiB (default 1024: 1 GiB)")
@@ -434,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--floor", action="store_true", help="also time raw part PUTs from the same browser, alone and with checksums"
+    )
+    parser.add_argument(
+        "--link-mbit", type=int, metavar="N", help="shape the loopback to N Mbit/s meanwhile (root; see above)"
     )
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the fxfer child
     args = parser.parse_args(argv)
@@ -457,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.small_mib:
             write_random_file(small, args.small_mib * MiB)
         print("starting the stand-ins (moto, LocalStack) and fxfer ...", flush=True)
-        with stack() as aws_env:
+        with shaped_loopback(args.link_mbit), stack() as aws_env:
             port = free_port()
             env = {
                 **os.environ,
@@ -501,7 +529,8 @@ def main(argv: list[str] | None = None) -> int:
         return f"{name:<8} {seconds:7.1f} s  {mib / seconds:7.1f} MiB/s"
 
     print()
-    print(f"file      {args.size_mib} MiB, random bytes, to LocalStack S3 on this machine")
+    link = f", over a loopback shaped to {args.link_mbit} Mbit/s" if args.link_mbit else ""
+    print(f"file      {args.size_mib} MiB, random bytes, to LocalStack S3 on this machine{link}")
     print(line("browser", browser_seconds) + "  (Send to verified: parts, completion, verification)")
     print(line("boto3", boto3_seconds) + "  (upload_file, default TransferConfig)")
     print(f"ratio     {browser_seconds / boto3_seconds:.2f} (browser / boto3)")
