@@ -102,9 +102,9 @@ INTERFACE_ENDPOINT_PER_HOUR_PER_AZ = 0.014
 # Lambda invocations through the front door (Django views), per step:
 SIGNIN_REQUESTS = 3  # accounts/views.py: /saml/login (redirect), the ACS POST, the page it returns to
 SENDER_PAGE_REQUESTS = 4  # transfers/views/sender.py: New transfer page, its POST, the transfer page, My transfers
-# transfers/views/uploads.py: done (presigned POST: its policy comes with the New transfer POST's answer), or
-# authorize then complete (multipart)
-FILE_REQUESTS_POST, FILE_REQUESTS_MULTIPART = 1, 2
+# transfers/views/uploads.py: done (presigned POST) or complete (multipart). How each file goes up (its POST
+# policy, or its multipart upload, started: the first three large files) comes with the New transfer POST's answer.
+FILE_REQUESTS = 1
 GUEST_VISIT_REQUESTS = 6  # transfers/views/guests.py: link (303), link page, code POST, code page, verify POST, files
 PART_URL_BATCH = 20  # settings FXFER_PART_URL_BATCH: each batch is a POST (signed for the parts' CRCs)
 MULTIPART_THRESHOLD = 100 * MiB  # settings FXFER_MULTIPART_THRESHOLD
@@ -115,7 +115,7 @@ DDB_SIGNIN = (3.0, 13.0)  # accounts/services.py: user, SAML replay cache, sessi
 DDB_SENDER_PAGES = (7.0, 0.0)  # session reads; My transfers' Query (transfers/selectors.py)
 DDB_CREATE_BASE = (2.5, 24.0)  # transfers/services/sending.py transfer_create: one transaction + BatchWrites
 DDB_CREATE_PER_ITEM = 2.0  # per recipient (measured) and per file (assumed alike)
-DDB_FILE_AUTHORIZE = (3.5, 0.5)  # transfers/services/uploads.py upload_authorize (multipart files only)
+DDB_MULTIPART_START = (0.0, 1.0)  # transfers/services/sending.py multipart_start: the file records its upload
 DDB_FILE_VERIFY = (7.5, 12.0)  # upload_done / file_verify: HeadObject, one transaction with its audit event
 DDB_S3_EVENT = (4.0, 0.0)  # transfers/jobs.py on_object_created: finds the file already verified
 DDB_RELEASE_BASE = (1.0, 19.0)  # transfer_release with the last file: the transfer, its event, ...
@@ -237,7 +237,7 @@ def per_transfer(x: Inputs) -> dict:
     web = (
         SIGNIN_REQUESTS * x.signins_per_transfer
         + SENDER_PAGE_REQUESTS
-        + files * ((FILE_REQUESTS_MULTIPART if multipart else FILE_REQUESTS_POST) + batches)
+        + files * (FILE_REQUESTS + batches)
         + visits * GUEST_VISIT_REQUESTS
         + downloads
     )
@@ -251,7 +251,7 @@ def per_transfer(x: Inputs) -> dict:
         (DDB_SENDER_PAGES, 1),
         (DDB_CREATE_BASE, 1),
         ((0.0, DDB_CREATE_PER_ITEM), files + recipients),
-        (DDB_FILE_AUTHORIZE, files if multipart else 0),
+        (DDB_MULTIPART_START, files if multipart else 0),
         (DDB_FILE_VERIFY, files),
         (DDB_S3_EVENT, files),
         (DDB_RELEASE_BASE, 1),

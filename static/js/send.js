@@ -8,7 +8,8 @@
  *
  *   Send              POST the form and the declared files (name, size, type) as JSON: the server checks the
  *                     policy and answers with the transfer id and, per file, its id, mode and part size, and
- *                     a small file's presigned POST (what its authorize would answer: no round trip more)
+ *                     how it goes up (what its authorize would answer: a small file's presigned POST, a large
+ *                     one's new multipart upload; no round trip more)
  *   <file>authorize   how to upload one file: a presigned POST (small files) or a multipart upload, created
  *                     or resumed by the server (its part URLs come from <file>parts)
  *   <file>parts       part URLs, a batch (up to ~20) at a time: never one request per part. Each URL is signed
@@ -64,7 +65,7 @@
   var partUrlCaches = {}; // Uppy file id -> {uploadId, urls: {n: {url, expiresAt, crc}}, pending: {n: Promise}}
   var hashJobs = {}; // Uppy file id -> {data, sha256: Promise, crc: Promise|null, parts: {n: crc}, waiters, failed}
   var partsListed = {}; // Uppy file id -> {uploadId, parts}: what authorize found in S3, for listParts
-  var firstUploads = {}; // Uppy file id -> a small file's POST policy, from Send's answer: used once
+  var firstUploads = {}; // Uppy file id -> its POST policy or multipart upload, from Send's answer: used once
   var partSizes = new WeakMap(); // file data (Blob) -> the server's part size
   var verification = {}; // Uppy file id -> the server's answer to complete
 
@@ -261,7 +262,7 @@
     },
 
     getUploadParameters: function (file) {
-      return postUpload(file).then(function (found) {
+      return authorize(file).then(function (found) {
         return { method: "POST", url: found.url, fields: found.fields };
       });
     },
@@ -339,19 +340,20 @@
     return known && known.expiresAt - Date.now() > 60 * 1000;
   }
 
-  /* A small file's POST policy: the one Send's answer brought, once and while it has a minute left (no round
-     trip before the bytes move); else (a retry, a resumed upload, an old one) the server's answer now. */
-  function postUpload(file) {
+  /* How a file goes up: what Send's answer brought for it, once (no round trip before the bytes move; a POST
+     policy only while it has a minute left); else (a retry, a resumed upload, files beyond the first few) the
+     server's answer now. */
+  function authorize(file) {
     var first = firstUploads[file.id];
     delete firstUploads[file.id];
-    if (first && Date.parse(first.expiresAt) - Date.now() > 60 * 1000) {
+    if (first && (first.mode === "multipart" || Date.parse(first.expiresAt) - Date.now() > 60 * 1000)) {
       return Promise.resolve(first);
     }
     return api("POST", fileUrl(file, "authorize"), {});
   }
 
   function authorizeMultipart(file) {
-    return api("POST", fileUrl(file, "authorize"), {}).then(function (found) {
+    return authorize(file).then(function (found) {
       partsListed[file.id] = { uploadId: found.uploadId, parts: found.partsDone || [] };
       uppy.setFileMeta(file.id, { partCount: found.partCount, partSize: found.partSize });
       hashJob(uppy.getFile(file.id)); // the server's part size: the CRCs the PUTs need (a second read if not planned)

@@ -156,6 +156,60 @@ def test_create_with_replies_under_every_fault():
     sweep_faults("create with replies", setup=_create_setup(True), act=_create_act, check=_create_check)
 
 
+# --- create with a large file: its multipart upload is started after the commit, best effort -------------------
+
+LARGE = 12 * 1024**2
+
+
+def _create_large_setup():
+    return {"to": _address("bob"), "subject": f"large {next(_n)}"}
+
+
+def _create_large_act(state):
+    return create(recipients=[state["to"]], subject=state["subject"], files=[FileDeclared(name="big.bin", size=LARGE)])
+
+
+def _s3_uploads(key: str) -> list[str]:
+    from django.conf import settings
+
+    from fxfer import aws
+
+    listed = aws.client("s3").list_multipart_uploads(Bucket=settings.FXFER_BUCKET, Prefix=key)
+    return sorted(u["UploadId"] for u in listed.get("Uploads", []) if u["Key"] == key)
+
+
+def _create_large_check(state, result, error):
+    _create_check({**state, "allow_replies": False}, result, error)
+    transfers = list(Transfer.scan(Transfer.subject == state["subject"]))
+    if not transfers:
+        return  # told "try again", and nothing is there (checked above)
+    [transfer] = transfers
+    [file] = File.query(transfer.transfer_id)
+    if result is not None and result.files[0].upload_id:
+        # Told "this upload is yours": the file records it and S3 holds it.
+        assert result.files[0].upload_id == file.multipart_upload_id, "told an upload the file does not record"
+        assert file.multipart_upload_id in _s3_uploads(file.s3_key), "told an upload S3 does not hold"
+    # What the uploader does next: authorize finds the upload, or starts one, and the file records it.
+    ids = {"owner_id": ALICE.id, "transfer_id": transfer.transfer_id, "file_id": file.file_id}
+    authorized = services.upload_authorize(**ids, now=NOW)
+    file.refresh(consistent_read=True)
+    assert authorized.upload_id == file.multipart_upload_id, "authorize answered an upload the file does not record"
+    uploads = _s3_uploads(file.s3_key)
+    assert file.multipart_upload_id in uploads, "the file records an upload S3 does not hold"
+    # Besides it, at most the one a lost or killed creation answer left, which no file records: the hourly sweep
+    # aborts it (tests/transfers/test_uploads.py). Never one per retry.
+    assert len(uploads) <= 2, f"{len(uploads)} uploads at one file's key"
+
+
+def test_create_with_a_large_file_under_every_fault(settings):
+    settings.FXFER_MULTIPART_THRESHOLD = 6 * 1024**2
+    settings.FXFER_MULTIPART_PART_BYTES = 5 * 1024**2
+    calls = sweep_faults(
+        "create with a large file", setup=_create_large_setup, act=_create_large_act, check=_create_large_check
+    )
+    assert ("s3", "CreateMultipartUpload", 1) in calls  # the upload is started within the creation's answer
+
+
 # --- release ------------------------------------------------------------------------------------------------------
 
 

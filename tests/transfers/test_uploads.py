@@ -625,15 +625,17 @@ def test_the_sweep_aborts_uploads_no_live_file_owns_and_keeps_the_one_being_uplo
 ):
     from transfers.jobs import expire_sweep
 
-    created = create(
-        files=[FileDeclared(name="big.bin", size=len(BIG)), FileDeclared(name="gone.bin", size=len(BIG))],
-        sender=alice_browser,
-    )
-    key, cancelled_key = created.files[0].key, created.files[1].key
-    # S3 took CreateMultipartUpload but its answer was lost: botocore's retry made a second upload, and the
-    # file records only that one. The first is nobody's.
+    # S3 took the first file's CreateMultipartUpload (the transfer's creation starts each file's upload) but its
+    # answer was lost: botocore's retry made a second upload, and the file records only that one. The first is
+    # nobody's.
     with inject(LOST, service="s3", operation="CreateMultipartUpload"):
-        live = _call(client, created, "authorize").json()["uploadId"]
+        created = create(
+            files=[FileDeclared(name="big.bin", size=len(BIG)), FileDeclared(name="gone.bin", size=len(BIG))],
+            sender=alice_browser,
+        )
+    key, cancelled_key = created.files[0].key, created.files[1].key
+    live = created.files[0].upload_id
+    assert _call(client, created, "authorize").json()["uploadId"] == live
     [lost] = [u for u in _uploads(key) if u != live]
     # A cancelled file whose abort never happened, and keys no record owns at all.
     gone = _call(client, created, "authorize", index=1).json()["uploadId"]

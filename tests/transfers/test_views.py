@@ -33,6 +33,7 @@ from tests.transfers.guest_links import open_link
 from transfers import policy, services
 from transfers.models import File, Recipient, Transfer
 from transfers.policy import FileDeclared
+from transfers.services.sending import FIRST_MULTIPART_UPLOADS
 
 MiB = 1024**2
 BIG = bytes(range(256)) * (12 * MiB // 256)  # 12 MiB: parts of 5, 5 and 2 MiB
@@ -289,7 +290,7 @@ def test_a_small_file_is_posted_to_s3_verified_and_the_recipients_mailed(alice, 
     assert (again["outcome"], again["released"], len(mailoutbox)) == ("verified", False, 2)
 
 
-def test_send_hands_each_small_file_its_post_policy_so_its_bytes_move_at_once(alice, small_parts, mailoutbox):
+def test_send_hands_each_file_how_it_goes_up_so_its_bytes_move_at_once(alice, small_parts, mailoutbox):
     sha256 = base64.b64encode(hashlib.sha256(SMALL).digest()).decode()
     before = datetime.now(UTC)
     created = create(
@@ -300,7 +301,6 @@ def test_send_hands_each_small_file_its_post_policy_so_its_bytes_move_at_once(al
         ],
     )
     small, big = created["files"]
-    assert big["upload"] is None  # a multipart upload is the authorize call's to create
     upload = small["upload"]
     key = f"files/{created['transferId']}/{small['fileId']}"
     assert (upload["mode"], upload["key"], upload["fields"]["key"]) == ("post", key, key)
@@ -316,6 +316,35 @@ def test_send_hands_each_small_file_its_post_policy_so_its_bytes_move_at_once(al
     done = post_json(alice, file_url(created, 0, "done")).json()
     assert (done["outcome"], done["released"]) == ("verified", False)  # the big file is still to come
     assert mailoutbox == []
+
+    # The big file's multipart upload is started too; its part URLs wait for the parts' CRCs.
+    started = big["upload"]
+    assert (started["mode"], started["partSize"], started["partCount"], started["partsDone"]) == (
+        "multipart",
+        5 * MiB,
+        3,
+        [],
+    )
+    assert File.get(created["transferId"], big["fileId"]).multipart_upload_id == started["uploadId"]
+    # A reload's authorize finds that same upload: nothing is started twice.
+    assert post_json(alice, file_url(created, 1, "authorize")).json()["uploadId"] == started["uploadId"]
+    for batch in (("1", "2"), ("3",)):  # small_parts signs two at a time
+        crcs = dict.fromkeys(batch, ANY_CRC)
+        signed = post_json(alice, file_url(created, 1, "parts"), {"uploadId": started["uploadId"], "parts": crcs})
+        browser_put_parts({int(n): url for n, url in signed.json()["partUrls"].items()}, BIG, 5 * MiB)
+    sums = checksums_of(BIG)
+    complete = post_json(alice, file_url(created, 1, "complete"), {"uploadId": started["uploadId"], **sums})
+    assert complete.json() == {"outcome": "verified", "reason": None, "released": True}
+    assert sorted(links(mailoutbox)) == ["bob@partner.example", "dave@partner.example"]
+
+
+def test_send_starts_the_first_few_multipart_uploads_and_leaves_the_rest_to_authorize(alice, small_parts):
+    created = create(alice, files=[{"name": f"part{n}.zip", "size": len(BIG), "type": ""} for n in range(5)])
+    started = [f["upload"]["uploadId"] for f in created["files"] if f["upload"]]
+    assert len(started) == FIRST_MULTIPART_UPLOADS == 3  # two S3 calls each, one after another
+    assert [f["upload"] for f in created["files"][3:]] == [None, None]
+    later = post_json(alice, file_url(created, 4, "authorize")).json()
+    assert later["mode"] == "multipart" and later["uploadId"] not in started
 
 
 def test_when_aws_fails_after_the_transfer_is_created_send_says_created_and_authorize_gives_the_policy(

@@ -371,7 +371,7 @@ def orphan_objects_sweep(*, now: datetime, deadline: datetime | None = None) -> 
 # --- multipart uploads without a live record ----------------------------------------------------------------
 
 ORPHAN_UPLOADS_CURSOR = "orphan-uploads"
-# An upload is created a moment before its file records it (transfers.services.uploads._multipart_start):
+# An upload is created a moment before its file records it (transfers.services.sending.multipart_start):
 # one younger than this may be one being authorized right now, and is left for a later run.
 ORPHAN_UPLOAD_GRACE = timedelta(hours=1)
 

@@ -16,7 +16,7 @@ from typing import Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.utils import translation
-from pynamodb.exceptions import PynamoDBException
+from pynamodb.exceptions import PynamoDBException, UpdateError
 
 from fxfer import i18n
 from fxfer.change import Change, ChangeRefused
@@ -50,6 +50,7 @@ from transfers.policy import FileDeclared
 from transfers.services import missend, quota
 from transfers.services.approvals import approval_fields, approval_plan, approval_recorded, approval_request
 from transfers.services.common import (
+    conditional_failed,
     new_id,
     owned_transfer,
     request_limits,
@@ -119,9 +120,12 @@ class FileCreated:
     size: int
     key: str
     upload_mode: str  # "post" or "multipart"
-    # A small file's POST policy, given with the answer that declared it (see files_created); None: ask
-    # upload_authorize (a multipart file always does: it creates the upload).
-    post: storage.PresignedPost | None = field(default=None, compare=False)  # a policy is not the file's identity
+    # How it goes up, given with the answer that declared it (see files_created): a small file's POST policy, a
+    # large one's multipart upload (and its part size). None: the uploader asks upload_authorize.
+    post: storage.PresignedPost | None = field(default=None, compare=False)  # not the file's identity
+    upload_id: str | None = field(default=None, compare=False)
+    part_size: int | None = field(default=None, compare=False)
+    part_count: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -164,19 +168,29 @@ def upload_post(file: File, *, until: datetime | None, now: datetime) -> storage
     )
 
 
+# Multipart uploads files_created starts itself, at most: each is two AWS calls, one after another, in the answer
+# to Send; the uploader asks upload_authorize for the rest, all at once.
+FIRST_MULTIPART_UPLOADS = 3
+
+
 def files_created(items: list[File], *, until: datetime | None, now: datetime) -> tuple[FileCreated, ...]:
-    """The committed files, each small one with its POST policy: the uploader starts at once instead of first
-    asking upload_authorize (one round trip fewer per Send, the most of a small file's time). After the commit
-    and best effort: if AWS fails here (the KMS key's ARN, looked up once per process), a file goes without one
-    and the uploader asks upload_authorize for it, as when it resumes. Telling "failed" now would be untrue."""
+    """The committed files, each with how it goes up: a small file's POST policy, a large file's multipart upload
+    (the first FIRST_MULTIPART_UPLOADS). The uploader then moves bytes at once instead of first asking
+    upload_authorize for each file (one round trip fewer per Send: most of a small file's time). After the commit
+    and best effort: if AWS fails here, a file goes without one and the uploader asks upload_authorize for it, as
+    when it resumes (which finds an upload started here, or starts one). Telling "failed" now would be untrue."""
     created = []
+    multipart = 0
     for item in items:
-        post = None
-        if item.upload_mode == UPLOAD_POST:
-            try:
+        post = upload_id = None
+        try:
+            if item.upload_mode == UPLOAD_POST:
                 post = upload_post(item, until=until, now=now)
-            except (ClientError, BotoCoreError, RuntimeError) as exc:
-                logger.warning("transfers.first_post_unavailable", extra={"file_id": item.file_id, "error": repr(exc)})
+            elif multipart < FIRST_MULTIPART_UPLOADS:
+                multipart += 1
+                upload_id = multipart_start(item)
+        except (ClientError, BotoCoreError, PynamoDBException, RuntimeError, TransferError) as exc:
+            logger.warning("transfers.first_upload_unavailable", extra={"file_id": item.file_id, "error": repr(exc)})
         created.append(
             FileCreated(
                 file_id=item.file_id,
@@ -185,9 +199,45 @@ def files_created(items: list[File], *, until: datetime | None, now: datetime) -
                 key=item.s3_key,
                 upload_mode=item.upload_mode,
                 post=post,
+                upload_id=upload_id,
+                part_size=int(item.part_size) if upload_id else None,
+                part_count=int(item.part_count) if upload_id else None,
             )
         )
     return tuple(created)
+
+
+def multipart_start(file: File) -> str:
+    """Create the multipart upload and record it; when two calls race, the second aborts its own and uses
+    the first one's, so parts never land in an upload nobody completes."""
+    part_size, part_count = policy.part_layout(int(file.declared_size))
+    previous = file.multipart_upload_id
+    upload_id = storage.multipart_create(key=file.s3_key)
+    condition = File.multipart_upload_id == previous if previous else File.multipart_upload_id.does_not_exist()
+    try:
+        file.update(
+            actions=[
+                File.multipart_upload_id.set(upload_id),
+                File.part_size.set(part_size),
+                File.part_count.set(part_count),
+                File.expected_etag.remove(),
+                File.multipart_checksum.set(storage.MULTIPART_CHECKSUM),
+                File.declared_crc64nvme.remove(),
+            ],
+            condition=condition & (File.state == FILE_PENDING),
+        )
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            storage.multipart_abort(key=file.s3_key, upload_id=upload_id)
+            raise
+        file.refresh(consistent_read=True)
+        if file.multipart_upload_id == upload_id:
+            return upload_id  # our own write, whose answer was lost: the retry met it
+        storage.multipart_abort(key=file.s3_key, upload_id=upload_id)
+        if file.state != FILE_PENDING or not file.multipart_upload_id:
+            raise TransferError("state_conflict") from None
+        return file.multipart_upload_id
+    return upload_id
 
 
 def owner_fields(sender: SenderIdentity, now: datetime) -> dict:

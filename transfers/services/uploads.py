@@ -63,7 +63,7 @@ from transfers.services.common import (
     valid_id,
 )
 from transfers.services.guests import guest_access
-from transfers.services.sending import transfer_release, upload_post
+from transfers.services.sending import multipart_start, transfer_release, upload_post
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def upload_authorize(
         else:
             parts_done = listed
     if not upload_id:
-        upload_id = _multipart_start(file)
+        upload_id = multipart_start(file)
     part_size, part_count = int(file.part_size), int(file.part_count)
     # No part URL yet: each is signed for its part's CRC-64/NVME, which the browser computes as it reads the
     # file and sends with upload_parts_sign.
@@ -240,39 +240,6 @@ def _upload_again(file: File) -> None:
             raise TransferError("state_conflict") from None
         return
     file.multipart_upload_id = None
-
-
-def _multipart_start(file: File) -> str:
-    """Create the multipart upload and record it; when two calls race, the second aborts its own and uses
-    the first one's, so parts never land in an upload nobody completes."""
-    part_size, part_count = policy.part_layout(int(file.declared_size))
-    previous = file.multipart_upload_id
-    upload_id = storage.multipart_create(key=file.s3_key)
-    condition = File.multipart_upload_id == previous if previous else File.multipart_upload_id.does_not_exist()
-    try:
-        file.update(
-            actions=[
-                File.multipart_upload_id.set(upload_id),
-                File.part_size.set(part_size),
-                File.part_count.set(part_count),
-                File.expected_etag.remove(),
-                File.multipart_checksum.set(storage.MULTIPART_CHECKSUM),
-                File.declared_crc64nvme.remove(),
-            ],
-            condition=condition & (File.state == FILE_PENDING),
-        )
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            storage.multipart_abort(key=file.s3_key, upload_id=upload_id)
-            raise
-        file.refresh(consistent_read=True)
-        if file.multipart_upload_id == upload_id:
-            return upload_id  # our own write, whose answer was lost: the retry met it
-        storage.multipart_abort(key=file.s3_key, upload_id=upload_id)
-        if file.state != FILE_PENDING or not file.multipart_upload_id:
-            raise TransferError("state_conflict") from None
-        return file.multipart_upload_id
-    return upload_id
 
 
 def _multipart_file(*, transfer_id: str, file_id: str, upload_id: str, now: datetime, **scope) -> _Scoped:

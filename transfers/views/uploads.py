@@ -26,15 +26,28 @@ def _verified_json(result: services.FileVerified) -> dict:
     return {"outcome": result.outcome, "reason": result.reason, "released": result.released}
 
 
-def _post_json(key: str, post) -> dict:
-    """A POST policy (storage.PresignedPost) as authorize answers it."""
-    return {
-        "mode": UPLOAD_POST,
-        "key": key,
-        "url": post.url,
-        "fields": post.fields,
-        "expiresAt": post.expires_at.isoformat(),
-    }
+def _first_upload_json(f: services.FileCreated) -> dict | None:
+    """How a just-declared file goes up, as authorize answers it: a POST policy, or a new multipart upload (no
+    part yet, and no part URL: each is signed for its part's CRC). None: the uploader asks authorize."""
+    if f.post:
+        return {
+            "mode": UPLOAD_POST,
+            "key": f.key,
+            "url": f.post.url,
+            "fields": f.post.fields,
+            "expiresAt": f.post.expires_at.isoformat(),
+        }
+    if f.upload_id:
+        return {
+            "mode": UPLOAD_MULTIPART,
+            "key": f.key,
+            "uploadId": f.upload_id,
+            "partSize": f.part_size,
+            "partCount": f.part_count,
+            "partsDone": [],
+            "partUrls": {},
+        }
+    return None
 
 
 def _authorized_json(found: services.UploadAuthorized) -> dict:
@@ -65,7 +78,7 @@ def declared_json(*, transfer_id: str, url: str, files) -> dict:
                 "size": f.size,
                 "mode": f.upload_mode,
                 "partSize": policy.part_layout(f.size)[0] if f.upload_mode == UPLOAD_MULTIPART else None,
-                "upload": _post_json(f.key, f.post) if f.post else None,
+                "upload": _first_upload_json(f),
             }
             for f in files
         ],
