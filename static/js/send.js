@@ -427,11 +427,32 @@
     return blobWorkerUrl;
   }
 
+  /* One worker kept ready, hash-wasm loaded and compiled (~0.15 s): the next file's read starts at once, so a
+     file added just before Send has its first part's CRC, which its first PUT waits for, that much sooner. */
+  var readyWorker = null;
+  function newWorker(ready) {
+    var worker = new Worker(workerUrl());
+    if (ready) {
+      worker.postMessage({ scripts: hashWasmUrls });
+    }
+    return worker;
+  }
+  function takeWorker() {
+    var worker = readyWorker || newWorker(false);
+    readyWorker = null;
+    try {
+      readyWorker = newWorker(true); // for the next file
+    } catch (error) {
+      readyWorker = null;
+    }
+    return worker;
+  }
+
   function runWorker(data, partSize, withSha256, onPart, workers) {
     return new Promise(function (resolve, reject) {
       var worker;
       try {
-        worker = new Worker(workerUrl());
+        worker = takeWorker();
       } catch (error) {
         reject(error);
         return;
@@ -722,6 +743,14 @@
       }
       promptForMissing();
     }, 0);
+  }
+
+  if (hashWorkerUrl) {
+    try {
+      readyWorker = newWorker(true);
+    } catch (error) {
+      readyWorker = null; // the first file's job starts its own (and says why it cannot)
+    }
   }
 
   uppy.on("file-added", function (file) {
