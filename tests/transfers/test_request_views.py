@@ -342,6 +342,7 @@ def test_a_large_file_goes_up_in_parts_through_the_guest_endpoints(alice, mailou
     base = f"/guest/upload/files/{file['fileId']}/"
     first = post_json(bob, f"{base}authorize").json()
     assert (first["mode"], first["partCount"], first["partUrls"]) == ("multipart", 3, {})
+    assert first["uploadId"] == file["upload"]["uploadId"]  # started with the declaration, found again
     one = post_json(bob, f"{base}parts", {"uploadId": first["uploadId"], "parts": {"1": ANY_CRC}}).json()
     browser_put_parts({1: one["partUrls"]["1"]}, BIG, 5 * MiB)
     listed = bob.get(f"{base}parts/list", {"uploadId": first["uploadId"]}).json()
