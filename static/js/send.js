@@ -437,14 +437,16 @@
     }
     return worker;
   }
+  function makeReady() {
+    try {
+      readyWorker = newWorker(true);
+    } catch (error) {
+      readyWorker = null; // the next file's job starts its own (and says why it cannot)
+    }
+  }
   function takeWorker() {
     var worker = readyWorker || newWorker(false);
-    readyWorker = null;
-    try {
-      readyWorker = newWorker(true); // for the next file
-    } catch (error) {
-      readyWorker = null;
-    }
+    makeReady(); // for the next file
     return worker;
   }
 
@@ -746,11 +748,7 @@
   }
 
   if (hashWorkerUrl) {
-    try {
-      readyWorker = newWorker(true);
-    } catch (error) {
-      readyWorker = null; // the first file's job starts its own (and says why it cannot)
-    }
+    makeReady();
   }
 
   uppy.on("file-added", function (file) {

@@ -30,6 +30,7 @@ from tests.transfers.conftest import (
     create_request,
     guest_grant,
     guest_upload,
+    multipart_uploads,
     put_object_as_browser,
     tokens_from,
 )
@@ -174,13 +175,6 @@ def _create_large_act(state):
     return create(recipients=[state["to"]], subject=state["subject"], files=[FileDeclared(name="big.bin", size=LARGE)])
 
 
-def _s3_uploads(key: str) -> list[str]:
-    from django.conf import settings
-
-    listed = aws.client("s3").list_multipart_uploads(Bucket=settings.FXFER_BUCKET, Prefix=key)
-    return sorted(u["UploadId"] for u in listed.get("Uploads", []) if u["Key"] == key)
-
-
 def _create_large_check(state, result, error):
     _create_check({**state, "allow_replies": False}, result, error)
     transfers = list(Transfer.scan(Transfer.subject == state["subject"]))
@@ -191,13 +185,13 @@ def _create_large_check(state, result, error):
     if result is not None and result.files[0].upload_id:
         # Told "this upload is yours": the file records it and S3 holds it.
         assert result.files[0].upload_id == file.multipart_upload_id, "told an upload the file does not record"
-        assert file.multipart_upload_id in _s3_uploads(file.s3_key), "told an upload S3 does not hold"
+        assert file.multipart_upload_id in multipart_uploads(file.s3_key), "told an upload S3 does not hold"
     # What the uploader does next: authorize finds the upload, or starts one, and the file records it.
     ids = {"owner_id": ALICE.id, "transfer_id": transfer.transfer_id, "file_id": file.file_id}
     authorized = services.upload_authorize(**ids, now=NOW)
     file.refresh(consistent_read=True)
     assert authorized.upload_id == file.multipart_upload_id, "authorize answered an upload the file does not record"
-    uploads = _s3_uploads(file.s3_key)
+    uploads = multipart_uploads(file.s3_key)
     assert file.multipart_upload_id in uploads, "the file records an upload S3 does not hold"
     # Besides it, only uploads whose CreateMultipartUpload answer was lost (one per attempt botocore made) or
     # whose process was killed: no file records them, and the hourly sweep aborts them (tests/transfers/

@@ -91,6 +91,12 @@ def browser_post(authorized: services.UploadAuthorized, body: bytes, **field_cha
     return requests.post(authorized.url, data=fields, files={"file": ("ignored-name", body)}, timeout=30)
 
 
+def multipart_uploads(key: str) -> list[str]:
+    """The ids of the multipart uploads S3 holds at `key`, in S3's order."""
+    listed = aws.client("s3").list_multipart_uploads(Bucket=settings.FXFER_BUCKET, Prefix=key)
+    return [u["UploadId"] for u in listed.get("Uploads", []) if u["Key"] == key]
+
+
 def put_object_as_browser(key: str, body: bytes, **extra) -> None:
     """What a presigned POST with our fields stores (moto does not enforce POST policies; LocalStack does)."""
     params = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": storage.kms_key_arn(), **extra}

@@ -25,6 +25,7 @@ from tests.transfers.conftest import (
     checksums_of,
     create,
     later,
+    multipart_uploads,
     put_object_as_browser,
     sign_parts,
 )
@@ -515,11 +516,6 @@ def _call(client, created, action: str, data: dict | None = None, index: int = 0
     return client.post(url, json.dumps(data or {}), content_type="application/json")
 
 
-def _uploads(key: str) -> list[str]:
-    listed = aws.client("s3").list_multipart_uploads(Bucket=settings.FXFER_BUCKET, Prefix=key)
-    return [u["UploadId"] for u in listed.get("Uploads", []) if u["Key"] == key]
-
-
 def _signed_headers(url: str) -> list[str]:
     from urllib.parse import parse_qs, urlsplit
 
@@ -551,10 +547,10 @@ def test_a_refused_multipart_upload_is_aborted_and_uploading_again_leaves_no_orp
     browser_put_parts(urls, BIG + b"x" * MiB, first["partSize"])
     refused = _call(client, created, "complete", {"uploadId": first["uploadId"], **checksums_of(BIG)})
     assert refused.json()["outcome"] == "refused"
-    assert _uploads(key) == []  # aborted: its parts are gone and its part URLs take nothing more
+    assert multipart_uploads(key) == []  # aborted: its parts are gone and its part URLs take nothing more
     again = _call(client, created, "authorize").json()
     assert again["uploadId"] != first["uploadId"]
-    assert _uploads(key) == [again["uploadId"]]  # the refused one is not left behind
+    assert multipart_uploads(key) == [again["uploadId"]]  # the refused one is not left behind
     assert File.get(created.transfer_id, created.files[0].file_id).multipart_upload_id == again["uploadId"]
 
 
@@ -617,7 +613,7 @@ def test_delete_now_aborts_an_upload_in_progress(client, alice_browser, small_pa
     browser_put_parts(sign_parts(ids, authorized["uploadId"], [1]), BIG, authorized["partSize"])
     response = client.post(f"/transfers/{created.transfer_id}/delete")
     assert response.status_code == 302
-    assert _uploads(created.files[0].key) == []
+    assert multipart_uploads(created.files[0].key) == []
 
 
 def test_the_sweep_aborts_uploads_no_live_file_owns_and_keeps_the_one_being_uploaded(
@@ -636,7 +632,7 @@ def test_the_sweep_aborts_uploads_no_live_file_owns_and_keeps_the_one_being_uplo
     key, cancelled_key = created.files[0].key, created.files[1].key
     live = created.files[0].upload_id
     assert _call(client, created, "authorize").json()["uploadId"] == live
-    [lost] = [u for u in _uploads(key) if u != live]
+    [lost] = [u for u in multipart_uploads(key) if u != live]
     # A cancelled file whose abort never happened, and keys no record owns at all.
     gone = _call(client, created, "authorize", index=1).json()["uploadId"]
     File(parent_id=created.transfer_id, file_id=created.files[1].file_id).update(actions=[File.state.set("cancelled")])
@@ -646,10 +642,10 @@ def test_the_sweep_aborts_uploads_no_live_file_owns_and_keeps_the_one_being_uplo
     unknown = s3.create_multipart_upload(Bucket=settings.FXFER_BUCKET, Key=stranger)["UploadId"]
 
     expire_sweep({"time": later(minutes=90).isoformat()}, None)
-    assert _uploads(key) == [live]  # the upload in progress goes on
-    assert _uploads(cancelled_key) == _uploads(stranger) == _uploads("files/not-ours") == []
+    assert multipart_uploads(key) == [live]  # the upload in progress goes on
+    assert multipart_uploads(cancelled_key) == multipart_uploads(stranger) == multipart_uploads("files/not-ours") == []
     [event] = _events("upload.orphans_aborted")
     assert event.details["count"] == 4 and event.actor == "job:expire_sweep"
     assert {u["upload_id"] for u in event.details["uploads"]} == {lost, gone, foreign, unknown}
     expire_sweep({"time": later(minutes=150).isoformat()}, None)  # nothing left to abort: nothing recorded
-    assert len(_events("upload.orphans_aborted")) == 1 and _uploads(key) == [live]
+    assert len(_events("upload.orphans_aborted")) == 1 and multipart_uploads(key) == [live]
