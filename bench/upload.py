@@ -19,7 +19,11 @@ parts PUT straight to presigned part URLs of a multipart upload (16 MiB parts, 1
 no call to fxfer), then CompleteMultipartUpload with boto3; once alone and once with fxfer's own checksum worker
 (static/js/hash-worker.js) reading the file alongside for its SHA-256 and every part's CRC-64/NVME (the PUTs do not
 wait for them), as every upload does. No upload through fxfer can be faster than the first figure on this machine,
-nor than the second with the checksums that recipients and S3 check.
+nor than the second with the checksums that recipients and S3 check. Then the worker alone over the file ("sums
+alone": one thread reads and hashes in order, so no upload that hashes every byte ends sooner, whatever the cores),
+and from these a "bound": floor+sums' CPU seconds shared by this machine's cores, then its completion. On a machine
+whose few cores Chromium shares with LocalStack, the bound is above boto3's time: the SHA-256 in WebAssembly (no
+SHA instructions there) and Chromium moving each byte through three processes cost CPU that boto3 does not spend.
 
 `--timeline` prints, for each browser upload, every part PUT and call to fxfer as the page saw them, then
 fxfer's side: each request's time and the AWS calls it made (botocore's: S3, DynamoDB, KMS and SES alike),
@@ -265,7 +269,8 @@ class Timeline:
 FLOOR_PART = 16 * MiB
 FLOOR_LANES = 10
 # In an fxfer page (its Content-Security-Policy lets it reach S3 and start the hash worker): PUT every part, with
-# FLOOR_LANES requests at once, and, when asked, run fxfer's checksum worker over the file meanwhile.
+# FLOOR_LANES requests at once, and, when asked, run fxfer's checksum worker over the file meanwhile. With no URLs,
+# the worker alone.
 FLOOR_JS = """async ([urls, partSize, lanes, withSha]) => {
   const file = document.getElementById("bench-floor-file").files[0];
   const tag = document.querySelector("script[data-hash-worker]");
@@ -297,12 +302,14 @@ FLOOR_JS = """async ([urls, partSize, lanes, withSha]) => {
 }"""
 
 
-def browser_floor(page, s3, path: Path, *, with_sha: bool) -> tuple[float, float]:
-    """Seconds to PUT `path`'s parts from this page straight to S3 and complete the upload (FLOOR_JS), and the
-    seconds of that the completion took."""
+def browser_floor(page, s3, path: Path, *, with_sha: bool, puts: bool = True) -> tuple[float, float, float]:
+    """Seconds to PUT `path`'s parts from this page straight to S3 and complete the upload (FLOOR_JS), the seconds
+    of that the completion took, and the CPU seconds every process used meanwhile. Without `puts`, the checksum
+    worker alone reading the file (no upload: one thread's sequential work, the least time any upload that hashes
+    every byte needs, whatever the cores)."""
     key = "bench/browser-floor"
-    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key, ServerSideEncryption="aws:kms")
-    count = math.ceil(path.stat().st_size / FLOOR_PART)
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key, ServerSideEncryption="aws:kms") if puts else None
+    count = math.ceil(path.stat().st_size / FLOOR_PART) if puts else 0
     urls = [
         s3.generate_presigned_url(
             "upload_part",
@@ -312,20 +319,22 @@ def browser_floor(page, s3, path: Path, *, with_sha: bool) -> tuple[float, float
         for number in range(1, count + 1)
     ]
     page.locator("#bench-floor-file").set_input_files(str(path))
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), cpu_seconds()
     result = page.evaluate(FLOOR_JS, [urls, FLOOR_PART, FLOOR_LANES, with_sha])
     completing = time.monotonic()
-    s3.complete_multipart_upload(
-        Bucket=BUCKET,
-        Key=key,
-        UploadId=upload["UploadId"],
-        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(result["etags"], 1)]},
-    )
-    ended = time.monotonic()
-    s3.delete_object(Bucket=BUCKET, Key=key)
+    if puts:
+        s3.complete_multipart_upload(
+            Bucket=BUCKET,
+            Key=key,
+            UploadId=upload["UploadId"],
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(result["etags"], 1)]},
+        )
+    ended, cpu = time.monotonic(), sum(cpu_used(cpu_before, cpu_seconds()).values())
+    if puts:
+        s3.delete_object(Bucket=BUCKET, Key=key)
     if with_sha and len(result["sha256"] or "") != 64:
         raise SystemExit(f"the SHA-256 worker answered {result['sha256']!r}")
-    return ended - started, ended - completing
+    return ended - started, ended - completing, cpu
 
 
 def browser_upload(
@@ -334,10 +343,11 @@ def browser_upload(
     deadline: float,
     timeline: Timeline | None = None,
     floor_s3=None,
-) -> tuple[list[float], dict[str, tuple[float, float]], list[dict[str, float]]]:
+) -> tuple[list[float], dict[str, tuple[float, float, float]], list[dict[str, float]]]:
     """For each file, one transfer of it: seconds from pressing Send to the transfer page showing it verified, and
     the CPU seconds each process used meanwhile.
-    With `floor_s3` (a boto3 S3 client), the first file's browser_floor too, alone and with the checksum worker."""
+    With `floor_s3` (a boto3 S3 client), the first file's browser_floor too: alone, with the checksum worker, and
+    the worker alone."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -382,10 +392,8 @@ def browser_upload(
                     "() => { const input = document.createElement('input'); input.type = 'file';"
                     " input.id = 'bench-floor-file'; input.hidden = true; document.body.append(input); }"
                 )
-                for with_sha in (False, True):
-                    floors["sha256" if with_sha else "plain"] = browser_floor(
-                        page, floor_s3, paths[0], with_sha=with_sha
-                    )
+                for name, with_sha, puts in (("plain", False, True), ("sha256", True, True), ("sums", True, False)):
+                    floors[name] = browser_floor(page, floor_s3, paths[0], with_sha=with_sha, puts=puts)
             return times, floors, cpus
         finally:
             browser.close()
@@ -544,6 +552,22 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"          floor / boto3 {floors['plain'][0] / boto3_seconds:.2f}, floor+sums / boto3 "
             f"{floors['sha256'][0] / boto3_seconds:.2f}"
+        )
+        # Two bounds no browser upload that hashes every byte can beat on this machine. The worker's one thread
+        # reads and hashes the file in order, so an upload ends no sooner than it (whatever the cores); and the
+        # CPU seconds floor+sums used, shared by this machine's cores, with the completion after the last part.
+        sums_alone, _, _ = floors["sums"]
+        _, completion, cpu = floors["sha256"]
+        cores = os.cpu_count() or 1
+        bound = max(sums_alone, (cpu - completion) / cores) + completion
+        print(
+            line("sums alone", sums_alone)
+            + "  (fxfer's checksum worker alone over the file: one thread, no upload; a bound whatever the cores)"
+        )
+        print(
+            f"bound     {bound:.1f} s = {bound / boto3_seconds:.2f} x boto3: floor+sums used {cpu:.1f} CPU seconds"
+            f" on {cores} CPUs, then {completion:.1f} s of completion: no upload from this browser hashing every byte"
+            " ends sooner here"
         )
     # LocalStack completes a multipart upload by copying every part into one new file, 64 KiB at a time, in
     # Python: seconds for 1 GiB, on the CPU the browser and boto3 need too. S3's time is its own, not ours.
