@@ -18,12 +18,13 @@ for 1 GiB, on the CPU the browser and boto3 need too), and the ratios without it
 parts PUT straight to presigned part URLs of a multipart upload (16 MiB parts, 10 requests at once, no checksum,
 no call to fxfer), then CompleteMultipartUpload with boto3; once alone and once with fxfer's own checksum worker
 (static/js/hash-worker.js) reading the file alongside for its SHA-256 and every part's CRC-64/NVME (the PUTs do not
-wait for them), as every upload does. No upload through fxfer can be faster than the first figure on this machine,
-nor than the second with the checksums that recipients and S3 check. Then the worker alone over the file ("sums
-alone": one thread reads and hashes in order, so no upload that hashes every byte ends sooner, whatever the cores),
-and from these a "bound": floor+sums' CPU seconds shared by this machine's cores, then its completion. On a machine
-whose few cores Chromium shares with LocalStack, the bound is above boto3's time: the SHA-256 in WebAssembly (no
-SHA instructions there) and Chromium moving each byte through three processes cost CPU that boto3 does not spend.
+wait for them), as every upload does. No upload through fxfer can be faster than the first figure on this machine;
+the second is what the checksums that recipients and S3 check leave of it. Then the worker alone over the file
+("sums alone": one thread reads and hashes in order, so no upload that hashes every byte ends sooner, whatever the
+cores), and from these a "bound": the longest of that, floor+sums' CPU seconds shared by this machine's cores and
+the raw PUTs' time, then the browser's completion. On a machine whose few cores Chromium shares with LocalStack,
+the bound is above boto3's time: the SHA-256 in WebAssembly (no SHA instructions there) and Chromium moving each
+byte through three processes cost CPU that boto3 does not spend.
 
 `--timeline` prints, for each browser upload, every part PUT and call to fxfer as the page saw them, then
 fxfer's side: each request's time and the AWS calls it made (botocore's: S3, DynamoDB, KMS and SES alike),
@@ -553,21 +554,26 @@ def main(argv: list[str] | None = None) -> int:
             f"          floor / boto3 {floors['plain'][0] / boto3_seconds:.2f}, floor+sums / boto3 "
             f"{floors['sha256'][0] / boto3_seconds:.2f}"
         )
-        # Two bounds no browser upload that hashes every byte can beat on this machine. The worker's one thread
-        # reads and hashes the file in order, so an upload ends no sooner than it (whatever the cores); and the
-        # CPU seconds floor+sums used, shared by this machine's cores, with the completion after the last part.
-        sums_alone, _, _ = floors["sums"]
+        # What no browser upload that hashes every byte can beat here, before its completion: the worker's one
+        # thread reading and hashing the file in order (whatever the cores); the CPU seconds floor+sums used
+        # before its completion, shared by this machine's cores; and the raw PUTs alone (where the link is the
+        # limit). Then the browser's own completion, as LocalStack took it in this run (its time varies by
+        # seconds from run to run with the disk).
+        sums_alone = floors["sums"][0]
         _, completion, cpu = floors["sha256"]
         cores = os.cpu_count() or 1
-        bound = max(sums_alone, (cpu - completion) / cores) + completion
+        shared = (cpu - completion) / cores  # LocalStack's completion keeps one core busy
+        puts = floors["plain"][0] - floors["plain"][1]
+        bound = max(sums_alone, shared, puts) + browser_completion
         print(
             line("sums alone", sums_alone)
             + "  (fxfer's checksum worker alone over the file: one thread, no upload; a bound whatever the cores)"
         )
         print(
-            f"bound     {bound:.1f} s = {bound / boto3_seconds:.2f} x boto3: floor+sums used {cpu:.1f} CPU seconds"
-            f" on {cores} CPUs, then {completion:.1f} s of completion: no upload from this browser hashing every byte"
-            " ends sooner here"
+            f"bound     {bound:.1f} s = {bound / boto3_seconds:.2f} x boto3 (browser {browser_seconds / bound:.2f} x"
+            f" it): the longest of sums alone, floor+sums' {cpu - completion:.1f} CPU seconds before its completion"
+            f" on {cores} CPUs ({shared:.1f} s) and the raw PUTs ({puts:.1f} s), then the browser's completion: no"
+            " upload from this browser hashing every byte ends sooner here"
         )
     # LocalStack completes a multipart upload by copying every part into one new file, 64 KiB at a time, in
     # Python: seconds for 1 GiB, on the CPU the browser and boto3 need too. S3's time is its own, not ours.
