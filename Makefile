@@ -124,7 +124,8 @@ bench-pages: package
 	$(PY) -m bench.pages
 
 # 1 GiB through the browser's multipart path vs boto3's upload_file, on LocalStack S3, and the same browser's raw
-# part PUTs (what this machine allows any browser upload), alone and with the SHA-256 worker.
+# part PUTs (what this machine allows any browser upload), alone and with the SHA-256 worker, the worker alone, and
+# the bound these set on this machine.
 bench-upload: setup
 	$(PY) -m bench.upload --floor
 
