@@ -8,6 +8,7 @@ answer is about to expire asks for a fresh one."""
 import hashlib
 import os
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -62,6 +63,9 @@ def test_send_two_files_and_a_recipient_downloads_exactly_them(page, guest, site
     page.on("request", lambda r: signing_calls.append(r.url) if r.url.endswith("/parts") else None)
     authorize_calls = []
     page.on("request", lambda r: authorize_calls.append(r.url) if r.url.endswith("/authorize") else None)
+    # A file's checksum worker ends once it has read the whole file (the page keeps one more ready, unused).
+    hashed = []
+    page.on("worker", lambda worker: worker.on("close", lambda _: hashed.append(worker.url)))
 
     sign_in_as(page, site, "alice")
     page.get_by_role("link", name="New transfer").click()
@@ -72,6 +76,12 @@ def test_send_two_files_and_a_recipient_downloads_exactly_them(page, guest, site
     add_files(page, small, large)
     expect(page.get_by_text("dataset.bin")).to_be_visible()
     shot(page, "new-transfer-desktop")
+    # Both files read and hashed before Send, as when a person adds files and then reads the form over (a Send
+    # right after adding a file signs each part's URL as its CRC comes instead, one call each).
+    deadline = time.monotonic() + 30
+    while len(hashed) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert len(hashed) == 2, hashed
     page.get_by_role("button", name="Send").click()
 
     # Sent: the page becomes the transfer's own page once the server has verified both files.
@@ -80,7 +90,7 @@ def test_send_two_files_and_a_recipient_downloads_exactly_them(page, guest, site
     assert re.search(r"/transfers/[A-Za-z0-9_-]{22}/$", transfer_url)
     assert len(part_puts) == 3  # 5 + 5 + 2 MiB, straight to S3
     # A batch (2 here) at a time, each URL signed for its part's CRC-64/NVME, which the browser's worker had
-    # computed for every part before the first PUT: parts 1 and 2, then 3.
+    # computed for every part before Send: parts 1 and 2, then 3.
     assert len(signing_calls) == 2
     # Send's answer brought how each file goes up (the small file's POST policy, which LocalStack enforced; the
     # large one's multipart upload): no file asked authorize first.
