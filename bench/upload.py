@@ -563,8 +563,8 @@ def main(argv: list[str] | None = None) -> int:
         _, completion, cpu = floors["sha256"]
         cores = os.cpu_count() or 1
         shared = (cpu - completion) / cores  # LocalStack's completion keeps one core busy
-        puts = floors["plain"][0] - floors["plain"][1]
-        bound = max(sums_alone, shared, puts) + browser_completion
+        raw_puts = floors["plain"][0] - floors["plain"][1]
+        bound = max(sums_alone, shared, raw_puts) + browser_completion
         print(
             line("sums alone", sums_alone)
             + "  (fxfer's checksum worker alone over the file: one thread, no upload; a bound whatever the cores)"
@@ -572,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"bound     {bound:.1f} s = {bound / boto3_seconds:.2f} x boto3 (browser {browser_seconds / bound:.2f} x"
             f" it): the longest of sums alone, floor+sums' {cpu - completion:.1f} CPU seconds before its completion"
-            f" on {cores} CPUs ({shared:.1f} s) and the raw PUTs ({puts:.1f} s), then the browser's completion: no"
+            f" on {cores} CPUs ({shared:.1f} s) and the raw PUTs ({raw_puts:.1f} s), then the browser's completion: no"
             " upload from this browser hashing every byte ends sooner here"
         )
     # LocalStack completes a multipart upload by copying every part into one new file, 64 KiB at a time, in
